@@ -1,0 +1,2 @@
+//! The `chorus` binary.
+fn main() {}
