@@ -1,3 +1,24 @@
-//! The Chorus node (in progress).
+//! The Chorus node: it remembers signed records and counts them.
+//!
+//! Components:
+//! - [`Store`] (`store`): one sled tree holding records by id (verbatim wire bytes), indexes
+//!   by topic and time, author, target and product, and the derived state; one atomic batch
+//!   per ingest batch.
+//! - [`Ingest`] (`ingest`): the pipeline that decodes, validates, batch-verifies on all cores,
+//!   drops duplicates, applies and durably commits records, then broadcasts [`Event`]s.
+//! - `tally`: derived state — petition tallies, product ratings, group membership, profiles —
+//!   as a pure function of the set of records, and [`recompute`] to check it from raw records.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
+
+mod error;
+pub mod ingest;
+pub mod store;
+pub mod tally;
+#[cfg(feature = "workload")]
+pub mod workload;
+
+pub use error::{Error, Result};
+pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
+pub use store::{Page, Store};
+pub use tally::{recompute, Difference, Event, GroupTally, PetitionTally, Rating, ResponseInfo};

@@ -520,7 +520,8 @@ impl Body {
     }
 
     /// The topic this body implies when the body alone decides it; `None` for kinds whose
-    /// topic is that of the record they point at (endorsement, retraction, attestation).
+    /// topic is that of the record they point at (endorsement, retraction, attestation about
+    /// a record).
     pub fn implied_topic(&self, author: &AuthorKey) -> Option<Topic> {
         match self {
             Body::Profile(_) | Body::Group(_) => Some(Topic::Meta),
@@ -529,6 +530,11 @@ impl Body {
             Body::Admit(a) => Some(Topic::Group(a.group)),
             Body::Petition(p) => Some(Topic::Producer(p.producer)),
             Body::Response(_) => Some(Topic::Producer(*author)),
+            // About keys, not a record: nothing to follow, so `meta` (PROTOCOL.md §6).
+            Body::Attestation(Attestation {
+                subject: Subject::Keys(_),
+                ..
+            }) => Some(Topic::Meta),
             Body::Endorsement(_) | Body::Retraction(_) | Body::Attestation(_) => None,
         }
     }
@@ -710,22 +716,35 @@ impl RecordBuilder {
         self
     }
 
-    /// Encodes, validates (context-free rules) and signs.
-    pub fn sign(self, key: &SigningKey) -> Result<SignedRecord, Error> {
-        let author = AuthorKey(key.verifying_key().to_bytes());
+    fn build(self, author: AuthorKey) -> Result<Record, Error> {
         let implied = self.body.implied_topic(&author);
         let topic = match (self.topic, implied) {
             (Some(t), _) => t,
             (None, Some(t)) => t,
             (None, None) => return Err(Error::MissingField("topic")),
         };
-        let record = Record {
+        Ok(Record {
             v: PROTOCOL_VERSION,
             author,
             created_at: self.created_at,
             topic,
             body: self.body,
-        };
+        })
+    }
+
+    /// The id and topic the record will have when `author` signs it (the id does not
+    /// depend on the signature). Topic `meta` if the topic is missing.
+    pub fn preview(&self, author: AuthorKey) -> (RecordId, Topic) {
+        match self.clone().build(author) {
+            Ok(r) => (RecordId::of(&cbor::encode_record(&r)), r.topic),
+            Err(_) => (RecordId([0; 32]), Topic::Meta),
+        }
+    }
+
+    /// Encodes, validates (context-free rules) and signs.
+    pub fn sign(self, key: &SigningKey) -> Result<SignedRecord, Error> {
+        let author = AuthorKey(key.verifying_key().to_bytes());
+        let record = self.build(author)?;
         sign::sign_record(&record, key)
     }
 }

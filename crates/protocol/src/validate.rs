@@ -200,6 +200,18 @@ pub fn check_record(r: &Record) -> Result<(), Error> {
             found: r.topic.to_string(),
             expected: "producer/<petition's producer>".into(),
         });
+    } else if let Body::Attestation(Attestation {
+        subject: Subject::Keys(_),
+        ..
+    }) = &r.body
+    {
+        // An attestation about keys has no target record to follow: it travels on `meta`.
+        if r.topic != Topic::Meta {
+            return Err(Error::TopicMismatch {
+                found: r.topic.to_string(),
+                expected: Topic::Meta.to_string(),
+            });
+        }
     }
     Ok(())
 }

@@ -58,6 +58,20 @@ fn invalid(
     error: &str,
     now: u64,
 ) -> J {
+    let wire = cbor::encode_wire(record, sig);
+    invalid_wire(name, author, record, sig, &wire, error, now)
+}
+
+/// An invalid vector whose wire form is not the one `encode_wire` would build.
+fn invalid_wire(
+    name: &str,
+    author: &[u8; 32],
+    record: &[u8],
+    sig: &[u8; 64],
+    wire: &[u8],
+    error: &str,
+    now: u64,
+) -> J {
     json!({
         "name": name,
         "valid": false,
@@ -65,9 +79,14 @@ fn invalid(
         "public_key": hex::encode(author),
         "record": hex::encode(record),
         "signature": hex::encode(sig),
-        "wire": hex::encode(cbor::encode_wire(record, sig)),
+        "wire": hex::encode(wire),
         "error": error,
     })
+}
+
+/// An invalid vector honestly signed by test key `i`, so that only `record` is at fault.
+fn invalid_signed(name: &str, i: u8, record: &[u8], error: &str) -> J {
+    invalid(name, &pk(i).0, record, &sign_bytes(i, record), error, NOW)
 }
 
 fn signed(i: u8, body: Body, topic: Option<Topic>) -> SignedRecord {
@@ -159,6 +178,49 @@ fn torsion_vector() -> J {
             "decoded": cbor::record_to_json(&bytes).unwrap(),
         });
     }
+}
+
+/// The entries of a record map (or any CBOR map), in their encoded order.
+fn map_entries(bytes: &[u8]) -> Vec<(Value, Value)> {
+    let Ok(Value::Map(entries)) = ciborium::de::from_reader::<Value, _>(bytes) else {
+        unreachable!()
+    };
+    entries
+}
+
+/// Encodes a CBOR value as given: ciborium keeps the entry order and uses shortest heads.
+fn raw_cbor(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(v, &mut out).unwrap();
+    out
+}
+
+/// Sorts text-keyed map entries into canonical order (shorter key first, then bytewise).
+fn sort_canonical(entries: &mut [(Value, Value)]) {
+    entries.sort_by(|a, b| {
+        let (a, b) = (a.0.as_text().unwrap(), b.0.as_text().unwrap());
+        (a.len(), a.as_bytes()).cmp(&(b.len(), b.as_bytes()))
+    });
+}
+
+/// `bytes` with the one occurrence of `from` replaced by `to`.
+fn replace_once(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at: Vec<usize> = bytes
+        .windows(from.len())
+        .enumerate()
+        .filter(|(_, w)| *w == from)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "pattern must occur exactly once");
+    [&bytes[..at[0]], to, &bytes[at[0] + from.len()..]].concat()
+}
+
+/// The encoding with y = p + 3 and sign bit 0: non-canonical, and y = 3 is on the curve.
+fn y_p_plus_3() -> [u8; 32] {
+    let mut y = [0xffu8; 32];
+    y[0] = 0xf0;
+    y[31] = 0x7f;
+    y
 }
 
 fn text_map(entries: Vec<(&str, Value)>) -> Value {
@@ -302,17 +364,14 @@ pub(crate) fn build() -> J {
     out.push(valid("attestation", seed(5), &attestation));
     let mut keys = vec![pk(6), pk(7), pk(8)];
     keys.sort();
-    let sybil = signed(
-        5,
-        Body::Attestation(Attestation {
-            subject: Subject::Keys(keys),
-            verdict: Verdict::OneActor,
-            count: None,
-            root: None,
-            note: Some("fresh keys, same minute".into()),
-        }),
-        Some(Topic::Meta),
-    );
+    let one_actor = Body::Attestation(Attestation {
+        subject: Subject::Keys(keys),
+        verdict: Verdict::OneActor,
+        count: None,
+        root: None,
+        note: Some("fresh keys, same minute".into()),
+    });
+    let sybil = signed(5, one_actor.clone(), Some(Topic::Meta));
     out.push(valid("attestation-one-actor", seed(5), &sybil));
     out.push(torsion_vector());
 
@@ -379,14 +438,10 @@ pub(crate) fn build() -> J {
         NOW,
     ));
 
-    // R replaced by a non-canonical encoding of a point (y = p + 2, which is y = 2 reduced).
+    // R replaced by a non-canonical encoding of a point: y = p + 3, which reduced is y = 3,
+    // a point of large order (y = p + 2 would not be on the curve at all).
     let mut r_nc = *rev.signature();
-    r_nc[..32].copy_from_slice(&{
-        let mut y = [0xffu8; 32];
-        y[0] = 0xef;
-        y[31] = 0x7f;
-        y
-    });
+    r_nc[..32].copy_from_slice(&y_p_plus_3());
     out.push(invalid(
         "non-canonical-r",
         &author1,
@@ -504,6 +559,248 @@ pub(crate) fn build() -> J {
         &sign_bytes(1, &mb),
         "topic-mismatch",
         NOW,
+    ));
+
+    // An attestation about keys has no target to follow: it travels on `meta` (§6).
+    let off_meta = cbor::encode_record(&Record {
+        v: 1,
+        author: pk(5),
+        created_at: T,
+        topic: Topic::Producer(producer),
+        body: one_actor,
+    });
+    out.push(invalid_signed(
+        "one-actor-off-meta",
+        5,
+        &off_meta,
+        "topic-mismatch",
+    ));
+
+    // An author whose y is p + 3 (y = 3 reduced, a point of large order): only the
+    // canonical-y check refuses it. The signature is an honest one by another key, so S and R
+    // pass.
+    let nc_key = y_p_plus_3();
+    let nck = cbor::encode_record(&Record {
+        author: AuthorKey(nc_key),
+        ..review(4, "a key with y >= p".into())
+    });
+    out.push(invalid(
+        "non-canonical-public-key",
+        &nc_key,
+        &nck,
+        &sign_bytes(1, &nck),
+        "non-canonical-key",
+        NOW,
+    ));
+
+    // R of order 8, an honest key and S = k·a: then [S]B - R - [k]A = -R, a torsion point,
+    // so the cofactored equation holds and only the R check fails.
+    let r_bytes = EIGHT_TORSION[1].compress().to_bytes();
+    let k = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(author1)
+            .chain_update(message(&rev.id())),
+    );
+    let s = k * SigningKey::from_bytes(&seed(1)).to_scalar();
+    let mut r_small = [0u8; 64];
+    r_small[..32].copy_from_slice(&r_bytes);
+    r_small[32..].copy_from_slice(s.as_bytes());
+    out.push(invalid(
+        "small-order-r",
+        &author1,
+        &rb,
+        &r_small,
+        "invalid-signature-r",
+        NOW,
+    ));
+
+    // The review body with one more key, in canonical position.
+    let mut entries = map_entries(&rb);
+    for (k, v) in entries.iter_mut() {
+        if k.as_text() == Some("body") {
+            let Value::Map(body) = v else { unreachable!() };
+            body.push((Value::Text("colour".into()), Value::Text("red".into())));
+            sort_canonical(body);
+        }
+    }
+    let extra = raw_cbor(&Value::Map(entries));
+    out.push(invalid_signed(
+        "unknown-body-field",
+        1,
+        &extra,
+        "unexpected-field",
+    ));
+
+    // `"v": 1` twice at the head of the record map (a map of 7): a duplicate key is an
+    // unexpected field (§5.4), whatever the value.
+    assert_eq!(rb[..3], [0xa6, 0x61, 0x76]);
+    let dup = [&[0xa7, 0x61, 0x76, 0x01][..], &rb[1..]].concat();
+    out.push(invalid_signed(
+        "duplicate-map-key",
+        1,
+        &dup,
+        "unexpected-field",
+    ));
+
+    // The record map with an indefinite length (0xbf ... 0xff): same content, other bytes.
+    let indef_map = [&[0xbf][..], &rb[1..], &[0xff][..]].concat();
+    out.push(invalid_signed(
+        "indefinite-length-map",
+        1,
+        &indef_map,
+        "non-canonical",
+    ));
+
+    // The title "Sturdy" as an indefinite-length text of two chunks.
+    let indef_text = replace_once(&rb, b"\x66Sturdy", b"\x7f\x63Stu\x63rdy\xff");
+    out.push(invalid_signed(
+        "indefinite-length-text",
+        1,
+        &indef_text,
+        "non-canonical",
+    ));
+
+    // created_at = 10^9 (a 4-byte head, 0x1a) written with an 8-byte head (0x1b).
+    let early = cbor::encode_record(&Record {
+        created_at: 1_000_000_000,
+        ..review(4, "written long ago".into())
+    });
+    let long_head = replace_once(
+        &early,
+        &[0x1a, 0x3b, 0x9a, 0xca, 0x00],
+        &[0x1b, 0, 0, 0, 0, 0x3b, 0x9a, 0xca, 0x00],
+    );
+    out.push(invalid_signed(
+        "non-shortest-integer-head",
+        1,
+        &long_head,
+        "non-canonical",
+    ));
+
+    // The record's byte-string head in the wire as 0x59 (2-byte length) for a length < 256.
+    let prof = profile.record_bytes();
+    let n = u8::try_from(prof.len()).expect("profile record under 256 bytes");
+    assert!(n >= 24);
+    let wire = [
+        &[0x82, 0x59, 0x00, n][..],
+        prof,
+        &[0x58, 0x40][..],
+        profile.signature(),
+    ]
+    .concat();
+    out.push(invalid_wire(
+        "non-shortest-wire-head",
+        &producer.0,
+        prof,
+        profile.signature(),
+        &wire,
+        "non-canonical",
+        NOW,
+    ));
+
+    // The signature's head as 0x59 0x00 0x40 instead of 0x58 0x40.
+    let wire = [
+        &[0x82, 0x58, n][..],
+        prof,
+        &[0x59, 0x00, 0x40][..],
+        profile.signature(),
+    ]
+    .concat();
+    out.push(invalid_wire(
+        "non-shortest-signature-head",
+        &producer.0,
+        prof,
+        profile.signature(),
+        &wire,
+        "non-canonical",
+        NOW,
+    ));
+
+    // LF is allowed in text, CR is not.
+    let cr = cbor::encode_record(&review(4, "Good grip.\r\nHeavy head.".into()));
+    out.push(invalid_signed(
+        "control-character-in-text",
+        1,
+        &cr,
+        "invalid-text",
+    ));
+
+    let petition_at = |variant: PetitionVariant, deadline: Option<u64>| Record {
+        v: 1,
+        author: pk(3),
+        created_at: T,
+        topic: Topic::Producer(producer),
+        body: Body::Petition(Petition {
+            producer,
+            product: None,
+            group: None,
+            title: "Cheaper handles".into(),
+            text: "Sell the handle on its own.".into(),
+            threshold: 10,
+            deadline,
+            variant,
+        }),
+    };
+    let due = cbor::encode_record(&petition_at(PetitionVariant::Demand, Some(T)));
+    out.push(invalid_signed(
+        "deadline-not-after-created-at",
+        3,
+        &due,
+        "invalid-field",
+    ));
+    let zero_goal = cbor::encode_record(&petition_at(
+        PetitionVariant::Campaign {
+            goal: Amount {
+                value: 0,
+                currency: "EUR".into(),
+            },
+        },
+        None,
+    ));
+    out.push(invalid_signed(
+        "campaign-zero-goal",
+        3,
+        &zero_goal,
+        "invalid-field",
+    ));
+
+    // `verified-count` needs both `count` and `root` (§4.10): here `root` is missing.
+    let uncounted = cbor::encode_record(&Record {
+        v: 1,
+        author: pk(5),
+        created_at: T,
+        topic: Topic::Producer(producer),
+        body: Body::Attestation(Attestation {
+            subject: Subject::Record(petition.id()),
+            verdict: Verdict::VerifiedCount,
+            count: Some(987),
+            root: None,
+            note: None,
+        }),
+    });
+    out.push(invalid_signed(
+        "verified-count-without-root",
+        5,
+        &uncounted,
+        "invalid-field",
+    ));
+
+    // The review's topic with the producer key in uppercase hex: one topic, one spelling.
+    let mut entries = map_entries(&rb);
+    for (k, v) in entries.iter_mut() {
+        if k.as_text() == Some("topic") {
+            let upper = format!("producer/{}", producer.to_string().to_ascii_uppercase());
+            assert_ne!(v.as_text(), Some(upper.as_str()));
+            *v = Value::Text(upper);
+        }
+    }
+    let upper = raw_cbor(&Value::Map(entries));
+    out.push(invalid_signed(
+        "uppercase-topic-hex",
+        1,
+        &upper,
+        "invalid-topic",
     ));
 
     J::Array(out)

@@ -1,0 +1,391 @@
+//! The ingest pipeline: untrusted wire bytes in, a verdict per record out.
+//!
+//! Two stages on their own threads, joined by a bounded channel so that verifying one batch
+//! overlaps writing the previous one:
+//!
+//! 1. **check** — per record: the id from the wire (BLAKE3 of the record bytes) and a store
+//!    lookup drop duplicates before any other work; then decode, the context-free rules and
+//!    the clock; then signatures, in batches of [`VERIFY_CHUNK`] spread over all cores by
+//!    rayon (batch verification gives each record its single verdict, see
+//!    `chorus_protocol::sign`).
+//! 2. **write** — one thread owns all writes. It takes every checked batch that is waiting
+//!    (group commit, up to [`MAX_COMMIT`] records), checks the kind rules that need other
+//!    records, parks records whose target is missing, applies the rest and the derived state
+//!    they change into one overlay, and commits that as **one atomic sled batch followed by
+//!    a flush**. Only then are the callers answered and the events broadcast.
+//!
+//! So an acknowledged record ([`Outcome::Stored`], or [`Outcome::Waiting`]) is on disk, with
+//! its indexes and derived state: a crash after the answer loses nothing, and a crash before
+//! it leaves none of the batch behind.
+
+use std::collections::HashSet;
+use std::thread::JoinHandle;
+
+use chorus_protocol::{cbor, verify_batch_cached, KeyCache, RecordId, SignedRecord};
+use rayon::prelude::*;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::store::{keys, Overlay, Store};
+use crate::tally::{self, Ctx, Event, Readiness};
+use crate::{Error, Result};
+
+/// Records verified together in one batch equation.
+pub const VERIFY_CHUNK: usize = 64;
+/// Most records committed in one sled batch (keeps sled's memory flat).
+pub const MAX_COMMIT: usize = 2048;
+
+/// Why a record was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// It breaks a protocol rule (structure, limits, clock, signature).
+    Invalid(chorus_protocol::Error),
+    /// It breaks a kind rule that needs another record (wrong producer, not the founder...).
+    Rule(&'static str),
+    /// It waits for a record not yet seen, and too many records already wait.
+    TooManyWaiting,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Invalid(e) => write!(f, "{e}"),
+            Rejection::Rule(r) => f.write_str(r),
+            Rejection::TooManyWaiting => f.write_str("too many records wait for their target"),
+        }
+    }
+}
+
+/// The verdict on one submitted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// New, valid, and durably stored.
+    Stored(RecordId),
+    /// Already stored (or already waiting).
+    Duplicate(RecordId),
+    /// Valid, durably kept, and applied once the record it points at arrives.
+    Waiting(RecordId),
+    /// Refused; nothing was stored.
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    /// Was the record accepted (stored, waiting or already known)?
+    pub fn is_accepted(&self) -> bool {
+        !matches!(self, Outcome::Rejected(_))
+    }
+}
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Allowed clock skew for `created_at` in the future (ms).
+    pub skew_ms: u64,
+    /// Most records kept waiting for a target.
+    pub max_waiting: usize,
+    /// Capacity of the broadcast channel of events.
+    pub event_capacity: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            skew_ms: chorus_protocol::DEFAULT_SKEW_MS,
+            max_waiting: 100_000,
+            event_capacity: 4096,
+        }
+    }
+}
+
+struct Job {
+    wires: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Vec<Outcome>>,
+}
+
+struct Checked {
+    outcomes: Vec<Option<Outcome>>,
+    records: Vec<(usize, SignedRecord)>,
+    reply: oneshot::Sender<Vec<Outcome>>,
+}
+
+/// Handle to the pipeline. Cheap to clone; the threads stop when every handle is dropped.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Job>,
+    events: broadcast::Sender<Event>,
+    store: Store,
+}
+
+/// The pipeline's threads, to join on shutdown.
+pub struct IngestThreads {
+    check: JoinHandle<()>,
+    write: JoinHandle<()>,
+}
+
+impl IngestThreads {
+    /// Waits for both stages to finish (after every [`Ingest`] handle is dropped).
+    pub fn join(self) {
+        if self.check.join().is_err() {
+            warn!("ingest check stage panicked");
+        }
+        if self.write.join().is_err() {
+            warn!("ingest write stage panicked");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Ingest {
+    /// Starts the pipeline over `store`.
+    pub fn start(store: Store, config: IngestConfig) -> Result<(Ingest, IngestThreads)> {
+        let (tx, rx) = mpsc::channel::<Job>(4);
+        let (ctx_tx, ctx_rx) = mpsc::channel::<Checked>(2);
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let waiting = store.waiting();
+        let check = {
+            let store = store.clone();
+            let skew = config.skew_ms;
+            std::thread::Builder::new()
+                .name("ingest-check".into())
+                .spawn(move || check_stage(store, skew, rx, ctx_tx))
+                .map_err(|_| Error::NodeStopped)?
+        };
+        let write = {
+            let store = store.clone();
+            let events = events.clone();
+            let max_waiting = config.max_waiting;
+            std::thread::Builder::new()
+                .name("ingest-write".into())
+                .spawn(move || write_stage(store, ctx_rx, events, waiting, max_waiting))
+                .map_err(|_| Error::NodeStopped)?
+        };
+        Ok((Ingest { tx, events, store }, IngestThreads { check, write }))
+    }
+
+    /// The store this pipeline writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Events of every batch, after it is durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Queues a batch from synchronous code (blocks while the pipeline is full) and returns
+    /// where its outcomes will arrive, in submission order.
+    pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Vec<Outcome>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Job { wires, reply })
+            .map_err(|_| Error::NodeStopped)?;
+        Ok(rx)
+    }
+
+    /// Ingests a batch from synchronous code and waits for its outcomes.
+    pub fn ingest_blocking(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+        self.submit_blocking(wires)?
+            .blocking_recv()
+            .map_err(|_| Error::NodeStopped)
+    }
+
+    /// Ingests a batch and waits for its outcomes.
+    pub async fn ingest(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { wires, reply })
+            .await
+            .map_err(|_| Error::NodeStopped)?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+}
+
+thread_local! {
+    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::new());
+}
+
+fn check_stage(store: Store, skew_ms: u64, mut rx: mpsc::Receiver<Job>, tx: mpsc::Sender<Checked>) {
+    while let Some(job) = rx.blocking_recv() {
+        let checked = check(&store, skew_ms, job);
+        if tx.blocking_send(checked).is_err() {
+            break;
+        }
+    }
+}
+
+fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
+    let now = now_ms();
+    let n = job.wires.len();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    let mut decoded: Vec<(usize, SignedRecord)> = Vec::with_capacity(n);
+    let mut seen = HashSet::with_capacity(n);
+    for (i, wire) in job.wires.into_iter().enumerate() {
+        // The id needs only the wire framing: duplicates cost one hash and one lookup.
+        if let Ok((range, _)) = cbor::split_wire(&wire) {
+            let id = RecordId::of(&wire[range]);
+            let dup = !seen.insert(id) || store.contains(&id).unwrap_or(false);
+            if dup {
+                outcomes[i] = Some(Outcome::Duplicate(id));
+                continue;
+            }
+        }
+        match SignedRecord::from_vec(wire).and_then(|r| r.check_time(now, skew_ms).map(|_| r)) {
+            Ok(r) => decoded.push((i, r)),
+            Err(e) => outcomes[i] = Some(Outcome::Rejected(Rejection::Invalid(e))),
+        }
+    }
+    let verdicts: Vec<Result<(), chorus_protocol::Error>> = decoded
+        .par_chunks(VERIFY_CHUNK)
+        .flat_map_iter(|chunk| {
+            let refs: Vec<&SignedRecord> = chunk.iter().map(|(_, r)| r).collect();
+            KEYS.with(|k| verify_batch_cached(&refs, &mut k.borrow_mut()))
+        })
+        .collect();
+    let mut records = Vec::with_capacity(decoded.len());
+    for ((i, rec), verdict) in decoded.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => records.push((i, rec)),
+            Err(e) => outcomes[i] = Some(Outcome::Rejected(Rejection::Invalid(e))),
+        }
+    }
+    Checked {
+        outcomes,
+        records,
+        reply: job.reply,
+    }
+}
+
+fn write_stage(
+    store: Store,
+    mut rx: mpsc::Receiver<Checked>,
+    events: broadcast::Sender<Event>,
+    mut waiting: usize,
+    max_waiting: usize,
+) {
+    let mut ctx = Ctx::default();
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        let mut total: usize = group[0].records.len();
+        while total < MAX_COMMIT {
+            match rx.try_recv() {
+                Ok(c) => {
+                    total += c.records.len();
+                    group.push(c);
+                }
+                Err(_) => break,
+            }
+        }
+        match write_group(&store, &mut ctx, &mut group, &mut waiting, max_waiting) {
+            Ok(evs) => {
+                for checked in group {
+                    let outs = checked
+                        .outcomes
+                        .into_iter()
+                        .map(|o| {
+                            o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict")))
+                        })
+                        .collect();
+                    let _ = checked.reply.send(outs);
+                }
+                for e in evs {
+                    // No subscriber is fine.
+                    let _ = events.send(e);
+                }
+            }
+            Err(e) => {
+                // Nothing of the group was written; the callers learn that the node failed.
+                warn!(error = %e, "ingest batch failed");
+                waiting = store.waiting();
+                ctx = Ctx::default();
+                drop(group);
+            }
+        }
+    }
+}
+
+fn write_group(
+    store: &Store,
+    ctx: &mut Ctx,
+    group: &mut [Checked],
+    waiting: &mut usize,
+    max_waiting: usize,
+) -> Result<Vec<Event>> {
+    let tree = store.tree();
+    let mut ov = Overlay::new(tree);
+    let mut new_waiting = *waiting;
+    for checked in group.iter_mut() {
+        for (i, rec) in std::mem::take(&mut checked.records) {
+            let id = rec.id();
+            if ov.contains(&keys::record(&id))? {
+                checked.outcomes[i] = Some(Outcome::Duplicate(id));
+                continue;
+            }
+            let outcome = match tally::readiness(&ov, ctx, &rec)? {
+                Readiness::Ready => {
+                    tally::apply(&mut ov, ctx, &rec)?;
+                    release_waiting(&mut ov, ctx, id, &mut new_waiting)?;
+                    Outcome::Stored(id)
+                }
+                Readiness::Wait(target) => {
+                    let wk = keys::key(keys::WAITING, &[target.as_bytes(), id.as_bytes()]);
+                    if ov.contains(&wk)? {
+                        Outcome::Duplicate(id)
+                    } else if new_waiting >= max_waiting {
+                        Outcome::Rejected(Rejection::TooManyWaiting)
+                    } else {
+                        ov.put(wk, rec.wire().to_vec());
+                        new_waiting += 1;
+                        Outcome::Waiting(id)
+                    }
+                }
+                Readiness::Reject(why) => Outcome::Rejected(Rejection::Rule(why)),
+            };
+            checked.outcomes[i] = Some(outcome);
+        }
+    }
+    ctx.flush(&mut ov)?;
+    let events = ctx.finish_events(&ov)?;
+    store.commit(ov.into_writes())?;
+    *waiting = new_waiting;
+    Ok(events)
+}
+
+/// Applies the records that waited for `arrived` (and, in turn, those that waited for them).
+fn release_waiting<B: crate::store::Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    arrived: RecordId,
+    waiting: &mut usize,
+) -> Result<()> {
+    let mut work = vec![arrived];
+    while let Some(target) = work.pop() {
+        for (k, wire) in ov.scan_prefix(&keys::key(keys::WAITING, &[target.as_bytes()]))? {
+            ov.remove(k);
+            *waiting = waiting.saturating_sub(1);
+            let rec = match SignedRecord::from_vec(wire) {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "dropping undecodable waiting record");
+                    continue;
+                }
+            };
+            if ov.contains(&keys::record(&rec.id()))? {
+                continue;
+            }
+            match tally::readiness(ov, ctx, &rec)? {
+                Readiness::Ready => {
+                    tally::apply(ov, ctx, &rec)?;
+                    work.push(rec.id());
+                }
+                other => debug!(record = %rec.id(), verdict = ?other, "waiting record refused"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The sled-backed store: records by id (verbatim wire bytes), indexes, derived state.
+//!
+//! Everything lives in one sled tree (layout in [`keys`]) so that one ingest batch — records,
+//! index entries and the derived state they change — is applied as one atomic `sled::Batch`.
+//! Writes go through [`Overlay`], a map of pending writes over the tree that the derived-state
+//! code reads through; [`crate::tally`] runs the same code over an in-memory map to recompute
+//! everything from raw records.
+
+pub(crate) mod keys;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
+
+use crate::tally::{GroupTally, PetitionTally, Rating};
+use crate::{Error, Result};
+
+/// Read access to a key-value space: the sled tree, or an in-memory map.
+pub(crate) trait Backing {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+impl Backing for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        sled::Tree::scan_prefix(self, prefix)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(Error::from)
+            })
+            .collect()
+    }
+}
+
+impl Backing for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(BTreeMap::get(self, key).cloned())
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// Pending writes over a backing store; reads see the pending writes first.
+pub(crate) struct Overlay<'a, B: Backing> {
+    base: &'a B,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a, B: Backing> Overlay<'a, B> {
+    pub(crate) fn new(base: &'a B) -> Self {
+        Overlay {
+            base,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    pub(crate) fn contains(&self, key: &[u8]) -> Result<bool> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.is_some()),
+            None => Ok(self.base.get(key)?.is_some()),
+        }
+    }
+
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Keys and values under `prefix`, pending writes merged in.
+    pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix)?.into_iter().collect();
+        for (k, v) in self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    pub(crate) fn into_writes(self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        self.writes
+    }
+}
+
+/// A page of records and the cursor that continues after it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The records, oldest first.
+    pub records: Vec<SignedRecord>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<(u64, RecordId)>,
+}
+
+/// A page of a petition's endorsers: each one's winning record and whether it counts, and
+/// the author to continue after (`None` at the end).
+pub type EndorserPage = (Vec<(SignedRecord, bool)>, Option<AuthorKey>);
+
+/// The node's store. Cloning is shallow: clones share the same database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir.as_ref())
+            // A modest cache keeps the node's memory flat; sled pages the rest from disk.
+            .cache_capacity(64 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            // The ingest pipeline flushes each batch itself before acknowledging it.
+            .flush_every_ms(None)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A store in a temporary directory, deleted when dropped (tests, benchmarks).
+    pub fn temporary() -> Result<Self> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self> {
+        let tree = db.open_tree("chorus/v1")?;
+        Ok(Store { db, tree })
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Applies pending writes as one atomic batch, then flushes to disk.
+    pub(crate) fn commit(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Is a record with this id stored?
+    pub fn contains(&self, id: &RecordId) -> Result<bool> {
+        Ok(self.tree.contains_key(keys::record(id))?)
+    }
+
+    /// The record with this id, as stored (verbatim wire bytes, decoded).
+    pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>> {
+        match self.tree.get(keys::record(id))? {
+            None => Ok(None),
+            Some(wire) => Ok(Some(SignedRecord::from_vec(wire.to_vec())?)),
+        }
+    }
+
+    /// Number of stored records (one key lookup: the count is kept with the records).
+    pub fn len(&self) -> Result<u64> {
+        crate::tally::record_count(&self.tree)
+    }
+
+    /// Is the store empty?
+    pub fn is_empty(&self) -> bool {
+        self.tree.scan_prefix([keys::RECORD]).next().is_none()
+    }
+
+    /// Number of records waiting for a record they point at.
+    pub fn waiting(&self) -> usize {
+        self.tree.scan_prefix([keys::WAITING]).count()
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn page(&self, prefix: Vec<u8>, after: Option<(u64, RecordId)>, limit: usize) -> Result<Page> {
+        let start = match after {
+            Some((at, id)) => {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&at.to_be_bytes());
+                k.extend_from_slice(id.as_bytes());
+                k.push(0); // strictly after
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut records = Vec::new();
+        let mut last = None;
+        for kv in self.tree.range(start..) {
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) || records.len() >= limit {
+                break;
+            }
+            let (at, id) =
+                keys::timed_tail(&k).ok_or_else(|| Error::Corrupt("index key".into()))?;
+            if let Some(rec) = self.record(&id)? {
+                records.push(rec);
+            }
+            last = Some((at, id));
+        }
+        let next = if records.len() >= limit { last } else { None };
+        Ok(Page { records, next })
+    }
+
+    /// Records on a topic in (created_at, id) order, after the cursor.
+    pub fn by_topic(
+        &self,
+        topic: &Topic,
+        after: Option<(u64, RecordId)>,
+        limit: usize,
+    ) -> Result<Page> {
+        self.page(
+            keys::key(keys::TOPIC, &[&keys::topic_bytes(topic)]),
+            after,
+            limit,
+        )
+    }
+
+    /// Records by an author, oldest first.
+    pub fn by_author(
+        &self,
+        author: &AuthorKey,
+        after: Option<(u64, RecordId)>,
+        limit: usize,
+    ) -> Result<Page> {
+        self.page(keys::key(keys::AUTHOR, &[author.as_bytes()]), after, limit)
+    }
+
+    /// Records that point at `target` (retractions, responses, joins, admits, attestations),
+    /// oldest first. A petition's endorsements are listed by [`Store::endorsements`].
+    pub fn by_target(
+        &self,
+        target: &RecordId,
+        after: Option<(u64, RecordId)>,
+        limit: usize,
+    ) -> Result<Page> {
+        self.page(keys::key(keys::TARGET, &[target.as_bytes()]), after, limit)
+    }
+
+    /// Reviews and petitions about a product, oldest first.
+    pub fn by_product(
+        &self,
+        producer: &AuthorKey,
+        code: &str,
+        after: Option<(u64, RecordId)>,
+        limit: usize,
+    ) -> Result<Page> {
+        self.page(
+            keys::key(keys::PRODUCT, &[&keys::product_bytes_of(producer, code)]),
+            after,
+            limit,
+        )
+    }
+
+    /// The latest state of each endorser of a petition, in author-key order, from the slots
+    /// that count them: the winning endorsement (counted) or retraction (not counted).
+    /// Returns the page and the author to continue after.
+    pub fn endorsements(
+        &self,
+        petition: &RecordId,
+        after: Option<AuthorKey>,
+        limit: usize,
+    ) -> Result<EndorserPage> {
+        let prefix = crate::tally::endorse_slot_prefix(petition);
+        let mut start = prefix.clone();
+        if let Some(a) = after {
+            start.extend_from_slice(a.as_bytes());
+            start.push(0);
+        }
+        let mut out = Vec::new();
+        let mut last = None;
+        for kv in self.tree.range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let (id, on) = crate::tally::slot_winner(&v)?;
+            if let Some(rec) = self.record(&id)? {
+                last = Some(rec.author());
+                out.push((rec, on));
+            }
+        }
+        let next = if out.len() >= limit { last } else { None };
+        Ok((out, next))
+    }
+
+    /// A petition's tally: one key lookup.
+    pub fn tally(&self, petition: &RecordId) -> Result<Option<PetitionTally>> {
+        crate::tally::read(
+            &self.tree,
+            &keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]),
+        )
+    }
+
+    /// A product's rating: one key lookup.
+    pub fn rating(&self, producer: &AuthorKey, code: &str) -> Result<Rating> {
+        let k = keys::key(keys::RATING, &[&keys::product_bytes_of(producer, code)]);
+        Ok(crate::tally::read(&self.tree, &k)?.unwrap_or_default())
+    }
+
+    /// A group's tally (member count).
+    pub fn group(&self, group: &RecordId) -> Result<Option<GroupTally>> {
+        crate::tally::read(
+            &self.tree,
+            &keys::key(keys::GROUP_TALLY, &[group.as_bytes()]),
+        )
+    }
+
+    /// Is `member` a member of `group` (derived from joins, admits and the founder)?
+    pub fn is_member(&self, group: &RecordId, member: &AuthorKey) -> Result<bool> {
+        crate::tally::is_member(&Overlay::new(&self.tree), group, member)
+    }
+
+    /// The latest profile record of an author, unless retracted.
+    pub fn profile(&self, author: &AuthorKey) -> Result<Option<SignedRecord>> {
+        match crate::tally::profile_id(&self.tree, author)? {
+            Some(id) => self.record(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored record's wire bytes, in id order (audits, recompute).
+    pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.tree
+            .scan_prefix([keys::RECORD])
+            .map(|kv| kv.map(|(_, v)| v.to_vec()).map_err(Error::from))
+    }
+
+    /// All derived state (slots, tallies, ratings, groups, the record count) as raw entries:
+    /// two stores holding the same records must return equal maps.
+    pub fn derived_snapshot(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut all = BTreeMap::new();
+        for p in keys::DERIVED.iter().chain([b'm'].iter()) {
+            all.extend(self.derived_entries(*p)?);
+        }
+        Ok(all)
+    }
+
+    /// Derived-state entries under one prefix, as stored.
+    pub(crate) fn derived_entries(&self, prefix: u8) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.tree
+            .scan_prefix([prefix])
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(Error::from)
+            })
+            .collect()
+    }
+}

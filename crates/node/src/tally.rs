@@ -1,0 +1,987 @@
+//! Derived state: a pure function of the *set* of applied records, maintained incrementally.
+//!
+//! The building block is the **slot**: a place where competing records of one author meet and
+//! the latest by `(created_at, id)` wins. A retraction competes in the slot of the record it
+//! retracts, as an "off" state. Slots:
+//!
+//! | class | slot key                | "on" records            | feeds                          |
+//! |-------|-------------------------|-------------------------|--------------------------------|
+//! | `E`   | petition, author        | endorsements            | petition tally                 |
+//! | `V`   | product, author         | reviews                 | product rating                 |
+//! | `J`   | group, author           | joins                   | membership                     |
+//! | `M`   | group, member           | admits by the founder   | membership (approval groups)   |
+//! | `F`   | author                  | profiles                | latest profile                 |
+//! | `S`   | target, producer        | responses               | the petition's latest response |
+//! | `W`   | petition                | the author's retraction | petition withdrawn             |
+//!
+//! Because every aggregate is a sum over slot winners, and a slot winner does not depend on
+//! the order its candidates arrived in, the aggregates are order independent. The one
+//! order statistic, the time a petition reached its threshold, is the `threshold`-th earliest
+//! counted endorsement, recomputed from the petition's slots when a change could move it.
+//!
+//! The same code runs on the sled tree (through an [`Overlay`] of one batch's writes) and on
+//! an in-memory map, which is how [`recompute`] rebuilds everything from raw records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chorus_protocol::{Admission, AuthorKey, Body, Kind, PetitionVariant, RecordId, SignedRecord};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::store::keys::{self, key};
+use crate::store::{Backing, Overlay, Store};
+use crate::{Error, Result};
+
+const COUNT_KEY: &[u8] = b"mcount";
+
+/// A petition's tally: what `chorus tally` shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PetitionTally {
+    /// The targeted producer.
+    pub producer: AuthorKey,
+    /// Endorsements needed.
+    pub threshold: u64,
+    /// Endorsements created after this (ms) do not count.
+    pub deadline: Option<u64>,
+    /// The group the petition speaks for.
+    pub group: Option<RecordId>,
+    /// Campaign goal: (hundredths, currency).
+    pub goal: Option<(u64, String)>,
+    /// Distinct authors whose latest state is "endorsed".
+    pub endorsers: u64,
+    /// Of those, members of the petition's group.
+    pub member_endorsers: u64,
+    /// Pledged sums per currency, in hundredths.
+    pub pledged: BTreeMap<String, u128>,
+    /// Has the number of endorsers reached the threshold?
+    pub reached: bool,
+    /// `created_at` of the threshold-th earliest counted endorsement.
+    pub reached_at: Option<u64>,
+    /// Has the petition's author retracted it?
+    pub withdrawn: bool,
+    /// The producer's latest response.
+    pub response: Option<ResponseInfo>,
+}
+
+/// A producer's latest answer, as kept in a tally.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ResponseInfo {
+    /// The response record.
+    pub id: RecordId,
+    /// Its status (`acknowledged`, `in-progress`, ...).
+    pub status: String,
+    /// Its creation time.
+    pub created_at: u64,
+}
+
+/// A product's rating over the latest unretracted review of each author.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Rating {
+    /// Number of counted reviews.
+    pub count: u64,
+    /// Sum of their ratings.
+    pub sum: u64,
+    /// Counts of ratings 1..=5.
+    pub histogram: [u64; 5],
+}
+
+impl Rating {
+    /// The mean rating, 0 when there is none.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// A group's derived state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct GroupTally {
+    /// The group's creator, who admits members of approval groups.
+    pub founder: AuthorKey,
+    /// `open` or `approval`.
+    pub admission: String,
+    /// Number of members, founder included.
+    pub members: u64,
+}
+
+/// One slot's winning state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    at: u64,
+    id: RecordId,
+    on: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rating: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pledge: Option<(u64, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+}
+
+impl Slot {
+    fn new(rec: &SignedRecord, on: bool) -> Self {
+        Slot {
+            at: rec.record().created_at,
+            id: rec.id(),
+            on,
+            rating: None,
+            pledge: None,
+            status: None,
+        }
+    }
+    fn order(&self) -> (u64, RecordId) {
+        (self.at, self.id)
+    }
+}
+
+/// What the node tells subscribers after a batch is durable.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new record was stored.
+    RecordStored {
+        /// Its id.
+        id: RecordId,
+        /// Its kind.
+        kind: String,
+        /// Its topic.
+        topic: String,
+        /// Its author.
+        author: AuthorKey,
+        /// Its creation time.
+        created_at: u64,
+        /// The record it points at, if any.
+        target: Option<RecordId>,
+    },
+    /// A petition's tally changed.
+    TallyChanged {
+        /// The petition.
+        petition: RecordId,
+        /// Its new tally.
+        tally: Box<PetitionTally>,
+    },
+    /// A petition reached its threshold.
+    ThresholdCrossed {
+        /// The petition.
+        petition: RecordId,
+        /// Its tally.
+        tally: Box<PetitionTally>,
+    },
+    /// A product's rating changed.
+    RatingChanged {
+        /// The producer.
+        producer: AuthorKey,
+        /// The product code.
+        code: String,
+        /// The new rating.
+        rating: Rating,
+    },
+    /// A producer answered a petition or review.
+    Responded {
+        /// The petition or review.
+        target: RecordId,
+        /// The response record.
+        response: RecordId,
+        /// The producer.
+        producer: AuthorKey,
+        /// The status.
+        status: String,
+    },
+}
+
+pub(crate) fn read<T: DeserializeOwned, B: Backing>(b: &B, k: &[u8]) -> Result<Option<T>> {
+    match b.get(k)? {
+        None => Ok(None),
+        Some(v) => ciborium::de::from_reader(&v[..])
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
+    }
+}
+
+fn get<T: DeserializeOwned, B: Backing>(ov: &Overlay<'_, B>, k: &[u8]) -> Result<Option<T>> {
+    match ov.get(k)? {
+        None => Ok(None),
+        Some(v) => ciborium::de::from_reader(&v[..])
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
+    }
+}
+
+fn put<T: Serialize, B: Backing>(ov: &mut Overlay<'_, B>, k: Vec<u8>, v: &T) -> Result<()> {
+    let mut out = Vec::with_capacity(64);
+    ciborium::ser::into_writer(v, &mut out).map_err(|e| Error::Corrupt(format!("encode: {e}")))?;
+    ov.put(k, out);
+    Ok(())
+}
+
+fn slot_key(class: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut all: Vec<&[u8]> = vec![std::slice::from_ref(&class)];
+    all.extend_from_slice(parts);
+    key(keys::SLOT, &all)
+}
+
+/// Why a record cannot be applied (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every record it depends on is here and it obeys the kind rules.
+    Ready,
+    /// It points at a record not yet seen.
+    Wait(RecordId),
+    /// It breaks a kind rule.
+    Reject(&'static str),
+}
+
+/// State kept across the batches of one writer: decoded targets, and the events of the
+/// current batch.
+#[derive(Default)]
+pub(crate) struct Ctx {
+    targets: HashMap<RecordId, Arc<SignedRecord>>,
+    pub(crate) events: Vec<Event>,
+    changed_petitions: BTreeSet<RecordId>,
+    crossed: BTreeSet<RecordId>,
+    changed_products: BTreeMap<[u8; 64], (AuthorKey, String)>,
+    /// Petition tallies read or changed in this batch, decoded once and written once.
+    tallies: HashMap<RecordId, (PetitionTally, bool)>,
+    /// Records stored in this batch.
+    stored: u64,
+}
+
+impl Ctx {
+    const MAX_TARGETS: usize = 50_000;
+
+    fn target<B: Backing>(
+        &mut self,
+        ov: &Overlay<'_, B>,
+        id: &RecordId,
+    ) -> Result<Option<Arc<SignedRecord>>> {
+        if let Some(t) = self.targets.get(id) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(wire) = ov.get(&keys::record(id))? else {
+            return Ok(None);
+        };
+        let rec = Arc::new(SignedRecord::from_vec(wire)?);
+        if self.targets.len() >= Self::MAX_TARGETS {
+            self.targets.clear();
+        }
+        self.targets.insert(*id, rec.clone());
+        Ok(Some(rec))
+    }
+
+    fn take_tally<B: Backing>(
+        &mut self,
+        ov: &Overlay<'_, B>,
+        id: &RecordId,
+    ) -> Result<Option<PetitionTally>> {
+        if let Some((t, _)) = self.tallies.get(id) {
+            return Ok(Some(t.clone()));
+        }
+        let t: Option<PetitionTally> = get(ov, &key(keys::PETITION_TALLY, &[id.as_bytes()]))?;
+        if let Some(t) = &t {
+            self.tallies.insert(*id, (t.clone(), false));
+        }
+        Ok(t)
+    }
+
+    fn put_tally(&mut self, id: RecordId, t: PetitionTally) {
+        self.tallies.insert(id, (t, true));
+    }
+
+    /// Writes the batch's changed tallies and the record count into the overlay.
+    pub(crate) fn flush<B: Backing>(&mut self, ov: &mut Overlay<'_, B>) -> Result<()> {
+        for (id, (t, dirty)) in self.tallies.drain() {
+            if dirty {
+                put(ov, key(keys::PETITION_TALLY, &[id.as_bytes()]), &t)?;
+            }
+        }
+        if self.stored > 0 {
+            let count: u64 = get(ov, COUNT_KEY)?.unwrap_or(0);
+            put(ov, COUNT_KEY.to_vec(), &(count + self.stored))?;
+            self.stored = 0;
+        }
+        Ok(())
+    }
+
+    /// Turns the batch's changes into events (after [`Ctx::flush`]).
+    pub(crate) fn finish_events<B: Backing>(&mut self, ov: &Overlay<'_, B>) -> Result<Vec<Event>> {
+        let mut events = std::mem::take(&mut self.events);
+        for p in std::mem::take(&mut self.changed_petitions) {
+            if let Some(t) =
+                get::<PetitionTally, B>(ov, &key(keys::PETITION_TALLY, &[p.as_bytes()]))?
+            {
+                if self.crossed.contains(&p) && t.reached {
+                    events.push(Event::ThresholdCrossed {
+                        petition: p,
+                        tally: Box::new(t.clone()),
+                    });
+                }
+                events.push(Event::TallyChanged {
+                    petition: p,
+                    tally: Box::new(t),
+                });
+            }
+        }
+        self.crossed.clear();
+        for (pk, (producer, code)) in std::mem::take(&mut self.changed_products) {
+            let rating = get::<Rating, B>(ov, &key(keys::RATING, &[&pk]))?.unwrap_or_default();
+            events.push(Event::RatingChanged {
+                producer,
+                code,
+                rating,
+            });
+        }
+        Ok(events)
+    }
+
+    fn clear_batch(&mut self) {
+        self.tallies.clear();
+        self.stored = 0;
+        self.events.clear();
+        self.changed_petitions.clear();
+        self.crossed.clear();
+        self.changed_products.clear();
+    }
+}
+
+/// Can `rec` be applied now? Checks the kind rules that need the record it points at.
+pub(crate) fn readiness<B: Backing>(
+    ov: &Overlay<'_, B>,
+    ctx: &mut Ctx,
+    rec: &SignedRecord,
+) -> Result<Readiness> {
+    let r = rec.record();
+    let need = |id: &RecordId, ctx: &mut Ctx| ctx.target(ov, id);
+    Ok(match &r.body {
+        Body::Join(j) => match need(&j.group, ctx)? {
+            None => Readiness::Wait(j.group),
+            Some(g) if g.record().kind() == Kind::Group => Readiness::Ready,
+            Some(_) => Readiness::Reject("join: target is not a group"),
+        },
+        Body::Admit(a) => match need(&a.group, ctx)? {
+            None => Readiness::Wait(a.group),
+            Some(g) if g.record().kind() != Kind::Group => {
+                Readiness::Reject("admit: target is not a group")
+            }
+            Some(g) if g.author() != r.author => {
+                Readiness::Reject("admit: only the group's founder admits")
+            }
+            Some(_) => Readiness::Ready,
+        },
+        Body::Endorsement(e) => match need(&e.petition, ctx)? {
+            None => Readiness::Wait(e.petition),
+            Some(p) if p.record().kind() != Kind::Petition => {
+                Readiness::Reject("endorsement: target is not a petition")
+            }
+            Some(p) if p.record().topic != r.topic => {
+                Readiness::Reject("endorsement: topic differs from the petition's")
+            }
+            Some(_) => Readiness::Ready,
+        },
+        Body::Retraction(x) => match need(&x.target, ctx)? {
+            None => Readiness::Wait(x.target),
+            Some(t) if t.author() != r.author => {
+                Readiness::Reject("retraction: only the author retracts")
+            }
+            Some(t) if t.record().kind() == Kind::Retraction => {
+                Readiness::Reject("retraction: a retraction cannot be retracted")
+            }
+            Some(t) if t.record().topic != r.topic => {
+                Readiness::Reject("retraction: topic differs from the target's")
+            }
+            Some(_) => Readiness::Ready,
+        },
+        Body::Response(x) => match need(&x.target, ctx)? {
+            None => Readiness::Wait(x.target),
+            Some(t) => {
+                let producer = match &t.record().body {
+                    Body::Petition(p) => Some(p.producer),
+                    Body::Review(rv) => Some(rv.product.producer),
+                    _ => None,
+                };
+                match producer {
+                    None => Readiness::Reject("response: target is not a petition or review"),
+                    Some(p) if p != r.author => {
+                        Readiness::Reject("response: only the targeted producer answers")
+                    }
+                    Some(_) => Readiness::Ready,
+                }
+            }
+        },
+        _ => Readiness::Ready,
+    })
+}
+
+/// Offers a state to a slot; returns the previous winner if the new state wins.
+fn offer<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    k: Vec<u8>,
+    new: Slot,
+) -> Result<Option<Option<Slot>>> {
+    let old: Option<Slot> = get(ov, &k)?;
+    if let Some(o) = &old {
+        if o.order() >= new.order() {
+            return Ok(None);
+        }
+    }
+    put(ov, k, &new)?;
+    Ok(Some(old))
+}
+
+fn slot_on<B: Backing>(ov: &Overlay<'_, B>, k: &[u8]) -> Result<bool> {
+    Ok(get::<Slot, B>(ov, k)?.is_some_and(|s| s.on))
+}
+
+pub(crate) fn endorse_slot_prefix(petition: &RecordId) -> Vec<u8> {
+    slot_key(b'E', &[petition.as_bytes()])
+}
+
+/// The winning record of an encoded slot, and whether it is an "on" state.
+pub(crate) fn slot_winner(v: &[u8]) -> Result<(RecordId, bool)> {
+    let s: Slot = ciborium::de::from_reader(v).map_err(|e| Error::Corrupt(format!("slot: {e}")))?;
+    Ok((s.id, s.on))
+}
+
+/// Membership, derived: the founder always; others by their latest join, and in approval
+/// groups also the founder's latest admit.
+pub(crate) fn is_member<B: Backing>(
+    ov: &Overlay<'_, B>,
+    group: &RecordId,
+    member: &AuthorKey,
+) -> Result<bool> {
+    let Some(g) = get::<GroupTally, B>(ov, &key(keys::GROUP_TALLY, &[group.as_bytes()]))? else {
+        return Ok(false);
+    };
+    if g.founder == *member {
+        return Ok(true);
+    }
+    if !slot_on(ov, &slot_key(b'J', &[group.as_bytes(), member.as_bytes()]))? {
+        return Ok(false);
+    }
+    if g.admission == Admission::Open.as_str() {
+        return Ok(true);
+    }
+    slot_on(ov, &slot_key(b'M', &[group.as_bytes(), member.as_bytes()]))
+}
+
+/// The id of an author's latest unretracted profile.
+pub(crate) fn profile_id<B: Backing>(b: &B, author: &AuthorKey) -> Result<Option<RecordId>> {
+    let s: Option<Slot> = read(b, &slot_key(b'F', &[author.as_bytes()]))?;
+    Ok(s.filter(|s| s.on).map(|s| s.id))
+}
+
+/// Applies one record that is [`Readiness::Ready`]: stores it, indexes it, updates derived
+/// state, and queues its events in `ctx`.
+pub(crate) fn apply<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    rec: &SignedRecord,
+) -> Result<()> {
+    let r = rec.record();
+    let id = rec.id();
+    let at = r.created_at;
+    ov.put(keys::record(&id), rec.wire().to_vec());
+    ov.put(
+        keys::timed(keys::TOPIC, &keys::topic_bytes(&r.topic), at, &id),
+        Vec::new(),
+    );
+    ov.put(
+        keys::timed(keys::AUTHOR, r.author.as_bytes(), at, &id),
+        Vec::new(),
+    );
+    let target = r.body.target();
+    if let Some(t) = &target {
+        // A petition's endorsements are indexed by their slots (petition, author): the
+        // latest state of each endorser, which is what anyone asks of them. One key less
+        // for the commonest record.
+        if r.kind() != Kind::Endorsement {
+            ov.put(keys::timed(keys::TARGET, t.as_bytes(), at, &id), Vec::new());
+        }
+    }
+    ctx.stored += 1;
+    ctx.events.push(Event::RecordStored {
+        id,
+        kind: r.kind().to_string(),
+        topic: r.topic.to_string(),
+        author: r.author,
+        created_at: at,
+        target,
+    });
+
+    match &r.body {
+        Body::Profile(_) => {
+            offer(
+                ov,
+                slot_key(b'F', &[r.author.as_bytes()]),
+                Slot::new(rec, true),
+            )?;
+        }
+        Body::Review(rv) => {
+            let pk = keys::product_bytes(&rv.product);
+            ov.put(keys::timed(keys::PRODUCT, &pk, at, &id), Vec::new());
+            let mut s = Slot::new(rec, true);
+            s.rating = Some(rv.rating);
+            review_slot(
+                ov,
+                ctx,
+                &pk,
+                &rv.product.producer,
+                &rv.product.code,
+                &r.author,
+                s,
+            )?;
+        }
+        Body::Group(g) => {
+            let tally = GroupTally {
+                founder: r.author,
+                admission: g.admission.as_str().to_string(),
+                members: 0,
+            };
+            put(ov, key(keys::GROUP_TALLY, &[id.as_bytes()]), &tally)?;
+            membership_changed(ov, ctx, &id, &r.author, false)?;
+        }
+        Body::Join(j) => {
+            let before = is_member(ov, &j.group, &r.author)?;
+            offer(
+                ov,
+                slot_key(b'J', &[j.group.as_bytes(), r.author.as_bytes()]),
+                Slot::new(rec, true),
+            )?;
+            membership_changed(ov, ctx, &j.group, &r.author, before)?;
+        }
+        Body::Admit(a) => {
+            let before = is_member(ov, &a.group, &a.member)?;
+            offer(
+                ov,
+                slot_key(b'M', &[a.group.as_bytes(), a.member.as_bytes()]),
+                Slot::new(rec, true),
+            )?;
+            membership_changed(ov, ctx, &a.group, &a.member, before)?;
+        }
+        Body::Petition(p) => {
+            if let Some(code) = &p.product {
+                let pk = keys::product_bytes_of(&p.producer, code);
+                ov.put(keys::timed(keys::PRODUCT, &pk, at, &id), Vec::new());
+            }
+            if let Some(g) = &p.group {
+                ov.put(
+                    key(keys::GROUP_PETITION, &[g.as_bytes(), id.as_bytes()]),
+                    Vec::new(),
+                );
+            }
+            let goal = match &p.variant {
+                PetitionVariant::Campaign { goal } => Some((goal.value, goal.currency.clone())),
+                _ => None,
+            };
+            let tally = PetitionTally {
+                producer: p.producer,
+                threshold: p.threshold,
+                deadline: p.deadline,
+                group: p.group,
+                goal,
+                endorsers: 0,
+                member_endorsers: 0,
+                pledged: BTreeMap::new(),
+                reached: false,
+                reached_at: None,
+                withdrawn: false,
+                response: None,
+            };
+            ctx.put_tally(id, tally);
+            ctx.changed_petitions.insert(id);
+        }
+        Body::Endorsement(e) => {
+            let mut s = Slot::new(rec, true);
+            s.pledge = e.pledge.as_ref().map(|a| (a.value, a.currency.clone()));
+            endorse_slot(ov, ctx, &e.petition, &r.author, s)?;
+        }
+        Body::Retraction(x) => {
+            let Some(t) = ctx.target(ov, &x.target)? else {
+                return Err(Error::Corrupt(
+                    "retraction applied before its target".into(),
+                ));
+            };
+            let off = Slot::new(rec, false);
+            match &t.record().body {
+                Body::Endorsement(e) => endorse_slot(ov, ctx, &e.petition, &r.author, off)?,
+                Body::Review(rv) => {
+                    let pk = keys::product_bytes(&rv.product);
+                    review_slot(
+                        ov,
+                        ctx,
+                        &pk,
+                        &rv.product.producer,
+                        &rv.product.code,
+                        &r.author,
+                        off,
+                    )?;
+                }
+                Body::Join(j) => {
+                    let before = is_member(ov, &j.group, &r.author)?;
+                    offer(
+                        ov,
+                        slot_key(b'J', &[j.group.as_bytes(), r.author.as_bytes()]),
+                        off,
+                    )?;
+                    membership_changed(ov, ctx, &j.group, &r.author, before)?;
+                }
+                Body::Admit(a) => {
+                    let before = is_member(ov, &a.group, &a.member)?;
+                    offer(
+                        ov,
+                        slot_key(b'M', &[a.group.as_bytes(), a.member.as_bytes()]),
+                        off,
+                    )?;
+                    membership_changed(ov, ctx, &a.group, &a.member, before)?;
+                }
+                Body::Profile(_) => {
+                    offer(ov, slot_key(b'F', &[r.author.as_bytes()]), off)?;
+                }
+                Body::Response(resp) => response_slot(ov, ctx, &resp.target, &r.author, off)?,
+                Body::Petition(_) => {
+                    // Withdrawal is final: every retraction is an "on" state of the W slot.
+                    let mut s = Slot::new(rec, true);
+                    s.on = true;
+                    offer(ov, slot_key(b'W', &[x.target.as_bytes()]), s)?;
+                    if let Some(mut tally) = ctx.take_tally(ov, &x.target)? {
+                        if !tally.withdrawn {
+                            tally.withdrawn = true;
+                            ctx.put_tally(x.target, tally);
+                            ctx.changed_petitions.insert(x.target);
+                        }
+                    }
+                }
+                Body::Group(_) | Body::Attestation(_) | Body::Retraction(_) => {}
+            }
+        }
+        Body::Response(resp) => {
+            let mut s = Slot::new(rec, true);
+            s.status = Some(resp.status.as_str().to_string());
+            response_slot(ov, ctx, &resp.target, &r.author, s)?;
+            ctx.events.push(Event::Responded {
+                target: resp.target,
+                response: id,
+                producer: r.author,
+                status: resp.status.as_str().to_string(),
+            });
+        }
+        Body::Attestation(_) => {}
+    }
+    Ok(())
+}
+
+fn review_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    pk: &[u8; 64],
+    producer: &AuthorKey,
+    code: &str,
+    author: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let Some(old) = offer(ov, slot_key(b'V', &[pk, author.as_bytes()]), s.clone())? else {
+        return Ok(());
+    };
+    let rk = key(keys::RATING, &[pk]);
+    let mut rating: Rating = get(ov, &rk)?.unwrap_or_default();
+    let mut changed = false;
+    if let Some(Slot {
+        on: true,
+        rating: Some(v),
+        ..
+    }) = old
+    {
+        rating.count -= 1;
+        rating.sum -= u64::from(v);
+        rating.histogram[usize::from(v.clamp(1, 5) - 1)] -= 1;
+        changed = true;
+    }
+    if let Slot {
+        on: true,
+        rating: Some(v),
+        ..
+    } = s
+    {
+        rating.count += 1;
+        rating.sum += u64::from(v);
+        rating.histogram[usize::from(v.clamp(1, 5) - 1)] += 1;
+        changed = true;
+    }
+    if changed {
+        put(ov, rk, &rating)?;
+        ctx.changed_products
+            .insert(*pk, (*producer, code.to_string()));
+    }
+    Ok(())
+}
+
+fn response_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    target: &RecordId,
+    producer: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let k = slot_key(b'S', &[target.as_bytes(), producer.as_bytes()]);
+    if offer(ov, k.clone(), s)?.is_none() {
+        return Ok(());
+    }
+    if let Some(mut tally) = ctx.take_tally(ov, target)? {
+        let winner: Option<Slot> = get(ov, &k)?;
+        tally.response = winner.filter(|w| w.on).map(|w| ResponseInfo {
+            id: w.id,
+            status: w.status.unwrap_or_default(),
+            created_at: w.at,
+        });
+        ctx.put_tally(*target, tally);
+        ctx.changed_petitions.insert(*target);
+    }
+    Ok(())
+}
+
+fn add_pledge(tally: &mut PetitionTally, p: &Option<(u64, String)>, add: bool) {
+    let Some((v, cur)) = p else { return };
+    let e = tally.pledged.entry(cur.clone()).or_insert(0);
+    *e = if add {
+        e.saturating_add(u128::from(*v))
+    } else {
+        e.saturating_sub(u128::from(*v))
+    };
+    if *e == 0 {
+        tally.pledged.remove(cur);
+    }
+}
+
+fn endorse_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    petition: &RecordId,
+    author: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let Some(mut tally) = ctx.take_tally(ov, petition)? else {
+        return Err(Error::Corrupt(
+            "endorsement applied before its petition".into(),
+        ));
+    };
+    // The state at the deadline is final: later endorsements and retractions do not count.
+    if tally.deadline.is_some_and(|d| s.at > d) {
+        return Ok(());
+    }
+    let Some(old) = offer(
+        ov,
+        slot_key(b'E', &[petition.as_bytes(), author.as_bytes()]),
+        s.clone(),
+    )?
+    else {
+        return Ok(());
+    };
+    let old_on = old.as_ref().is_some_and(|o| o.on);
+    let mut changed_ats = Vec::new();
+    if old_on {
+        tally.endorsers -= 1;
+        if let Some(o) = &old {
+            add_pledge(&mut tally, &o.pledge, false);
+            changed_ats.push(o.at);
+        }
+    }
+    if s.on {
+        tally.endorsers += 1;
+        add_pledge(&mut tally, &s.pledge, true);
+        changed_ats.push(s.at);
+    }
+    if old_on != s.on {
+        if let Some(g) = &tally.group {
+            if is_member(ov, g, author)? {
+                if s.on {
+                    tally.member_endorsers += 1;
+                } else {
+                    tally.member_endorsers -= 1;
+                }
+            }
+        }
+    }
+    let was = tally.reached;
+    update_reached(ov, petition, &mut tally, &changed_ats)?;
+    if tally.reached && !was {
+        ctx.crossed.insert(*petition);
+    }
+    ctx.put_tally(*petition, tally);
+    ctx.changed_petitions.insert(*petition);
+    Ok(())
+}
+
+fn update_reached<B: Backing>(
+    ov: &Overlay<'_, B>,
+    petition: &RecordId,
+    tally: &mut PetitionTally,
+    changed_ats: &[u64],
+) -> Result<()> {
+    if tally.endorsers < tally.threshold {
+        tally.reached = false;
+        tally.reached_at = None;
+        return Ok(());
+    }
+    // Changes after the current threshold-th endorsement cannot move it.
+    if let (true, Some(t)) = (tally.reached, tally.reached_at) {
+        if changed_ats.iter().all(|a| *a > t) {
+            return Ok(());
+        }
+    }
+    let mut ats: Vec<u64> = Vec::with_capacity(tally.endorsers as usize);
+    for (_, v) in ov.scan_prefix(&slot_key(b'E', &[petition.as_bytes()]))? {
+        let s: Slot =
+            ciborium::de::from_reader(&v[..]).map_err(|e| Error::Corrupt(format!("slot: {e}")))?;
+        if s.on {
+            ats.push(s.at);
+        }
+    }
+    ats.sort_unstable();
+    let k = usize::try_from(tally.threshold).unwrap_or(usize::MAX);
+    tally.reached_at = ats.get(k.saturating_sub(1)).copied();
+    tally.reached = tally.reached_at.is_some();
+    Ok(())
+}
+
+/// Membership of `member` in `group` may have changed from `before`: update the group's
+/// member count and the member counts of the group's petitions.
+fn membership_changed<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    group: &RecordId,
+    member: &AuthorKey,
+    before: bool,
+) -> Result<()> {
+    let after = is_member(ov, group, member)?;
+    if before == after {
+        return Ok(());
+    }
+    let gk = key(keys::GROUP_TALLY, &[group.as_bytes()]);
+    if let Some(mut g) = get::<GroupTally, B>(ov, &gk)? {
+        if after {
+            g.members += 1;
+        } else {
+            g.members -= 1;
+        }
+        put(ov, gk, &g)?;
+    }
+    for (k, _) in ov.scan_prefix(&key(keys::GROUP_PETITION, &[group.as_bytes()]))? {
+        let Some(p) = k
+            .get(33..65)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(RecordId)
+        else {
+            continue;
+        };
+        if !slot_on(ov, &slot_key(b'E', &[p.as_bytes(), member.as_bytes()]))? {
+            continue;
+        }
+        if let Some(mut t) = ctx.take_tally(ov, &p)? {
+            if after {
+                t.member_endorsers += 1;
+            } else {
+                t.member_endorsers -= 1;
+            }
+            ctx.put_tally(p, t);
+            ctx.changed_petitions.insert(p);
+        }
+    }
+    Ok(())
+}
+
+/// One disagreement between stored and recomputed derived state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// The derived-state key, hex.
+    pub key: String,
+    /// What the store holds (hex of the encoded value), if anything.
+    pub stored: Option<String>,
+    /// What recomputing from raw records gives, if anything.
+    pub recomputed: Option<String>,
+}
+
+/// The order `recompute` applies records in: anything a record may point at comes first.
+fn rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::Profile | Kind::Group | Kind::Petition | Kind::Review | Kind::Attestation => 0,
+        Kind::Join | Kind::Admit | Kind::Endorsement | Kind::Response => 1,
+        Kind::Retraction => 2,
+    }
+}
+
+/// Rebuilds all derived state from the raw records in the store and compares it with the
+/// stored derived state. An empty result means they agree. Records that no longer pass
+/// their kind rules are reported as differences too.
+pub fn recompute(store: &Store) -> Result<Vec<Difference>> {
+    let mut recs: Vec<SignedRecord> = Vec::new();
+    for wire in store.all_wires() {
+        recs.push(SignedRecord::from_vec(wire?)?);
+    }
+    recs.sort_by_key(|r| rank(r.record().kind()));
+    let mut mem: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut ctx = Ctx::default();
+    let mut diffs = Vec::new();
+    for rec in &recs {
+        let mut ov = Overlay::new(&mem);
+        match readiness(&ov, &mut ctx, rec)? {
+            Readiness::Ready => {
+                apply(&mut ov, &mut ctx, rec)?;
+                ctx.flush(&mut ov)?;
+            }
+            other => {
+                diffs.push(Difference {
+                    key: rec.id().to_string(),
+                    stored: Some("record".into()),
+                    recomputed: Some(format!("{other:?}")),
+                });
+                continue;
+            }
+        }
+        ctx.clear_batch();
+        for (k, v) in ov.into_writes() {
+            match v {
+                Some(v) => mem.insert(k, v),
+                None => mem.remove(&k),
+            };
+        }
+    }
+    let mut prefixes = keys::DERIVED.to_vec();
+    prefixes.push(COUNT_KEY[0]);
+    for prefix in prefixes {
+        let stored = store.derived_entries(prefix)?;
+        let fresh: BTreeMap<&Vec<u8>, &Vec<u8>> = mem
+            .range(vec![prefix]..)
+            .take_while(|(k, _)| k.first() == Some(&prefix))
+            .collect();
+        for (k, v) in &stored {
+            if fresh.get(k).map(|f| *f != v).unwrap_or(true) {
+                diffs.push(Difference {
+                    key: hex(k),
+                    stored: Some(hex(v)),
+                    recomputed: fresh.get(k).map(|f| hex(f)),
+                });
+            }
+        }
+        for (k, v) in &fresh {
+            if !stored.contains_key(*k) {
+                diffs.push(Difference {
+                    key: hex(k),
+                    stored: None,
+                    recomputed: Some(hex(v)),
+                });
+            }
+        }
+    }
+    Ok(diffs)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The number of stored records (one key).
+pub(crate) fn record_count<B: Backing>(b: &B) -> Result<u64> {
+    Ok(read(b, COUNT_KEY)?.unwrap_or(0))
+}

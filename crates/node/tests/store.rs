@@ -1,0 +1,405 @@
+//! Store, ingest pipeline and derived state, in process.
+
+use std::collections::BTreeMap;
+
+use chorus_node::workload::{generate, Params};
+use chorus_node::{recompute, Ingest, IngestConfig, IngestThreads, Outcome, Rejection, Store};
+use chorus_protocol::testing::{author, key};
+use chorus_protocol::*;
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn start(store: &Store) -> (Ingest, IngestThreads) {
+    Ingest::start(store.clone(), IngestConfig::default()).unwrap()
+}
+
+fn ingest(i: &Ingest, recs: &[&SignedRecord]) -> Vec<Outcome> {
+    i.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
+        .unwrap()
+}
+
+fn sign(k: u8, at: u64, body: Body, topic: Option<Topic>) -> SignedRecord {
+    let mut b = RecordBuilder::new(body).created_at(at);
+    if let Some(t) = topic {
+        b = b.topic(t);
+    }
+    b.sign(&key(k)).unwrap()
+}
+
+fn petition(
+    k: u8,
+    producer: u8,
+    threshold: u64,
+    deadline: Option<u64>,
+    group: Option<RecordId>,
+) -> SignedRecord {
+    sign(
+        k,
+        T0,
+        Body::Petition(Petition {
+            producer: author(producer),
+            product: Some("gtin-1".into()),
+            group,
+            title: "Repairable".into(),
+            text: "Sell spare parts.".into(),
+            threshold,
+            deadline,
+            variant: PetitionVariant::Campaign {
+                goal: "100EUR".parse().unwrap(),
+            },
+        }),
+        None,
+    )
+}
+
+fn endorse(k: u8, at: u64, p: &SignedRecord, pledge: Option<&str>) -> SignedRecord {
+    sign(
+        k,
+        at,
+        Body::Endorsement(Endorsement {
+            petition: p.id(),
+            comment: None,
+            pledge: pledge.map(|s| s.parse().unwrap()),
+        }),
+        Some(p.record().topic),
+    )
+}
+
+fn retract(k: u8, at: u64, target: &SignedRecord) -> SignedRecord {
+    sign(
+        k,
+        at,
+        Body::Retraction(Retraction {
+            target: target.id(),
+        }),
+        Some(target.record().topic),
+    )
+}
+
+fn respond(k: u8, at: u64, target: &SignedRecord, status: ResponseStatus) -> SignedRecord {
+    sign(
+        k,
+        at,
+        Body::Response(Response {
+            target: target.id(),
+            status,
+            text: "ok".into(),
+            root: None,
+        }),
+        None,
+    )
+}
+
+#[test]
+fn endorsements_count_once_latest_wins_and_retractions_remove() {
+    let store = Store::temporary().unwrap();
+    let (ing, _threads) = start(&store);
+    let p = petition(1, 0, 2, None, None);
+    let a1 = endorse(2, T0 + 10, &p, Some("10EUR"));
+    let a2 = endorse(2, T0 + 20, &p, Some("30EUR")); // update: still one endorser
+    let b1 = endorse(3, T0 + 15, &p, Some("5EUR"));
+    let out = ingest(&ing, &[&p, &a1, &a2, &b1, &a1]);
+    assert!(matches!(out[0], Outcome::Stored(_)));
+    assert!(matches!(out[4], Outcome::Duplicate(_)), "{out:?}");
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!(t.endorsers, 2);
+    assert!(t.reached);
+    assert_eq!(
+        t.reached_at,
+        Some(T0 + 20),
+        "second-earliest counted endorsement"
+    );
+    assert_eq!(
+        t.pledged.get("EUR"),
+        Some(&3500),
+        "30 + 5 EUR in hundredths"
+    );
+
+    // B retracts: one endorser left, threshold no longer reached.
+    let rb = retract(3, T0 + 30, &b1);
+    assert!(matches!(ingest(&ing, &[&rb])[0], Outcome::Stored(_)));
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!((t.endorsers, t.reached), (1, false));
+    assert_eq!(t.pledged.get("EUR"), Some(&3000));
+    // An older endorsement by B arriving late changes nothing: the retraction is later.
+    let b0 = endorse(3, T0 + 5, &p, None);
+    ingest(&ing, &[&b0]);
+    assert_eq!(store.tally(&p.id()).unwrap().unwrap().endorsers, 1);
+    // Someone else cannot retract B's endorsement.
+    let forged_retraction = retract(4, T0 + 40, &a2);
+    assert_eq!(
+        ingest(&ing, &[&forged_retraction])[0],
+        Outcome::Rejected(Rejection::Rule("retraction: only the author retracts"))
+    );
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn deadline_freezes_the_count() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let p = petition(1, 0, 5, Some(T0 + 100), None);
+    let early = endorse(2, T0 + 50, &p, None);
+    let late = endorse(3, T0 + 150, &p, None);
+    let late_retraction = retract(2, T0 + 200, &early);
+    let out = ingest(&ing, &[&p, &early, &late, &late_retraction]);
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Stored(_))),
+        "{out:?}"
+    );
+    assert_eq!(store.tally(&p.id()).unwrap().unwrap().endorsers, 1);
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn only_the_targeted_producer_responds_and_responses_wait_for_their_target() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let p = petition(1, 0, 1, None, None);
+    let good = respond(0, T0 + 10, &p, ResponseStatus::Accepted);
+    let wrong = respond(5, T0 + 10, &p, ResponseStatus::Declined);
+    // The response arrives before its petition: it waits, durably.
+    assert_eq!(ingest(&ing, &[&good])[0], Outcome::Waiting(good.id()));
+    assert_eq!(store.waiting(), 1);
+    assert!(!store.contains(&good.id()).unwrap());
+    let out = ingest(&ing, &[&p, &wrong]);
+    assert!(matches!(out[0], Outcome::Stored(_)));
+    assert_eq!(
+        out[1],
+        Outcome::Rejected(Rejection::Rule(
+            "response: only the targeted producer answers"
+        ))
+    );
+    assert!(
+        store.contains(&good.id()).unwrap(),
+        "released when the petition arrived"
+    );
+    assert_eq!(store.waiting(), 0);
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!(t.response.unwrap().status, "accepted");
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn ratings_take_each_authors_latest_unretracted_review() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let review = |k: u8, at: u64, rating: u8| {
+        sign(
+            k,
+            at,
+            Body::Review(Review {
+                product: ProductRef {
+                    producer: author(0),
+                    code: "gtin-1".into(),
+                },
+                rating,
+                title: None,
+                text: "fine".into(),
+            }),
+            None,
+        )
+    };
+    let r1 = review(1, T0, 2);
+    let r1b = review(1, T0 + 5, 4);
+    let r2 = review(2, T0, 5);
+    let r3 = review(3, T0, 1);
+    let x3 = retract(3, T0 + 9, &r3);
+    ingest(&ing, &[&r1b, &r2, &r3, &x3, &r1]);
+    let rating = store.rating(&author(0), "gtin-1").unwrap();
+    assert_eq!(rating.count, 2);
+    assert_eq!(rating.histogram, [0, 0, 0, 1, 1]);
+    assert!((rating.mean() - 4.5).abs() < 1e-9);
+    let page = store.by_product(&author(0), "gtin-1", None, 10).unwrap();
+    assert_eq!(page.records.len(), 4);
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn approval_groups_count_admitted_members_of_group_petitions() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let g = sign(
+        1,
+        T0,
+        Body::Group(Group {
+            name: "g".into(),
+            charter: None,
+            admission: Admission::Approval,
+        }),
+        None,
+    );
+    let p = petition(1, 0, 2, None, Some(g.id()));
+    let join2 = sign(2, T0 + 1, Body::Join(Join { group: g.id() }), None);
+    let admit2 = sign(
+        1,
+        T0 + 2,
+        Body::Admit(Admit {
+            group: g.id(),
+            member: author(2),
+        }),
+        None,
+    );
+    let bad_admit = sign(
+        3,
+        T0 + 2,
+        Body::Admit(Admit {
+            group: g.id(),
+            member: author(3),
+        }),
+        None,
+    );
+    let join3 = sign(3, T0 + 1, Body::Join(Join { group: g.id() }), None);
+    let e1 = endorse(1, T0 + 3, &p, None);
+    let e2 = endorse(2, T0 + 3, &p, None);
+    let e3 = endorse(3, T0 + 3, &p, None);
+    // Endorsements first, admit last: membership changes must reach the tally.
+    let out = ingest(
+        &ing,
+        &[&g, &p, &e1, &e2, &e3, &join2, &join3, &bad_admit, &admit2],
+    );
+    assert_eq!(
+        out[7],
+        Outcome::Rejected(Rejection::Rule("admit: only the group's founder admits"))
+    );
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!(
+        (t.endorsers, t.member_endorsers),
+        (3, 2),
+        "founder and admitted member"
+    );
+    assert_eq!(store.group(&g.id()).unwrap().unwrap().members, 2);
+    assert!(store.is_member(&g.id(), &author(2)).unwrap());
+    assert!(!store.is_member(&g.id(), &author(3)).unwrap());
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn forged_and_malformed_records_are_rejected_honest_ones_stored() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let recs = generate(7, &Params::realistic(300));
+    let mut wires: Vec<Vec<u8>> = recs.iter().map(|r| r.wire().to_vec()).collect();
+    let mut forged = wires[10].clone();
+    let n = forged.len();
+    forged[n - 5] ^= 0x40; // inside S
+    wires[10] = forged;
+    wires[20] = vec![0x82, 0x00];
+    wires[30].truncate(40);
+    let out = ing.ingest_blocking(wires).unwrap();
+    for (i, o) in out.iter().enumerate() {
+        match i {
+            10 | 20 | 30 => assert!(
+                matches!(o, Outcome::Rejected(Rejection::Invalid(_))),
+                "{i}: {o:?}"
+            ),
+            _ => assert!(o.is_accepted(), "{i}: {o:?}"),
+        }
+    }
+    assert!(!store.contains(&recs[10].id()).unwrap());
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn pages_follow_created_at_order() {
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    let p = petition(1, 0, 1000, None, None);
+    let es: Vec<SignedRecord> = (0..25u8)
+        .map(|k| endorse(k + 10, T0 + 100 - u64::from(k), &p, None))
+        .collect();
+    let mut all = vec![&p];
+    all.extend(es.iter());
+    ingest(&ing, &all);
+    let topic = Topic::Producer(author(0));
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.by_topic(&topic, after, 10).unwrap();
+        seen.extend(page.records.iter().map(|r| r.record().created_at));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 26);
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    let mut endorsers = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = store.endorsements(&p.id(), after, 7).unwrap();
+        endorsers.extend(page.iter().map(|(r, counted)| (r.author(), *counted)));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(endorsers.len(), 25);
+    assert!(endorsers.iter().all(|(_, counted)| *counted));
+    assert!(endorsers.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(
+        store
+            .by_topic(&Topic::Producer(author(0)), None, 1000)
+            .unwrap()
+            .records
+            .len(),
+        26
+    );
+    assert_eq!(
+        store
+            .by_author(&author(11), None, 10)
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    assert_eq!(store.len().unwrap(), 26);
+}
+
+/// The derived state of a store, for comparisons.
+fn derived(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    store.derived_snapshot().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random sets of records, ingested in random orders, with duplicates and in random batch
+    /// sizes, give identical derived state, equal to recompute().
+    #[test]
+    fn derived_state_is_a_function_of_the_set(seed in any::<u64>(), n in 20usize..160, order_seed in any::<u64>()) {
+        let recs = generate(seed, &Params::conflicts(n));
+        let reference = Store::temporary().unwrap();
+        {
+            let (ing, threads) = start(&reference);
+            ingest(&ing, &recs.iter().collect::<Vec<_>>());
+            drop(ing);
+            threads.join();
+        }
+        prop_assert!(recompute(&reference).unwrap().is_empty());
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(order_seed);
+        let mut shuffled: Vec<&SignedRecord> = recs.iter().collect();
+        for _ in 0..n / 5 {
+            shuffled.push(&recs[rng.random_range(0..recs.len())]);
+        }
+        shuffled.shuffle(&mut rng);
+        let store = Store::temporary().unwrap();
+        let (ing, threads) = start(&store);
+        let mut rest = &shuffled[..];
+        while !rest.is_empty() {
+            let k = rng.random_range(1..=rest.len().min(17));
+            ingest(&ing, &rest[..k]);
+            rest = &rest[k..];
+        }
+        drop(ing);
+        threads.join();
+        prop_assert_eq!(store.waiting(), 0);
+        prop_assert_eq!(store.len().unwrap(), reference.len().unwrap());
+        prop_assert_eq!(derived(&store), derived(&reference));
+        prop_assert!(recompute(&store).unwrap().is_empty());
+    }
+}
