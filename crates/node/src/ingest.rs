@@ -18,7 +18,8 @@
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
 //! it leaves none of the batch behind.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chorus_protocol::{cbor, verify_batch_cached, KeyCache, RecordId, SignedRecord};
@@ -26,7 +27,7 @@ use rayon::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::store::{keys, Overlay, Store};
+use crate::store::{keys, Backing, Overlay, Store};
 use crate::tally::{self, Ctx, Event, Readiness};
 use crate::{Error, Result};
 
@@ -261,6 +262,52 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
     }
 }
 
+/// A batch applied in memory, on its way to disk.
+struct Applied {
+    writes: Arc<Writes>,
+    group: Vec<Checked>,
+    events: Vec<Event>,
+}
+
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// What the applier reads: the writes of the batch being committed (if any), then the tree.
+/// While the committer writes batch N, batch N+1 is applied on top of N's writes.
+struct Layered<'a> {
+    in_flight: Option<&'a Writes>,
+    tree: &'a sled::Tree,
+    seen: &'a crate::store::Seen,
+}
+
+impl Backing for Layered<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.in_flight.and_then(|w| w.get(key)) {
+            return Ok(v.clone());
+        }
+        if !self.seen.maybe(key) {
+            return Ok(None);
+        }
+        Backing::get(self.tree, key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = Backing::scan_prefix(self.tree, prefix)?
+            .into_iter()
+            .collect();
+        if let Some(w) = self.in_flight {
+            for (k, v) in w
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                match v {
+                    Some(v) => merged.insert(k.clone(), v.clone()),
+                    None => merged.remove(k),
+                };
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
 fn write_stage(
     store: Store,
     mut rx: mpsc::Receiver<Checked>,
@@ -268,7 +315,22 @@ fn write_stage(
     mut waiting: usize,
     max_waiting: usize,
 ) {
+    // The committer owns the disk writes; one batch in flight at a time, so the applier never
+    // runs more than one batch ahead of the disk.
+    let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(0);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(1);
+    let committer = {
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("ingest-commit".into())
+            .spawn(move || commit_stage(store, commit_rx, done_tx, events))
+    };
+    let Ok(committer) = committer else {
+        warn!("cannot start the commit thread");
+        return;
+    };
     let mut ctx = Ctx::default();
+    let mut in_flight: Option<Arc<Writes>> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         let mut total: usize = group[0].records.len();
@@ -281,21 +343,35 @@ fn write_stage(
                 Err(_) => break,
             }
         }
-        match write_group(&store, &mut ctx, &mut group, &mut waiting, max_waiting) {
-            Ok(evs) => {
-                for checked in group {
-                    let outs = checked
-                        .outcomes
-                        .into_iter()
-                        .map(|o| {
-                            o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict")))
-                        })
-                        .collect();
-                    let _ = checked.reply.send(outs);
-                }
-                for e in evs {
-                    // No subscriber is fine.
-                    let _ = events.send(e);
+        let base = Layered {
+            in_flight: in_flight.as_deref(),
+            tree: store.tree(),
+            seen: store.seen(),
+        };
+        let applied = apply_group(&base, &mut ctx, &mut group, &mut waiting, max_waiting);
+        // Wait until the previous batch is on disk before this one may go.
+        if in_flight.take().is_some() && !done_rx.recv().unwrap_or(false) {
+            // The previous batch failed: what was applied on top of it is void too.
+            warn!("previous ingest batch failed; dropping the next one");
+            waiting = store.waiting();
+            ctx = Ctx::default();
+            continue;
+        }
+        match applied {
+            Ok((writes, evs)) => {
+                // Before the next batch is applied, so its lookups find these keys.
+                store
+                    .seen()
+                    .insert_all(writes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k));
+                let writes = Arc::new(writes);
+                in_flight = Some(writes.clone());
+                let job = Applied {
+                    writes,
+                    group,
+                    events: evs,
+                };
+                if commit_tx.send(job).is_err() {
+                    break;
                 }
             }
             Err(e) => {
@@ -303,21 +379,64 @@ fn write_stage(
                 warn!(error = %e, "ingest batch failed");
                 waiting = store.waiting();
                 ctx = Ctx::default();
-                drop(group);
             }
+        }
+    }
+    if in_flight.is_some() {
+        let _ = done_rx.recv();
+    }
+    drop(commit_tx);
+    if committer.join().is_err() {
+        warn!("ingest commit stage panicked");
+    }
+}
+
+fn commit_stage(
+    store: Store,
+    rx: std::sync::mpsc::Receiver<Applied>,
+    done: std::sync::mpsc::SyncSender<bool>,
+    events: broadcast::Sender<Event>,
+) {
+    while let Ok(job) = rx.recv() {
+        let writes = Arc::try_unwrap(job.writes).unwrap_or_else(|shared| (*shared).clone());
+        let ok = match store.commit(writes) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "ingest commit failed");
+                false
+            }
+        };
+        if ok {
+            // Durable: answer the callers, then tell subscribers.
+            for checked in job.group {
+                let outs = checked
+                    .outcomes
+                    .into_iter()
+                    .map(|o| {
+                        o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict")))
+                    })
+                    .collect();
+                let _ = checked.reply.send(outs);
+            }
+            for e in job.events {
+                // No subscriber is fine.
+                let _ = events.send(e);
+            }
+        }
+        if done.send(ok).is_err() {
+            break;
         }
     }
 }
 
-fn write_group(
-    store: &Store,
+fn apply_group<B: Backing>(
+    base: &B,
     ctx: &mut Ctx,
     group: &mut [Checked],
     waiting: &mut usize,
     max_waiting: usize,
-) -> Result<Vec<Event>> {
-    let tree = store.tree();
-    let mut ov = Overlay::new(tree);
+) -> Result<(Writes, Vec<Event>)> {
+    let mut ov = Overlay::new(base);
     let mut new_waiting = *waiting;
     for checked in group.iter_mut() {
         for (i, rec) in std::mem::take(&mut checked.records) {
@@ -351,13 +470,12 @@ fn write_group(
     }
     ctx.flush(&mut ov)?;
     let events = ctx.finish_events(&ov)?;
-    store.commit(ov.into_writes())?;
     *waiting = new_waiting;
-    Ok(events)
+    Ok((ov.into_writes(), events))
 }
 
 /// Applies the records that waited for `arrived` (and, in turn, those that waited for them).
-fn release_waiting<B: crate::store::Backing>(
+fn release_waiting<B: Backing>(
     ov: &mut Overlay<'_, B>,
     ctx: &mut Ctx,
     arrived: RecordId,

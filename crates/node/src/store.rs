@@ -8,8 +8,9 @@
 
 pub(crate) mod keys;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
@@ -125,6 +126,47 @@ pub type EndorserPage = (Vec<(SignedRecord, bool)>, Option<AuthorKey>);
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    seen: Arc<Seen>,
+}
+
+/// Which record and slot keys *may* exist: a set of 64-bit key hashes kept in memory, so
+/// that the commonest lookups — "is this record new?", "is this slot empty?" — are
+/// answered without reading sled when the answer is no. A hash may be present for a key
+/// that is not (a batch that failed, a collision): callers then read sled, so the set only
+/// ever saves reads and never changes an answer.
+#[derive(Default)]
+pub(crate) struct Seen(Mutex<HashSet<u64>>);
+
+impl Seen {
+    fn tracked(key: &[u8]) -> bool {
+        matches!(key.first(), Some(&keys::RECORD) | Some(&keys::SLOT))
+    }
+
+    fn hash(key: &[u8]) -> u64 {
+        let h = blake3::hash(key);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.as_bytes()[..8]);
+        u64::from_le_bytes(b)
+    }
+
+    /// False only if the key is certainly absent.
+    pub(crate) fn maybe(&self, key: &[u8]) -> bool {
+        if !Self::tracked(key) {
+            return true;
+        }
+        let h = Self::hash(key);
+        self.0.lock().map(|s| s.contains(&h)).unwrap_or(true)
+    }
+
+    pub(crate) fn insert_all<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
+        let hashes: Vec<u64> = keys
+            .filter(|k| Self::tracked(k))
+            .map(|k| Self::hash(k))
+            .collect();
+        if let Ok(mut s) = self.0.lock() {
+            s.extend(hashes);
+        }
+    }
 }
 
 impl Store {
@@ -153,7 +195,22 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self> {
         let tree = db.open_tree("chorus/v1")?;
-        Ok(Store { db, tree })
+        let seen = Seen::default();
+        for prefix in [keys::RECORD, keys::SLOT] {
+            for kv in tree.scan_prefix([prefix]) {
+                let (k, _) = kv?;
+                seen.insert_all(std::iter::once(&k.to_vec()));
+            }
+        }
+        Ok(Store {
+            db,
+            tree,
+            seen: Arc::new(seen),
+        })
+    }
+
+    pub(crate) fn seen(&self) -> &Seen {
+        &self.seen
     }
 
     pub(crate) fn tree(&self) -> &sled::Tree {
@@ -182,7 +239,11 @@ impl Store {
 
     /// Is a record with this id stored?
     pub fn contains(&self, id: &RecordId) -> Result<bool> {
-        Ok(self.tree.contains_key(keys::record(id))?)
+        let k = keys::record(id);
+        if !self.seen.maybe(&k) {
+            return Ok(false);
+        }
+        Ok(self.tree.contains_key(k)?)
     }
 
     /// The record with this id, as stored (verbatim wire bytes, decoded).
@@ -206,6 +267,20 @@ impl Store {
     /// Number of records waiting for a record they point at.
     pub fn waiting(&self) -> usize {
         self.tree.scan_prefix([keys::WAITING]).count()
+    }
+
+    /// Ids of the records waiting for a record they point at.
+    pub fn waiting_ids(&self) -> Result<std::collections::BTreeSet<RecordId>> {
+        let mut out = std::collections::BTreeSet::new();
+        for kv in self.tree.scan_prefix([keys::WAITING]) {
+            let (k, _) = kv?;
+            let id: [u8; 32] = k
+                .get(33..65)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("waiting key".into()))?;
+            out.insert(RecordId(id));
+        }
+        Ok(out)
     }
 
     /// Bytes the database occupies on disk.
