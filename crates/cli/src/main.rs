@@ -1,2 +1,248 @@
-//! The `chorus` binary.
-fn main() {}
+//! `chorus`: run a Chorus node and act on the network from the terminal.
+//!
+//! Exit codes: 0 success, 1 a check failed (reserved for audits and verification), 2 any
+//! error (bad arguments, no node, I/O), with a one-line reason on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chorus_node::{Config, DataDir, NetEvent, Node};
+use chorus_protocol::AuthorKey;
+use clap::{Args, Parser, Subcommand};
+
+/// Chorus: consumers speak to producers together, peer to peer.
+#[derive(Parser, Debug)]
+#[command(name = "chorus", version, about, long_about = None)]
+struct Cli {
+    /// Data dir (keys, config, store). Default: $CHORUS_DATA_DIR, else ~/.local/share/chorus.
+    #[arg(long, global = true, env = "CHORUS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node: creates the data dir, keys and config on first run, joins the network and
+    /// serves until Ctrl-C or SIGTERM.
+    Node(NodeArgs),
+    /// Create the data dir, keys and config without starting a node.
+    Init,
+    /// Print this user's author key (the key that signs their records).
+    Id,
+}
+
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// Listen on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7470. Replaces the
+    /// config's list.
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Bootstrap peer, a multiaddr ending in /p2p/PEERID (repeatable). Added to the config's.
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// Serve the local API on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    api: Option<String>,
+    /// Do not discover peers on the LAN with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Follow (store) everything: archive and watchdog nodes.
+    #[arg(long)]
+    follow_all: bool,
+}
+
+fn data_dir(cli: &Cli) -> DataDir {
+    match &cli.data_dir {
+        Some(d) => DataDir::new(d),
+        None => DataDir::default_location(),
+    }
+}
+
+fn author_of(dir: &DataDir) -> Result<AuthorKey> {
+    let key = dir.author_key().with_context(|| {
+        format!(
+            "no identity in {}: run `chorus init` first",
+            dir.root().display()
+        )
+    })?;
+    Ok(AuthorKey(key.verifying_key().to_bytes()))
+}
+
+fn apply_overrides(mut c: Config, a: &NodeArgs) -> Result<Config> {
+    if !a.listen.is_empty() {
+        c.network.listen = a.listen.clone();
+    }
+    c.network.bootstrap.extend(a.bootstrap.iter().cloned());
+    if let Some(api) = &a.api {
+        api.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--api {api}: expected HOST:PORT, e.g. 127.0.0.1:7471"))?;
+        c.api.listen = api.clone();
+    }
+    if a.no_mdns {
+        c.network.mdns = false;
+    }
+    if a.follow_all {
+        c.follow.all = true;
+    }
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_node(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
+    let dir = data_dir(cli);
+    let created = dir
+        .init()
+        .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
+    if created.dir || created.author_key {
+        eprintln!(
+            "created data dir {} (keys and config.toml)",
+            dir.root().display()
+        );
+    }
+    let config = apply_overrides(dir.config().context("cannot read config")?, args)?;
+    for b in &config.network.bootstrap {
+        let addr: libp2p_addr::Multiaddr = b
+            .parse()
+            .with_context(|| format!("--bootstrap {b}: not a multiaddr"))?;
+        if !addr
+            .iter()
+            .any(|p| matches!(p, libp2p_addr::Protocol::P2p(_)))
+        {
+            anyhow::bail!("--bootstrap {b}: must end in /p2p/PEERID");
+        }
+    }
+    let (node, mut events) = Node::start(&dir, config)
+        .await
+        .context("cannot start the node")?;
+    let status = node.status().await?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "started", "peer_id": status.peer_id, "author": node.author().to_string() })
+        );
+    } else {
+        println!("peer id  {}", status.peer_id);
+        println!("author   {}", node.author());
+        println!("data dir {}", dir.root().display());
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            ev = events.recv() => match ev {
+                Some(NetEvent::Listening(addr)) => {
+                    if cli.json {
+                        println!("{}", serde_json::json!({ "event": "listening", "addr": addr.to_string() }));
+                    } else {
+                        println!("listening {addr}");
+                    }
+                }
+                Some(NetEvent::PeerConnected(p)) => tracing::info!(peer = %p, "peer connected"),
+                Some(NetEvent::PeerBanned(p)) => tracing::warn!(peer = %p, "peer banned"),
+                None => break,
+            }
+        }
+    }
+    eprintln!("shutting down...");
+    node.shutdown().await.context("shutdown")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Multiaddr types, re-exported through the node crate's libp2p.
+mod libp2p_addr {
+    pub use chorus_node::net::{Multiaddr, Protocol};
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Node(args) => run_node(&cli, args).await,
+        Command::Init => {
+            let dir = data_dir(&cli);
+            let created = dir
+                .init()
+                .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
+            let author = author_of(&dir)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "data_dir": dir.root().display().to_string(),
+                        "author": author.to_string(),
+                        "created": created.author_key || created.config || created.node_key,
+                    })
+                );
+            } else {
+                let what = if created.author_key {
+                    "created"
+                } else {
+                    "already initialised"
+                };
+                println!("{what}: {}", dir.root().display());
+                println!("author {author}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Id => {
+            let author = author_of(&data_dir(&cli))?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "author": author.to_string() }));
+            } else {
+                println!("{author}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")
+                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chorus: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chorus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -166,7 +166,7 @@ fn phase_engine(dir: &Path, store_dir: &Path) -> Value {
     let mut it = wires(&dir.join("honest.bin")).peekable();
     while it.peek().is_some() {
         let mut batch = sled::Batch::default();
-        for w in it.by_ref().take(2048) {
+        for w in it.by_ref().take(chorus_node::ingest::MAX_COMMIT) {
             let (range, _) = chorus_protocol::cbor::split_wire(&w).unwrap();
             let id = RecordId::of(&w[range]);
             batch.insert(id.as_bytes().to_vec(), w);

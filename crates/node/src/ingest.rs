@@ -18,7 +18,7 @@
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
 //! it leaves none of the batch behind.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -34,7 +34,7 @@ use crate::{Error, Result};
 /// Records verified together in one batch equation.
 pub const VERIFY_CHUNK: usize = 64;
 /// Most records committed in one sled batch (keeps sled's memory flat).
-pub const MAX_COMMIT: usize = 2048;
+pub const MAX_COMMIT: usize = 128;
 
 /// Why a record was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,15 +331,20 @@ fn write_stage(
     };
     let mut ctx = Ctx::default();
     let mut in_flight: Option<Arc<Writes>> = None;
-    while let Some(first) = rx.blocking_recv() {
-        let mut group = vec![first];
-        let mut total: usize = group[0].records.len();
-        while total < MAX_COMMIT {
+    // Checked batches not yet fully applied; a large one is applied and committed in
+    // chunks of at most MAX_COMMIT records (sled's memory grows with batch size) and
+    // answered once its last chunk is on disk.
+    let mut queue: VecDeque<Checked> = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match rx.blocking_recv() {
+                Some(c) => queue.push_back(c),
+                None => break,
+            }
+        }
+        while queue.len() < 64 {
             match rx.try_recv() {
-                Ok(c) => {
-                    total += c.records.len();
-                    group.push(c);
-                }
+                Ok(c) => queue.push_back(c),
                 Err(_) => break,
             }
         }
@@ -348,18 +353,19 @@ fn write_stage(
             tree: store.tree(),
             seen: store.seen(),
         };
-        let applied = apply_group(&base, &mut ctx, &mut group, &mut waiting, max_waiting);
-        // Wait until the previous batch is on disk before this one may go.
+        let applied = apply_chunk(&base, &mut ctx, &mut queue, &mut waiting, max_waiting);
+        // Wait until the previous chunk is on disk before this one may go.
         if in_flight.take().is_some() && !done_rx.recv().unwrap_or(false) {
-            // The previous batch failed: what was applied on top of it is void too.
+            // The previous chunk failed: what was applied on top of it is void too.
             warn!("previous ingest batch failed; dropping the next one");
+            queue.pop_front();
             waiting = store.waiting();
             ctx = Ctx::default();
             continue;
         }
         match applied {
-            Ok((writes, evs)) => {
-                // Before the next batch is applied, so its lookups find these keys.
+            Ok((writes, evs, group)) => {
+                // Before the next chunk is applied, so its lookups find these keys.
                 store
                     .seen()
                     .insert_all(writes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k));
@@ -375,8 +381,9 @@ fn write_stage(
                 }
             }
             Err(e) => {
-                // Nothing of the group was written; the callers learn that the node failed.
+                // Nothing of the chunk was written; its callers learn that the node failed.
                 warn!(error = %e, "ingest batch failed");
+                queue.pop_front();
                 waiting = store.waiting();
                 ctx = Ctx::default();
             }
@@ -429,17 +436,23 @@ fn commit_stage(
     }
 }
 
-fn apply_group<B: Backing>(
+/// Applies up to [`MAX_COMMIT`] records from the front of the queue into one overlay.
+/// Returns the writes, the events and the batches now fully applied.
+fn apply_chunk<B: Backing>(
     base: &B,
     ctx: &mut Ctx,
-    group: &mut [Checked],
+    queue: &mut VecDeque<Checked>,
     waiting: &mut usize,
     max_waiting: usize,
-) -> Result<(Writes, Vec<Event>)> {
+) -> Result<(Writes, Vec<Event>, Vec<Checked>)> {
     let mut ov = Overlay::new(base);
     let mut new_waiting = *waiting;
-    for checked in group.iter_mut() {
-        for (i, rec) in std::mem::take(&mut checked.records) {
+    let mut budget = MAX_COMMIT;
+    let mut done = Vec::new();
+    while let Some(checked) = queue.front_mut() {
+        let n = checked.records.len().min(budget);
+        let records: Vec<(usize, SignedRecord)> = checked.records.drain(..n).collect();
+        for (i, rec) in records {
             let id = rec.id();
             if ov.contains(&keys::record(&id))? {
                 checked.outcomes[i] = Some(Outcome::Duplicate(id));
@@ -467,11 +480,20 @@ fn apply_group<B: Backing>(
             };
             checked.outcomes[i] = Some(outcome);
         }
+        budget -= n;
+        if checked.records.is_empty() {
+            if let Some(c) = queue.pop_front() {
+                done.push(c);
+            }
+        }
+        if budget == 0 {
+            break;
+        }
     }
     ctx.flush(&mut ov)?;
     let events = ctx.finish_events(&ov)?;
     *waiting = new_waiting;
-    Ok((ov.into_writes(), events))
+    Ok((ov.into_writes(), events, done))
 }
 
 /// Applies the records that waited for `arrived` (and, in turn, those that waited for them).

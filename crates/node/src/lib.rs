@@ -8,17 +8,25 @@
 //!   drops duplicates, applies and durably commits records, then broadcasts [`Event`]s.
 //! - `tally`: derived state — petition tallies, product ratings, group membership, profiles —
 //!   as a pure function of the set of records, and [`recompute`] to check it from raw records.
+//! - [`Node`] (`node`): the daemon — data dir, keys, config ([`Config`]), store, ingest and
+//!   the libp2p network (`net`: one event loop owns the swarm; [`Client`] talks to it).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
+pub mod config;
 mod error;
 pub mod ingest;
+pub mod net;
+pub mod node;
 pub mod store;
 pub mod tally;
 #[cfg(feature = "workload")]
 pub mod workload;
 
+pub use config::Config;
 pub use error::{Error, Result};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
+pub use net::{Client, Follow, NetEvent, NetStatus};
+pub use node::{DataDir, FollowChange, Node};
 pub use store::{Page, Store};
 pub use tally::{recompute, Difference, Event, GroupTally, PetitionTally, Rating, ResponseInfo};

@@ -8,9 +8,9 @@
 
 pub(crate) mod keys;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
@@ -129,42 +129,63 @@ pub struct Store {
     seen: Arc<Seen>,
 }
 
-/// Which record and slot keys *may* exist: a set of 64-bit key hashes kept in memory, so
-/// that the commonest lookups — "is this record new?", "is this slot empty?" — are
-/// answered without reading sled when the answer is no. A hash may be present for a key
-/// that is not (a batch that failed, a collision): callers then read sled, so the set only
-/// ever saves reads and never changes an answer.
-#[derive(Default)]
-pub(crate) struct Seen(Mutex<HashSet<u64>>);
+/// Which record and slot keys *may* exist: a Bloom filter over the `r` and `s` keys, so that
+/// the commonest lookups — "is this record new?", "is this slot empty?" — are answered
+/// without reading sled when the answer is no. A key may test present when it is not (a
+/// false positive, a batch that failed): callers then read sled, so the filter only ever
+/// saves reads and never changes an answer. 4 MiB; about 0.1% false positives at two million
+/// keys, degrading gracefully (more reads, never wrong answers) beyond.
+pub(crate) struct Seen {
+    bits: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            bits: (0..Self::WORDS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
 
 impl Seen {
+    const WORDS: usize = (1 << 25) / 64;
+    const HASHES: usize = 4;
+
     fn tracked(key: &[u8]) -> bool {
         matches!(key.first(), Some(&keys::RECORD) | Some(&keys::SLOT))
     }
 
-    fn hash(key: &[u8]) -> u64 {
+    /// Bit positions of a key: four 25-bit slices of its BLAKE3 hash.
+    fn positions(key: &[u8]) -> [usize; Self::HASHES] {
         let h = blake3::hash(key);
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&h.as_bytes()[..8]);
-        u64::from_le_bytes(b)
+        let b = h.as_bytes();
+        let mut out = [0usize; Self::HASHES];
+        for (i, o) in out.iter_mut().enumerate() {
+            let w = u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+            *o = (w as usize) & ((1 << 25) - 1);
+        }
+        out
     }
 
     /// False only if the key is certainly absent.
     pub(crate) fn maybe(&self, key: &[u8]) -> bool {
+        use std::sync::atomic::Ordering;
         if !Self::tracked(key) {
             return true;
         }
-        let h = Self::hash(key);
-        self.0.lock().map(|s| s.contains(&h)).unwrap_or(true)
+        Self::positions(key)
+            .iter()
+            .all(|p| self.bits[p / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
     }
 
     pub(crate) fn insert_all<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
-        let hashes: Vec<u64> = keys
-            .filter(|k| Self::tracked(k))
-            .map(|k| Self::hash(k))
-            .collect();
-        if let Ok(mut s) = self.0.lock() {
-            s.extend(hashes);
+        use std::sync::atomic::Ordering;
+        for k in keys.filter(|k| Self::tracked(k)) {
+            for p in Self::positions(k) {
+                self.bits[p / 64].fetch_or(1 << (p % 64), Ordering::Relaxed);
+            }
         }
     }
 }

@@ -250,7 +250,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    const MAX_TARGETS: usize = 50_000;
+    const MAX_TARGETS: usize = 4096;
 
     fn target<B: Backing>(
         &mut self,

@@ -1,0 +1,202 @@
+//! The node's configuration: `config.toml` in the data dir, every field optional.
+//!
+//! Defaults suit a consumer's laptop on a LAN. Layering: built-in defaults, then the file,
+//! then command-line flags (applied by the CLI).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Everything a node can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Peer-to-peer networking.
+    pub network: NetworkConfig,
+    /// What the node follows (stores and forwards).
+    pub follow: FollowConfig,
+    /// The local HTTP API.
+    pub api: ApiConfig,
+    /// The ingest pipeline.
+    pub ingest: IngestSection,
+}
+
+/// Networking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Multiaddrs to listen on (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Bootstrap peers, as multiaddrs ending in `/p2p/PEERID`.
+    pub bootstrap: Vec<String>,
+    /// Discover peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Most established connections in total.
+    pub max_connections: u32,
+    /// Most established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Records a peer may send per second (burst: ten times that); more are ignored.
+    pub peer_rate: u32,
+    /// Records one author may publish per second through this node (burst: ten times that).
+    pub author_rate: u32,
+    /// Invalid records from a peer before it is disconnected and refused.
+    pub max_invalid: u32,
+    /// How long a misbehaving peer is refused.
+    #[serde(with = "humantime_serde")]
+    pub ban: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/7470".into(),
+                "/ip4/0.0.0.0/udp/7470/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            max_connections: 128,
+            max_connections_per_peer: 2,
+            peer_rate: 500,
+            author_rate: 20,
+            max_invalid: 10,
+            ban: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What to follow. Records of followed topics are stored; others are only checked and
+/// forwarded on the shards the node is subscribed to.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowConfig {
+    /// Follow everything (archive and watchdog nodes).
+    pub all: bool,
+    /// Producer keys (hex) whose feedback to follow.
+    pub producers: Vec<String>,
+    /// Group ids (hex) whose membership to follow.
+    pub groups: Vec<String>,
+}
+
+/// The local API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to serve on; keep it on loopback.
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:7471".into(),
+        }
+    }
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Allowed clock skew for records created "in the future".
+    #[serde(with = "humantime_serde")]
+    pub skew: Duration,
+    /// Most records kept waiting for the record they point at.
+    pub max_waiting: usize,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            skew: Duration::from_millis(chorus_protocol::DEFAULT_SKEW_MS),
+            max_waiting: 100_000,
+        }
+    }
+}
+
+/// The documented config file written on first run: every field commented out at its
+/// default, so the file explains itself and changes nothing until edited.
+pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is optional; the values shown are the defaults.
+# Command-line flags override this file.
+
+[network]
+# Multiaddrs to listen on (TCP with noise + yamux, and QUIC).
+# listen = ["/ip4/0.0.0.0/tcp/7470", "/ip4/0.0.0.0/udp/7470/quic-v1"]
+# Bootstrap peers: multiaddrs ending in /p2p/PEERID.
+# bootstrap = []
+# Find peers on the local network with mDNS.
+# mdns = true
+# max_connections = 128
+# max_connections_per_peer = 2
+# Records per second a peer may send us, and one author may publish (bursts of 10x).
+# peer_rate = 500
+# author_rate = 20
+# Invalid records a peer may send before it is disconnected and refused for `ban`.
+# max_invalid = 10
+# ban = "10m"
+
+[follow]
+# Follow everything (archive / watchdog nodes).
+# all = false
+# Producer keys (64 hex digits) whose feedback this node stores.
+# producers = []
+# Group ids whose membership records this node stores.
+# groups = []
+
+[api]
+# The local JSON API (bearer token in the data dir). Keep it on loopback.
+# listen = "127.0.0.1:7471"
+
+[ingest]
+# How far in the future a record's created_at may be.
+# skew = "10m"
+# Records kept waiting for a record they point at.
+# max_waiting = 100000
+"#;
+
+impl Config {
+    /// Reads `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+}
+
+/// The data dir: `$CHORUS_DATA_DIR`, else the platform's data dir plus `chorus`
+/// (`~/.local/share/chorus` on Linux), else `./.chorus`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CHORUS_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::data_dir()
+        .map(|d| d.join("chorus"))
+        .unwrap_or_else(|| PathBuf::from(".chorus"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn partial_files_keep_other_defaults_and_typos_are_errors() {
+        let c: Config = toml::from_str("[network]\nmdns = false\nban = \"1h\"\n").unwrap();
+        assert!(!c.network.mdns);
+        assert_eq!(c.network.ban, Duration::from_secs(3600));
+        assert_eq!(c.api, ApiConfig::default());
+        assert!(toml::from_str::<Config>("[network]\nmdsn = false\n").is_err());
+    }
+}

@@ -1,0 +1,654 @@
+//! Peer-to-peer networking: one task owns the libp2p `Swarm`; the rest of the node talks to it
+//! through a cloneable [`Client`].
+//!
+//! The swarm speaks TCP (noise + yamux) and QUIC, and runs identify, ping, Kademlia
+//! (bootstrapped from configured multiaddrs), optional mDNS, connection limits, a block list
+//! and gossipsub. Gossipsub runs in strict mode with explicit validation: every received
+//! record is checked (and, for followed topics, ingested) before the verdict is reported, so
+//! invalid records are never forwarded. A peer that sends too many invalid records is
+//! disconnected and refused for a while. The message id is the record id, so duplicates die
+//! in the mesh.
+
+pub mod topics;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chorus_protocol::{cbor, AuthorKey, RecordId, SignedRecord};
+use futures::StreamExt;
+use libp2p::allow_block_list::{self, BlockedPeers};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash,
+};
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, Swarm};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::NetworkConfig;
+use crate::ingest::{Ingest, Outcome, Rejection};
+use crate::{Error, Result};
+pub use libp2p::multiaddr::Protocol;
+pub use libp2p::{Multiaddr, PeerId};
+pub use topics::{shard_of, Follow};
+
+/// Protocol string announced by identify.
+pub const PROTOCOL_VERSION: &str = "/chorus/1.0.0";
+/// Records published while no peer listened, kept to publish later.
+const MAX_UNPUBLISHED: usize = 10_000;
+/// Gossip records being validated at once; more are ignored (backpressure).
+const MAX_VALIDATING: usize = 512;
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    blocked: allow_block_list::Behaviour<BlockedPeers>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    kad: kad::Behaviour<MemoryStore>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+    gossipsub: gossipsub::Behaviour,
+}
+
+/// A snapshot of the network state.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetStatus {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Full listen addresses, ending in `/p2p/PEERID`.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<String>,
+    /// Subscribed gossip shards.
+    pub shards: Vec<String>,
+    /// Gossip records received and rejected as invalid, since start.
+    pub rejected: u64,
+    /// Peers refused for misbehaving.
+    pub banned: Vec<String>,
+}
+
+/// Something the network did, for whoever started the node.
+#[derive(Debug, Clone)]
+pub enum NetEvent {
+    /// Listening on this full address.
+    Listening(Multiaddr),
+    /// A peer connected.
+    PeerConnected(PeerId),
+    /// A peer was disconnected and refused for sending invalid records.
+    PeerBanned(PeerId),
+}
+
+enum Command {
+    Publish {
+        shard: String,
+        wire: Vec<u8>,
+    },
+    SetShards {
+        shards: Vec<String>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    Verdict {
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+}
+
+/// Talks to the network task. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Client {
+    async fn send(&self, c: Command) -> Result<()> {
+        self.tx.send(c).await.map_err(|_| Error::NodeStopped)
+    }
+
+    /// Publishes wire bytes on a gossip shard. If no peer listens yet, the record is kept and
+    /// published when one subscribes.
+    pub async fn publish(&self, shard: String, wire: Vec<u8>) -> Result<()> {
+        self.send(Command::Publish { shard, wire }).await
+    }
+
+    /// Subscribes to exactly these shards.
+    pub async fn set_shards(&self, shards: Vec<String>) -> Result<()> {
+        self.send(Command::SetShards { shards }).await
+    }
+
+    /// Dials a multiaddr.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Dial { addr, reply }).await?;
+        rx.await.map_err(|_| Error::NodeStopped)?
+    }
+
+    /// The current network state.
+    pub async fn status(&self) -> Result<NetStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+}
+
+/// A token bucket: `rate` per second, bursts of `10 * rate`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, rate: u32) -> bool {
+        let now = Instant::now();
+        let cap = f64::from(rate) * 10.0;
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * f64::from(rate)).min(cap);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+    fn full(rate: u32) -> Self {
+        Bucket {
+            tokens: f64::from(rate) * 10.0,
+            at: Instant::now(),
+        }
+    }
+}
+
+/// Checks gossiped records: followed topics go through the store's ingest, others through
+/// the protocol checks alone (not stored, but valid ones are forwarded).
+#[derive(Clone)]
+pub(crate) struct Validator {
+    pub(crate) ingest: Ingest,
+    pub(crate) follow: Arc<RwLock<Follow>>,
+    pub(crate) skew_ms: u64,
+    pub(crate) author_rate: u32,
+    authors: Arc<Mutex<HashMap<AuthorKey, Bucket>>>,
+}
+
+impl Validator {
+    pub(crate) fn new(
+        ingest: Ingest,
+        follow: Arc<RwLock<Follow>>,
+        skew_ms: u64,
+        author_rate: u32,
+    ) -> Self {
+        Validator {
+            ingest,
+            follow,
+            skew_ms,
+            author_rate,
+            authors: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    async fn check(&self, wire: Vec<u8>) -> MessageAcceptance {
+        let rec = match SignedRecord::from_bytes(&wire) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(error = %e, "malformed gossip record");
+                return MessageAcceptance::Reject;
+            }
+        };
+        let allowed = self.authors.lock().map(|mut m| {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.entry(rec.author())
+                .or_insert_with(|| Bucket::full(self.author_rate))
+                .take(self.author_rate)
+        });
+        if !allowed.unwrap_or(true) {
+            return MessageAcceptance::Ignore;
+        }
+        let followed = self
+            .follow
+            .read()
+            .map(|f| f.follows(&rec.record().topic))
+            .unwrap_or(false);
+        if !followed {
+            let now = now_ms();
+            return match rec.check_time(now, self.skew_ms).and_then(|_| rec.verify()) {
+                Ok(()) => MessageAcceptance::Accept,
+                Err(_) => MessageAcceptance::Reject,
+            };
+        }
+        match self
+            .ingest
+            .ingest(vec![wire])
+            .await
+            .ok()
+            .and_then(|mut v| v.pop())
+        {
+            Some(Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_)) => {
+                MessageAcceptance::Accept
+            }
+            Some(Outcome::Rejected(Rejection::TooManyWaiting)) | None => MessageAcceptance::Ignore,
+            Some(Outcome::Rejected(_)) => MessageAcceptance::Reject,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The gossipsub message id: the record id (BLAKE3 of the record bytes), or BLAKE3 of the
+/// whole payload when it is not a wire record at all.
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    let id = match cbor::split_wire(&m.data) {
+        Ok((range, _)) => RecordId::of(m.data.get(range).unwrap_or(&m.data)),
+        Err(_) => RecordId::of(&m.data),
+    };
+    MessageId::from(id.as_bytes().to_vec())
+}
+
+/// Owns the swarm. Run it with [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    rx: mpsc::Receiver<Command>,
+    client: Client,
+    validator: Validator,
+    events: mpsc::Sender<NetEvent>,
+    config: NetworkConfig,
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    shards: HashSet<String>,
+    unpublished: VecDeque<(String, Vec<u8>)>,
+    peers: HashMap<PeerId, Bucket>,
+    invalid: HashMap<PeerId, u32>,
+    banned: HashMap<PeerId, Instant>,
+    rejected: u64,
+    validating: Arc<Semaphore>,
+}
+
+/// Builds the swarm and its task. `events` receives [`NetEvent`]s (bounded; dropped when
+/// full).
+pub(crate) fn new(
+    keypair: Keypair,
+    config: NetworkConfig,
+    validator: Validator,
+    events: mpsc::Sender<NetEvent>,
+) -> Result<(Client, EventLoop)> {
+    let net_err = |e: String| Error::Network(e);
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(64 * 1024)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| net_err(format!("gossipsub config: {e}")))?;
+    let mdns_on = config.mdns;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_connections))
+        .with_max_established_per_peer(Some(config.max_connections_per_peer));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| net_err(format!("tcp: {e}")))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            let gossipsub =
+                gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut kad = kad::Behaviour::new(peer_id, MemoryStore::new(peer_id));
+            kad.set_mode(Some(kad::Mode::Server));
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                blocked: allow_block_list::Behaviour::default(),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    PROTOCOL_VERSION.into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                kad,
+                mdns: Toggle::from(mdns),
+                gossipsub,
+            })
+        })
+        .map_err(|e| net_err(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let (tx, rx) = mpsc::channel(1024);
+    let client = Client { tx };
+    let mut bootstrap = Vec::new();
+    for b in &config.bootstrap {
+        let addr: Multiaddr = b
+            .parse()
+            .map_err(|e| Error::Config(format!("bootstrap {b}: {e}")))?;
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(Error::Config(format!(
+                "bootstrap {b}: must end in /p2p/PEERID"
+            )));
+        };
+        bootstrap.push((peer, addr));
+    }
+    Ok((
+        client.clone(),
+        EventLoop {
+            swarm,
+            rx,
+            client,
+            validator,
+            events,
+            config,
+            bootstrap,
+            shards: HashSet::new(),
+            unpublished: VecDeque::new(),
+            peers: HashMap::new(),
+            invalid: HashMap::new(),
+            banned: HashMap::new(),
+            rejected: 0,
+            validating: Arc::new(Semaphore::new(MAX_VALIDATING)),
+        },
+    ))
+}
+
+impl EventLoop {
+    /// Listens, dials the bootstrap peers and runs until `cancel` fires or every
+    /// [`Client`] is dropped.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        for l in self.config.listen.clone() {
+            let addr: Multiaddr = l
+                .parse()
+                .map_err(|e| Error::Config(format!("listen {l}: {e}")))?;
+            self.swarm
+                .listen_on(addr)
+                .map_err(|e| Error::Network(format!("listen on {l}: {e}")))?;
+        }
+        for (peer, addr) in self.bootstrap.clone() {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut kad_tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                ev = self.swarm.select_next_some() => self.handle_event(ev),
+                cmd = self.rx.recv() => match cmd {
+                    Some(c) => self.handle_command(c),
+                    None => break,
+                },
+                _ = tick.tick() => self.housekeeping(),
+                _ = kad_tick.tick() => {
+                    if !self.bootstrap.is_empty() {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
+            }
+        }
+        info!("network stopped");
+        Ok(())
+    }
+
+    fn emit(&self, e: NetEvent) {
+        let _ = self.events.try_send(e);
+    }
+
+    fn handle_command(&mut self, c: Command) {
+        match c {
+            Command::Publish { shard, wire } => self.publish(shard, wire),
+            Command::SetShards { shards } => {
+                let want: HashSet<String> = shards.into_iter().collect();
+                for s in self.shards.difference(&want) {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .unsubscribe(&IdentTopic::new(s.clone()));
+                }
+                for s in want.difference(&self.shards) {
+                    if let Err(e) = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .subscribe(&IdentTopic::new(s.clone()))
+                    {
+                        warn!(shard = %s, error = ?e, "cannot subscribe");
+                    }
+                }
+                self.shards = want;
+            }
+            Command::Dial { addr, reply } => {
+                let r = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| Error::Network(e.to_string()));
+                let _ = reply.send(r);
+            }
+            Command::Status { reply } => {
+                let me = *self.swarm.local_peer_id();
+                let _ = reply.send(NetStatus {
+                    peer_id: me.to_string(),
+                    listen_addrs: self
+                        .swarm
+                        .listeners()
+                        .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
+                        .collect(),
+                    peers: self
+                        .swarm
+                        .connected_peers()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    shards: {
+                        let mut s: Vec<String> = self.shards.iter().cloned().collect();
+                        s.sort();
+                        s
+                    },
+                    rejected: self.rejected,
+                    banned: self.banned.keys().map(|p| p.to_string()).collect(),
+                });
+            }
+            Command::Verdict {
+                id,
+                source,
+                acceptance,
+            } => {
+                if matches!(acceptance, MessageAcceptance::Reject) {
+                    self.rejected += 1;
+                    let n = self.invalid.entry(source).or_insert(0);
+                    *n += 1;
+                    if *n >= self.config.max_invalid {
+                        self.ban(source);
+                    }
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId) {
+        if self
+            .banned
+            .insert(peer, Instant::now() + self.config.ban)
+            .is_none()
+        {
+            warn!(%peer, "peer sent invalid records: disconnected and refused");
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.emit(NetEvent::PeerBanned(peer));
+        }
+    }
+
+    fn publish(&mut self, shard: String, wire: Vec<u8>) {
+        let topic = IdentTopic::new(shard.clone());
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, wire.clone())
+        {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::Duplicate) => {}
+            Err(e) => {
+                // Nobody to send it to yet: keep it, publish when a peer subscribes.
+                debug!(error = %e, %shard, "publish deferred");
+                if self.unpublished.len() >= MAX_UNPUBLISHED {
+                    self.unpublished.pop_front();
+                }
+                self.unpublished.push_back((shard, wire));
+            }
+        }
+    }
+
+    fn retry_unpublished(&mut self, shard: Option<&TopicHash>) {
+        let pending: Vec<(String, Vec<u8>)> = self.unpublished.drain(..).collect();
+        for (s, w) in pending {
+            if shard.is_none_or(|h| IdentTopic::new(s.clone()).hash() == *h) {
+                self.publish(s, w);
+            } else {
+                self.unpublished.push_back((s, w));
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in expired {
+            self.banned.remove(&p);
+            self.invalid.remove(&p);
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
+        if !self.unpublished.is_empty() {
+            self.retry_unpublished(None);
+        }
+        if self.peers.len() > 10_000 {
+            self.peers.clear();
+        }
+    }
+
+    fn handle_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                info!(addr = %full, "listening");
+                self.emit(NetEvent::Listening(full));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.emit(NetEvent::PeerConnected(peer_id));
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version == PROTOCOL_VERSION {
+                    for a in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) && !self.banned.contains_key(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            other => debug!(event = ?other, "swarm event"),
+        }
+    }
+
+    fn handle_gossip(&mut self, e: gossipsub::Event) {
+        match e {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let rate = self.config.peer_rate;
+                let ok = self
+                    .peers
+                    .entry(propagation_source)
+                    .or_insert_with(|| Bucket::full(rate))
+                    .take(rate);
+                let permit = self.validating.clone().try_acquire_owned();
+                let (true, Ok(permit)) = (ok, permit) else {
+                    // Over the peer's rate, or too much in flight: neither forward nor punish.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    return;
+                };
+                let validator = self.validator.clone();
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let acceptance = validator.check(message.data).await;
+                    drop(permit);
+                    let _ = client
+                        .send(Command::Verdict {
+                            id: message_id,
+                            source: propagation_source,
+                            acceptance,
+                        })
+                        .await;
+                });
+            }
+            gossipsub::Event::Subscribed { topic, .. } => {
+                if !self.unpublished.is_empty() {
+                    self.retry_unpublished(Some(&topic));
+                }
+            }
+            other => debug!(event = ?other, "gossipsub event"),
+        }
+    }
+}

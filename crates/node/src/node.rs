@@ -1,0 +1,366 @@
+//! The daemon: a data dir, a store, the ingest pipeline and the network, started and stopped
+//! together.
+//!
+//! The data dir holds `config.toml` (documented, every field optional), `author.key` (the
+//! Ed25519 seed that signs this user's records, mode 0600), `node.key` (the libp2p identity,
+//! mode 0600) and `store/` (sled). All are created on first run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chorus_protocol::{AuthorKey, RecordId, SignedRecord, SigningKey};
+use libp2p::identity::Keypair;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{self, Config};
+use crate::ingest::{Ingest, IngestConfig, IngestThreads, Outcome};
+use crate::net::{self, Client, Follow, NetEvent, NetStatus, Validator};
+use crate::{Error, Result, Store};
+
+/// The files of a node.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// What [`DataDir::init`] created.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    /// The directory itself.
+    pub dir: bool,
+    /// `config.toml`.
+    pub config: bool,
+    /// `author.key`.
+    pub author_key: bool,
+    /// `node.key`.
+    pub node_key: bool,
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn read_secret(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let key_err = |reason: String| Error::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| key_err(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(key_err(format!(
+            "readable by others (mode {:o}); run: chmod 600 {}",
+            meta.permissions().mode() & 0o777,
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(|e| key_err(e.to_string()))
+}
+
+impl DataDir {
+    /// The data dir at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+
+    /// `$CHORUS_DATA_DIR`, or the platform default.
+    pub fn default_location() -> Self {
+        Self::new(config::default_data_dir())
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// `author.key`.
+    pub fn author_key_path(&self) -> PathBuf {
+        self.root.join("author.key")
+    }
+    /// `node.key`.
+    pub fn node_key_path(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
+    /// `store/`.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    /// Creates whatever is missing: the directory (mode 0700), a documented config file and
+    /// fresh keys. Existing files are never overwritten.
+    pub fn init(&self) -> Result<Created> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut created = Created::default();
+        if !self.root.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)?;
+            created.dir = true;
+        }
+        if !self.config_path().exists() {
+            std::fs::write(self.config_path(), config::TEMPLATE)?;
+            created.config = true;
+        }
+        if !self.author_key_path().exists() {
+            let seed: [u8; 32] = rand::random();
+            write_secret(&self.author_key_path(), &seed)?;
+            created.author_key = true;
+        }
+        if !self.node_key_path().exists() {
+            let kp = Keypair::generate_ed25519();
+            let bytes = kp
+                .to_protobuf_encoding()
+                .map_err(|e| Error::Network(format!("encode node key: {e}")))?;
+            write_secret(&self.node_key_path(), &bytes)?;
+            created.node_key = true;
+        }
+        Ok(created)
+    }
+
+    /// The author's signing key; refused if the file is readable by others.
+    pub fn author_key(&self) -> Result<SigningKey> {
+        let path = self.author_key_path();
+        let bytes = read_secret(&path)?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::Key {
+            path: path.display().to_string(),
+            reason: format!("expected 32 bytes, found {}", bytes.len()),
+        })?;
+        Ok(SigningKey::from_bytes(&seed))
+    }
+
+    /// The node's libp2p identity; refused if the file is readable by others.
+    pub fn node_keypair(&self) -> Result<Keypair> {
+        let path = self.node_key_path();
+        let bytes = read_secret(&path)?;
+        Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::Key {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The config file, or defaults if there is none.
+    pub fn config(&self) -> Result<Config> {
+        Config::load(&self.config_path())
+    }
+}
+
+/// Parses a config's follow section.
+fn follow_of(c: &Config) -> Result<Follow> {
+    let mut f = Follow {
+        all: c.follow.all,
+        ..Follow::default()
+    };
+    for p in &c.follow.producers {
+        f.producers.insert(
+            p.parse::<AuthorKey>()
+                .map_err(|e| Error::Config(format!("follow.producers {p}: {e}")))?,
+        );
+    }
+    for g in &c.follow.groups {
+        f.groups.insert(
+            g.parse::<RecordId>()
+                .map_err(|e| Error::Config(format!("follow.groups {g}: {e}")))?,
+        );
+    }
+    Ok(f)
+}
+
+/// A running node.
+pub struct Node {
+    store: Store,
+    ingest: Ingest,
+    client: Client,
+    follow: Arc<RwLock<Follow>>,
+    author: SigningKey,
+    cancel: CancellationToken,
+    net_task: tokio::task::JoinHandle<Result<()>>,
+    threads: Option<IngestThreads>,
+}
+
+/// A change to what the node follows.
+#[derive(Debug, Clone)]
+pub enum FollowChange {
+    /// Follow a producer's feedback.
+    Producer(AuthorKey),
+    /// Follow a group's membership.
+    Group(RecordId),
+    /// Follow everything.
+    All,
+}
+
+impl Node {
+    /// Starts a node on `dir` (which must be initialised) with `config`. Returns the node and
+    /// its network events (listen addresses, peers).
+    pub async fn start(dir: &DataDir, config: Config) -> Result<(Node, mpsc::Receiver<NetEvent>)> {
+        let author = dir.author_key()?;
+        let keypair = dir.node_keypair()?;
+        let follow = Arc::new(RwLock::new(follow_of(&config)?));
+        let store = Store::open(dir.store_path())?;
+        let ingest_config = IngestConfig {
+            skew_ms: config.ingest.skew.as_millis() as u64,
+            max_waiting: config.ingest.max_waiting,
+            ..IngestConfig::default()
+        };
+        let (ingest, threads) = Ingest::start(store.clone(), ingest_config)?;
+        let validator = Validator::new(
+            ingest.clone(),
+            follow.clone(),
+            config.ingest.skew.as_millis() as u64,
+            config.network.author_rate,
+        );
+        let (events_tx, events_rx) = mpsc::channel(256);
+        let (client, event_loop) = net::new(keypair, config.network.clone(), validator, events_tx)?;
+        let cancel = CancellationToken::new();
+        let net_task = tokio::spawn(event_loop.run(cancel.clone()));
+        let shards: Vec<String> = follow
+            .read()
+            .map(|f| f.shards().into_iter().collect())
+            .unwrap_or_default();
+        client.set_shards(shards).await?;
+        info!(author = %AuthorKey(author.verifying_key().to_bytes()), "node started");
+        Ok((
+            Node {
+                store,
+                ingest,
+                client,
+                follow,
+                author,
+                cancel,
+                net_task,
+                threads: Some(threads),
+            },
+            events_rx,
+        ))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The ingest pipeline.
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// The author key that signs this user's records.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.author
+    }
+
+    /// The author's public key.
+    pub fn author(&self) -> AuthorKey {
+        AuthorKey(self.author.verifying_key().to_bytes())
+    }
+
+    /// Network state.
+    pub async fn status(&self) -> Result<NetStatus> {
+        self.client.status().await
+    }
+
+    /// The network client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Ingests a record made here, then gossips it on its shard. A record nobody hears yet is
+    /// kept (stored, and queued for gossip) rather than dropped.
+    pub async fn publish(&self, rec: &SignedRecord) -> Result<Outcome> {
+        let outcome = self
+            .ingest
+            .ingest(vec![rec.wire().to_vec()])
+            .await?
+            .pop()
+            .ok_or(Error::NodeStopped)?;
+        if outcome.is_accepted() {
+            self.client
+                .publish(net::shard_of(&rec.record().topic), rec.wire().to_vec())
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Gossips raw bytes on a shard without any check: only for tests that play a hostile
+    /// peer.
+    #[doc(hidden)]
+    pub async fn publish_unchecked(&self, shard: String, bytes: Vec<u8>) -> Result<()> {
+        self.client.publish(shard, bytes).await
+    }
+
+    /// Follows more; subscribes to the shards that needs.
+    pub async fn follow(&self, change: FollowChange) -> Result<()> {
+        self.change_follow(|f| match change {
+            FollowChange::Producer(k) => {
+                f.producers.insert(k);
+            }
+            FollowChange::Group(g) => {
+                f.groups.insert(g);
+            }
+            FollowChange::All => f.all = true,
+        })
+        .await
+    }
+
+    /// Follows less.
+    pub async fn unfollow(&self, change: FollowChange) -> Result<()> {
+        self.change_follow(|f| match change {
+            FollowChange::Producer(k) => {
+                f.producers.remove(&k);
+            }
+            FollowChange::Group(g) => {
+                f.groups.remove(&g);
+            }
+            FollowChange::All => f.all = false,
+        })
+        .await
+    }
+
+    async fn change_follow(&self, change: impl FnOnce(&mut Follow)) -> Result<()> {
+        let shards: Vec<String> = {
+            let mut f = self.follow.write().map_err(|_| Error::NodeStopped)?;
+            change(&mut f);
+            f.shards().into_iter().collect()
+        };
+        self.client.set_shards(shards).await
+    }
+
+    /// What the node follows.
+    pub fn following(&self) -> Follow {
+        self.follow.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Stops the network, drains the ingest pipeline and flushes the store.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.cancel.cancel();
+        match (&mut self.net_task).await {
+            Ok(r) => r?,
+            Err(e) => warn!(error = %e, "network task panicked"),
+        }
+        let store = self.store.clone();
+        let threads = self.threads.take();
+        drop(self);
+        if let Some(t) = threads {
+            tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_err(|_| Error::NodeStopped)?;
+        }
+        store.flush()?;
+        info!("node stopped; store flushed");
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! Several real libp2p swarms in one process, on 127.0.0.1: gossip delivery to followers
+//! only, and a hostile peer's garbage dropped, not forwarded, and the peer cut off.
+
+use std::time::Duration;
+
+use chorus_node::config::Config;
+use chorus_node::net::shard_of;
+use chorus_node::{DataDir, NetEvent, Node};
+use chorus_protocol::{
+    AuthorKey, Body, ProductRef, RecordBuilder, Review, SignedRecord, SigningKey, Topic,
+};
+use tempfile::TempDir;
+
+struct TestNode {
+    node: Node,
+    addr: String,
+    _dir: TempDir,
+}
+
+async fn start(
+    producers: &[AuthorKey],
+    bootstrap: &[&str],
+    listen: bool,
+    max_invalid: u32,
+) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    data.init().unwrap();
+    let mut config = Config::default();
+    config.network.listen = if listen {
+        vec!["/ip4/127.0.0.1/tcp/0".into()]
+    } else {
+        vec![]
+    };
+    config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
+    config.network.mdns = false;
+    config.network.max_invalid = max_invalid;
+    config.follow.producers = producers.iter().map(|k| k.to_string()).collect();
+    let (node, mut events) = Node::start(&data, config).await.unwrap();
+    let mut addr = String::new();
+    if listen {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while addr.is_empty() {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(NetEvent::Listening(a))) => addr = a.to_string(),
+                Ok(Some(_)) => {}
+                _ => panic!("node did not listen"),
+            }
+        }
+    }
+    // Keep draining events so the channel never fills.
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    TestNode {
+        node,
+        addr,
+        _dir: dir,
+    }
+}
+
+async fn eventually(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn producer_keys() -> (SigningKey, SigningKey) {
+    let x = SigningKey::from_bytes(&[1; 32]);
+    let x_key = AuthorKey(x.verifying_key().to_bytes());
+    for i in 2..=255u8 {
+        let y = SigningKey::from_bytes(&[i; 32]);
+        let y_key = AuthorKey(y.verifying_key().to_bytes());
+        if shard_of(&Topic::Producer(y_key)) != shard_of(&Topic::Producer(x_key)) {
+            return (x, y);
+        }
+    }
+    unreachable!("some key lands on another shard")
+}
+
+fn review(author: &SigningKey, producer: AuthorKey, text: &str) -> SignedRecord {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    RecordBuilder::new(Body::Review(Review {
+        product: ProductRef {
+            producer,
+            code: "gtin-42".into(),
+        },
+        rating: 4,
+        title: None,
+        text: text.into(),
+    }))
+    .created_at(now)
+    .sign(author)
+    .unwrap()
+}
+
+fn key_of(k: &SigningKey) -> AuthorKey {
+    AuthorKey(k.verifying_key().to_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_reaches_every_follower_and_only_followers() {
+    let (x, y) = producer_keys();
+    let (xk, yk) = (key_of(&x), key_of(&y));
+    let a = start(&[xk], &[], true, 10).await;
+    let b = start(&[xk], &[&a.addr], true, 10).await;
+    let c = start(&[xk], &[&a.addr], true, 10).await;
+    let d = start(&[yk], &[&a.addr], true, 10).await;
+    let consumer = SigningKey::from_bytes(&[77; 32]);
+
+    // Publish until the mesh has formed and the first record is through.
+    let first = review(&consumer, xk, "first");
+    b.node.publish(&first).await.unwrap();
+    eventually("followers store the review", 30, async || {
+        a.node.store().contains(&first.id()).unwrap()
+            && c.node.store().contains(&first.id()).unwrap()
+    })
+    .await;
+    for i in 0..5 {
+        let r = review(
+            &SigningKey::from_bytes(&[100 + i; 32]),
+            xk,
+            &format!("review {i}"),
+        );
+        c.node.publish(&r).await.unwrap();
+        eventually("every follower stores it", 10, async || {
+            a.node.store().contains(&r.id()).unwrap() && b.node.store().contains(&r.id()).unwrap()
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !d.node.store().contains(&first.id()).unwrap(),
+        "a node that does not follow X stored X's review"
+    );
+    assert_eq!(d.node.store().len().unwrap(), 0);
+    assert!(
+        !d.node.status().await.unwrap().peers.is_empty(),
+        "d was connected all along"
+    );
+    for n in [a, b, c, d] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let a = start(&[xk], &[], true, 3).await;
+    // Neither b nor the hostile node listens: each reaches the network only through `a`, so
+    // whatever invalid record b might see, a must have forwarded.
+    let b = start(&[xk], &[&a.addr], false, 3).await;
+    let h = start(&[xk], &[&a.addr], false, 3).await;
+    let consumer = SigningKey::from_bytes(&[9; 32]);
+
+    let warmup = review(&consumer, xk, "warm-up");
+    b.node.publish(&warmup).await.unwrap();
+    eventually("honest traffic flows", 30, async || {
+        a.node.store().contains(&warmup.id()).unwrap()
+    })
+    .await;
+    let h_id = h.node.status().await.unwrap().peer_id;
+    eventually("h is connected to a", 10, async || {
+        a.node.status().await.unwrap().peers.contains(&h_id)
+    })
+    .await;
+    // Let h's mesh include a.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let shard = shard_of(&Topic::Producer(xk));
+    let mut forged_ids = Vec::new();
+    for i in 0..6u8 {
+        let honest = review(&consumer, xk, &format!("forged {i}"));
+        let other = SigningKey::from_bytes(&[200; 32]);
+        use chorus_protocol::sign::message;
+        let sig = ed25519_dalek::Signer::sign(&other, &message(&honest.id())).to_bytes();
+        let forged = chorus_protocol::cbor::encode_wire(honest.record_bytes(), &sig);
+        forged_ids.push(honest.id());
+        h.node
+            .publish_unchecked(shard.clone(), forged)
+            .await
+            .unwrap();
+        h.node
+            .publish_unchecked(shard.clone(), vec![0x82, 0x41, i])
+            .await
+            .unwrap();
+    }
+    eventually("a bans h", 20, async || {
+        a.node.status().await.unwrap().banned.contains(&h_id)
+    })
+    .await;
+    eventually("h is disconnected from a", 10, async || {
+        !a.node.status().await.unwrap().peers.contains(&h_id)
+    })
+    .await;
+    for id in &forged_ids {
+        assert!(!a.node.store().contains(id).unwrap());
+        assert!(!b.node.store().contains(id).unwrap());
+    }
+    assert_eq!(
+        b.node.status().await.unwrap().rejected,
+        0,
+        "a forwarded invalid records to b"
+    );
+    assert!(a.node.status().await.unwrap().rejected >= 3);
+
+    // Honest traffic keeps flowing.
+    let after = review(&consumer, xk, "after the ban");
+    b.node.publish(&after).await.unwrap();
+    eventually("honest traffic after the ban", 15, async || {
+        a.node.store().contains(&after.id()).unwrap()
+    })
+    .await;
+    for n in [a, b, h] {
+        n.node.shutdown().await.unwrap();
+    }
+}
