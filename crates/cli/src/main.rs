@@ -73,14 +73,12 @@ fn author_of(dir: &DataDir) -> Result<AuthorKey> {
     Ok(AuthorKey(key.verifying_key().to_bytes()))
 }
 
-fn apply_overrides(mut c: Config, a: &NodeArgs) -> Result<Config> {
+fn apply_overrides(mut c: Config, a: &NodeArgs) -> Config {
     if !a.listen.is_empty() {
         c.network.listen = a.listen.clone();
     }
     c.network.bootstrap.extend(a.bootstrap.iter().cloned());
     if let Some(api) = &a.api {
-        api.parse::<std::net::SocketAddr>()
-            .with_context(|| format!("--api {api}: expected HOST:PORT, e.g. 127.0.0.1:7471"))?;
         c.api.listen = api.clone();
     }
     if a.no_mdns {
@@ -89,7 +87,7 @@ fn apply_overrides(mut c: Config, a: &NodeArgs) -> Result<Config> {
     if a.follow_all {
         c.follow.all = true;
     }
-    Ok(c)
+    c
 }
 
 async fn shutdown_signal() {
@@ -115,7 +113,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// Checks the flags before anything is written.
+fn check_node_args(a: &NodeArgs) -> Result<()> {
+    for l in &a.listen {
+        l.parse::<libp2p_addr::Multiaddr>().with_context(|| {
+            format!("--listen {l}: not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7470)")
+        })?;
+    }
+    for b in &a.bootstrap {
+        let addr: libp2p_addr::Multiaddr = b
+            .parse()
+            .with_context(|| format!("--bootstrap {b}: not a multiaddr"))?;
+        if !matches!(addr.iter().last(), Some(libp2p_addr::Protocol::P2p(_))) {
+            anyhow::bail!("--bootstrap {b}: must end in /p2p/PEERID");
+        }
+    }
+    if let Some(api) = &a.api {
+        api.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--api {api}: expected HOST:PORT, e.g. 127.0.0.1:7471"))?;
+    }
+    Ok(())
+}
+
 async fn run_node(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
+    check_node_args(args)?;
     let dir = data_dir(cli);
     let created = dir
         .init()
@@ -126,18 +147,7 @@ async fn run_node(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
             dir.root().display()
         );
     }
-    let config = apply_overrides(dir.config().context("cannot read config")?, args)?;
-    for b in &config.network.bootstrap {
-        let addr: libp2p_addr::Multiaddr = b
-            .parse()
-            .with_context(|| format!("--bootstrap {b}: not a multiaddr"))?;
-        if !addr
-            .iter()
-            .any(|p| matches!(p, libp2p_addr::Protocol::P2p(_)))
-        {
-            anyhow::bail!("--bootstrap {b}: must end in /p2p/PEERID");
-        }
-    }
+    let config = apply_overrides(dir.config().context("cannot read config")?, args);
     let (node, mut events) = Node::start(&dir, config)
         .await
         .context("cannot start the node")?;

@@ -290,21 +290,11 @@ impl Backing for Layered<'_> {
         Backing::get(self.tree, key)
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = Backing::scan_prefix(self.tree, prefix)?
-            .into_iter()
-            .collect();
-        if let Some(w) = self.in_flight {
-            for (k, v) in w
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-            {
-                match v {
-                    Some(v) => merged.insert(k.clone(), v.clone()),
-                    None => merged.remove(k),
-                };
-            }
-        }
-        Ok(merged.into_iter().collect())
+        let base = Backing::scan_prefix(self.tree, prefix)?;
+        Ok(match self.in_flight {
+            Some(w) => crate::store::merge_writes(base, w, prefix),
+            None => base,
+        })
     }
 }
 

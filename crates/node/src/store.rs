@@ -50,6 +50,25 @@ impl Backing for BTreeMap<Vec<u8>, Vec<u8>> {
     }
 }
 
+/// `base` entries under `prefix` with pending `writes` (puts and removals) applied.
+pub(crate) fn merge_writes(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    prefix: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in writes
+        .range(prefix.to_vec()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+    {
+        match v {
+            Some(v) => merged.insert(k.clone(), v.clone()),
+            None => merged.remove(k),
+        };
+    }
+    merged.into_iter().collect()
+}
+
 /// Pending writes over a backing store; reads see the pending writes first.
 pub(crate) struct Overlay<'a, B: Backing> {
     base: &'a B,
@@ -88,19 +107,11 @@ impl<'a, B: Backing> Overlay<'a, B> {
 
     /// Keys and values under `prefix`, pending writes merged in.
     pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_prefix(prefix)?.into_iter().collect();
-        for (k, v) in self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        Ok(merged.into_iter().collect())
+        Ok(merge_writes(
+            self.base.scan_prefix(prefix)?,
+            &self.writes,
+            prefix,
+        ))
     }
 
     pub(crate) fn into_writes(self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {

@@ -542,23 +542,9 @@ pub(crate) fn apply<B: Backing>(
             put(ov, key(keys::GROUP_TALLY, &[id.as_bytes()]), &tally)?;
             membership_changed(ov, ctx, &id, &r.author, false)?;
         }
-        Body::Join(j) => {
-            let before = is_member(ov, &j.group, &r.author)?;
-            offer(
-                ov,
-                slot_key(b'J', &[j.group.as_bytes(), r.author.as_bytes()]),
-                Slot::new(rec, true),
-            )?;
-            membership_changed(ov, ctx, &j.group, &r.author, before)?;
-        }
+        Body::Join(j) => membership_slot(ov, ctx, b'J', &j.group, &r.author, Slot::new(rec, true))?,
         Body::Admit(a) => {
-            let before = is_member(ov, &a.group, &a.member)?;
-            offer(
-                ov,
-                slot_key(b'M', &[a.group.as_bytes(), a.member.as_bytes()]),
-                Slot::new(rec, true),
-            )?;
-            membership_changed(ov, ctx, &a.group, &a.member, before)?;
+            membership_slot(ov, ctx, b'M', &a.group, &a.member, Slot::new(rec, true))?
         }
         Body::Petition(p) => {
             if let Some(code) = &p.product {
@@ -618,24 +604,8 @@ pub(crate) fn apply<B: Backing>(
                         off,
                     )?;
                 }
-                Body::Join(j) => {
-                    let before = is_member(ov, &j.group, &r.author)?;
-                    offer(
-                        ov,
-                        slot_key(b'J', &[j.group.as_bytes(), r.author.as_bytes()]),
-                        off,
-                    )?;
-                    membership_changed(ov, ctx, &j.group, &r.author, before)?;
-                }
-                Body::Admit(a) => {
-                    let before = is_member(ov, &a.group, &a.member)?;
-                    offer(
-                        ov,
-                        slot_key(b'M', &[a.group.as_bytes(), a.member.as_bytes()]),
-                        off,
-                    )?;
-                    membership_changed(ov, ctx, &a.group, &a.member, before)?;
-                }
+                Body::Join(j) => membership_slot(ov, ctx, b'J', &j.group, &r.author, off)?,
+                Body::Admit(a) => membership_slot(ov, ctx, b'M', &a.group, &a.member, off)?,
                 Body::Profile(_) => {
                     offer(ov, slot_key(b'F', &[r.author.as_bytes()]), off)?;
                 }
@@ -670,6 +640,24 @@ pub(crate) fn apply<B: Backing>(
         Body::Attestation(_) => {}
     }
     Ok(())
+}
+
+/// Offers a state to a join (`J`) or admit (`M`) slot and follows the membership change.
+fn membership_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    class: u8,
+    group: &RecordId,
+    member: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let before = is_member(ov, group, member)?;
+    offer(
+        ov,
+        slot_key(class, &[group.as_bytes(), member.as_bytes()]),
+        s,
+    )?;
+    membership_changed(ov, ctx, group, member, before)
 }
 
 fn review_slot<B: Backing>(

@@ -1,0 +1,27 @@
+//! The binary's help and version (this file also makes `cargo test` build the `chorus`
+//! binary that the end-to-end tests in `tests/` run).
+
+use std::process::Command;
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["node", "init", "id"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
+    }
+}
+
+#[test]
+fn unknown_subcommand_fails_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+}

@@ -1,0 +1,135 @@
+//! `chorus init`, `chorus id` and `chorus node` as real processes on loopback.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use chorus_e2e::{chorus, DataDir, NodeProcess};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn init_creates_keys_with_mode_0600_a_config_and_a_stable_identity() {
+    let dir = DataDir::new();
+    let out = chorus(&dir, &["init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let author = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("author ").map(str::to_string))
+        .expect("init prints the author key");
+    assert_eq!(author.len(), 64);
+    assert!(author.parse::<chorus_protocol::AuthorKey>().is_ok());
+    for key in ["author.key", "node.key"] {
+        let mode = std::fs::metadata(dir.path().join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(config.contains("[network]"));
+    toml::from_str::<toml::Value>(&config).expect("config is valid TOML");
+
+    let id = chorus(&dir, &["id"]);
+    assert_eq!(stdout(&id).trim(), author);
+    let again = chorus(&dir, &["init"]);
+    assert!(stdout(&again).contains("already initialised"));
+    assert_eq!(
+        stdout(&chorus(&dir, &["--json", "id"])).trim(),
+        format!("{{\"author\":\"{author}\"}}")
+    );
+}
+
+#[test]
+fn id_without_init_says_what_to_do() {
+    let dir = DataDir::new();
+    let out = chorus(&dir, &["id"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("chorus init"), "{}", stderr(&out));
+    assert!(!dir.path().exists(), "nothing written");
+}
+
+#[test]
+fn a_node_runs_on_defaults_prints_its_addresses_and_stops_cleanly_on_sigterm() {
+    let dir = DataDir::new();
+    let mut node = NodeProcess::start(&dir, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let peer = node.wait_for("peer id", Duration::from_secs(30));
+    let peer_id = peer.split_whitespace().last().unwrap().to_string();
+    let listening = node.wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30));
+    assert!(
+        listening.ends_with(&format!("/p2p/{peer_id}")),
+        "{listening}"
+    );
+    assert!(dir.path().join("store").exists());
+    assert_eq!(node.terminate(), Some(0));
+}
+
+#[test]
+fn two_nodes_on_loopback_connect_through_a_bootstrap_address() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let mut a = NodeProcess::start(&da, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let addr = a
+        .wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30))
+        .trim_start_matches("listening ")
+        .to_string();
+    let mut b = NodeProcess::start(
+        &db,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--bootstrap",
+            &addr,
+        ],
+    );
+    b.wait_for("peer connected", Duration::from_secs(30));
+    a.wait_for("peer connected", Duration::from_secs(30));
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+}
+
+#[test]
+fn bad_flags_fail_with_one_clear_line_and_write_nothing() {
+    for (args, needle) in [
+        (
+            vec!["node", "--bootstrap", "/ip4/127.0.0.1/tcp/1"],
+            "must end in /p2p/PEERID",
+        ),
+        (
+            vec!["node", "--bootstrap", "not-an-address"],
+            "not a multiaddr",
+        ),
+        (vec!["node", "--listen", "tcp:7470"], "not a multiaddr"),
+        (vec!["node", "--api", "localhost"], "HOST:PORT"),
+    ] {
+        let dir = DataDir::new();
+        let out = chorus(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(!dir.path().exists(), "{args:?} wrote the data dir");
+    }
+}
+
+#[test]
+fn a_node_refuses_a_key_file_others_can_read() {
+    let dir = DataDir::new();
+    assert!(chorus(&dir, &["init"]).status.success());
+    let key = dir.path().join("author.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = chorus(
+        &dir,
+        &["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("readable by others"),
+        "{}",
+        stderr(&out)
+    );
+}
