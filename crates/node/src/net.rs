@@ -26,6 +26,7 @@ use libp2p::kad::{self, store::MemoryStore};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, Swarm};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -110,6 +111,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Client {
     tx: mpsc::Sender<Command>,
+    metrics: Arc<Mutex<Registry>>,
 }
 
 impl Client {
@@ -133,6 +135,22 @@ impl Client {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Dial { addr, reply }).await?;
         rx.await.map_err(|_| Error::NodeStopped)?
+    }
+
+    /// Gossip messages received, counting every copy (duplicates included): what the mesh
+    /// costs, from gossipsub's own counters.
+    pub fn gossip_copies_received(&self) -> u64 {
+        let mut text = String::new();
+        let Ok(reg) = self.metrics.lock() else {
+            return 0;
+        };
+        if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
+            return 0;
+        }
+        text.lines()
+            .filter(|l| l.starts_with("topic_msg_recv_counts_unfiltered_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// The current network state.
@@ -252,6 +270,30 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Gossipsub peer scoring: a peer loses score for every invalid record it delivers (P4), so
+/// one or two invalid records put it under the gossip and publish thresholds and a few more
+/// graylist it, before our own counter disconnects and bans it. Penalties that would hurt
+/// honest peers in a quiet network or on one host (too few mesh deliveries, many peers on one
+/// IP, as in loopback tests and LANs behind one NAT) are off.
+fn score_params() -> gossipsub::PeerScoreParams {
+    let mut p = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    for shard in topics::all_shards() {
+        let t = gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -100.0,
+            invalid_message_deliveries_decay: 0.5,
+            ..gossipsub::TopicScoreParams::default()
+        };
+        p.topics.insert(IdentTopic::new(shard).hash(), t);
+    }
+    p
+}
+
 /// The gossipsub message id: the record id (BLAKE3 of the record bytes), or BLAKE3 of the
 /// whole payload when it is not a wire record at all.
 fn message_id(m: &gossipsub::Message) -> MessageId {
@@ -295,12 +337,21 @@ pub(crate) fn new(
         .message_id_fn(message_id)
         .max_transmit_size(64 * 1024)
         .heartbeat_interval(Duration::from_millis(700))
+        // A smaller mesh than the default (6, 5..12) and IDONTWANT for records (a few hundred
+        // bytes, under the default 1 KiB threshold) keep copies per record near 3 while
+        // every record still reaches every follower (BENCHMARKS.md).
+        .mesh_n(5)
+        .mesh_n_low(4)
+        .mesh_n_high(8)
+        .idontwant_message_size_threshold(128)
+        .idontwant_on_publish(true)
         .build()
         .map_err(|e| net_err(format!("gossipsub config: {e}")))?;
     let mdns_on = config.mdns;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer));
+    let mut registry = Registry::default();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -322,7 +373,12 @@ pub(crate) fn new(
             };
             let gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .with_metrics(&mut registry, gossipsub::MetricsConfig::default());
+            let mut gossipsub = gossipsub;
+            gossipsub
+                .with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())
+                .map_err(std::io::Error::other)?;
             let mut kad = kad::Behaviour::new(peer_id, MemoryStore::new(peer_id));
             kad.set_mode(Some(kad::Mode::Server));
             Ok(Behaviour {
@@ -342,7 +398,10 @@ pub(crate) fn new(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     let (tx, rx) = mpsc::channel(1024);
-    let client = Client { tx };
+    let client = Client {
+        tx,
+        metrics: Arc::new(Mutex::new(registry)),
+    };
     let mut bootstrap = Vec::new();
     for b in &config.bootstrap {
         let addr: Multiaddr = b
@@ -650,5 +709,28 @@ impl EventLoop {
             }
             other => debug!(event = ?other, "gossipsub event"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_allow_bursts_then_the_rate() {
+        let mut b = Bucket::full(2);
+        let burst = (0..100).filter(|_| b.take(2)).count();
+        assert_eq!(burst, 20, "burst of ten times the rate");
+        assert!(!b.take(2));
+        b.at -= Duration::from_secs(1);
+        assert!(b.take(2) && b.take(2));
+        assert!(!b.take(2));
+    }
+
+    #[test]
+    fn score_parameters_are_valid() {
+        let p = score_params();
+        assert!(p.validate().is_ok());
+        assert_eq!(p.topics.len(), topics::all_shards().len());
     }
 }

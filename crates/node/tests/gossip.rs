@@ -11,6 +11,8 @@ use chorus_protocol::{
 };
 use tempfile::TempDir;
 
+const TCP: &[&str] = &["/ip4/127.0.0.1/tcp/0"];
+
 struct TestNode {
     node: Node,
     addr: String,
@@ -20,25 +22,21 @@ struct TestNode {
 async fn start(
     producers: &[AuthorKey],
     bootstrap: &[&str],
-    listen: bool,
+    listen: &[&str],
     max_invalid: u32,
 ) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path());
     data.init().unwrap();
     let mut config = Config::default();
-    config.network.listen = if listen {
-        vec!["/ip4/127.0.0.1/tcp/0".into()]
-    } else {
-        vec![]
-    };
+    config.network.listen = listen.iter().map(|s| s.to_string()).collect();
     config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
     config.network.mdns = false;
     config.network.max_invalid = max_invalid;
     config.follow.producers = producers.iter().map(|k| k.to_string()).collect();
     let (node, mut events) = Node::start(&data, config).await.unwrap();
     let mut addr = String::new();
-    if listen {
+    if !listen.is_empty() {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while addr.is_empty() {
             match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -108,10 +106,10 @@ fn key_of(k: &SigningKey) -> AuthorKey {
 async fn a_review_reaches_every_follower_and_only_followers() {
     let (x, y) = producer_keys();
     let (xk, yk) = (key_of(&x), key_of(&y));
-    let a = start(&[xk], &[], true, 10).await;
-    let b = start(&[xk], &[&a.addr], true, 10).await;
-    let c = start(&[xk], &[&a.addr], true, 10).await;
-    let d = start(&[yk], &[&a.addr], true, 10).await;
+    let a = start(&[xk], &[], TCP, 10).await;
+    let b = start(&[xk], &[&a.addr], TCP, 10).await;
+    let c = start(&[xk], &[&a.addr], TCP, 10).await;
+    let d = start(&[yk], &[&a.addr], TCP, 10).await;
     let consumer = SigningKey::from_bytes(&[77; 32]);
 
     // Publish until the mesh has formed and the first record is through.
@@ -153,11 +151,11 @@ async fn a_review_reaches_every_follower_and_only_followers() {
 async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
     let (x, _) = producer_keys();
     let xk = key_of(&x);
-    let a = start(&[xk], &[], true, 3).await;
+    let a = start(&[xk], &[], TCP, 3).await;
     // Neither b nor the hostile node listens: each reaches the network only through `a`, so
     // whatever invalid record b might see, a must have forwarded.
-    let b = start(&[xk], &[&a.addr], false, 3).await;
-    let h = start(&[xk], &[&a.addr], false, 3).await;
+    let b = start(&[xk], &[&a.addr], &[], 3).await;
+    let h = start(&[xk], &[&a.addr], &[], 3).await;
     let consumer = SigningKey::from_bytes(&[9; 32]);
 
     let warmup = review(&consumer, xk, "warm-up");
@@ -219,6 +217,96 @@ async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
     })
     .await;
     for n in [a, b, h] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_travel_over_quic() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let quic = &["/ip4/127.0.0.1/udp/0/quic-v1"];
+    let a = start(&[xk], &[], quic, 10).await;
+    assert!(a.addr.contains("/quic-v1/"), "{}", a.addr);
+    let b = start(&[xk], &[&a.addr], quic, 10).await;
+    let r = review(&SigningKey::from_bytes(&[5; 32]), xk, "over quic");
+    b.node.publish(&r).await.unwrap();
+    eventually("a stores the review sent over QUIC", 30, async || {
+        a.node.store().contains(&r.id()).unwrap()
+    })
+    .await;
+    for n in [a, b] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_published_with_nobody_listening_is_kept_and_delivered_later() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let a = start(&[xk], &[], TCP, 10).await;
+    let r = review(&SigningKey::from_bytes(&[6; 32]), xk, "alone at first");
+    let outcome = a.node.publish(&r).await.unwrap();
+    assert!(
+        matches!(outcome, chorus_node::Outcome::Stored(_)),
+        "{outcome:?}"
+    );
+    let b = start(&[xk], &[&a.addr], TCP, 10).await;
+    eventually("the late peer receives the kept record", 30, async || {
+        b.node.store().contains(&r.id()).unwrap()
+    })
+    .await;
+    for n in [a, b] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_can_change_at_run_time() {
+    let (x, y) = producer_keys();
+    let (xk, yk) = (key_of(&x), key_of(&y));
+    let a = start(&[xk], &[], TCP, 10).await;
+    let b = start(&[yk], &[&a.addr], TCP, 10).await;
+    let author = SigningKey::from_bytes(&[8; 32]);
+    let before = review(&author, xk, "before b follows x");
+    a.node.publish(&before).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!b.node.store().contains(&before.id()).unwrap());
+
+    b.node
+        .follow(chorus_node::FollowChange::Producer(xk))
+        .await
+        .unwrap();
+    assert!(b.node.following().producers.contains(&xk));
+    assert!(b
+        .node
+        .status()
+        .await
+        .unwrap()
+        .shards
+        .contains(&shard_of(&Topic::Producer(xk))));
+    // Keep publishing until the new subscription has joined the mesh.
+    let mut n = 0;
+    eventually("b stores x's feedback after following x", 30, async || {
+        n += 1;
+        let r = review(&author, xk, &format!("after {n}"));
+        a.node.publish(&r).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        b.node.store().contains(&r.id()).unwrap()
+    })
+    .await;
+    b.node
+        .unfollow(chorus_node::FollowChange::Producer(xk))
+        .await
+        .unwrap();
+    assert!(!b
+        .node
+        .status()
+        .await
+        .unwrap()
+        .shards
+        .contains(&shard_of(&Topic::Producer(xk))));
+    for n in [a, b] {
         n.node.shutdown().await.unwrap();
     }
 }
