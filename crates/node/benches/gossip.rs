@@ -174,22 +174,24 @@ async fn run() {
         .sum::<u64>()
         - copies_before;
 
-    let s = seen.lock().unwrap();
-    let mut latencies = Vec::new();
-    let mut delivered = 0usize;
-    for r in &records {
-        let t0 = published[&r.id()];
-        if let Some(v) = s.get(&r.id()) {
-            // The publisher's own store acknowledges first; the others are deliveries.
-            let mut ts = v.clone();
-            ts.sort();
-            for t in ts.iter().skip(1) {
-                latencies.push(t.duration_since(t0).as_secs_f64() * 1000.0);
-                delivered += 1;
+    let (mut latencies, delivered) = {
+        let s = seen.lock().unwrap();
+        let mut latencies = Vec::new();
+        let mut delivered = 0usize;
+        for r in &records {
+            let t0 = published[&r.id()];
+            if let Some(v) = s.get(&r.id()) {
+                // The publisher's own store acknowledges first; the others are deliveries.
+                let mut ts = v.clone();
+                ts.sort();
+                for t in ts.iter().skip(1) {
+                    latencies.push(t.duration_since(t0).as_secs_f64() * 1000.0);
+                    delivered += 1;
+                }
             }
         }
-    }
-    drop(s);
+        (latencies, delivered)
+    };
     let expected = RECORDS * (NODES - 1);
     let delivery = delivered as f64 / expected as f64;
     let p50 = percentile(&mut latencies, 0.5);
