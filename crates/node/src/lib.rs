@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod net;
 pub mod node;
 pub mod store;
+pub mod sync;
 pub mod tally;
 #[cfg(feature = "workload")]
 pub mod workload;
