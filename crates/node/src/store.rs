@@ -280,8 +280,11 @@ impl Store {
 
     /// The record with this id, as stored (verbatim wire bytes, decoded).
     pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>> {
-        match self.tree.get(keys::record(id))? {
-            None => Ok(None),
+        let Some(loc) = self.tree.get(keys::record(id))? else {
+            return Ok(None);
+        };
+        match self.tree.get(keys::stored_at(&loc, id))? {
+            None => Err(Error::Corrupt(format!("record {id} indexed but missing"))),
             Some(wire) => Ok(Some(SignedRecord::from_vec(wire.to_vec())?)),
         }
     }
@@ -466,10 +469,10 @@ impl Store {
         }
     }
 
-    /// Every stored record's wire bytes, in id order (audits, recompute).
+    /// Every stored record's wire bytes, in topic and time order (audits, recompute).
     pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.tree
-            .scan_prefix([keys::RECORD])
+            .scan_prefix([keys::TOPIC])
             .map(|kv| kv.map(|(_, v)| v.to_vec()).map_err(Error::from))
     }
 

@@ -260,8 +260,11 @@ impl Ctx {
         if let Some(t) = self.targets.get(id) {
             return Ok(Some(t.clone()));
         }
-        let Some(wire) = ov.get(&keys::record(id))? else {
+        let Some(loc) = ov.get(&keys::record(id))? else {
             return Ok(None);
+        };
+        let Some(wire) = ov.get(&keys::stored_at(&loc, id))? else {
+            return Err(Error::Corrupt(format!("record {id} indexed but missing")));
         };
         let rec = Arc::new(SignedRecord::from_vec(wire)?);
         if self.targets.len() >= Self::MAX_TARGETS {
@@ -482,10 +485,12 @@ pub(crate) fn apply<B: Backing>(
     let r = rec.record();
     let id = rec.id();
     let at = r.created_at;
-    ov.put(keys::record(&id), rec.wire().to_vec());
+    // The wire bytes live under the topic/time key (sync order, mostly sequential inserts);
+    // the id index points there.
+    ov.put(keys::record(&id), keys::location(&r.topic, at));
     ov.put(
         keys::timed(keys::TOPIC, &keys::topic_bytes(&r.topic), at, &id),
-        Vec::new(),
+        rec.wire().to_vec(),
     );
     ov.put(
         keys::timed(keys::AUTHOR, r.author.as_bytes(), at, &id),

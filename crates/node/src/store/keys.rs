@@ -5,8 +5,8 @@
 //!
 //! | prefix | key after the prefix                         | value                         |
 //! |--------|----------------------------------------------|-------------------------------|
-//! | `r`    | id                                           | wire bytes, verbatim          |
-//! | `t`    | topic(33) created_at(8, BE) id               | empty: topic/time (sync) order |
+//! | `r`    | id                                           | topic(33) created_at(8): where the record is |
+//! | `t`    | topic(33) created_at(8, BE) id               | wire bytes, verbatim: records in topic/time (sync) order |
 //! | `a`    | author created_at id                         | empty                         |
 //! | `g`    | target created_at id                         | empty                         |
 //! | `p`    | product(64) created_at id                    | empty                         |
@@ -75,8 +75,22 @@ pub(crate) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// The id-index key of a record (its value says where the record is).
 pub(crate) fn record(id: &RecordId) -> Vec<u8> {
     key(RECORD, &[id.as_bytes()])
+}
+
+/// The value of a record's id-index entry.
+pub(crate) fn location(topic: &Topic, created_at: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(41);
+    v.extend_from_slice(&topic_bytes(topic));
+    v.extend_from_slice(&created_at.to_be_bytes());
+    v
+}
+
+/// The key holding a record's wire bytes, from its id-index value.
+pub(crate) fn stored_at(location: &[u8], id: &RecordId) -> Vec<u8> {
+    key(TOPIC, &[location, id.as_bytes()])
 }
 
 /// An index key ending in `created_at || id`, from which the id is the last 32 bytes.
