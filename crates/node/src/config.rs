@@ -79,6 +79,8 @@ pub struct FollowConfig {
     pub producers: Vec<String>,
     /// Group ids (hex) whose membership to follow.
     pub groups: Vec<String>,
+    /// Products to follow, as `PRODUCERKEY/CODE`; stores the producer's feedback topic.
+    pub products: Vec<String>,
 }
 
 /// The local API.
@@ -145,6 +147,8 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # producers = []
 # Group ids whose membership records this node stores.
 # groups = []
+# Products, as "PRODUCERKEY/CODE" (stores that producer's feedback topic, where they travel).
+# products = []
 
 [api]
 # The local JSON API (bearer token in the data dir). Keep it on loopback.

@@ -1,22 +1,25 @@
 //! The ingest pipeline: untrusted wire bytes in, a verdict per record out.
 //!
-//! Two stages on their own threads, joined by a bounded channel so that verifying one batch
-//! overlaps writing the previous one:
+//! Three stages on their own threads, joined by bounded channels, so that verifying, applying
+//! and writing different batches overlap:
 //!
 //! 1. **check** — per record: the id from the wire (BLAKE3 of the record bytes) and a store
 //!    lookup drop duplicates before any other work; then decode, the context-free rules and
 //!    the clock; then signatures, in batches of [`VERIFY_CHUNK`] spread over all cores by
 //!    rayon (batch verification gives each record its single verdict, see
 //!    `chorus_protocol::sign`).
-//! 2. **write** — one thread owns all writes. It takes every checked batch that is waiting
-//!    (group commit, up to [`MAX_COMMIT`] records), checks the kind rules that need other
-//!    records, parks records whose target is missing, applies the rest and the derived state
-//!    they change into one overlay, and commits that as **one atomic sled batch followed by
-//!    a flush**. Only then are the callers answered and the events broadcast.
+//! 2. **apply** — one thread decides what is written. It takes checked batches in order, in
+//!    chunks of at most [`MAX_COMMIT`] records (several small batches share a chunk, a large
+//!    one is split), checks the kind rules that need other records, parks records whose
+//!    target is missing, and applies the rest and the derived state they change into one
+//!    in-memory overlay. It reads through the chunk being committed, so it can run one
+//!    chunk ahead of the disk.
+//! 3. **commit** — writes each chunk as **one atomic sled batch followed by a flush**, and
+//!    only then answers the callers whose batches are complete and broadcasts the events.
 //!
 //! So an acknowledged record ([`Outcome::Stored`], or [`Outcome::Waiting`]) is on disk, with
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
-//! it leaves none of the batch behind.
+//! it leaves each chunk either whole or absent, never a record without its derived state.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -159,6 +159,17 @@ impl DataDir {
     }
 }
 
+/// Parses `PRODUCERKEY/CODE`.
+pub fn parse_product(s: &str) -> Result<(AuthorKey, String)> {
+    let bad = |why: String| Error::Config(format!("product {s:?}: {why}"));
+    let (k, code) = s
+        .split_once('/')
+        .ok_or_else(|| bad("expected PRODUCERKEY/CODE".into()))?;
+    let key: AuthorKey = k.parse().map_err(|e| bad(format!("{e}")))?;
+    chorus_protocol::validate::check_product_code(code).map_err(|e| bad(format!("{e}")))?;
+    Ok((key, code.to_string()))
+}
+
 /// Parses a config's follow section.
 fn follow_of(c: &Config) -> Result<Follow> {
     let mut f = Follow {
@@ -170,6 +181,9 @@ fn follow_of(c: &Config) -> Result<Follow> {
             p.parse::<AuthorKey>()
                 .map_err(|e| Error::Config(format!("follow.producers {p}: {e}")))?,
         );
+    }
+    for p in &c.follow.products {
+        f.products.insert(parse_product(p)?);
     }
     for g in &c.follow.groups {
         f.groups.insert(
@@ -199,6 +213,8 @@ pub enum FollowChange {
     Producer(AuthorKey),
     /// Follow a group's membership.
     Group(RecordId),
+    /// Follow a product (its producer's topic, where its records travel).
+    Product(AuthorKey, String),
     /// Follow everything.
     All,
 }
@@ -311,6 +327,9 @@ impl Node {
             FollowChange::Group(g) => {
                 f.groups.insert(g);
             }
+            FollowChange::Product(p, code) => {
+                f.products.insert((p, code));
+            }
             FollowChange::All => f.all = true,
         })
         .await
@@ -324,6 +343,9 @@ impl Node {
             }
             FollowChange::Group(g) => {
                 f.groups.remove(&g);
+            }
+            FollowChange::Product(p, code) => {
+                f.products.remove(&(p, code));
             }
             FollowChange::All => f.all = false,
         })

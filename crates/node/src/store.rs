@@ -138,6 +138,43 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     seen: Arc<Seen>,
+    hot: Arc<Hot>,
+}
+
+/// The encoded tallies, ratings and group tallies, kept in memory as they are written and
+/// read, so that a query is a hash lookup even when sled's page cache would miss. Bounded:
+/// emptied when full (the values are small and few: one per petition, product and group).
+#[derive(Default)]
+struct Hot(std::sync::RwLock<std::collections::HashMap<Vec<u8>, Vec<u8>>>);
+
+impl Hot {
+    const CAPACITY: usize = 500_000;
+
+    fn cached(key: &[u8]) -> bool {
+        matches!(
+            key.first(),
+            Some(&keys::PETITION_TALLY) | Some(&keys::RATING) | Some(&keys::GROUP_TALLY)
+        )
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.read().ok()?.get(key).cloned()
+    }
+
+    fn put(&self, key: &[u8], value: Option<&[u8]>) {
+        let Ok(mut m) = self.0.write() else { return };
+        match value {
+            Some(v) => {
+                if m.len() >= Self::CAPACITY && !m.contains_key(key) {
+                    m.clear();
+                }
+                m.insert(key.to_vec(), v.to_vec());
+            }
+            None => {
+                m.remove(key);
+            }
+        }
+    }
 }
 
 /// Which record and slot keys *may* exist: a Bloom filter over the `r` and `s` keys, so that
@@ -238,6 +275,7 @@ impl Store {
             db,
             tree,
             seen: Arc::new(seen),
+            hot: Arc::new(Hot::default()),
         })
     }
 
@@ -252,7 +290,11 @@ impl Store {
     /// Applies pending writes as one atomic batch, then flushes to disk.
     pub(crate) fn commit(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
         let mut batch = sled::Batch::default();
+        let mut hot = Vec::new();
         for (k, v) in writes {
+            if Hot::cached(&k) {
+                hot.push((k.clone(), v.clone()));
+            }
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -260,6 +302,9 @@ impl Store {
         }
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
+        for (k, v) in hot {
+            self.hot.put(&k, v.as_deref());
+        }
         Ok(())
     }
 
@@ -436,24 +481,38 @@ impl Store {
 
     /// A petition's tally: one key lookup.
     pub fn tally(&self, petition: &RecordId) -> Result<Option<PetitionTally>> {
-        crate::tally::read(
-            &self.tree,
-            &keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]),
-        )
+        self.derived(&keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]))
+    }
+
+    /// A derived value through the in-memory cache.
+    fn derived<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        let bytes = match self.hot.get(key) {
+            Some(b) => Some(b),
+            None => {
+                let b = self.tree.get(key)?.map(|v| v.to_vec());
+                if let Some(b) = &b {
+                    self.hot.put(key, Some(b));
+                }
+                b
+            }
+        };
+        match bytes {
+            None => Ok(None),
+            Some(b) => ciborium::de::from_reader(&b[..])
+                .map(Some)
+                .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
+        }
     }
 
     /// A product's rating: one key lookup.
     pub fn rating(&self, producer: &AuthorKey, code: &str) -> Result<Rating> {
         let k = keys::key(keys::RATING, &[&keys::product_bytes_of(producer, code)]);
-        Ok(crate::tally::read(&self.tree, &k)?.unwrap_or_default())
+        Ok(self.derived(&k)?.unwrap_or_default())
     }
 
     /// A group's tally (member count).
     pub fn group(&self, group: &RecordId) -> Result<Option<GroupTally>> {
-        crate::tally::read(
-            &self.tree,
-            &keys::key(keys::GROUP_TALLY, &[group.as_bytes()]),
-        )
+        self.derived(&keys::key(keys::GROUP_TALLY, &[group.as_bytes()]))
     }
 
     /// Is `member` a member of `group` (derived from joins, admits and the founder)?

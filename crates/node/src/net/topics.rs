@@ -51,6 +51,9 @@ pub struct Follow {
     pub producers: HashSet<AuthorKey>,
     /// Groups whose membership records are stored.
     pub groups: HashSet<RecordId>,
+    /// Products followed. A product's records travel on its producer's topic, so following
+    /// a product subscribes to that shard and stores that producer's topic.
+    pub products: HashSet<(AuthorKey, String)>,
 }
 
 impl Follow {
@@ -60,7 +63,9 @@ impl Follow {
         self.all
             || match topic {
                 Topic::Meta => true,
-                Topic::Producer(k) => self.producers.contains(k),
+                Topic::Producer(k) => {
+                    self.producers.contains(k) || self.products.iter().any(|(p, _)| p == k)
+                }
                 Topic::Group(g) => self.groups.contains(g),
             }
     }
@@ -77,6 +82,11 @@ impl Follow {
                 .map(|k| shard_of(&Topic::Producer(*k))),
         );
         s.extend(self.groups.iter().map(|g| shard_of(&Topic::Group(*g))));
+        s.extend(
+            self.products
+                .iter()
+                .map(|(p, _)| shard_of(&Topic::Producer(*p))),
+        );
         s
     }
 }
@@ -110,5 +120,17 @@ mod tests {
             f.shards(),
             BTreeSet::from([META.to_string(), shard_of(&Topic::Producer(k))])
         );
+    }
+
+    #[test]
+    fn following_a_product_follows_its_producers_topic() {
+        let k = AuthorKey([5; 32]);
+        let f = Follow {
+            products: HashSet::from([(k, "gtin-1".to_string())]),
+            ..Follow::default()
+        };
+        assert!(f.follows(&Topic::Producer(k)));
+        assert!(f.shards().contains(&shard_of(&Topic::Producer(k))));
+        assert!(!f.follows(&Topic::Producer(AuthorKey([6; 32]))));
     }
 }
