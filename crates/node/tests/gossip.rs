@@ -310,3 +310,50 @@ async fn following_can_change_at_run_time() {
         n.node.shutdown().await.unwrap();
     }
 }
+
+/// A producer key other than `x` whose topic travels on the same shard.
+fn same_shard_key(x: AuthorKey) -> AuthorKey {
+    for i in 0..=u16::MAX {
+        let mut seed = [9u8; 32];
+        seed[..2].copy_from_slice(&i.to_le_bytes());
+        let k = key_of(&SigningKey::from_bytes(&seed));
+        if k != x && shard_of(&Topic::Producer(k)) == shard_of(&Topic::Producer(x)) {
+            return k;
+        }
+    }
+    unreachable!("one in 32 keys shares the shard")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_follower_on_the_same_shard_checks_and_forwards_without_storing() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let zk = same_shard_key(xk);
+    // e follows another producer on x's shard and is the only node that listens: a and f
+    // (who follow x) can reach each other only through e.
+    let e = start(&[zk], &[], TCP, 10).await;
+    let a = start(&[xk], &[&e.addr], &[], 10).await;
+    let f = start(&[xk], &[&e.addr], &[], 10).await;
+    let author = SigningKey::from_bytes(&[11; 32]);
+    let mut n = 0;
+    let mut last = None;
+    eventually("f stores x's review relayed by e", 30, async || {
+        n += 1;
+        let r = review(&author, xk, &format!("relayed {n}"));
+        a.node.publish(&r).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let got = f.node.store().contains(&r.id()).unwrap();
+        last = Some(r.id());
+        got
+    })
+    .await;
+    let id = last.unwrap();
+    assert!(
+        !e.node.store().contains(&id).unwrap(),
+        "the relay stored a topic it does not follow"
+    );
+    assert_eq!(e.node.status().await.unwrap().rejected, 0);
+    for n in [a, e, f] {
+        n.node.shutdown().await.unwrap();
+    }
+}
