@@ -56,7 +56,16 @@ fn id_without_init_says_what_to_do() {
 #[test]
 fn a_node_runs_on_defaults_prints_its_addresses_and_stops_cleanly_on_sigterm() {
     let dir = DataDir::new();
-    let mut node = NodeProcess::start(&dir, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let mut node = NodeProcess::start(
+        &dir,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
     let peer = node.wait_for("peer id", Duration::from_secs(30));
     let peer_id = peer.split_whitespace().last().unwrap().to_string();
     let listening = node.wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30));
@@ -71,7 +80,16 @@ fn a_node_runs_on_defaults_prints_its_addresses_and_stops_cleanly_on_sigterm() {
 #[test]
 fn two_nodes_on_loopback_connect_through_a_bootstrap_address() {
     let (da, db) = (DataDir::new(), DataDir::new());
-    let mut a = NodeProcess::start(&da, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let mut a = NodeProcess::start(
+        &da,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
     let addr = a
         .wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30))
         .trim_start_matches("listening ")
@@ -82,6 +100,8 @@ fn two_nodes_on_loopback_connect_through_a_bootstrap_address() {
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
             "--bootstrap",
             &addr,
         ],
@@ -124,12 +144,91 @@ fn a_node_refuses_a_key_file_others_can_read() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = chorus(
         &dir,
-        &["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"],
+        &[
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("readable by others"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn status_reports_the_running_node_through_the_api() {
+    let dir = DataDir::new();
+    let none = chorus(&dir, &["status"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("no node is running"),
+        "{}",
+        stderr(&none)
+    );
+
+    let mut node = NodeProcess::start(
+        &dir,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
+    node.wait_for("api      http://127.0.0.1:", Duration::from_secs(30));
+    node.wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30));
+    let token_mode = std::fs::metadata(dir.path().join("api.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(token_mode & 0o777, 0o600);
+
+    let out = chorus(&dir, &["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let peer_id = s["peer_id"].as_str().unwrap();
+    let addrs = s["listen_addrs"].as_array().unwrap();
+    assert!(!addrs.is_empty());
+    for a in addrs {
+        assert!(
+            a.as_str().unwrap().ends_with(&format!("/p2p/{peer_id}")),
+            "{a}"
+        );
+    }
+    assert_eq!(s["peers"].as_u64(), Some(0));
+    assert_eq!(s["records"].as_u64(), Some(0));
+    assert!(s["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "chorus/v1/meta"));
+    let human = chorus(&dir, &["--json", "status"]);
+    assert_eq!(
+        stdout(&human),
+        stdout(&out),
+        "--json before or after the subcommand"
+    );
+
+    // A wrong token is refused.
+    let token = dir.path().join("api.token");
+    std::fs::write(&token, "0".repeat(64)).unwrap();
+    let denied = chorus(&dir, &["status"]);
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(
+        stderr(&denied).contains("unauthorized"),
+        "{}",
+        stderr(&denied)
+    );
+    assert_eq!(node.terminate(), Some(0));
+    assert!(
+        !dir.path().join("api.json").exists(),
+        "api.json removed on stop"
     );
 }

@@ -34,6 +34,8 @@ enum Command {
     Init,
     /// Print this user's author key (the key that signs their records).
     Id,
+    /// Show the running node: peer id, addresses, peers, records, followed shards.
+    Status,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +163,9 @@ async fn run_node(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
         println!("peer id  {}", status.peer_id);
         println!("author   {}", node.author());
         println!("data dir {}", dir.root().display());
+        if let Some(api) = node.api_addr() {
+            println!("api      http://{api}");
+        }
     }
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -191,8 +196,73 @@ mod libp2p_addr {
     pub use chorus_node::net::{Multiaddr, Protocol};
 }
 
+/// Calls the running node's API: finds its address in `api.json` and its token in
+/// `api.token`, and says plainly when no node is running.
+fn api_get(dir: &DataDir, path: &str) -> Result<serde_json::Value> {
+    let no_node = || {
+        anyhow::anyhow!(
+            "no node is running for {} (start one with `chorus node`)",
+            dir.root().display()
+        )
+    };
+    let info = std::fs::read_to_string(dir.api_info_path()).map_err(|_| no_node())?;
+    let info: serde_json::Value = serde_json::from_str(&info).context("api.json is corrupt")?;
+    let addr = info["addr"]
+        .as_str()
+        .context("api.json has no addr")?
+        .to_string();
+    let token = dir.api_token().context("cannot read the API token")?;
+    let url = format!("http://{addr}{path}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|_| no_node())?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("{url}: the node's answer is not JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{} ({})",
+            body["message"].as_str().unwrap_or("request failed"),
+            body["code"].as_str().unwrap_or("error")
+        );
+    }
+    Ok(body)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Status => {
+            let dir = data_dir(&cli);
+            let s = tokio::task::spawn_blocking(move || api_get(&dir, "/v1/status")).await??;
+            if cli.json {
+                println!("{s}");
+            } else {
+                println!("peer id  {}", s["peer_id"].as_str().unwrap_or(""));
+                println!("author   {}", s["author"].as_str().unwrap_or(""));
+                for a in s["listen_addrs"].as_array().into_iter().flatten() {
+                    println!("listen   {}", a.as_str().unwrap_or(""));
+                }
+                println!("peers    {}", s["peers"]);
+                println!("records  {} ({} waiting)", s["records"], s["waiting"]);
+                let shards: Vec<&str> = s["shards"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect();
+                println!("shards   {}", shards.join(" "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Node(args) => run_node(&cli, args).await,
         Command::Init => {
             let dir = data_dir(&cli);

@@ -44,6 +44,7 @@ async fn start(producer: AuthorKey, bootstrap: Vec<String>) -> (Node, String, te
     c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     c.network.bootstrap = bootstrap;
     c.network.mdns = false;
+    c.api.listen = String::new();
     c.network.author_rate = 10_000;
     c.follow.producers = vec![producer.to_string()];
     let (node, mut events) = Node::start(&data, c).await.unwrap();

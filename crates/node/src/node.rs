@@ -99,6 +99,25 @@ impl DataDir {
     pub fn store_path(&self) -> PathBuf {
         self.root.join("store")
     }
+    /// `api.token`: the bearer token of the local API.
+    pub fn api_token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+    /// `api.json`: where the running node's API listens (written on start, removed on stop).
+    pub fn api_info_path(&self) -> PathBuf {
+        self.root.join("api.json")
+    }
+
+    /// The local API's bearer token; refused if the file is readable by others.
+    pub fn api_token(&self) -> Result<String> {
+        let bytes = read_secret(&self.api_token_path())?;
+        String::from_utf8(bytes)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| Error::Key {
+                path: self.api_token_path().display().to_string(),
+                reason: "not text".into(),
+            })
+    }
 
     /// Creates whatever is missing: the directory (mode 0700), a documented config file and
     /// fresh keys. Existing files are never overwritten.
@@ -120,6 +139,11 @@ impl DataDir {
             let seed: [u8; 32] = rand::random();
             write_secret(&self.author_key_path(), &seed)?;
             created.author_key = true;
+        }
+        if !self.api_token_path().exists() {
+            let token: [u8; 32] = rand::random();
+            let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+            write_secret(&self.api_token_path(), hex.as_bytes())?;
         }
         if !self.node_key_path().exists() {
             let kp = Keypair::generate_ed25519();
@@ -203,6 +227,8 @@ pub struct Node {
     author: SigningKey,
     cancel: CancellationToken,
     net_task: tokio::task::JoinHandle<Result<()>>,
+    api: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
+    api_info: PathBuf,
     threads: Option<IngestThreads>,
 }
 
@@ -248,7 +274,22 @@ impl Node {
             .map(|f| f.shards().into_iter().collect())
             .unwrap_or_default();
         client.set_shards(shards).await?;
-        info!(author = %AuthorKey(author.verifying_key().to_bytes()), "node started");
+        let author_key = AuthorKey(author.verifying_key().to_bytes());
+        let api = if config.api.listen.is_empty() {
+            None
+        } else {
+            let state = crate::api::ApiState {
+                store: store.clone(),
+                client: client.clone(),
+                author: author_key,
+                token: std::sync::Arc::new(dir.api_token()?),
+            };
+            let (addr, task) = crate::api::serve(&config.api.listen, state, cancel.clone()).await?;
+            let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
+            std::fs::write(dir.api_info_path(), info.to_string())?;
+            Some((addr, task))
+        };
+        info!(author = %author_key, "node started");
         Ok((
             Node {
                 store,
@@ -258,10 +299,17 @@ impl Node {
                 author,
                 cancel,
                 net_task,
+                api,
+                api_info: dir.api_info_path(),
                 threads: Some(threads),
             },
             events_rx,
         ))
+    }
+
+    /// Where the local API listens, if it is served.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api.as_ref().map(|(a, _)| *a)
     }
 
     /// The store.
@@ -369,6 +417,10 @@ impl Node {
     /// Stops the network, drains the ingest pipeline and flushes the store.
     pub async fn shutdown(mut self) -> Result<()> {
         self.cancel.cancel();
+        if let Some((_, task)) = self.api.take() {
+            let _ = task.await;
+            let _ = std::fs::remove_file(&self.api_info);
+        }
         match (&mut self.net_task).await {
             Ok(r) => r?,
             Err(e) => warn!(error = %e, "network task panicked"),

@@ -32,6 +32,7 @@ async fn start(
     config.network.listen = listen.iter().map(|s| s.to_string()).collect();
     config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
     config.network.mdns = false;
+    config.api.listen = "127.0.0.1:0".into();
     config.network.max_invalid = max_invalid;
     config.follow.producers = producers.iter().map(|k| k.to_string()).collect();
     let (node, mut events) = Node::start(&data, config).await.unwrap();

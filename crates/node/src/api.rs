@@ -1,0 +1,172 @@
+//! The local JSON API, served on loopback for the CLI, scripts and dashboards.
+//!
+//! Every call needs `Authorization: Bearer <token>`, the token the node keeps in its data dir
+//! (`api.token`, mode 0600); anything else gets 401. Errors are JSON objects with a stable
+//! `code` and a human `message`. The address actually bound is written to `api.json` in the
+//! data dir so the CLI can find the node. This first cut serves `GET /v1/status`; the
+//! consumer and producer endpoints come with the full CLI (issue 7).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chorus_protocol::AuthorKey;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::net::Client;
+use crate::{Error, Result, Store};
+
+/// What the handlers reach.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) store: Store,
+    pub(crate) client: Client,
+    pub(crate) author: AuthorKey,
+    pub(crate) token: Arc<String>,
+}
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody {
+            code: self.code,
+            message: &self.message,
+        });
+        (self.status, body).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, code) = match &e {
+            Error::NodeStopped => (StatusCode::SERVICE_UNAVAILABLE, "node_stopped"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Full listen multiaddrs, ending in `/p2p/PEERID`.
+    pub listen_addrs: Vec<String>,
+    /// Number of connected peers.
+    pub peers: usize,
+    /// The connected peers.
+    pub peer_ids: Vec<String>,
+    /// Number of stored records.
+    pub records: u64,
+    /// Records waiting for the record they point at.
+    pub waiting: usize,
+    /// Subscribed gossip shards.
+    pub shards: Vec<String>,
+    /// This user's author key.
+    pub author: String,
+}
+
+async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    let net = s.client.status().await?;
+    Ok(Json(Status {
+        peer_id: net.peer_id,
+        listen_addrs: net.listen_addrs,
+        peers: net.peers.len(),
+        peer_ids: net.peers,
+        records: s.store.len()?,
+        waiting: s.store.waiting(),
+        shards: net.shards,
+        author: s.author.to_string(),
+    }))
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if same(t.as_bytes(), s.token.as_bytes()) => next.run(req).await,
+        _ => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "missing or wrong bearer token (see api.token in the data dir)".into(),
+        }
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such endpoint".into(),
+    }
+}
+
+pub(crate) fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Binds `listen` and serves until `cancel`; returns the bound address.
+pub(crate) async fn serve(
+    listen: &str,
+    state: ApiState,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| Error::Config(format!("api.listen {listen}: {e}")))?;
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the API is served beyond loopback; anyone with the token can use it");
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    info!(addr = %bound, "api listening");
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!(error = %e, "api server stopped");
+        }
+    });
+    Ok((bound, task))
+}
