@@ -10,7 +10,7 @@
 //!   as a pure function of the set of records, and [`recompute`] to check it from raw records.
 //! - [`Node`] (`node`): the daemon — data dir, keys, config ([`Config`]), store, ingest and
 //!   the libp2p network (`net`: one event loop owns the swarm; [`Client`] talks to it).
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
 pub mod api;

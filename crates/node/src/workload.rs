@@ -458,6 +458,7 @@ pub fn generate(seed: u64, p: &Params) -> Vec<SignedRecord> {
             } else {
                 &consumers[signer]
             };
+            #[allow(clippy::expect_used)] // generated records are valid by construction
             b.sign(key).expect("workload records are valid")
         })
         .collect()

@@ -16,7 +16,7 @@
 //!
 //! This crate is pure: no I/O, no async runtime, no clock (callers pass `now`).
 //! `docs/PROTOCOL.md` in the repository is the normative specification.
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
 pub mod cbor;

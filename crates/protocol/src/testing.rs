@@ -216,6 +216,7 @@ pub fn arb_signed() -> impl Strategy<Value = SignedRecord> {
                 // Kinds whose topic follows their target: any producer topic will do here.
                 b = b.topic(Topic::Producer(topic_key));
             }
+            #[allow(clippy::expect_used)] // the strategy builds valid records by construction
             b.sign(&key(k)).expect("strategy builds valid records")
         })
     })
