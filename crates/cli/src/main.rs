@@ -307,7 +307,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")
-                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+                .unwrap_or_else(|_| "info,libp2p=warn,libp2p_kad=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
