@@ -14,8 +14,10 @@
 //!    target is missing, and applies the rest and the derived state they change into one
 //!    in-memory overlay. It reads through the chunk being committed, so it can run one
 //!    chunk ahead of the disk.
-//! 3. **commit** — writes each chunk as **one atomic sled batch followed by a flush**, and
-//!    only then answers the callers whose batches are complete and broadcasts the events.
+//! 3. **commit** — writes each chunk as **one atomic sled batch**, then (group commit) makes
+//!    every chunk written so far durable with one flush when no further chunk is ready or
+//!    after [`FLUSH_EVERY`] chunks, and only then answers the callers whose batches are
+//!    complete and broadcasts the events.
 //!
 //! So an acknowledged record ([`Outcome::Stored`], or [`Outcome::Waiting`]) is on disk, with
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
@@ -397,9 +399,16 @@ fn commit_stage(
     done: std::sync::mpsc::SyncSender<bool>,
     events: broadcast::Sender<Event>,
 ) {
-    while let Ok(job) = rx.recv() {
+    // Group commit: each chunk's atomic batch is written at once and the applier goes on;
+    // one flush then makes every chunk written so far durable, and only then are their
+    // callers answered. A flush is due when no further chunk is ready or after
+    // FLUSH_EVERY chunks, so a lone record is flushed at once and a stream pays one disk
+    // sync per group.
+    let mut pending: Vec<Durable> = Vec::new();
+    let mut next = rx.recv().ok();
+    while let Some(job) = next.take() {
         let writes = Arc::try_unwrap(job.writes).unwrap_or_else(|shared| (*shared).clone());
-        let ok = match store.commit(writes) {
+        let ok = match store.write(writes) {
             Ok(()) => true,
             Err(e) => {
                 warn!(error = %e, "ingest commit failed");
@@ -407,24 +416,58 @@ fn commit_stage(
             }
         };
         if ok {
-            // Durable: answer the callers, then tell subscribers.
-            for checked in job.group {
-                let outs = checked
-                    .outcomes
-                    .into_iter()
-                    .map(|o| {
-                        o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict")))
-                    })
-                    .collect();
-                let _ = checked.reply.send(outs);
-            }
-            for e in job.events {
-                // No subscriber is fine.
-                let _ = events.send(e);
-            }
+            pending.push(Durable {
+                group: job.group,
+                events: job.events,
+            });
         }
         if done.send(ok).is_err() {
             break;
+        }
+        if pending.len() < FLUSH_EVERY {
+            // The applier usually has the next chunk ready by now.
+            next = rx.try_recv().ok();
+        }
+        if next.is_none() {
+            flush_and_answer(&store, &mut pending, &events);
+            next = rx.recv().ok();
+        }
+    }
+    flush_and_answer(&store, &mut pending, &events);
+}
+
+/// Chunks written between two flushes, at most.
+pub const FLUSH_EVERY: usize = 8;
+
+/// A chunk in the tree, waiting for the flush that makes it durable.
+struct Durable {
+    group: Vec<Checked>,
+    events: Vec<Event>,
+}
+
+fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcast::Sender<Event>) {
+    if pending.is_empty() {
+        return;
+    }
+    if let Err(e) = store.flush() {
+        // The callers' reply channels close unanswered: they learn the node failed.
+        warn!(error = %e, "ingest flush failed");
+        pending.clear();
+        return;
+    }
+    for job in pending.drain(..) {
+        // Durable: answer the callers, then tell subscribers.
+        for checked in job.group {
+            let outs = checked
+                .outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict"))))
+                .collect();
+            let _ = checked.reply.send(outs);
+        }
+        for e in job.events {
+            // No subscriber is fine.
+            let _ = events.send(e);
         }
     }
 }

@@ -287,8 +287,9 @@ impl Store {
         &self.tree
     }
 
-    /// Applies pending writes as one atomic batch, then flushes to disk.
-    pub(crate) fn commit(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+    /// Applies pending writes as one atomic batch (crash-atomic, not yet durable: the caller
+    /// flushes before it acknowledges anything).
+    pub(crate) fn write(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
         let mut batch = sled::Batch::default();
         let mut hot = Vec::new();
         for (k, v) in writes {
@@ -301,7 +302,6 @@ impl Store {
             }
         }
         self.tree.apply_batch(batch)?;
-        self.db.flush()?;
         for (k, v) in hot {
             self.hot.put(&k, v.as_deref());
         }
