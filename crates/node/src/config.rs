@@ -22,6 +22,39 @@ pub struct Config {
     pub api: ApiConfig,
     /// The ingest pipeline.
     pub ingest: IngestSection,
+    /// Catch-up sync.
+    pub sync: SyncConfig,
+}
+
+/// Catch-up sync.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Pull from every peer when it connects.
+    pub on_connect: bool,
+    /// Pull from every connected peer this often (each time jittered by up to ±20%).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Longest wait for one answer from a peer.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest time one pull from one peer may take in all.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Records asked for in one fetch request.
+    pub fetch_batch: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            on_connect: true,
+            interval: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(600),
+            fetch_batch: 512,
+        }
+    }
 }
 
 /// Networking.
@@ -159,6 +192,18 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # skew = "10m"
 # Records kept waiting for a record they point at.
 # max_waiting = 100000
+
+[sync]
+# Catch-up sync: pull what this node lacks on the topics it follows from each peer.
+# Pull from a peer when it connects.
+# on_connect = true
+# Pull from every connected peer this often (jittered by up to 20%).
+# interval = "5m"
+# Longest wait for one answer, and for one whole pull from one peer.
+# request_timeout = "30s"
+# session_timeout = "10m"
+# Records asked for in one fetch request (at most 1024).
+# fetch_batch = 512
 "#;
 
 impl Config {

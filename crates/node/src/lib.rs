@@ -10,6 +10,9 @@
 //!   as a pure function of the set of records, and [`recompute`] to check it from raw records.
 //! - [`Node`] (`node`): the daemon — data dir, keys, config ([`Config`]), store, ingest and
 //!   the libp2p network (`net`: one event loop owns the swarm; [`Client`] talks to it).
+//! - `sync`: catch-up sync — range-based set reconciliation over the store's topic/time
+//!   keys with incrementally maintained range fingerprints, pulled from peers on connect,
+//!   periodically and on demand ([`SyncReport`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
@@ -31,4 +34,5 @@ pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
 pub use net::{Client, Follow, NetEvent, NetStatus};
 pub use node::{DataDir, FollowChange, Node};
 pub use store::{Page, Store};
+pub use sync::session::SyncReport;
 pub use tally::{recompute, Difference, Event, GroupTally, PetitionTally, Rating, ResponseInfo};

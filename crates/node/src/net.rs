@@ -23,9 +23,10 @@ use libp2p::gossipsub::{
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, Swarm};
+use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -34,6 +35,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::NetworkConfig;
 use crate::ingest::{Ingest, Outcome, Rejection};
+use crate::sync::session::{self, SyncContext, SyncReport};
+use crate::sync::wire::{MAX_REQUEST, MAX_RESPONSE};
 use crate::{Error, Result};
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
@@ -55,7 +58,85 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
     gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<SyncCodec>,
 }
+
+/// Frames of the sync protocol: one message per stream, read to its end, size-limited.
+/// The messages themselves are decoded by [`crate::sync::wire`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SyncCodec;
+
+async fn read_limited<T>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>>
+where
+    T: futures::AsyncRead + Unpin + Send,
+{
+    use futures::AsyncReadExt;
+    let mut buf = Vec::new();
+    io.take(max as u64 + 1).read_to_end(&mut buf).await?;
+    if buf.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "sync message over its size limit",
+        ));
+    }
+    Ok(buf)
+}
+
+async fn write_all<T>(io: &mut T, bytes: Vec<u8>) -> std::io::Result<()>
+where
+    T: futures::AsyncWrite + Unpin + Send,
+{
+    use futures::AsyncWriteExt;
+    io.write_all(&bytes).await?;
+    io.close().await
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_limited(io, MAX_REQUEST).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_limited(io, MAX_RESPONSE).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_all(io, req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_all(io, res).await
+    }
+}
+
+/// Pulls answered at once; more get a `busy` answer.
+const MAX_SERVING: usize = 4;
 
 /// A snapshot of the network state.
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +186,26 @@ enum Command {
         source: PeerId,
         acceptance: MessageAcceptance,
     },
+    SyncRequest {
+        peer: PeerId,
+        request: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    SyncRespond {
+        channel: ResponseChannel<Vec<u8>>,
+        response: Vec<u8>,
+    },
+    Penalise {
+        peer: PeerId,
+        faults: u32,
+    },
+    SyncNow {
+        peer: Option<PeerId>,
+        reply: oneshot::Sender<Vec<SyncReport>>,
+    },
+    SyncDone {
+        peer: PeerId,
+    },
 }
 
 /// Talks to the network task. Cheap to clone.
@@ -151,6 +252,33 @@ impl Client {
             .filter(|l| l.starts_with("topic_msg_recv_counts_unfiltered_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
+    }
+
+    /// Sends one sync request to a peer and waits for its answer (bounded by the request
+    /// timeout).
+    pub(crate) async fn sync_request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SyncRequest {
+            peer,
+            request,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::NodeStopped)?
+    }
+
+    /// Counts faults against a peer (invalid records, broken protocol); enough of them get
+    /// it disconnected and refused.
+    pub(crate) async fn penalise(&self, peer: PeerId, faults: u32) {
+        let _ = self.send(Command::Penalise { peer, faults }).await;
+    }
+
+    /// Pulls now from every connected peer (or just `peer`), and reports each pull. A peer
+    /// already being pulled from is reported with an error and skipped.
+    pub async fn sync_now(&self, peer: Option<PeerId>) -> Result<Vec<SyncReport>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SyncNow { peer, reply }).await?;
+        rx.await.map_err(|_| Error::NodeStopped)
     }
 
     /// The current network state.
@@ -328,6 +456,10 @@ pub struct EventLoop {
     banned: HashMap<PeerId, Instant>,
     rejected: u64,
     validating: Arc<Semaphore>,
+    sync: SyncContext,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
+    pulling: HashSet<PeerId>,
+    serving: Arc<Semaphore>,
 }
 
 /// Builds the swarm and its task. `events` receives [`NetEvent`]s (bounded; dropped when
@@ -336,8 +468,12 @@ pub(crate) fn new(
     keypair: Keypair,
     config: NetworkConfig,
     validator: Validator,
+    sync: SyncContext,
     events: mpsc::Sender<NetEvent>,
 ) -> Result<(Client, EventLoop)> {
+    let sync_config = request_response::Config::default()
+        .with_request_timeout(sync.config.request_timeout)
+        .with_max_concurrent_streams(64);
     let net_err = |e: String| Error::Network(e);
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
@@ -400,6 +536,14 @@ pub(crate) fn new(
                 kad,
                 mdns: Toggle::from(mdns),
                 gossipsub,
+                sync: request_response::Behaviour::with_codec(
+                    SyncCodec,
+                    [(
+                        StreamProtocol::new(crate::sync::PROTOCOL),
+                        ProtocolSupport::Full,
+                    )],
+                    sync_config,
+                ),
             })
         })
         .map_err(|e| net_err(format!("behaviour: {e}")))?
@@ -439,6 +583,10 @@ pub(crate) fn new(
             banned: HashMap::new(),
             rejected: 0,
             validating: Arc::new(Semaphore::new(MAX_VALIDATING)),
+            sync,
+            pending: HashMap::new(),
+            pulling: HashSet::new(),
+            serving: Arc::new(Semaphore::new(MAX_SERVING)),
         },
     ))
 }
@@ -466,6 +614,8 @@ impl EventLoop {
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut kad_tick = tokio::time::interval(Duration::from_secs(60));
+        let jittered = |d: Duration| d.mul_f64(rand::random_range(0.8..1.2));
+        let mut next_sync = tokio::time::Instant::now() + jittered(self.sync.config.interval);
         loop {
             tokio::select! {
                 biased;
@@ -476,6 +626,13 @@ impl EventLoop {
                     None => break,
                 },
                 _ = tick.tick() => self.housekeeping(),
+                _ = tokio::time::sleep_until(next_sync) => {
+                    next_sync = tokio::time::Instant::now() + jittered(self.sync.config.interval);
+                    let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                    for p in peers {
+                        self.start_pull(p, None);
+                    }
+                }
                 _ = kad_tick.tick() => {
                     if !self.bootstrap.is_empty() {
                         let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -550,18 +707,157 @@ impl EventLoop {
                 acceptance,
             } => {
                 if matches!(acceptance, MessageAcceptance::Reject) {
-                    self.rejected += 1;
-                    let n = self.invalid.entry(source).or_insert(0);
-                    *n += 1;
-                    if *n >= self.config.max_invalid {
-                        self.ban(source);
-                    }
+                    self.penalise(source, 1);
                 }
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&id, &source, acceptance);
             }
+            Command::SyncRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending.insert(id, reply);
+            }
+            Command::SyncRespond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Command::Penalise { peer, faults } => self.penalise(peer, faults),
+            Command::SyncNow { peer, reply } => {
+                let peers: Vec<PeerId> = match peer {
+                    Some(p) => vec![p],
+                    None => self.swarm.connected_peers().copied().collect(),
+                };
+                let mut waits = Vec::new();
+                for p in peers {
+                    let (tx, rx) = oneshot::channel();
+                    self.start_pull(p, Some(tx));
+                    waits.push(rx);
+                }
+                tokio::spawn(async move {
+                    let mut reports = Vec::new();
+                    for w in waits {
+                        if let Ok(r) = w.await {
+                            reports.push(r);
+                        }
+                    }
+                    let _ = reply.send(reports);
+                });
+            }
+            Command::SyncDone { peer } => {
+                self.pulling.remove(&peer);
+            }
+        }
+    }
+
+    /// Counts faults against a peer; at `max_invalid` it is banned.
+    fn penalise(&mut self, peer: PeerId, faults: u32) {
+        self.rejected += u64::from(faults);
+        let n = self.invalid.entry(peer).or_insert(0);
+        *n = n.saturating_add(faults);
+        if *n >= self.config.max_invalid {
+            self.ban(peer);
+        }
+    }
+
+    /// Starts a pull from `peer` unless one is running; its report goes to `reply`.
+    fn start_pull(&mut self, peer: PeerId, reply: Option<oneshot::Sender<SyncReport>>) {
+        if self.banned.contains_key(&peer) || !self.pulling.insert(peer) {
+            if let Some(r) = reply {
+                let _ = r.send(SyncReport {
+                    peer: peer.to_string(),
+                    error: Some("a pull from this peer is already running, or it is banned".into()),
+                    ..SyncReport::default()
+                });
+            }
+            return;
+        }
+        let ctx = self.sync.clone();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let report = session::pull(ctx, client.clone(), peer).await;
+            if let Some(e) = &report.error {
+                debug!(%peer, error = %e, "pull stopped early");
+            } else if report.stored > 0 {
+                info!(%peer, stored = report.stored, rounds = report.rounds, "caught up");
+            }
+            let _ = client.send(Command::SyncDone { peer }).await;
+            if let Some(r) = reply {
+                let _ = r.send(report);
+            }
+        });
+    }
+
+    fn handle_sync(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match e {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+                    let busy =
+                        crate::sync::wire::Response::error("busy", "too many pulls; retry later");
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, busy.encode());
+                    return;
+                };
+                let store = self.sync.store.clone();
+                let params = self.sync.params;
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let answered = tokio::task::spawn_blocking(move || {
+                        session::answer(&store, &request, &params)
+                    })
+                    .await;
+                    drop(permit);
+                    let (response, malformed) = answered.unwrap_or_else(|_| {
+                        (
+                            crate::sync::wire::Response::error("internal", "").encode(),
+                            false,
+                        )
+                    });
+                    let _ = client
+                        .send(Command::SyncRespond { channel, response })
+                        .await;
+                    if malformed {
+                        client.penalise(peer, 1).await;
+                    }
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(tx) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(tx) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Err(Error::Network(format!("sync request: {error}"))));
+                }
+            }
+            other => debug!(event = ?other, "sync event"),
         }
     }
 
@@ -656,11 +952,18 @@ impl EventLoop {
                 self.emit(NetEvent::Listening(full));
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.emit(NetEvent::PeerConnected(peer_id));
+                if num_established.get() == 1 && self.sync.config.on_connect {
+                    self.start_pull(peer_id, None);
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.handle_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::config::{self, Config};
 use crate::ingest::{Ingest, IngestConfig, IngestThreads, Outcome};
 use crate::net::{self, Client, Follow, NetEvent, NetStatus, Validator};
+use crate::sync::session::SyncReport;
 use crate::{Error, Result, Store};
 
 /// The files of a node.
@@ -266,7 +267,15 @@ impl Node {
             config.network.author_rate,
         );
         let (events_tx, events_rx) = mpsc::channel(256);
-        let (client, event_loop) = net::new(keypair, config.network.clone(), validator, events_tx)?;
+        let sync = crate::sync::session::SyncContext {
+            store: store.clone(),
+            ingest: ingest.clone(),
+            follow: follow.clone(),
+            config: config.sync.clone(),
+            params: crate::sync::reconcile::Params::default(),
+        };
+        let (client, event_loop) =
+            net::new(keypair, config.network.clone(), validator, sync, events_tx)?;
         let cancel = CancellationToken::new();
         let net_task = tokio::spawn(event_loop.run(cancel.clone()));
         let shards: Vec<String> = follow
@@ -407,6 +416,12 @@ impl Node {
             f.shards().into_iter().collect()
         };
         self.client.set_shards(shards).await
+    }
+
+    /// Pulls now what this node lacks from every connected peer (or one), and reports each
+    /// pull.
+    pub async fn sync_now(&self, peer: Option<net::PeerId>) -> Result<Vec<SyncReport>> {
+        self.client.sync_now(peer).await
     }
 
     /// What the node follows.

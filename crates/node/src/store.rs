@@ -10,10 +10,11 @@ pub(crate) mod keys;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
+use crate::sync::index::{SyncIndex, SyncView};
 use crate::tally::{GroupTally, PetitionTally, Rating};
 use crate::{Error, Result};
 
@@ -139,6 +140,7 @@ pub struct Store {
     tree: sled::Tree,
     seen: Arc<Seen>,
     hot: Arc<Hot>,
+    sync: Arc<Mutex<SyncIndex>>,
 }
 
 /// The encoded tallies, ratings and group tallies, kept in memory as they are written and
@@ -271,11 +273,13 @@ impl Store {
                 seen.insert_all(std::iter::once(&k.to_vec()));
             }
         }
+        let sync = SyncIndex::build(&tree)?;
         Ok(Store {
             db,
             tree,
             seen: Arc::new(seen),
             hot: Arc::new(Hot::default()),
+            sync: Arc::new(Mutex::new(sync)),
         })
     }
 
@@ -292,16 +296,26 @@ impl Store {
     pub(crate) fn write(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
         let mut batch = sled::Batch::default();
         let mut hot = Vec::new();
+        let mut synced = Vec::new();
         for (k, v) in writes {
             if Hot::cached(&k) {
                 hot.push((k.clone(), v.clone()));
+            }
+            // Records are never removed from the topic/time index.
+            if k.first() == Some(&keys::TOPIC) && v.is_some() {
+                synced.push(k.clone());
             }
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
             }
         }
+        // The sync index changes with the tree, under its lock: a reconciliation step
+        // never sees records its fingerprints do not count.
+        let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         self.tree.apply_batch(batch)?;
+        sync.insert_all(&self.tree, &synced)?;
+        drop(sync);
         for (k, v) in hot {
             self.hot.put(&k, v.as_deref());
         }
@@ -321,6 +335,28 @@ impl Store {
             return Ok(false);
         }
         Ok(self.tree.contains_key(k)?)
+    }
+
+    /// A consistent view of the sync index (blocks writes while held: keep it short).
+    pub fn sync_view(&self) -> SyncView<'_> {
+        let mut ix = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        ix.refresh();
+        SyncView { store: self, ix }
+    }
+
+    /// The verbatim wire bytes of the record with this id.
+    pub fn wire(&self, id: &RecordId) -> Result<Option<Vec<u8>>> {
+        let k = keys::record(id);
+        if !self.seen.maybe(&k) {
+            return Ok(None);
+        }
+        let Some(loc) = self.tree.get(k)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .tree
+            .get(keys::stored_at(&loc, id))?
+            .map(|w| w.to_vec()))
     }
 
     /// The record with this id, as stored (verbatim wire bytes, decoded).

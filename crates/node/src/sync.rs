@@ -1,8 +1,15 @@
 //! Catch-up sync: gossip only reaches nodes that are online, so peers reconcile the sets of
-//! record ids they hold per topic shard and fetch what they miss.
+//! records they hold on the topics they follow and fetch what they miss.
 //!
-//! [`reconcile`] is the pure range-based set reconciliation engine. The store-backed range
-//! index and the libp2p request-response protocol that carries its messages come next
-//! (issue 6).
+//! - [`reconcile`]: the pure range-based set reconciliation engine;
+//! - [`index`]: the store's range fingerprints, maintained as records are written;
+//! - [`wire`]: the protocol's messages on the wire;
+//! - [`session`]: one pull from one peer (reconcile, fetch in batches, ingest).
 
+pub mod index;
 pub mod reconcile;
+pub mod session;
+pub mod wire;
+
+/// The protocol id of catch-up sync (request-response).
+pub const PROTOCOL: &str = "/chorus/sync/1";

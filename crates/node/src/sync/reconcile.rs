@@ -1,47 +1,93 @@
 //! Range-based set reconciliation (after Meyer, "Range-Based Set Reconciliation", 2023), pure:
 //! no I/O, generic over the index that answers range queries.
 //!
-//! Items are `(created_at, id)` pairs, ordered. A message is a list of parts, each covering
-//! the range from the previous part's upper bound (or the start) to its own `upper` bound:
+//! Items are 73-byte **sync keys**, `topic(33) || created_at(8, BE) || id(32)`, compared as
+//! bytes: the order of the store's topic/time index, so a topic is a contiguous key range.
+//! A range runs from an inclusive lower bound to an exclusive upper [`Bound`]; bounds are key
+//! prefixes (`Below(p)`: every key that sorts before `p`), so a splitter can choose the
+//! shortest prefix that separates two neighbouring keys.
+//!
+//! The exchange is a **pull**: the initiator learns which records the responder holds that it
+//! lacks (each side of a connection pulls for itself). A message is a list of parts, each
+//! covering the range from the previous part's upper bound (or the start) to its own:
 //!
 //! - `Skip`: nothing to do for this range;
-//! - `Fingerprint(fp)`: the sender's fingerprint of the range; the receiver compares it with
-//!   its own and answers `Skip` (equal), its item list (few items) or a split into
-//!   [`Params::branches`] sub-ranges with fingerprints;
-//! - `Items(list, reply)`: the sender's items of the range; the receiver learns which it
-//!   lacks, and answers with its own items when `reply` is set.
+//! - `Fingerprint(fp)`: the sender's fingerprint of the range;
+//! - `Have(prefixes)` (initiator only): the initiator's ids in the range, as 8-byte
+//!   prefixes; the responder answers with the full ids of its own items that are not listed;
+//! - `Ids(ids)` (responder only): ids the responder holds in the range; the initiator
+//!   fetches those it lacks, and the range is settled.
 //!
-//! Only ranges that differ are ever split, so the cost follows the difference between the
-//! sets, not their size: identical sets settle in one round trip of one part.
+//! Only ranges that differ are split, so the cost follows the difference between the sets,
+//! not their size: identical sets settle in one round trip of one part each way.
 //!
-//! The fingerprint of a range is `BLAKE3(count || sum of ids mod 2^256)`, truncated to 16
-//! bytes; it is additive, so an index can maintain sums incrementally.
+//! The fingerprint of a range is `BLAKE3(count_le64 || sum_le256)` truncated to 16 bytes,
+//! where `sum` is the sum of the ids read as little-endian 256-bit numbers, mod 2^256. It
+//! is additive (and subtractive), so an index can keep prefix sums.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
-/// One item: a record's creation time and id.
-pub type Item = (u64, [u8; 32]);
+/// Length of a sync key: topic(33) created_at(8) id(32).
+pub const KEY_LEN: usize = 73;
+/// Bytes of a fingerprint.
+pub const FP_LEN: usize = 16;
+/// Bytes of an id prefix in a `Have` list.
+pub const PREFIX_LEN: usize = 8;
 
-/// The upper bound of a range (exclusive), or the end of everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A sync key.
+pub type Key = [u8; KEY_LEN];
+/// A record id.
+pub type Id = [u8; 32];
+/// A range fingerprint.
+pub type Fingerprint = [u8; FP_LEN];
+/// An id prefix.
+pub type Prefix = [u8; PREFIX_LEN];
+
+/// The id at the end of a sync key.
+pub fn id_of(k: &Key) -> Id {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&k[KEY_LEN - 32..]);
+    id
+}
+
+fn prefix_of(id: &Id) -> Prefix {
+    let mut p = [0u8; PREFIX_LEN];
+    p.copy_from_slice(&id[..PREFIX_LEN]);
+    p
+}
+
+/// The exclusive upper bound of a range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Bound {
-    /// Everything below this item.
-    Below(Item),
+    /// Every key that sorts before these bytes.
+    Below(Vec<u8>),
     /// Everything.
     End,
 }
 
 impl Bound {
-    fn contains(&self, item: &Item) -> bool {
+    /// Is this key below the bound?
+    pub fn includes(&self, key: &[u8]) -> bool {
         match self {
-            Bound::Below(b) => item < b,
+            Bound::Below(b) => key < b.as_slice(),
+            Bound::End => true,
+        }
+    }
+
+    /// Is the bound strictly above an inclusive lower bound?
+    fn above(&self, lower: &[u8]) -> bool {
+        match self {
+            Bound::Below(b) => b.as_slice() > lower,
             Bound::End => true,
         }
     }
 }
 
-/// A range fingerprint: 16 bytes.
-pub type Fingerprint = [u8; 16];
+/// The shortest prefix of `key` that sorts above `prev` (`prev < key`): a split bound.
+pub fn separator(prev: &[u8], key: &[u8]) -> Vec<u8> {
+    let common = prev.iter().zip(key).take_while(|(a, b)| a == b).count();
+    key[..(common + 1).min(key.len())].to_vec()
+}
 
 /// What a part says about its range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +96,10 @@ pub enum Mode {
     Skip,
     /// The sender's fingerprint of the range.
     Fingerprint(Fingerprint),
-    /// The sender's items of the range; `reply` asks for the receiver's items in return.
-    Items(Vec<Item>, bool),
+    /// The initiator's ids in the range, as prefixes, in key order.
+    Have(Vec<Prefix>),
+    /// Ids the responder holds in the range.
+    Ids(Vec<Id>),
 }
 
 /// One range of a message.
@@ -63,35 +111,77 @@ pub struct Part {
     pub mode: Mode,
 }
 
-/// Accumulates a fingerprint.
+/// A message that breaks the rules of the exchange.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Bounds must increase strictly and the last must be `End`.
+    #[error("part bounds do not increase to the end")]
+    Bounds,
+    /// A mode the sender's role may not use.
+    #[error("unexpected part mode for this side")]
+    Mode,
+    /// Over a size limit.
+    #[error("message over its size limit")]
+    TooLarge,
+}
+
+/// Errors of a reconciliation step: the index failed, or the message is malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError<E> {
+    /// The index failed.
+    #[error("index: {0}")]
+    Index(E),
+    /// The other side broke the rules.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] Malformed),
+}
+
+/// Accumulates a fingerprint: a count and a sum of ids mod 2^256.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Accumulator {
     count: u64,
     sum: [u64; 4],
 }
 
+fn limbs(id: &Id) -> [u64; 4] {
+    let mut l = [0u64; 4];
+    for (i, limb) in l.iter_mut().enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&id[i * 8..i * 8 + 8]);
+        *limb = u64::from_le_bytes(w);
+    }
+    l
+}
+
 impl Accumulator {
-    /// Adds an item's id (as a little-endian 256-bit number, mod 2^256).
-    pub fn add(&mut self, id: &[u8; 32]) {
-        self.count += 1;
-        let mut carry = 0u128;
-        for (i, limb) in self.sum.iter_mut().enumerate() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&id[i * 8..i * 8 + 8]);
-            let v = u128::from(*limb) + u128::from(u64::from_le_bytes(w)) + carry;
-            *limb = v as u64;
-            carry = v >> 64;
-        }
+    /// Adds an id (as a little-endian 256-bit number, mod 2^256).
+    pub fn add(&mut self, id: &Id) {
+        self.merge(&Accumulator {
+            count: 1,
+            sum: limbs(id),
+        });
     }
 
-    /// Combines two disjoint ranges' accumulators.
+    /// Combines with a disjoint range's accumulator.
     pub fn merge(&mut self, other: &Accumulator) {
-        self.count += other.count;
+        self.count = self.count.wrapping_add(other.count);
         let mut carry = 0u128;
         for i in 0..4 {
             let v = u128::from(self.sum[i]) + u128::from(other.sum[i]) + carry;
             self.sum[i] = v as u64;
             carry = v >> 64;
+        }
+    }
+
+    /// Removes a sub-range's accumulator (`self` must include it).
+    pub fn subtract(&mut self, other: &Accumulator) {
+        self.count = self.count.wrapping_sub(other.count);
+        let mut borrow = false;
+        for i in 0..4 {
+            let (v, b1) = self.sum[i].overflowing_sub(other.sum[i]);
+            let (v, b2) = v.overflowing_sub(u64::from(borrow));
+            self.sum[i] = v;
+            borrow = b1 || b2;
         }
     }
 
@@ -107,309 +197,643 @@ impl Accumulator {
         for l in self.sum {
             h.update(&l.to_le_bytes());
         }
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        let mut out = [0u8; FP_LEN];
+        out.copy_from_slice(&h.finalize().as_bytes()[..FP_LEN]);
         out
     }
 }
 
-/// Range queries over one side's items. `lower` is inclusive (`None`: from the start).
+/// Range queries over one side's keys. `lower` is inclusive (empty: from the start).
 pub trait RangeIndex {
     /// Error of the index.
     type Error;
     /// The accumulated fingerprint of a range.
-    fn accumulate(&self, lower: Option<&Item>, upper: &Bound) -> Result<Accumulator, Self::Error>;
-    /// The items of a range, in order, at most `limit`.
-    fn items(
-        &self,
-        lower: Option<&Item>,
-        upper: &Bound,
-        limit: usize,
-    ) -> Result<Vec<Item>, Self::Error>;
-    /// Bounds that split a range of `count` items into `parts` runs of about equal size; the
-    /// last one is `upper` itself.
+    fn accumulate(&self, lower: &[u8], upper: &Bound) -> Result<Accumulator, Self::Error>;
+    /// The keys of a range, in order, at most `limit`.
+    fn keys(&self, lower: &[u8], upper: &Bound, limit: usize) -> Result<Vec<Key>, Self::Error>;
+    /// Bounds that split a range of `count` keys into about `parts` runs of about equal
+    /// size, increasing, each strictly inside the range; the last one is `upper` itself.
     fn split(
         &self,
-        lower: Option<&Item>,
+        lower: &[u8],
         upper: &Bound,
         count: u64,
         parts: usize,
     ) -> Result<Vec<Bound>, Self::Error>;
+    /// Is a record with this id held?
+    fn contains(&self, id: &Id) -> Result<bool, Self::Error>;
 }
 
-/// Tuning.
+/// Tuning and limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
-    /// Sub-ranges a differing range is split into.
+    /// Sub-ranges a large differing range is split into.
     pub branches: usize,
-    /// Ranges with at most this many items are sent as item lists.
-    pub max_items: u64,
+    /// Sub-ranges a differing range of at most `fine_below` keys is split into (few
+    /// differences are expected there, so fewer fingerprints are wasted).
+    pub fine_branches: usize,
+    /// See `fine_branches`.
+    pub fine_below: u64,
+    /// The initiator lists its ids (as prefixes) for a differing range of at most this many.
+    pub have_max: u64,
+    /// The responder lists all its ids for a range of at most this many.
+    pub ids_max: u64,
+    /// The responder answers a `Have` with ids when its range holds at most this many.
+    pub list_max: u64,
+    /// Most parts in one message.
+    pub max_parts: usize,
+    /// Most ids (or prefixes) in one message.
+    pub max_ids: usize,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Params {
             branches: 16,
-            max_items: 32,
+            fine_branches: 4,
+            fine_below: 4096,
+            have_max: 32,
+            ids_max: 2,
+            list_max: 4096,
+            max_parts: 20_000,
+            max_ids: 32_768,
         }
     }
 }
 
-/// What one side learned from a message.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Learned {
-    /// Items the other side has and this side lacks.
-    pub need: Vec<Item>,
-    /// Items this side has and the other side lacks.
-    pub have: Vec<Item>,
+impl Params {
+    fn branches_for(&self, count: u64) -> usize {
+        if count > self.fine_below {
+            self.branches
+        } else {
+            self.fine_branches
+        }
+        .max(2)
+    }
 }
 
-fn describe<I: RangeIndex>(
-    index: &I,
-    lower: Option<&Item>,
-    upper: Bound,
-    p: &Params,
-    reply: bool,
-    out: &mut Vec<Part>,
-) -> Result<(), I::Error> {
-    let acc = index.accumulate(lower, &upper)?;
-    if acc.count() <= p.max_items {
-        let items = index.items(lower, &upper, p.max_items as usize)?;
-        out.push(Part {
-            upper,
-            mode: Mode::Items(items, reply),
-        });
-    } else {
-        out.push(Part {
-            upper,
-            mode: Mode::Fingerprint(acc.fingerprint()),
-        });
+/// A scope: the ranges to reconcile, as `(inclusive lower, upper)`, sorted and disjoint.
+pub type Scope = Vec<(Vec<u8>, Bound)>;
+
+/// Checks a received message: bounds increase strictly to `End`, sizes within limits.
+pub fn check(msg: &[Part], p: &Params) -> Result<(), Malformed> {
+    if msg.len() > p.max_parts {
+        return Err(Malformed::TooLarge);
+    }
+    let mut ids = 0usize;
+    let mut lower: &[u8] = &[];
+    let mut ended = false;
+    for part in msg {
+        if ended || !part.upper.above(lower) {
+            return Err(Malformed::Bounds);
+        }
+        match &part.upper {
+            Bound::Below(b) => lower = b,
+            Bound::End => ended = true,
+        }
+        ids += match &part.mode {
+            Mode::Have(h) => h.len(),
+            Mode::Ids(i) => i.len(),
+            _ => 0,
+        };
+    }
+    if !ended && !msg.is_empty() {
+        return Err(Malformed::Bounds);
+    }
+    if ids > p.max_ids {
+        return Err(Malformed::TooLarge);
     }
     Ok(())
 }
 
-/// The initiator's first message: the whole set as one part.
-pub fn initiate<I: RangeIndex>(index: &I, p: &Params) -> Result<Vec<Part>, I::Error> {
-    let mut out = Vec::new();
-    describe(index, None, Bound::End, p, true, &mut out)?;
-    Ok(out)
-}
-
-/// Processes a message from the other side; returns the answer (empty when both sides are
-/// done) and what was learned. Parts must cover increasing, contiguous ranges.
-pub fn respond<I: RangeIndex>(
-    index: &I,
-    msg: &[Part],
-    p: &Params,
-    learned: &mut Learned,
-) -> Result<Vec<Part>, I::Error> {
-    let mut out: Vec<Part> = Vec::new();
-    let mut lower: Option<Item> = None;
-    let mut any = false;
-    for part in msg {
-        match &part.mode {
-            Mode::Skip => out.push(Part {
-                upper: part.upper,
-                mode: Mode::Skip,
-            }),
-            Mode::Fingerprint(theirs) => {
-                let acc = index.accumulate(lower.as_ref(), &part.upper)?;
-                if acc.fingerprint() == *theirs {
-                    out.push(Part {
-                        upper: part.upper,
-                        mode: Mode::Skip,
-                    });
-                } else if acc.count() <= p.max_items {
-                    let items = index.items(lower.as_ref(), &part.upper, p.max_items as usize)?;
-                    out.push(Part {
-                        upper: part.upper,
-                        mode: Mode::Items(items, true),
-                    });
-                    any = true;
-                } else {
-                    let bounds =
-                        index.split(lower.as_ref(), &part.upper, acc.count(), p.branches)?;
-                    let mut sub_lower = lower;
-                    for b in bounds {
-                        describe(index, sub_lower.as_ref(), b, p, true, &mut out)?;
-                        sub_lower = match b {
-                            Bound::Below(i) => Some(i),
-                            Bound::End => None,
-                        };
-                    }
-                    any = true;
-                }
-            }
-            Mode::Items(theirs, reply) => {
-                let mine = index.items(lower.as_ref(), &part.upper, usize::MAX)?;
-                let theirs_set: BTreeSet<&Item> = theirs.iter().collect();
-                let mine_set: BTreeSet<&Item> = mine.iter().collect();
-                learned.need.extend(
-                    theirs
-                        .iter()
-                        .filter(|i| !mine_set.contains(i) && part.upper.contains(i)),
-                );
-                learned
-                    .have
-                    .extend(mine.iter().filter(|i| !theirs_set.contains(i)));
-                if *reply {
-                    out.push(Part {
-                        upper: part.upper,
-                        mode: Mode::Items(mine, false),
-                    });
-                    any = true;
-                } else {
-                    out.push(Part {
-                        upper: part.upper,
-                        mode: Mode::Skip,
-                    });
+/// Merges neighbouring `Skip` parts; an all-`Skip` message becomes empty (done).
+fn finish(parts: Vec<Part>) -> Vec<Part> {
+    let mut out: Vec<Part> = Vec::with_capacity(parts.len());
+    for part in parts {
+        if part.mode == Mode::Skip {
+            if let Some(last) = out.last_mut() {
+                if last.mode == Mode::Skip {
+                    last.upper = part.upper;
+                    continue;
                 }
             }
         }
-        lower = match part.upper {
-            Bound::Below(i) => Some(i),
-            Bound::End => None,
-        };
+        out.push(part);
     }
-    if !any {
+    if out.iter().all(|p| p.mode == Mode::Skip) {
         out.clear();
     }
+    out
+}
+
+fn skip(upper: Bound) -> Part {
+    Part {
+        upper,
+        mode: Mode::Skip,
+    }
+}
+
+fn next_lower(upper: &Bound) -> Vec<u8> {
+    match upper {
+        Bound::Below(b) => b.clone(),
+        // Nothing follows End; an empty lower would be wrong, but no part follows it.
+        Bound::End => Vec::new(),
+    }
+}
+
+/// The initiator's first message over a scope.
+pub fn open<I: RangeIndex>(index: &I, scope: &Scope) -> Result<Vec<Part>, I::Error> {
+    let mut out = Vec::new();
+    let mut at: Vec<u8> = Vec::new();
+    for (lo, hi) in scope {
+        if lo.as_slice() > at.as_slice() {
+            out.push(skip(Bound::Below(lo.clone())));
+        }
+        let acc = index.accumulate(lo, hi)?;
+        let mode = if acc.count() == 0 {
+            Mode::Have(Vec::new())
+        } else {
+            Mode::Fingerprint(acc.fingerprint())
+        };
+        out.push(Part {
+            upper: hi.clone(),
+            mode,
+        });
+        match hi {
+            Bound::Below(b) => at = b.clone(),
+            Bound::End => return Ok(out),
+        }
+    }
+    out.push(skip(Bound::End));
     Ok(out)
+}
+
+/// Splits a range into sub-ranges described by `describe`.
+fn split_into<I: RangeIndex>(
+    index: &I,
+    lower: &[u8],
+    upper: &Bound,
+    count: u64,
+    p: &Params,
+    out: &mut Vec<Part>,
+    mut describe: impl FnMut(&I, Accumulator, &[u8], &Bound) -> Result<Mode, I::Error>,
+) -> Result<(), I::Error> {
+    let bounds = index.split(lower, upper, count, p.branches_for(count))?;
+    let mut sub_lower = lower.to_vec();
+    for b in bounds {
+        let acc = index.accumulate(&sub_lower, &b)?;
+        let mode = describe(index, acc, &sub_lower, &b)?;
+        sub_lower = next_lower(&b);
+        out.push(Part { upper: b, mode });
+    }
+    Ok(())
+}
+
+/// The initiator's answer to a responder's message; collects the ids it needs. An empty
+/// answer means the exchange is over.
+pub fn pull<I: RangeIndex>(
+    index: &I,
+    msg: &[Part],
+    p: &Params,
+    need: &mut Vec<Id>,
+) -> Result<Vec<Part>, StepError<I::Error>> {
+    check(msg, p)?;
+    let mut out: Vec<Part> = Vec::new();
+    let mut lower: Vec<u8> = Vec::new();
+    let mut listed = 0usize;
+    for part in msg {
+        match &part.mode {
+            Mode::Skip => out.push(skip(part.upper.clone())),
+            Mode::Have(_) => return Err(Malformed::Mode.into()),
+            Mode::Ids(ids) => {
+                for id in ids {
+                    if !index.contains(id).map_err(StepError::Index)? {
+                        need.push(*id);
+                    }
+                }
+                out.push(skip(part.upper.clone()));
+            }
+            Mode::Fingerprint(theirs) => {
+                let acc = index
+                    .accumulate(&lower, &part.upper)
+                    .map_err(StepError::Index)?;
+                if acc.fingerprint() == *theirs {
+                    out.push(skip(part.upper.clone()));
+                } else if acc.count() <= p.have_max && listed + (acc.count() as usize) <= p.max_ids
+                {
+                    let keys = index
+                        .keys(&lower, &part.upper, p.have_max as usize)
+                        .map_err(StepError::Index)?;
+                    listed += keys.len();
+                    out.push(Part {
+                        upper: part.upper.clone(),
+                        mode: Mode::Have(keys.iter().map(|k| prefix_of(&id_of(k))).collect()),
+                    });
+                } else if acc.count() <= p.have_max || out.len() + p.branches >= p.max_parts {
+                    // Over this message's budget: ask again next round.
+                    out.push(Part {
+                        upper: part.upper.clone(),
+                        mode: Mode::Fingerprint(acc.fingerprint()),
+                    });
+                } else {
+                    split_into(
+                        index,
+                        &lower,
+                        &part.upper,
+                        acc.count(),
+                        p,
+                        &mut out,
+                        |_, sub, _, _| {
+                            Ok(if sub.count() == 0 {
+                                Mode::Have(Vec::new())
+                            } else {
+                                Mode::Fingerprint(sub.fingerprint())
+                            })
+                        },
+                    )
+                    .map_err(StepError::Index)?;
+                }
+            }
+        }
+        lower = next_lower(&part.upper);
+    }
+    Ok(finish(out))
+}
+
+/// The responder's answer to an initiator's message.
+pub fn serve<I: RangeIndex>(
+    index: &I,
+    msg: &[Part],
+    p: &Params,
+) -> Result<Vec<Part>, StepError<I::Error>> {
+    check(msg, p)?;
+    let mut out: Vec<Part> = Vec::new();
+    let mut lower: Vec<u8> = Vec::new();
+    let mut sent = 0usize;
+    // Describes a sub-range after a split: small ones as their ids, others by fingerprint.
+    let describe = |index: &I,
+                    acc: Accumulator,
+                    lo: &[u8],
+                    hi: &Bound,
+                    sent: &mut usize|
+     -> Result<Mode, I::Error> {
+        if acc.count() <= p.ids_max && *sent + acc.count() as usize <= p.max_ids {
+            let keys = index.keys(lo, hi, p.ids_max as usize)?;
+            *sent += keys.len();
+            Ok(Mode::Ids(keys.iter().map(id_of).collect()))
+        } else {
+            Ok(Mode::Fingerprint(acc.fingerprint()))
+        }
+    };
+    for part in msg {
+        let upper = &part.upper;
+        match &part.mode {
+            Mode::Skip => out.push(skip(upper.clone())),
+            Mode::Ids(_) => return Err(Malformed::Mode.into()),
+            Mode::Fingerprint(theirs) => {
+                let acc = index.accumulate(&lower, upper).map_err(StepError::Index)?;
+                if acc.fingerprint() == *theirs {
+                    out.push(skip(upper.clone()));
+                } else if acc.count() <= p.have_max || out.len() + p.branches >= p.max_parts {
+                    // Small (the initiator will list its ids) or over budget: echo.
+                    let mode =
+                        describe(index, acc, &lower, upper, &mut sent).map_err(StepError::Index)?;
+                    out.push(Part {
+                        upper: upper.clone(),
+                        mode,
+                    });
+                } else {
+                    split_into(
+                        index,
+                        &lower,
+                        upper,
+                        acc.count(),
+                        p,
+                        &mut out,
+                        |ix, sub, lo, hi| describe(ix, sub, lo, hi, &mut sent),
+                    )
+                    .map_err(StepError::Index)?;
+                }
+            }
+            Mode::Have(theirs) => {
+                let acc = index.accumulate(&lower, upper).map_err(StepError::Index)?;
+                if acc.count() <= p.list_max && sent + acc.count() as usize <= p.max_ids {
+                    let listed: HashSet<&Prefix> = theirs.iter().collect();
+                    let keys = index
+                        .keys(&lower, upper, p.list_max as usize)
+                        .map_err(StepError::Index)?;
+                    let ids: Vec<Id> = keys
+                        .iter()
+                        .map(id_of)
+                        .filter(|id| !listed.contains(&prefix_of(id)))
+                        .collect();
+                    sent += ids.len();
+                    out.push(Part {
+                        upper: upper.clone(),
+                        mode: Mode::Ids(ids),
+                    });
+                } else if acc.count() <= p.list_max || out.len() + p.branches >= p.max_parts {
+                    out.push(Part {
+                        upper: upper.clone(),
+                        mode: Mode::Fingerprint(acc.fingerprint()),
+                    });
+                } else {
+                    split_into(
+                        index,
+                        &lower,
+                        upper,
+                        acc.count(),
+                        p,
+                        &mut out,
+                        |ix, sub, lo, hi| describe(ix, sub, lo, hi, &mut sent),
+                    )
+                    .map_err(StepError::Index)?;
+                }
+            }
+        }
+        lower = next_lower(upper);
+    }
+    // The responder answers every range, even when nothing is left to say, so the
+    // initiator can tell the exchange is over from an all-Skip (empty) answer.
+    Ok(finish(out))
 }
 
 /// An in-memory index (tests, and small sets).
 #[derive(Debug, Clone, Default)]
-pub struct MemoryIndex(pub BTreeSet<Item>);
+pub struct MemoryIndex(pub std::collections::BTreeSet<Key>);
 
 impl MemoryIndex {
-    fn range<'a>(
-        &'a self,
-        lower: Option<&Item>,
-        upper: &'a Bound,
-    ) -> impl Iterator<Item = &'a Item> + 'a {
-        let start = lower.copied().unwrap_or((0, [0; 32]));
-        self.0.range(start..).take_while(move |i| upper.contains(i))
+    fn range<'a>(&'a self, lower: &[u8], upper: &'a Bound) -> impl Iterator<Item = &'a Key> + 'a {
+        let mut start = [0u8; KEY_LEN];
+        let n = lower.len().min(KEY_LEN);
+        start[..n].copy_from_slice(&lower[..n]);
+        let lower = lower.to_vec();
+        self.0
+            .range(start..)
+            .skip_while(move |k| k.as_slice() < lower.as_slice())
+            .take_while(move |k| upper.includes(k.as_slice()))
     }
 }
 
 impl RangeIndex for MemoryIndex {
     type Error = std::convert::Infallible;
-    fn accumulate(&self, lower: Option<&Item>, upper: &Bound) -> Result<Accumulator, Self::Error> {
+    fn accumulate(&self, lower: &[u8], upper: &Bound) -> Result<Accumulator, Self::Error> {
         let mut a = Accumulator::default();
-        for i in self.range(lower, upper) {
-            a.add(&i.1);
+        for k in self.range(lower, upper) {
+            a.add(&id_of(k));
         }
         Ok(a)
     }
-    fn items(
-        &self,
-        lower: Option<&Item>,
-        upper: &Bound,
-        limit: usize,
-    ) -> Result<Vec<Item>, Self::Error> {
+    fn keys(&self, lower: &[u8], upper: &Bound, limit: usize) -> Result<Vec<Key>, Self::Error> {
         Ok(self.range(lower, upper).take(limit).copied().collect())
     }
     fn split(
         &self,
-        lower: Option<&Item>,
+        lower: &[u8],
         upper: &Bound,
         count: u64,
         parts: usize,
     ) -> Result<Vec<Bound>, Self::Error> {
         let per = (count as usize).div_ceil(parts.max(1)).max(1);
-        let mut out: Vec<Bound> = self
-            .range(lower, upper)
-            .enumerate()
-            .filter(|(n, _)| *n > 0 && n % per == 0)
-            .map(|(_, i)| Bound::Below(*i))
+        let keys: Vec<&Key> = self.range(lower, upper).collect();
+        let mut out: Vec<Bound> = (1..keys.len())
+            .filter(|n| n % per == 0)
+            .map(|n| Bound::Below(separator(keys[n - 1], keys[n])))
             .collect();
-        out.push(*upper);
+        out.push(upper.clone());
         Ok(out)
+    }
+    fn contains(&self, id: &Id) -> Result<bool, Self::Error> {
+        Ok(self.0.iter().any(|k| id_of(k) == *id))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn item(n: u64) -> Item {
-        let id = *blake3::hash(&n.to_le_bytes()).as_bytes();
-        (n / 3, id)
+    /// A key in one of a few topics, at a time derived from `n`.
+    pub(crate) fn key(n: u64) -> Key {
+        let mut k = [0u8; KEY_LEN];
+        k[0] = 1;
+        k[1] = (n % 3) as u8;
+        k[33..41].copy_from_slice(&(1_700_000_000_000 + n / 3).to_be_bytes());
+        k[41..].copy_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
+        k
     }
 
-    /// Runs a whole reconciliation; returns (round trips, what the initiator learned).
-    fn run(a: &MemoryIndex, b: &MemoryIndex, p: &Params) -> (usize, Learned, usize) {
-        let mut learned = Learned::default();
-        let mut other = Learned::default();
-        let mut msg = initiate(a, p).unwrap();
+    /// A hashed-id index for fast `contains` in tests.
+    struct Fast(MemoryIndex, HashSet<Id>);
+
+    impl Fast {
+        fn new(keys: impl IntoIterator<Item = Key>) -> Self {
+            let m = MemoryIndex(keys.into_iter().collect());
+            let ids = m.0.iter().map(id_of).collect();
+            Fast(m, ids)
+        }
+    }
+
+    impl RangeIndex for Fast {
+        type Error = std::convert::Infallible;
+        fn accumulate(&self, l: &[u8], u: &Bound) -> Result<Accumulator, Self::Error> {
+            self.0.accumulate(l, u)
+        }
+        fn keys(&self, l: &[u8], u: &Bound, n: usize) -> Result<Vec<Key>, Self::Error> {
+            self.0.keys(l, u, n)
+        }
+        fn split(&self, l: &[u8], u: &Bound, c: u64, n: usize) -> Result<Vec<Bound>, Self::Error> {
+            self.0.split(l, u, c, n)
+        }
+        fn contains(&self, id: &Id) -> Result<bool, Self::Error> {
+            Ok(self.1.contains(id))
+        }
+    }
+
+    /// Runs a whole pull; returns (round trips, parts sent both ways, what was needed).
+    fn run<I: RangeIndex<Error = std::convert::Infallible>>(
+        a: &I,
+        b: &I,
+        scope: &Scope,
+        p: &Params,
+    ) -> (usize, usize, Vec<Id>) {
+        let mut need = Vec::new();
+        let mut msg = open(a, scope).unwrap();
         let mut rounds = 0;
         let mut parts = msg.len();
-        loop {
+        while !msg.is_empty() {
             rounds += 1;
-            let answer = respond(b, &msg, p, &mut other).unwrap();
+            assert!(rounds < 64, "does not converge");
+            let answer = serve(b, &msg, p).unwrap();
             parts += answer.len();
             if answer.is_empty() {
                 break;
             }
-            msg = respond(a, &answer, p, &mut learned).unwrap();
+            msg = pull(a, &answer, p, &mut need).unwrap();
             parts += msg.len();
-            if msg.is_empty() {
-                break;
-            }
-            assert!(rounds < 50, "does not converge");
         }
-        learned.need.extend(other.have);
-        learned.have.extend(other.need);
-        learned.need.sort();
-        learned.need.dedup();
-        learned.have.sort();
-        learned.have.dedup();
-        (rounds, learned, parts)
+        need.sort();
+        need.dedup();
+        (rounds, parts, need)
+    }
+
+    fn everything() -> Scope {
+        vec![(Vec::new(), Bound::End)]
     }
 
     #[test]
     fn identical_sets_settle_in_one_round_trip_of_one_part() {
-        let s: BTreeSet<Item> = (0..10_000).map(item).collect();
-        let (rounds, learned, parts) =
-            run(&MemoryIndex(s.clone()), &MemoryIndex(s), &Params::default());
+        let s: Vec<Key> = (0..10_000).map(key).collect();
+        let (rounds, parts, need) = run(
+            &Fast::new(s.clone()),
+            &Fast::new(s),
+            &everything(),
+            &Params::default(),
+        );
         assert_eq!(rounds, 1);
         assert_eq!(parts, 1, "one fingerprint, answered by an empty message");
-        assert_eq!(learned, Learned::default());
+        assert!(need.is_empty());
     }
 
     #[test]
     fn a_few_differences_in_a_large_set_take_few_rounds() {
-        let common: Vec<Item> = (0..20_000).map(item).collect();
-        let mut a: BTreeSet<Item> = common.iter().copied().collect();
-        let mut b = a.clone();
-        for n in 0..20 {
-            a.insert(item(1_000_000 + n));
-            b.insert(item(2_000_000 + n));
+        let common: Vec<Key> = (0..20_000).map(key).collect();
+        let mut a = common.clone();
+        let mut b = common;
+        a.extend((0..20).map(|n| key(1_000_000 + n)));
+        b.extend((0..20).map(|n| key(2_000_000 + n)));
+        let (rounds, _, need) = run(
+            &Fast::new(a),
+            &Fast::new(b),
+            &everything(),
+            &Params::default(),
+        );
+        assert!(rounds <= 6, "{rounds} round trips");
+        let mut want: Vec<Id> = (0..20).map(|n| id_of(&key(2_000_000 + n))).collect();
+        want.sort();
+        assert_eq!(need, want);
+    }
+
+    #[test]
+    fn an_empty_side_pulls_everything_within_the_limits() {
+        let b: Vec<Key> = (0..50_000).map(key).collect();
+        let p = Params {
+            max_ids: 5_000,
+            ..Params::default()
+        };
+        let (_, _, need) = run(
+            &Fast::new(Vec::new()),
+            &Fast::new(b.clone()),
+            &everything(),
+            &p,
+        );
+        assert_eq!(need.len(), b.len());
+    }
+
+    #[test]
+    fn a_scope_limits_the_pull_to_its_topics() {
+        let b: Vec<Key> = (0..3_000).map(key).collect();
+        // Only topic [1, 1].
+        let scope = vec![(vec![1, 1], Bound::Below(vec![1, 2]))];
+        let (_, _, need) = run(
+            &Fast::new(Vec::new()),
+            &Fast::new(b.clone()),
+            &scope,
+            &Params::default(),
+        );
+        let mut want: Vec<Id> = b.iter().filter(|k| k[1] == 1).map(id_of).collect();
+        want.sort();
+        assert_eq!(need, want);
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        let p = Params::default();
+        let ix = Fast::new((0..10).map(key));
+        let fp = Mode::Fingerprint([0; FP_LEN]);
+        let backwards = vec![
+            Part {
+                upper: Bound::Below(vec![5]),
+                mode: fp.clone(),
+            },
+            Part {
+                upper: Bound::Below(vec![4]),
+                mode: fp.clone(),
+            },
+            Part {
+                upper: Bound::End,
+                mode: fp.clone(),
+            },
+        ];
+        assert!(matches!(
+            serve(&ix, &backwards, &p),
+            Err(StepError::Malformed(Malformed::Bounds))
+        ));
+        let unfinished = vec![Part {
+            upper: Bound::Below(vec![5]),
+            mode: fp.clone(),
+        }];
+        assert!(serve(&ix, &unfinished, &p).is_err());
+        let wrong_side = vec![Part {
+            upper: Bound::End,
+            mode: Mode::Ids(vec![[0; 32]]),
+        }];
+        assert!(matches!(
+            serve(&ix, &wrong_side, &p),
+            Err(StepError::Malformed(Malformed::Mode))
+        ));
+        let mut need = Vec::new();
+        let wrong_side = vec![Part {
+            upper: Bound::End,
+            mode: Mode::Have(vec![]),
+        }];
+        assert!(pull(&ix, &wrong_side, &p, &mut need).is_err());
+        let huge = vec![Part {
+            upper: Bound::End,
+            mode: Mode::Have(vec![[0; 8]; 40_000]),
+        }];
+        assert!(matches!(
+            serve(&ix, &huge, &p),
+            Err(StepError::Malformed(Malformed::TooLarge))
+        ));
+    }
+
+    #[test]
+    fn accumulators_subtract() {
+        let mut a = Accumulator::default();
+        let mut b = Accumulator::default();
+        for n in 0..100 {
+            a.add(&id_of(&key(n)));
+            if n < 40 {
+                b.add(&id_of(&key(n)));
+            }
         }
-        let (rounds, learned, _) = run(&MemoryIndex(a), &MemoryIndex(b), &Params::default());
-        assert!(rounds <= 5, "{rounds} round trips");
-        assert_eq!(learned.need.len(), 20);
-        assert_eq!(learned.have.len(), 20);
+        let mut rest = Accumulator::default();
+        for n in 40..100 {
+            rest.add(&id_of(&key(n)));
+        }
+        a.subtract(&b);
+        assert_eq!(a, rest);
     }
 
     proptest! {
         #[test]
-        fn any_two_sets_learn_exactly_their_difference(
-            a in proptest::collection::btree_set(0u64..400, 0..300),
-            b in proptest::collection::btree_set(0u64..400, 0..300),
+        fn the_initiator_learns_exactly_what_it_lacks(
+            a in proptest::collection::btree_set(0u64..600, 0..400),
+            b in proptest::collection::btree_set(0u64..600, 0..400),
             branches in 2usize..20,
-            max_items in 1u64..40,
+            have_max in 1u64..40,
+            ids_max in 0u64..4,
+            list_max in 1u64..100,
         ) {
-            let ia = MemoryIndex(a.iter().map(|n| item(*n)).collect());
-            let ib = MemoryIndex(b.iter().map(|n| item(*n)).collect());
-            let (_, learned, _) = run(&ia, &ib, &Params { branches, max_items });
-            let mut need: Vec<Item> = b.difference(&a).map(|n| item(*n)).collect();
-            need.sort();
-            let mut have: Vec<Item> = a.difference(&b).map(|n| item(*n)).collect();
-            have.sort();
-            prop_assert_eq!(learned.need, need);
-            prop_assert_eq!(learned.have, have);
+            let ia = Fast::new(a.iter().map(|n| key(*n)));
+            let ib = Fast::new(b.iter().map(|n| key(*n)));
+            let p = Params { branches, fine_branches: 2.max(branches / 4), fine_below: 64,
+                have_max, ids_max, list_max, ..Params::default() };
+            let (_, _, need) = run(&ia, &ib, &everything(), &p);
+            let mut want: Vec<Id> = b.difference(&a).map(|n| id_of(&key(*n))).collect();
+            want.sort();
+            prop_assert_eq!(need, want);
         }
     }
 }

@@ -1,0 +1,399 @@
+//! The store's sync index: range fingerprints over the topic/time keys (`t`), maintained
+//! incrementally as records are written.
+//!
+//! The `t` keys, in order, are cut into **chunks** of about [`CHUNK`] keys; each chunk keeps
+//! the [`Accumulator`] of its keys, and a Fenwick tree over the chunks gives the accumulator
+//! of every key below a chunk boundary in O(log n). The accumulator of any range is then
+//! `P(upper) - P(lower)`, where `P(x)` (every key below `x`) is a Fenwick prefix plus a sled
+//! scan of the part of one chunk below `x`: O(log n + CHUNK), whatever the range's size.
+//! Writing a record adds its id to its chunk (O(log n)); a chunk of more than `2 * CHUNK`
+//! keys is split in two by one scan of its keys. The index lives in memory and is rebuilt
+//! from the `t` keys when the store opens.
+
+use std::sync::MutexGuard;
+
+use super::reconcile::{id_of, separator, Accumulator, Bound, Id, Key, RangeIndex, KEY_LEN};
+use crate::store::{keys, Store};
+use crate::{Error, Result};
+
+/// Target keys per chunk.
+pub const CHUNK: u64 = 64;
+
+#[derive(Debug, Clone)]
+struct Chunk {
+    /// Inclusive lower bound of the chunk's keys (the first chunk's is empty).
+    start: Vec<u8>,
+    acc: Accumulator,
+}
+
+/// The chunks and their Fenwick tree.
+#[derive(Debug)]
+pub struct SyncIndex {
+    chunks: Vec<Chunk>,
+    /// 1-based Fenwick tree of the chunks' accumulators; stale while `dirty`.
+    fenwick: Vec<Accumulator>,
+    dirty: bool,
+}
+
+fn t_key(bytes: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + bytes.len());
+    k.push(keys::TOPIC);
+    k.extend_from_slice(bytes);
+    k
+}
+
+fn t_end(upper: &Bound) -> Vec<u8> {
+    match upper {
+        Bound::Below(b) => t_key(b),
+        Bound::End => vec![keys::TOPIC + 1],
+    }
+}
+
+/// The sync key of a stored `t` key (without its prefix byte).
+fn sync_key(k: &[u8]) -> Option<Key> {
+    k.get(1..).and_then(|s| <Key>::try_from(s).ok())
+}
+
+impl SyncIndex {
+    /// Builds the index from the `t` keys of a tree.
+    pub(crate) fn build(tree: &sled::Tree) -> Result<Self> {
+        let mut chunks = vec![Chunk {
+            start: Vec::new(),
+            acc: Accumulator::default(),
+        }];
+        let mut prev: Option<Key> = None;
+        for kv in tree.scan_prefix([keys::TOPIC]) {
+            let (k, _) = kv?;
+            let Some(key) = sync_key(&k) else { continue };
+            if let Some(p) = prev {
+                let last = chunks.len() - 1;
+                if chunks[last].acc.count() >= CHUNK {
+                    chunks.push(Chunk {
+                        start: separator(&p, &key),
+                        acc: Accumulator::default(),
+                    });
+                }
+            }
+            let last = chunks.len() - 1;
+            chunks[last].acc.add(&id_of(&key));
+            prev = Some(key);
+        }
+        let mut ix = SyncIndex {
+            chunks,
+            fenwick: Vec::new(),
+            dirty: true,
+        };
+        ix.refresh();
+        Ok(ix)
+    }
+
+    /// Rebuilds the Fenwick tree if chunks were split since.
+    pub(crate) fn refresh(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let n = self.chunks.len();
+        let mut f = vec![Accumulator::default(); n + 1];
+        for i in 1..=n {
+            f[i].merge(&self.chunks[i - 1].acc);
+            let j = i + (i & i.wrapping_neg());
+            if j <= n {
+                let v = f[i];
+                f[j].merge(&v);
+            }
+        }
+        self.fenwick = f;
+        self.dirty = false;
+    }
+
+    /// The chunk holding `key`: the last whose start is at or below it.
+    fn find(&self, key: &[u8]) -> usize {
+        self.chunks
+            .partition_point(|c| c.start.as_slice() <= key)
+            .saturating_sub(1)
+    }
+
+    /// Accumulator of chunks `0..j`.
+    fn before(&self, j: usize) -> Accumulator {
+        let mut s = Accumulator::default();
+        let mut i = j;
+        while i > 0 {
+            s.merge(&self.fenwick[i]);
+            i -= i & i.wrapping_neg();
+        }
+        s
+    }
+
+    /// Adds newly written keys (already in `tree`), then splits chunks grown too big.
+    pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[Vec<u8>]) -> Result<()> {
+        let mut grown = Vec::new();
+        for k in stored {
+            let Some(key) = sync_key(k) else { continue };
+            let j = self.find(&key);
+            let mut one = Accumulator::default();
+            one.add(&id_of(&key));
+            self.chunks[j].acc.merge(&one);
+            if !self.dirty {
+                let n = self.chunks.len();
+                let mut i = j + 1;
+                while i <= n {
+                    self.fenwick[i].merge(&one);
+                    i += i & i.wrapping_neg();
+                }
+            }
+            if self.chunks[j].acc.count() > 2 * CHUNK {
+                grown.push(self.chunks[j].start.clone());
+            }
+        }
+        grown.sort();
+        grown.dedup();
+        // From the last, so the earlier chunks' positions hold.
+        for start in grown.iter().rev() {
+            let j = self.find(start);
+            self.split_chunk(tree, j)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts chunk `j` into chunks of `CHUNK` keys, reading its keys from `tree`.
+    fn split_chunk(&mut self, tree: &sled::Tree, j: usize) -> Result<()> {
+        let lo = t_key(&self.chunks[j].start);
+        let hi = match self.chunks.get(j + 1) {
+            Some(c) => t_key(&c.start),
+            None => vec![keys::TOPIC + 1],
+        };
+        let mut ks = Vec::new();
+        for kv in tree.range(lo..hi) {
+            let (k, _) = kv?;
+            if let Some(key) = sync_key(&k) {
+                ks.push(key);
+            }
+        }
+        let mut pieces: Vec<Chunk> = Vec::new();
+        for (n, k) in ks.iter().enumerate() {
+            if n % CHUNK as usize == 0 {
+                pieces.push(Chunk {
+                    start: if n == 0 {
+                        self.chunks[j].start.clone()
+                    } else {
+                        separator(&ks[n - 1], k)
+                    },
+                    acc: Accumulator::default(),
+                });
+            }
+            if let Some(last) = pieces.last_mut() {
+                last.acc.add(&id_of(k));
+            }
+        }
+        if pieces.len() > 1 {
+            self.chunks.splice(j..=j, pieces);
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Number of keys indexed.
+    pub fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.acc.count()).sum()
+    }
+
+    /// Is the index empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A consistent view of the store for one reconciliation step: holds the index lock, so
+/// no record is written while it answers.
+pub struct SyncView<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) ix: MutexGuard<'a, SyncIndex>,
+}
+
+impl SyncView<'_> {
+    fn scan(&self, lower: &[u8], upper: &Bound) -> impl Iterator<Item = Result<Key>> + '_ {
+        self.store
+            .tree()
+            .range(t_key(lower)..t_end(upper))
+            .filter_map(|kv| match kv {
+                Ok((k, _)) => sync_key(&k).map(Ok),
+                Err(e) => Some(Err(Error::from(e))),
+            })
+    }
+
+    /// Accumulator of every key below `x`.
+    fn prefix(&self, x: &Bound) -> Result<Accumulator> {
+        let Bound::Below(x) = x else {
+            return Ok(self.ix.before(self.ix.chunks.len()));
+        };
+        let j = self.ix.find(x);
+        let mut acc = self.ix.before(j);
+        let start = &self.ix.chunks[j].start;
+        if start != x {
+            for k in self.scan(start, &Bound::Below(x.clone())) {
+                acc.add(&id_of(&k?));
+            }
+        }
+        Ok(acc)
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> u64 {
+        self.ix.len()
+    }
+
+    /// Is nothing held?
+    pub fn is_empty(&self) -> bool {
+        self.ix.is_empty()
+    }
+}
+
+impl RangeIndex for SyncView<'_> {
+    type Error = Error;
+
+    fn accumulate(&self, lower: &[u8], upper: &Bound) -> Result<Accumulator> {
+        let mut acc = self.prefix(upper)?;
+        if !lower.is_empty() {
+            acc.subtract(&self.prefix(&Bound::Below(lower.to_vec()))?);
+        }
+        Ok(acc)
+    }
+
+    fn keys(&self, lower: &[u8], upper: &Bound, limit: usize) -> Result<Vec<Key>> {
+        self.scan(lower, upper).take(limit).collect()
+    }
+
+    fn split(&self, lower: &[u8], upper: &Bound, count: u64, parts: usize) -> Result<Vec<Bound>> {
+        let per = count.div_ceil(parts.max(1) as u64).max(1);
+        // Chunk boundaries strictly inside the range, taken every `per` keys or so.
+        let mut out = Vec::new();
+        let mut run = 0u64;
+        let first = self.ix.find(lower);
+        for c in &self.ix.chunks[first..] {
+            if !upper.includes(&c.start) {
+                break;
+            }
+            if c.start.as_slice() > lower && run >= per {
+                out.push(Bound::Below(c.start.clone()));
+                run = 0;
+            }
+            run += c.acc.count();
+        }
+        if out.is_empty() {
+            // The range lies within a chunk or two: split its keys themselves.
+            let ks = self.keys(lower, upper, usize::MAX)?;
+            let per = (ks.len() as u64).div_ceil(parts.max(1) as u64).max(1) as usize;
+            out = (1..ks.len())
+                .filter(|n| n % per == 0)
+                .map(|n| Bound::Below(separator(&ks[n - 1], &ks[n])))
+                .collect();
+        }
+        out.push(upper.clone());
+        Ok(out)
+    }
+
+    fn contains(&self, id: &Id) -> Result<bool> {
+        self.store.contains(&chorus_protocol::RecordId(*id))
+    }
+}
+
+const _: () = assert!(KEY_LEN == 33 + 8 + 32);
+
+#[cfg(test)]
+mod tests {
+    use super::super::reconcile::{self, tests::key, MemoryIndex, Params};
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn write(store: &Store, keys: &[Key]) {
+        let writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            keys.iter().map(|k| (t_key(k), Some(vec![1]))).collect();
+        store.write(writes).unwrap();
+    }
+
+    #[test]
+    fn the_store_index_agrees_with_a_plain_scan() {
+        let store = Store::temporary().unwrap();
+        let all: Vec<Key> = (0..5_000).map(|n| key(n * 7919 % 100_003)).collect();
+        // Batches of uneven sizes, in a scrambled order: chunks fill and split.
+        let mut at = 0;
+        for size in [1, 500, 3, 2_000, 96, 2_400] {
+            write(&store, &all[at..at + size]);
+            at += size;
+        }
+        let mem = MemoryIndex(all.iter().copied().collect());
+        let view = store.sync_view();
+        assert_eq!(view.len(), 5_000);
+        assert!(view.ix.chunks.len() > 5_000 / (2 * CHUNK as usize));
+        let sorted: Vec<Key> = mem.0.iter().copied().collect();
+        let bounds = [0usize, 1, 63, 64, 65, 700, 2_500, 4_999];
+        for &i in &bounds {
+            for &j in &bounds {
+                if j <= i {
+                    continue;
+                }
+                let lo = reconcile::separator(&sorted[i - usize::from(i > 0)], &sorted[i]);
+                let lo = if i == 0 { Vec::new() } else { lo };
+                let hi = Bound::Below(reconcile::separator(&sorted[j - 1], &sorted[j]));
+                assert_eq!(
+                    view.accumulate(&lo, &hi).unwrap(),
+                    mem.accumulate(&lo, &hi).unwrap(),
+                    "{i}..{j}"
+                );
+                assert_eq!(
+                    view.keys(&lo, &hi, 100).unwrap(),
+                    mem.keys(&lo, &hi, 100).unwrap()
+                );
+                let count = view.accumulate(&lo, &hi).unwrap().count();
+                let split = view.split(&lo, &hi, count, 16).unwrap();
+                assert_eq!(split.last(), Some(&hi));
+                let mut prev = lo.clone();
+                for b in &split[..split.len() - 1] {
+                    let Bound::Below(b) = b else {
+                        panic!("End inside a split")
+                    };
+                    assert!(b.as_slice() > prev.as_slice() && hi.includes(b));
+                    prev = b.clone();
+                }
+                if count > 2 {
+                    assert!(split.len() >= 2, "a range of {count} keys must split");
+                }
+            }
+        }
+        assert_eq!(
+            view.accumulate(&[], &Bound::End).unwrap(),
+            mem.accumulate(&[], &Bound::End).unwrap()
+        );
+        // The index rebuilt from the tree says the same.
+        let rebuilt = SyncIndex::build(store.tree()).unwrap();
+        assert_eq!(rebuilt.len(), 5_000);
+    }
+
+    #[test]
+    fn a_store_reconciles_with_a_memory_set() {
+        let store = Store::temporary().unwrap();
+        let mine: Vec<Key> = (0..3_000).map(key).collect();
+        write(&store, &mine);
+        let mut theirs: Vec<Key> = (0..2_990).map(key).collect();
+        theirs.extend((10_000..10_040).map(key));
+        let other = MemoryIndex(theirs.into_iter().collect());
+        let p = Params::default();
+        let view = store.sync_view();
+        let mut msg = reconcile::open(&view, &vec![(Vec::new(), Bound::End)]).unwrap();
+        let mut need = Vec::new();
+        let mut rounds = 0;
+        while !msg.is_empty() {
+            rounds += 1;
+            assert!(rounds < 20);
+            let answer = reconcile::serve(&other, &msg, &p).unwrap();
+            if answer.is_empty() {
+                break;
+            }
+            msg = reconcile::pull(&view, &answer, &p, &mut need).unwrap();
+        }
+        need.sort();
+        let mut want: Vec<Id> = (10_000..10_040).map(|n| id_of(&key(n))).collect();
+        want.sort();
+        assert_eq!(need, want);
+    }
+}

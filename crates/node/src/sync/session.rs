@@ -1,0 +1,422 @@
+//! One pull from one peer, and the answers this node gives to pulls.
+//!
+//! A pull reconciles the followed topics' key ranges with the peer ([`super::reconcile`]),
+//! fetches the records it lacks in batches of `fetch_batch` ids (up to
+//! [`FETCH_CONCURRENCY`] fetches in flight, started as soon as a batch of needs is known, so
+//! fetching overlaps reconciling), and hands them to the same ingest pipeline as gossip.
+//! Everything is bounded: [`MAX_ROUNDS`] round trips, message sizes (see [`super::wire`]),
+//! a timeout per request and per pull. A peer that answers with malformed messages, forged or
+//! unrequested records, or records it claimed and cannot deliver is penalised like a peer
+//! that gossips invalid records.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chorus_protocol::{RecordId, SignedRecord};
+use libp2p::PeerId;
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tracing::debug;
+
+use super::reconcile::{self, Bound, Id, Params, Scope, StepError};
+use super::wire::{Request, Response, MAX_FETCH, MAX_RESPONSE};
+use crate::config::SyncConfig;
+use crate::ingest::{Ingest, Outcome, Rejection};
+use crate::net::{Client, Follow};
+use crate::store::keys;
+use crate::{Error, Result, Store};
+
+/// Most reconciliation round trips in one pull.
+pub const MAX_ROUNDS: u32 = 48;
+/// Fetch requests in flight at once in one pull.
+pub const FETCH_CONCURRENCY: usize = 4;
+
+/// What a pull needs from the node.
+#[derive(Clone)]
+pub(crate) struct SyncContext {
+    pub(crate) store: Store,
+    pub(crate) ingest: Ingest,
+    pub(crate) follow: Arc<RwLock<Follow>>,
+    pub(crate) config: SyncConfig,
+    pub(crate) params: Params,
+}
+
+/// What one pull did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The peer pulled from.
+    pub peer: String,
+    /// Reconciliation round trips.
+    pub rounds: u32,
+    /// Fetch requests.
+    pub fetches: u32,
+    /// Bytes of all requests sent.
+    pub bytes_sent: u64,
+    /// Bytes of all responses received.
+    pub bytes_received: u64,
+    /// Of those, the wire bytes of the records received.
+    pub record_bytes: u64,
+    /// Records found missing here.
+    pub needed: u64,
+    /// Records received.
+    pub fetched: u64,
+    /// Newly stored (or kept waiting for their target).
+    pub stored: u64,
+    /// Already held.
+    pub duplicates: u64,
+    /// Refused by a kind rule (not the peer's fault).
+    pub refused: u64,
+    /// Invalid, forged, unrequested or out of scope: the peer is penalised for each.
+    pub invalid: u64,
+    /// Claimed by the peer and not delivered.
+    pub missing: u64,
+    /// How long the pull took.
+    pub millis: u64,
+    /// Why the pull stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    /// Bytes exchanged beyond the records themselves.
+    pub fn overhead_bytes(&self) -> u64 {
+        (self.bytes_sent + self.bytes_received).saturating_sub(self.record_bytes)
+    }
+}
+
+/// The key ranges of what the node follows: one per followed topic, or everything.
+pub(crate) fn scope_of(follow: &Follow) -> Scope {
+    if follow.all {
+        return vec![(Vec::new(), Bound::End)];
+    }
+    let mut topics: Vec<[u8; 33]> = vec![keys::topic_bytes(&chorus_protocol::Topic::Meta)];
+    topics.extend(
+        follow
+            .producers
+            .iter()
+            .chain(follow.products.iter().map(|(p, _)| p))
+            .map(|k| keys::topic_bytes(&chorus_protocol::Topic::Producer(*k))),
+    );
+    topics.extend(
+        follow
+            .groups
+            .iter()
+            .map(|g| keys::topic_bytes(&chorus_protocol::Topic::Group(*g))),
+    );
+    topics.sort();
+    topics.dedup();
+    topics
+        .into_iter()
+        .map(|t| {
+            // The topic's range: every key that starts with its 33 bytes. The tag byte is
+            // at most 2, so the increment never overflows.
+            let mut end = t;
+            for b in end.iter_mut().rev() {
+                let (v, carry) = b.overflowing_add(1);
+                *b = v;
+                if !carry {
+                    break;
+                }
+            }
+            (t.to_vec(), Bound::Below(end.to_vec()))
+        })
+        .collect()
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|_| Error::NodeStopped)
+}
+
+/// Answers one sync request (blocking: reads the store). Returns the encoded response and
+/// whether the request was malformed (the requester is then penalised).
+pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>, bool) {
+    match Request::decode(request) {
+        Err(e) => (Response::error("malformed", e.to_string()).encode(), true),
+        Ok(Request::Reconcile(parts)) => {
+            let view = store.sync_view();
+            match reconcile::serve(&view, &parts, params) {
+                Ok(out) => (Response::Reconcile(out).encode(), false),
+                Err(StepError::Malformed(m)) => {
+                    (Response::error("malformed", m.to_string()).encode(), true)
+                }
+                Err(StepError::Index(e)) => {
+                    (Response::error("internal", e.to_string()).encode(), false)
+                }
+            }
+        }
+        Ok(Request::Fetch(ids)) => {
+            let mut wires = Vec::new();
+            let mut size = 0usize;
+            for id in ids {
+                if let Ok(Some(w)) = store.wire(&RecordId(id)) {
+                    size += w.len() + 4;
+                    if size > MAX_RESPONSE - 64 * 1024 {
+                        break;
+                    }
+                    wires.push(w);
+                }
+            }
+            (Response::Records(wires).encode(), false)
+        }
+    }
+}
+
+/// Counts of one fetch.
+#[derive(Default)]
+struct Fetched {
+    bytes_sent: u64,
+    bytes_received: u64,
+    record_bytes: u64,
+    fetched: u64,
+    stored: u64,
+    duplicates: u64,
+    refused: u64,
+    invalid: u64,
+    missing: u64,
+    error: Option<String>,
+}
+
+async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> Fetched {
+    let mut f = Fetched::default();
+    let req = Request::Fetch(ids.clone()).encode();
+    f.bytes_sent = req.len() as u64;
+    let resp = match client.sync_request(peer, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            f.error = Some(e.to_string());
+            return f;
+        }
+    };
+    f.bytes_received = resp.len() as u64;
+    let wires = match Response::decode(&resp) {
+        Ok(Response::Records(w)) => w,
+        Ok(Response::Error { code, message }) => {
+            f.error = Some(format!("peer refused a fetch: {code}: {message}"));
+            return f;
+        }
+        Ok(_) | Err(_) => {
+            f.invalid += 1;
+            f.error = Some("malformed fetch answer".into());
+            return f;
+        }
+    };
+    let mut wanted: HashSet<Id> = ids.into_iter().collect();
+    let mut good = Vec::with_capacity(wires.len());
+    for w in wires {
+        f.fetched += 1;
+        f.record_bytes += w.len() as u64;
+        let Ok(rec) = SignedRecord::from_bytes(&w) else {
+            f.invalid += 1;
+            continue;
+        };
+        let followed = ctx
+            .follow
+            .read()
+            .map(|fo| fo.follows(&rec.record().topic))
+            .unwrap_or(false);
+        // Only what was asked for, once, and on a topic this node follows.
+        if !wanted.remove(rec.id().as_bytes()) || !followed {
+            f.invalid += 1;
+            continue;
+        }
+        good.push(w);
+    }
+    f.missing = wanted.len() as u64;
+    if good.is_empty() {
+        return f;
+    }
+    match ctx.ingest.ingest(good).await {
+        Ok(outcomes) => {
+            for o in outcomes {
+                match o {
+                    Outcome::Stored(_) | Outcome::Waiting(_) => f.stored += 1,
+                    Outcome::Duplicate(_) => f.duplicates += 1,
+                    Outcome::Rejected(Rejection::Invalid(_)) => f.invalid += 1,
+                    Outcome::Rejected(_) => f.refused += 1,
+                }
+            }
+        }
+        Err(e) => f.error = Some(e.to_string()),
+    }
+    f
+}
+
+fn add(report: &mut SyncReport, f: Fetched) {
+    report.fetches += 1;
+    report.bytes_sent += f.bytes_sent;
+    report.bytes_received += f.bytes_received;
+    report.record_bytes += f.record_bytes;
+    report.fetched += f.fetched;
+    report.stored += f.stored;
+    report.duplicates += f.duplicates;
+    report.refused += f.refused;
+    report.invalid += f.invalid;
+    report.missing += f.missing;
+    if report.error.is_none() {
+        report.error = f.error;
+    }
+}
+
+/// Pulls from `peer` what this node lacks on the topics it follows.
+pub(crate) async fn pull(ctx: SyncContext, client: Client, peer: PeerId) -> SyncReport {
+    let start = Instant::now();
+    let mut report = SyncReport {
+        peer: peer.to_string(),
+        ..SyncReport::default()
+    };
+    let mut fetches: JoinSet<Fetched> = JoinSet::new();
+    let limit = ctx.config.session_timeout;
+    let outcome = tokio::time::timeout(
+        limit,
+        reconcile_with(&ctx, &client, peer, &mut report, &mut fetches),
+    )
+    .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => report.error = Some(e.to_string()),
+        Err(_) => report.error = Some(format!("pull took longer than {limit:?}")),
+    }
+    // Fetches already started finish (each bounded by the request timeout).
+    while let Some(done) = fetches.join_next().await {
+        if let Ok(f) = done {
+            add(&mut report, f);
+        }
+    }
+    report.millis = start.elapsed().as_millis() as u64;
+    let faults = report.invalid + u64::from(report.missing > 0);
+    if faults > 0 {
+        client
+            .penalise(peer, faults.min(u64::from(u32::MAX)) as u32)
+            .await;
+    }
+    debug!(?report, "pull finished");
+    report
+}
+
+async fn reconcile_with(
+    ctx: &SyncContext,
+    client: &Client,
+    peer: PeerId,
+    report: &mut SyncReport,
+    fetches: &mut JoinSet<Fetched>,
+) -> Result<()> {
+    let scope = ctx
+        .follow
+        .read()
+        .map(|f| scope_of(&f))
+        .map_err(|_| Error::NodeStopped)?;
+    let mut msg = blocking(&ctx.store, move |s| reconcile::open(&s.sync_view(), &scope)).await??;
+    let batch = ctx.config.fetch_batch.clamp(1, MAX_FETCH);
+    let mut asked: HashSet<Id> = HashSet::new();
+    let mut need: Vec<Id> = Vec::new();
+    while !msg.is_empty() {
+        report.rounds += 1;
+        if report.rounds > MAX_ROUNDS {
+            return Err(Error::Network(format!(
+                "no agreement after {MAX_ROUNDS} round trips"
+            )));
+        }
+        let req = Request::Reconcile(msg).encode();
+        report.bytes_sent += req.len() as u64;
+        let resp = client.sync_request(peer, req).await?;
+        report.bytes_received += resp.len() as u64;
+        let parts = match Response::decode(&resp) {
+            Ok(Response::Reconcile(p)) => p,
+            Ok(Response::Error { code, message }) => {
+                return Err(Error::Network(format!("peer refused: {code}: {message}")))
+            }
+            Ok(Response::Records(_)) | Err(_) => {
+                report.invalid += 1;
+                return Err(Error::Network("malformed reconcile answer".into()));
+            }
+        };
+        if parts.is_empty() {
+            break;
+        }
+        let params = ctx.params;
+        let step = blocking(&ctx.store, move |s| {
+            let mut found = Vec::new();
+            reconcile::pull(&s.sync_view(), &parts, &params, &mut found).map(|next| (next, found))
+        })
+        .await?;
+        let (next, found) = match step {
+            Ok(x) => x,
+            Err(StepError::Malformed(m)) => {
+                report.invalid += 1;
+                return Err(Error::Network(format!("peer broke the protocol: {m}")));
+            }
+            Err(StepError::Index(e)) => return Err(e),
+        };
+        for id in found {
+            if asked.insert(id) {
+                report.needed += 1;
+                need.push(id);
+            }
+        }
+        while need.len() >= batch {
+            let ids: Vec<Id> = need.drain(..batch).collect();
+            start_fetch(ctx, client, peer, ids, report, fetches).await;
+        }
+        msg = next;
+    }
+    while !need.is_empty() {
+        let n = need.len().min(batch);
+        let ids: Vec<Id> = need.drain(..n).collect();
+        start_fetch(ctx, client, peer, ids, report, fetches).await;
+    }
+    Ok(())
+}
+
+async fn start_fetch(
+    ctx: &SyncContext,
+    client: &Client,
+    peer: PeerId,
+    ids: Vec<Id>,
+    report: &mut SyncReport,
+    fetches: &mut JoinSet<Fetched>,
+) {
+    while fetches.len() >= FETCH_CONCURRENCY {
+        if let Some(Ok(f)) = fetches.join_next().await {
+            add(report, f);
+        }
+    }
+    fetches.spawn(fetch(ctx.clone(), client.clone(), peer, ids));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_protocol::AuthorKey;
+
+    #[test]
+    fn scopes_cover_exactly_the_followed_topics() {
+        let k = AuthorKey([7; 32]);
+        let f = Follow {
+            producers: HashSet::from([k]),
+            ..Follow::default()
+        };
+        let s = scope_of(&f);
+        assert_eq!(s.len(), 2, "meta and the producer");
+        let t = keys::topic_bytes(&chorus_protocol::Topic::Producer(k));
+        let (lo, hi) = &s[1];
+        assert_eq!(lo.as_slice(), t.as_slice());
+        let mut inside = t.to_vec();
+        inside.extend_from_slice(&[0xff; 40]);
+        assert!(hi.includes(&inside));
+        let other = keys::topic_bytes(&chorus_protocol::Topic::Producer(AuthorKey([8; 32])));
+        assert!(!hi.includes(&other));
+        assert_eq!(
+            scope_of(&Follow {
+                all: true,
+                ..Follow::default()
+            }),
+            vec![(Vec::new(), Bound::End)]
+        );
+    }
+}
