@@ -124,7 +124,7 @@ fn array(v: &Value) -> Result<&[Value], DecodeError> {
 }
 
 fn chunks<const N: usize>(b: &[u8]) -> Result<Vec<[u8; N]>, DecodeError> {
-    if b.len() % N != 0 {
+    if !b.len().is_multiple_of(N) {
         return Err(DecodeError(
             "list length is not a multiple of the item size",
         ));
