@@ -64,7 +64,7 @@ struct Behaviour {
 /// Frames of the sync protocol: one message per stream, read to its end, size-limited.
 /// The messages themselves are decoded by [`crate::sync::wire`].
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SyncCodec;
+pub struct SyncCodec;
 
 async fn read_limited<T>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>>
 where

@@ -337,6 +337,22 @@ impl Store {
         Ok(self.tree.contains_key(k)?)
     }
 
+    /// The ids of every stored record, in id order (a full scan: for checks and tests).
+    pub fn ids(&self) -> Result<Vec<RecordId>> {
+        self.tree
+            .scan_prefix([keys::RECORD])
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let id: [u8; 32] = k
+                    .get(1..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| Error::Corrupt("bad id-index key".into()))?;
+                Ok(RecordId(id))
+            })
+            .collect()
+    }
+
     /// A consistent view of the sync index (blocks writes while held: keep it short).
     pub fn sync_view(&self) -> SyncView<'_> {
         let mut ix = self.sync.lock().unwrap_or_else(|e| e.into_inner());
