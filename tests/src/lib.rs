@@ -7,8 +7,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The `chorus` binary of this build (`target/<profile>/chorus`), built if missing.
+/// The `chorus` binary of this build (`target/<profile>/chorus`), brought up to date once per
+/// test process (a no-op when `cargo test --workspace` has just built it).
 pub fn chorus_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_chorus).clone()
+}
+
+fn build_chorus() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/chorus
     let profile_dir = exe
@@ -16,14 +22,15 @@ pub fn chorus_bin() -> PathBuf {
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
     let bin = profile_dir.join("chorus");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "chorus-cli", "--bin", "chorus"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cannot build the chorus binary");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "chorus-cli", "--bin", "chorus"]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
     }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cannot build the chorus binary");
+    assert!(bin.exists(), "{} was not built", bin.display());
     bin
 }
 

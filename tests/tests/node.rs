@@ -232,3 +232,60 @@ fn status_reports_the_running_node_through_the_api() {
         "api.json removed on stop"
     );
 }
+
+#[test]
+fn sync_pulls_from_the_connected_peers_on_demand() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let flags = [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--api",
+        "127.0.0.1:0",
+    ];
+    let mut a = NodeProcess::start(&da, &flags);
+    let addr = a
+        .wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30))
+        .trim_start_matches("listening ")
+        .to_string();
+    let mut b_flags = flags.to_vec();
+    b_flags.extend(["--bootstrap", addr.as_str()]);
+    let mut b = NodeProcess::start(&db, &b_flags);
+    b.wait_for("api      http://127.0.0.1:", Duration::from_secs(30));
+    b.wait_for("peer connected", Duration::from_secs(30));
+    let a_peer = addr.rsplit('/').next().unwrap().to_string();
+
+    let out = chorus(&db, &["sync", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let pulls = v["pulls"].as_array().unwrap();
+    assert_eq!(pulls.len(), 1, "{v}");
+    assert_eq!(pulls[0]["peer"], a_peer.as_str());
+    assert!(pulls[0]["error"].is_null(), "{v}");
+    assert!(pulls[0]["rounds"].as_u64().unwrap() >= 1);
+    assert_eq!(v["stored"], 0);
+
+    let human = chorus(&db, &["sync", "--peer", &a_peer]);
+    assert!(human.status.success(), "{}", stderr(&human));
+    assert!(stdout(&human).contains(&a_peer), "{}", stdout(&human));
+
+    let bad = chorus(&db, &["sync", "--peer", "not-a-peer"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--peer"));
+
+    let stranger = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+    let absent = chorus(&db, &["sync", "--peer", stranger]);
+    assert_eq!(absent.status.code(), Some(2));
+    assert!(
+        stderr(&absent).contains("not connected"),
+        "{}",
+        stderr(&absent)
+    );
+
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+    let none = chorus(&db, &["sync"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(stderr(&none).contains("no node is running"));
+}

@@ -36,6 +36,16 @@ enum Command {
     Id,
     /// Show the running node: peer id, addresses, peers, records, followed shards.
     Status,
+    /// Catch up now: pull what this node lacks on the topics it follows from every
+    /// connected peer (or one), and report what each pull did.
+    Sync(SyncArgs),
+}
+
+#[derive(Args, Debug)]
+struct SyncArgs {
+    /// Pull only from this connected peer (a peer id, as `chorus status` shows them).
+    #[arg(long, value_name = "PEERID")]
+    peer: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -197,8 +207,12 @@ mod libp2p_addr {
 }
 
 /// Calls the running node's API: finds its address in `api.json` and its token in
-/// `api.token`, and says plainly when no node is running.
-fn api_get(dir: &DataDir, path: &str) -> Result<serde_json::Value> {
+/// `api.token`, and says plainly when no node is running. `body` makes it a POST.
+fn api_call(
+    dir: &DataDir,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
     let no_node = || {
         anyhow::anyhow!(
             "no node is running for {} (start one with `chorus node`)",
@@ -218,11 +232,12 @@ fn api_get(dir: &DataDir, path: &str) -> Result<serde_json::Value> {
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()
         .into();
-    let mut resp = agent
-        .get(&url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .map_err(|_| no_node())?;
+    let auth = format!("Bearer {token}");
+    let sent = match body {
+        None => agent.get(&url).header("Authorization", &auth).call(),
+        Some(b) => agent.post(&url).header("Authorization", &auth).send_json(b),
+    };
+    let mut resp = sent.map_err(|_| no_node())?;
     let status = resp.status();
     let body: serde_json::Value = resp
         .body_mut()
@@ -242,7 +257,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status => {
             let dir = data_dir(&cli);
-            let s = tokio::task::spawn_blocking(move || api_get(&dir, "/v1/status")).await??;
+            let s =
+                tokio::task::spawn_blocking(move || api_call(&dir, "/v1/status", None)).await??;
             if cli.json {
                 println!("{s}");
             } else {
@@ -260,6 +276,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .filter_map(|v| v.as_str())
                     .collect();
                 println!("shards   {}", shards.join(" "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync(args) => {
+            if let Some(p) = &args.peer {
+                p.parse::<chorus_node::net::PeerId>()
+                    .map_err(|e| anyhow::anyhow!("--peer {p}: not a peer id: {e}"))?;
+            }
+            let dir = data_dir(&cli);
+            let body = serde_json::json!({ "peer": args.peer });
+            let s = tokio::task::spawn_blocking(move || api_call(&dir, "/v1/sync", Some(body)))
+                .await??;
+            let pulls = s["pulls"].as_array().cloned().unwrap_or_default();
+            if cli.json {
+                println!("{s}");
+            } else if pulls.is_empty() {
+                println!("no connected peers to sync with");
+            } else {
+                for p in &pulls {
+                    let peer = p["peer"].as_str().unwrap_or("?");
+                    match p["error"].as_str() {
+                        Some(e) => println!("{peer}: stopped: {e} (stored {})", p["stored"]),
+                        None => println!(
+                            "{peer}: {} round trips, {} missing here, {} stored",
+                            p["rounds"], p["needed"], p["stored"]
+                        ),
+                    }
+                }
+            }
+            let failed = pulls.iter().filter(|p| !p["error"].is_null()).count();
+            if failed > 0 && failed == pulls.len() {
+                anyhow::bail!("every pull failed");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -14,14 +14,14 @@
 //! `CHORUS_BENCH_RECORDS=200000` runs a smaller size.
 #![allow(missing_docs)]
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chorus_node::workload::{generate, Params};
-use chorus_node::{Ingest, IngestConfig, Outcome, Store};
+use chorus_node::{Ingest, IngestConfig, Store};
 use chorus_protocol::{
     verify_batch_cached, AuthorKey, Body, KeyCache, RecordId, SignedRecord, SigningKey,
 };
@@ -29,61 +29,13 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 
 const SEED: u64 = 20261125;
-const JOB: usize = 1024;
+use common::{data_dir, peak_rss_mb, wires, write_wires};
 
 fn records() -> usize {
     std::env::var("CHORUS_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-fn data_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("bench-data")
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-fn write_wires(path: &Path, wires: impl Iterator<Item = Vec<u8>>) {
-    let mut w = BufWriter::new(File::create(path).expect("create workload file"));
-    for wire in wires {
-        w.write_all(&(wire.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(&wire).unwrap();
-    }
-    w.flush().unwrap();
-}
-
-/// Streams wire records from a workload file.
-struct Wires(BufReader<File>);
-
-impl Iterator for Wires {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        let mut len = [0u8; 4];
-        self.0.read_exact(&mut len).ok()?;
-        let mut wire = vec![0u8; u32::from_le_bytes(len) as usize];
-        self.0.read_exact(&mut wire).ok()?;
-        Some(wire)
-    }
-}
-
-fn wires(path: &Path) -> Wires {
-    Wires(BufReader::with_capacity(
-        1 << 20,
-        File::open(path).expect("workload file"),
-    ))
 }
 
 /// Child: generates the workload files (honest, 1% forged) and the query targets.
@@ -195,32 +147,8 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> f64 {
 fn phase_ingest(dir: &Path, file: &str, store_dir: &Path, meta: &Value) -> Value {
     let store = Store::open(store_dir).unwrap();
     let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
-    let mut wire_bytes = 0usize;
-    let (mut stored, mut rejected, mut other) = (0usize, 0usize, 0usize);
-    let start = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
-    let mut it = wires(&dir.join(file)).peekable();
-    let mut tally = |outs: Vec<Outcome>| {
-        for o in outs {
-            match o {
-                Outcome::Stored(_) => stored += 1,
-                Outcome::Rejected(_) => rejected += 1,
-                _ => other += 1,
-            }
-        }
-    };
-    while it.peek().is_some() {
-        let job: Vec<Vec<u8>> = it.by_ref().take(JOB).collect();
-        wire_bytes += job.iter().map(|w| w.len()).sum::<usize>();
-        pending.push_back(ing.submit_blocking(job).unwrap());
-        if pending.len() >= 6 {
-            tally(pending.pop_front().unwrap().blocking_recv().unwrap());
-        }
-    }
-    while let Some(rx) = pending.pop_front() {
-        tally(rx.blocking_recv().unwrap());
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let ((stored, rejected, other), wire_bytes, secs) =
+        common::ingest_stream(&ing, wires(&dir.join(file)));
     let n = stored + rejected + other;
     let rss = peak_rss_mb();
     drop(ing);

@@ -3,8 +3,8 @@
 //! Every call needs `Authorization: Bearer <token>`, the token the node keeps in its data dir
 //! (`api.token`, mode 0600); anything else gets 401. Errors are JSON objects with a stable
 //! `code` and a human `message`. The address actually bound is written to `api.json` in the
-//! data dir so the CLI can find the node. This first cut serves `GET /v1/status`; the
-//! consumer and producer endpoints come with the full CLI (issue 7).
+//! data dir so the CLI can find the node. Served so far: `GET /v1/status` and
+//! `POST /v1/sync`; the consumer and producer endpoints come with the full CLI (issue 7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chorus_protocol::AuthorKey;
 use serde::Serialize;
@@ -105,6 +105,53 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
     }))
 }
 
+/// Body of `POST /v1/sync` (optional).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Pull only from this connected peer; default: every connected peer.
+    pub peer: Option<String>,
+}
+
+/// `POST /v1/sync`: what each pull did.
+#[derive(Debug, Serialize)]
+pub struct SyncAnswer {
+    /// One report per peer pulled from.
+    pub pulls: Vec<crate::SyncReport>,
+    /// Records newly stored, over all pulls.
+    pub stored: u64,
+}
+
+async fn sync(
+    State(s): State<ApiState>,
+    body: Option<Json<SyncRequest>>,
+) -> Result<Json<SyncAnswer>, ApiError> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let peer = match req.peer {
+        None => None,
+        Some(p) => Some(p.parse::<crate::net::PeerId>().map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_peer",
+            message: format!("{p} is not a peer id: {e}"),
+        })?),
+    };
+    if let Some(p) = peer {
+        let net = s.client.status().await?;
+        if !net.peers.contains(&p.to_string()) {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "peer_not_connected",
+                message: format!("{p} is not connected"),
+            });
+        }
+    }
+    let pulls = s.client.sync_now(peer).await?;
+    Ok(Json(SyncAnswer {
+        stored: pulls.iter().map(|r| r.stored).sum(),
+        pulls,
+    }))
+}
+
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -138,6 +185,7 @@ async fn not_found() -> ApiError {
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/sync", post(sync))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

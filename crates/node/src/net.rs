@@ -205,6 +205,7 @@ enum Command {
     },
     SyncDone {
         peer: PeerId,
+        report: Box<SyncReport>,
     },
 }
 
@@ -273,8 +274,8 @@ impl Client {
         let _ = self.send(Command::Penalise { peer, faults }).await;
     }
 
-    /// Pulls now from every connected peer (or just `peer`), and reports each pull. A peer
-    /// already being pulled from is reported with an error and skipped.
+    /// Pulls now from every connected peer (or just `peer`), and reports each pull. For a
+    /// peer already being pulled from, that pull's report.
     pub async fn sync_now(&self, peer: Option<PeerId>) -> Result<Vec<SyncReport>> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::SyncNow { peer, reply }).await?;
@@ -458,7 +459,8 @@ pub struct EventLoop {
     validating: Arc<Semaphore>,
     sync: SyncContext,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
-    pulling: HashSet<PeerId>,
+    /// Pulls running, with whoever waits for each one's report.
+    pulling: HashMap<PeerId, Vec<oneshot::Sender<SyncReport>>>,
     serving: Arc<Semaphore>,
 }
 
@@ -585,7 +587,7 @@ pub(crate) fn new(
             validating: Arc::new(Semaphore::new(MAX_VALIDATING)),
             sync,
             pending: HashMap::new(),
-            pulling: HashSet::new(),
+            pulling: HashMap::new(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
         },
     ))
@@ -751,8 +753,10 @@ impl EventLoop {
                     let _ = reply.send(reports);
                 });
             }
-            Command::SyncDone { peer } => {
-                self.pulling.remove(&peer);
+            Command::SyncDone { peer, report } => {
+                for w in self.pulling.remove(&peer).unwrap_or_default() {
+                    let _ = w.send((*report).clone());
+                }
             }
         }
     }
@@ -767,18 +771,24 @@ impl EventLoop {
         }
     }
 
-    /// Starts a pull from `peer` unless one is running; its report goes to `reply`.
+    /// Starts a pull from `peer`, unless one is running; either way its report goes to
+    /// `reply` when it ends.
     fn start_pull(&mut self, peer: PeerId, reply: Option<oneshot::Sender<SyncReport>>) {
-        if self.banned.contains_key(&peer) || !self.pulling.insert(peer) {
+        if self.banned.contains_key(&peer) {
             if let Some(r) = reply {
                 let _ = r.send(SyncReport {
                     peer: peer.to_string(),
-                    error: Some("a pull from this peer is already running, or it is banned".into()),
+                    error: Some("the peer is banned".into()),
                     ..SyncReport::default()
                 });
             }
             return;
         }
+        if let Some(waiters) = self.pulling.get_mut(&peer) {
+            waiters.extend(reply);
+            return;
+        }
+        self.pulling.insert(peer, reply.into_iter().collect());
         let ctx = self.sync.clone();
         let client = self.client.clone();
         tokio::spawn(async move {
@@ -788,10 +798,12 @@ impl EventLoop {
             } else if report.stored > 0 {
                 info!(%peer, stored = report.stored, rounds = report.rounds, "caught up");
             }
-            let _ = client.send(Command::SyncDone { peer }).await;
-            if let Some(r) = reply {
-                let _ = r.send(report);
-            }
+            let _ = client
+                .send(Command::SyncDone {
+                    peer,
+                    report: Box::new(report),
+                })
+                .await;
         });
     }
 
