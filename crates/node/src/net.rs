@@ -136,7 +136,9 @@ impl request_response::Codec for SyncCodec {
 }
 
 /// Pulls answered at once; more get a `busy` answer.
-const MAX_SERVING: usize = 4;
+const MAX_SERVING: usize = 8;
+/// Sync requests one peer may make per second (bursts of ten times that); more get `busy`.
+const SYNC_REQUEST_RATE: u32 = 100;
 
 /// A snapshot of the network state.
 #[derive(Debug, Clone, Serialize)]
@@ -462,6 +464,7 @@ pub struct EventLoop {
     /// Pulls running, with whoever waits for each one's report.
     pulling: HashMap<PeerId, Vec<oneshot::Sender<SyncReport>>>,
     serving: Arc<Semaphore>,
+    sync_buckets: HashMap<PeerId, Bucket>,
 }
 
 /// Builds the swarm and its task. `events` receives [`NetEvent`]s (bounded; dropped when
@@ -589,6 +592,7 @@ pub(crate) fn new(
             pending: HashMap::new(),
             pulling: HashMap::new(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
+            sync_buckets: HashMap::new(),
         },
     ))
 }
@@ -817,7 +821,13 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+                let allowed = self
+                    .sync_buckets
+                    .entry(peer)
+                    .or_insert_with(|| Bucket::full(SYNC_REQUEST_RATE))
+                    .take(SYNC_REQUEST_RATE);
+                let permit = self.serving.clone().try_acquire_owned();
+                let (true, Ok(permit)) = (allowed, permit) else {
                     let busy =
                         crate::sync::wire::Response::error("busy", "too many pulls; retry later");
                     let _ = self
@@ -953,6 +963,9 @@ impl EventLoop {
         }
         if self.peers.len() > 10_000 {
             self.peers.clear();
+        }
+        if self.sync_buckets.len() > 10_000 {
+            self.sync_buckets.clear();
         }
     }
 

@@ -167,6 +167,33 @@ pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>
     }
 }
 
+/// Sends a request; a `busy` answer is retried a few times, backing off. Returns the raw
+/// answer's size and the decoded answer (or the decoding error).
+async fn ask(
+    client: &Client,
+    peer: PeerId,
+    request: Vec<u8>,
+) -> Result<(
+    usize,
+    std::result::Result<Response, super::wire::DecodeError>,
+)> {
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut received = 0;
+    for attempt in 0..5 {
+        let raw = client.sync_request(peer, request.clone()).await?;
+        received += raw.len();
+        let answer = Response::decode(&raw);
+        match &answer {
+            Ok(Response::Error { code, .. }) if code == "busy" && attempt < 4 => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            _ => return Ok((received, answer)),
+        }
+    }
+    Err(Error::Network("peer stayed busy".into()))
+}
+
 /// Counts of one fetch.
 #[derive(Default)]
 struct Fetched {
@@ -186,15 +213,17 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
     let mut f = Fetched::default();
     let req = Request::Fetch(ids.clone()).encode();
     f.bytes_sent = req.len() as u64;
-    let resp = match client.sync_request(peer, req).await {
-        Ok(r) => r,
+    let answer = match ask(&client, peer, req).await {
+        Ok((size, answer)) => {
+            f.bytes_received = size as u64;
+            answer
+        }
         Err(e) => {
             f.error = Some(e.to_string());
             return f;
         }
     };
-    f.bytes_received = resp.len() as u64;
-    let wires = match Response::decode(&resp) {
+    let wires = match answer {
         Ok(Response::Records(w)) => w,
         Ok(Response::Error { code, message }) => {
             f.error = Some(format!("peer refused a fetch: {code}: {message}"));
@@ -324,9 +353,9 @@ async fn reconcile_with(
         }
         let req = Request::Reconcile(msg).encode();
         report.bytes_sent += req.len() as u64;
-        let resp = client.sync_request(peer, req).await?;
-        report.bytes_received += resp.len() as u64;
-        let parts = match Response::decode(&resp) {
+        let (size, answer) = ask(client, peer, req).await?;
+        report.bytes_received += size as u64;
+        let parts = match answer {
             Ok(Response::Reconcile(p)) => p,
             Ok(Response::Error { code, message }) => {
                 return Err(Error::Network(format!("peer refused: {code}: {message}")))
