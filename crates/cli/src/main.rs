@@ -39,6 +39,244 @@ enum Command {
     /// Catch up now: pull what this node lacks on the topics it follows from every
     /// connected peer (or one), and report what each pull did.
     Sync(SyncArgs),
+    /// List the connected peers.
+    Peers,
+    /// Follow (store and relay) a producer's feedback, a group, a product, or everything.
+    /// Without an option, show what the node follows. Remembered across restarts.
+    Follow(FollowArgs),
+    /// Stop following a producer, group, product, or everything.
+    Unfollow(FollowArgs),
+    /// Publish your profile: a name and what you are (consumer, producer, watchdog).
+    Profile(ProfileArgs),
+    /// Review a product (1 to 5 stars); prints the review's id.
+    Review(ReviewArgs),
+    /// List a product's reviews, oldest first (`*` marks the ones that count).
+    Reviews(ProductArgs),
+    /// A product's rating: count, mean and histogram of the counted reviews.
+    Rating(ProductArgs),
+    /// Create, join, admit to and show groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Open a petition (a demand, a proposal or a campaign).
+    #[command(subcommand)]
+    Petition(PetitionCommand),
+    /// Endorse a petition; endorsing again updates your endorsement (it never counts twice).
+    Endorse(EndorseArgs),
+    /// Retract a record of yours (endorsement, review, petition, join). Given a petition you
+    /// endorse, retracts your endorsement first (retract again to withdraw a petition of
+    /// your own).
+    Retract(IdArg),
+    /// List petitions with their counts.
+    Petitions(PetitionsArgs),
+    /// Show any stored record.
+    Show(IdArg),
+    /// A petition's tally: endorsers, threshold, pledges, the producer's answer.
+    Tally(IdArg),
+    /// Answer a petition or review aimed at you, as its producer.
+    Respond(RespondArgs),
+}
+
+fn author_arg(s: &str) -> Result<AuthorKey, String> {
+    s.parse()
+        .map_err(|e| format!("not an author key (64 hex digits): {e}"))
+}
+
+fn id_arg(s: &str) -> Result<chorus_protocol::RecordId, String> {
+    s.parse()
+        .map_err(|e| format!("not a record id (64 hex digits): {e}"))
+}
+
+fn amount_arg(s: &str) -> Result<chorus_protocol::Amount, String> {
+    s.parse()
+        .map_err(|e| format!("not an amount like 3000EUR: {e}"))
+}
+
+fn product_arg(s: &str) -> Result<String, String> {
+    chorus_node::node::parse_product(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn deadline_arg(s: &str) -> Result<String, String> {
+    chorus_node::api::parse_deadline(s).map(|_| s.to_string())
+}
+
+#[derive(Args, Debug)]
+struct FollowArgs {
+    /// A producer's author key.
+    #[arg(long, value_name = "KEY", value_parser = author_arg)]
+    producer: Option<AuthorKey>,
+    /// A group's id.
+    #[arg(long, value_name = "GROUP", value_parser = id_arg)]
+    group: Option<chorus_protocol::RecordId>,
+    /// A product, as PRODUCERKEY/CODE.
+    #[arg(long, value_name = "PRODUCERKEY/CODE", value_parser = product_arg)]
+    product: Option<String>,
+    /// Everything (archive and watchdog nodes).
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args, Debug)]
+struct ProfileArgs {
+    /// Your display name.
+    #[arg(long)]
+    name: String,
+    /// consumer, producer or watchdog.
+    #[arg(long, value_parser = ["consumer", "producer", "watchdog"])]
+    role: String,
+    /// A few words about you.
+    #[arg(long)]
+    about: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ReviewArgs {
+    /// The producer's author key.
+    #[arg(value_parser = author_arg)]
+    producer: AuthorKey,
+    /// The product code (EAN/GTIN or a slug).
+    product: String,
+    /// 1 to 5.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    rating: u8,
+    /// A title.
+    #[arg(long)]
+    title: Option<String>,
+    /// The review.
+    #[arg(long)]
+    text: String,
+}
+
+#[derive(Args, Debug)]
+struct ProductArgs {
+    /// The producer's author key.
+    #[arg(value_parser = author_arg)]
+    producer: AuthorKey,
+    /// The product code.
+    product: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// Create a group; prints its id.
+    Create {
+        /// The group's name.
+        name: String,
+        /// Members need your approval (`chorus group admit`); default: anyone joins.
+        #[arg(long)]
+        approval: bool,
+        /// What the group stands for.
+        #[arg(long)]
+        charter: Option<String>,
+    },
+    /// Join a group.
+    Join {
+        /// The group's id.
+        #[arg(value_parser = id_arg)]
+        group: chorus_protocol::RecordId,
+    },
+    /// Admit a member to an approval group you founded.
+    Admit {
+        /// The group's id.
+        #[arg(value_parser = id_arg)]
+        group: chorus_protocol::RecordId,
+        /// The member's author key.
+        #[arg(value_parser = author_arg)]
+        member: AuthorKey,
+    },
+    /// Show a group: name, charter, founder, admission, members.
+    Show {
+        /// The group's id.
+        #[arg(value_parser = id_arg)]
+        group: chorus_protocol::RecordId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PetitionCommand {
+    /// Open a petition aimed at a producer; prints its id.
+    Open(PetitionArgs),
+}
+
+#[derive(Args, Debug)]
+struct PetitionArgs {
+    /// The producer it is aimed at (author key).
+    #[arg(long, value_parser = author_arg)]
+    producer: AuthorKey,
+    /// The product it is about (code).
+    #[arg(long)]
+    product: Option<String>,
+    /// The group it speaks for (group id).
+    #[arg(long, value_parser = id_arg)]
+    group: Option<chorus_protocol::RecordId>,
+    /// A short title.
+    #[arg(long)]
+    title: String,
+    /// The demand.
+    #[arg(long)]
+    text: String,
+    /// Endorsements needed.
+    #[arg(long)]
+    threshold: u64,
+    /// Last day (YYYY-MM-DD, end of day UTC) or time (RFC 3339) for endorsements to count.
+    #[arg(long, value_parser = deadline_arg)]
+    deadline: Option<String>,
+    /// A feature proposed for the product's specification (co-design).
+    #[arg(long, conflicts_with = "campaign")]
+    proposal: bool,
+    /// A funding campaign: endorsers may pledge; it succeeds only if the goal is reached.
+    #[arg(long, requires = "goal")]
+    campaign: bool,
+    /// The campaign's goal, like 3000EUR.
+    #[arg(long, value_parser = amount_arg, requires = "campaign")]
+    goal: Option<chorus_protocol::Amount>,
+}
+
+#[derive(Args, Debug)]
+struct EndorseArgs {
+    /// The petition's id.
+    #[arg(value_parser = id_arg)]
+    id: chorus_protocol::RecordId,
+    /// A comment.
+    #[arg(long)]
+    comment: Option<String>,
+    /// A pledge toward a campaign, like 50EUR (a promise, not a payment).
+    #[arg(long, value_parser = amount_arg)]
+    pledge: Option<chorus_protocol::Amount>,
+}
+
+#[derive(Args, Debug)]
+struct IdArg {
+    /// A record id (64 hex digits).
+    #[arg(value_parser = id_arg)]
+    id: chorus_protocol::RecordId,
+}
+
+#[derive(Args, Debug)]
+struct PetitionsArgs {
+    /// Only those aimed at this producer.
+    #[arg(long, value_parser = author_arg)]
+    producer: Option<AuthorKey>,
+    /// Only those of this group.
+    #[arg(long, value_parser = id_arg)]
+    group: Option<chorus_protocol::RecordId>,
+    /// Only those still open (not withdrawn, deadline not passed).
+    #[arg(long)]
+    open: bool,
+}
+
+#[derive(Args, Debug)]
+struct RespondArgs {
+    /// The petition or review answered.
+    #[arg(value_parser = id_arg)]
+    id: chorus_protocol::RecordId,
+    /// Where it stands.
+    #[arg(long, value_parser = ["acknowledged", "in-progress", "accepted", "declined", "done"])]
+    status: String,
+    /// The answer.
+    #[arg(long)]
+    text: String,
 }
 
 #[derive(Args, Debug)]
@@ -253,8 +491,395 @@ fn api_call(
     Ok(body)
 }
 
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
+        .collect();
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    }
+}
+
+async fn call(
+    cli: &Cli,
+    path: String,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let dir = data_dir(cli);
+    tokio::task::spawn_blocking(move || api_call(&dir, &path, body)).await?
+}
+
+/// Prints what a record-creating call answered: the id (or the whole answer with --json).
+fn created(cli: &Cli, v: &serde_json::Value) {
+    if cli.json {
+        println!("{v}");
+        return;
+    }
+    println!("{}", v["id"].as_str().unwrap_or(""));
+    match v["outcome"].as_str() {
+        Some("duplicate") => eprintln!("(already stored: the same record exists)"),
+        Some("waiting") => eprintln!("(kept: it counts once the record it points at arrives)"),
+        _ => {}
+    }
+}
+
+fn follow_body(a: &FollowArgs) -> Option<serde_json::Value> {
+    let mut body = serde_json::Map::new();
+    if let Some(p) = &a.producer {
+        body.insert("producer".into(), p.to_string().into());
+    }
+    if let Some(g) = &a.group {
+        body.insert("group".into(), g.to_string().into());
+    }
+    if let Some(p) = &a.product {
+        body.insert("product".into(), p.clone().into());
+    }
+    if a.all {
+        body.insert("all".into(), true.into());
+    }
+    (!body.is_empty()).then(|| body.into())
+}
+
+fn print_follow(v: &serde_json::Value) {
+    if v["all"].as_bool() == Some(true) {
+        println!("all      everything");
+    }
+    for (label, field) in [
+        ("producer", "producers"),
+        ("group", "groups"),
+        ("product", "products"),
+    ] {
+        for x in v[field].as_array().into_iter().flatten() {
+            println!("{label:<8} {}", x.as_str().unwrap_or(""));
+        }
+    }
+}
+
+fn when(ms: &serde_json::Value) -> String {
+    match ms.as_u64() {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".into(),
+    }
+}
+
+fn print_tally(t: &serde_json::Value) {
+    println!("petition  {}", t["id"].as_str().unwrap_or(""));
+    if let Some(title) = t["title"].as_str() {
+        println!("title     {title}");
+    }
+    println!("producer  {}", t["producer"].as_str().unwrap_or(""));
+    println!(
+        "count     {} of {}{}",
+        t["endorsers"],
+        t["threshold"],
+        if t["reached"].as_bool() == Some(true) {
+            format!(" — reached {}", when(&t["reached_at"]))
+        } else {
+            String::new()
+        }
+    );
+    if let Some(g) = t["group"].as_str() {
+        println!(
+            "group     {g} ({} endorsers are members)",
+            t["member_endorsers"]
+        );
+    }
+    if let Some(goal) = t["goal"].as_str() {
+        println!("goal      {goal}");
+    }
+    if let Some(p) = t["pledged"].as_object() {
+        for (cur, v) in p {
+            println!("pledged   {}{cur}", v.as_str().unwrap_or(""));
+        }
+    }
+    if !t["deadline"].is_null() {
+        println!("deadline  {}", when(&t["deadline"]));
+    }
+    println!(
+        "state     {}",
+        if t["withdrawn"].as_bool() == Some(true) {
+            "withdrawn"
+        } else if t["open"].as_bool() == Some(true) {
+            "open"
+        } else {
+            "closed"
+        }
+    );
+    match t["response"].as_object() {
+        Some(r) => println!(
+            "response  {} ({}, {})",
+            r["status"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or(""),
+            when(&r["created_at"])
+        ),
+        None => println!("response  none yet"),
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Peers => {
+            let v = call(&cli, "/v1/peers".into(), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                for p in v["peers"].as_array().into_iter().flatten() {
+                    println!("{}", p.as_str().unwrap_or(""));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Follow(a) | Command::Unfollow(a) => {
+            let add = matches!(cli.command, Command::Follow(_));
+            let body = follow_body(a);
+            let given = usize::from(a.producer.is_some())
+                + usize::from(a.group.is_some())
+                + usize::from(a.product.is_some())
+                + usize::from(a.all);
+            if given > 1 || (!add && given == 0) {
+                anyhow::bail!("give exactly one of --producer, --group, --product or --all");
+            }
+            let v = match body {
+                None => call(&cli, "/v1/follow".into(), None).await?,
+                Some(b) => {
+                    let path = if add { "/v1/follow" } else { "/v1/unfollow" };
+                    call(&cli, path.into(), Some(b)).await?
+                }
+            };
+            if cli.json {
+                println!("{v}");
+            } else {
+                print_follow(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(a) => {
+            let body = serde_json::json!({ "name": a.name, "role": a.role, "about": a.about });
+            created(&cli, &call(&cli, "/v1/profile".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review(a) => {
+            let body = serde_json::json!({
+                "producer": a.producer.to_string(), "product": a.product,
+                "rating": a.rating, "title": a.title, "text": a.text,
+            });
+            created(&cli, &call(&cli, "/v1/reviews".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reviews(a) => {
+            let q = query(&[
+                ("producer", Some(a.producer.to_string())),
+                ("product", Some(a.product.clone())),
+                ("limit", Some("1000".into())),
+            ]);
+            let v = call(&cli, format!("/v1/reviews{q}"), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                for r in v["reviews"].as_array().into_iter().flatten() {
+                    let body = &r["body"];
+                    println!(
+                        "{} {}/5  {}  {}{}",
+                        if r["counted"].as_bool() == Some(true) {
+                            "*"
+                        } else {
+                            " "
+                        },
+                        body["rating"],
+                        r["id"].as_str().unwrap_or(""),
+                        body["title"]
+                            .as_str()
+                            .map(|t| format!("{t}: "))
+                            .unwrap_or_default(),
+                        body["text"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rating(a) => {
+            let q = query(&[
+                ("producer", Some(a.producer.to_string())),
+                ("product", Some(a.product.clone())),
+            ]);
+            let v = call(&cli, format!("/v1/rating{q}"), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                let h: Vec<String> = v["histogram"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, n)| format!("{}:{n}", i + 1))
+                    .collect();
+                println!(
+                    "{:.2} from {} reviews  [{}]",
+                    v["mean"].as_f64().unwrap_or(0.0),
+                    v["count"],
+                    h.join(" ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Group(g) => {
+            match g {
+                GroupCommand::Create {
+                    name,
+                    approval,
+                    charter,
+                } => {
+                    let body = serde_json::json!({ "name": name, "approval": approval, "charter": charter });
+                    created(&cli, &call(&cli, "/v1/groups".into(), Some(body)).await?);
+                }
+                GroupCommand::Join { group } => {
+                    let v = call(
+                        &cli,
+                        format!("/v1/groups/{group}/join"),
+                        Some(serde_json::json!({})),
+                    )
+                    .await?;
+                    created(&cli, &v);
+                }
+                GroupCommand::Admit { group, member } => {
+                    let body = serde_json::json!({ "member": member.to_string() });
+                    created(
+                        &cli,
+                        &call(&cli, format!("/v1/groups/{group}/admit"), Some(body)).await?,
+                    );
+                }
+                GroupCommand::Show { group } => {
+                    let v = call(&cli, format!("/v1/groups/{group}"), None).await?;
+                    if cli.json {
+                        println!("{v}");
+                    } else {
+                        println!("group      {}", v["id"].as_str().unwrap_or(""));
+                        println!("name       {}", v["name"].as_str().unwrap_or(""));
+                        if let Some(c) = v["charter"].as_str() {
+                            println!("charter    {c}");
+                        }
+                        println!("founder    {}", v["founder"].as_str().unwrap_or(""));
+                        println!("admission  {}", v["admission"].as_str().unwrap_or(""));
+                        println!("members    {}", v["members"]);
+                        println!(
+                            "you        {}",
+                            if v["member"].as_bool() == Some(true) {
+                                "a member"
+                            } else {
+                                "not a member"
+                            }
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Petition(PetitionCommand::Open(a)) => {
+            let variant = if a.campaign {
+                "campaign"
+            } else if a.proposal {
+                "proposal"
+            } else {
+                "demand"
+            };
+            let body = serde_json::json!({
+                "producer": a.producer.to_string(),
+                "product": a.product,
+                "group": a.group.map(|g| g.to_string()),
+                "title": a.title,
+                "text": a.text,
+                "threshold": a.threshold,
+                "deadline": a.deadline,
+                "variant": variant,
+                "goal": a.goal.as_ref().map(|g| g.to_string()),
+            });
+            created(&cli, &call(&cli, "/v1/petitions".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Endorse(a) => {
+            let body = serde_json::json!({
+                "petition": a.id.to_string(),
+                "comment": a.comment,
+                "pledge": a.pledge.as_ref().map(|p| p.to_string()),
+            });
+            created(&cli, &call(&cli, "/v1/endorse".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retract(a) => {
+            let body = serde_json::json!({ "id": a.id.to_string() });
+            created(&cli, &call(&cli, "/v1/retract".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Petitions(a) => {
+            let q = query(&[
+                ("producer", a.producer.map(|p| p.to_string())),
+                ("group", a.group.map(|g| g.to_string())),
+                ("open", a.open.then(|| "true".to_string())),
+            ]);
+            let v = call(&cli, format!("/v1/petitions{q}"), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                for p in v["petitions"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:>6}/{:<6} {:<8} {}",
+                        p["id"].as_str().unwrap_or(""),
+                        p["endorsers"],
+                        p["threshold"],
+                        if p["reached"].as_bool() == Some(true) {
+                            "reached"
+                        } else if p["open"].as_bool() == Some(true) {
+                            "open"
+                        } else {
+                            "closed"
+                        },
+                        p["title"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show(a) => {
+            let v = call(&cli, format!("/v1/records/{}", a.id), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tally(a) => {
+            let v = call(&cli, format!("/v1/tally/{}", a.id), None).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                print_tally(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Respond(a) => {
+            let body = serde_json::json!({ "target": a.id.to_string(), "status": a.status, "text": a.text });
+            created(&cli, &call(&cli, "/v1/respond".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status => {
             let dir = data_dir(&cli);
             let s =
@@ -351,7 +976,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: not errors.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `chorus` alone, or `chorus group`: show what can follow.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: what is wrong (clap's usage hints follow in `--help`).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("chorus: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")

@@ -20,6 +20,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod records;
+
+pub use records::parse_deadline;
+
 use crate::net::Client;
 use crate::{Error, Result, Store};
 
@@ -30,6 +34,10 @@ pub(crate) struct ApiState {
     pub(crate) client: Client,
     pub(crate) author: AuthorKey,
     pub(crate) token: Arc<String>,
+    pub(crate) ingest: crate::Ingest,
+    pub(crate) signer: Arc<chorus_protocol::SigningKey>,
+    pub(crate) follow: Arc<std::sync::RwLock<crate::Follow>>,
+    pub(crate) follow_file: std::path::PathBuf,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -186,6 +194,25 @@ pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/sync", post(sync))
+        .route("/v1/peers", get(records::peers))
+        .route("/v1/follow", get(records::following).post(records::follow))
+        .route("/v1/unfollow", post(records::unfollow))
+        .route("/v1/profile", post(records::profile))
+        .route("/v1/reviews", get(records::reviews).post(records::review))
+        .route("/v1/rating", get(records::rating))
+        .route("/v1/groups", post(records::group_create))
+        .route("/v1/groups/{id}", get(records::group_show))
+        .route("/v1/groups/{id}/join", post(records::group_join))
+        .route("/v1/groups/{id}/admit", post(records::group_admit))
+        .route(
+            "/v1/petitions",
+            get(records::petitions).post(records::petition_open),
+        )
+        .route("/v1/tally/{id}", get(records::tally))
+        .route("/v1/records/{id}", get(records::show))
+        .route("/v1/endorse", post(records::endorse))
+        .route("/v1/retract", post(records::retract))
+        .route("/v1/respond", post(records::respond))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

@@ -104,6 +104,11 @@ impl DataDir {
     pub fn api_token_path(&self) -> PathBuf {
         self.root.join("api.token")
     }
+    /// `follow.json`: what the user followed or unfollowed at run time (`chorus follow`),
+    /// applied on top of the config's `[follow]` at every start.
+    pub fn follow_path(&self) -> PathBuf {
+        self.root.join("follow.json")
+    }
     /// `api.json`: where the running node's API listens (written on start, removed on stop).
     pub fn api_info_path(&self) -> PathBuf {
         self.root.join("api.json")
@@ -195,6 +200,112 @@ pub fn parse_product(s: &str) -> Result<(AuthorKey, String)> {
     Ok((key, code.to_string()))
 }
 
+/// What the user set at run time, if anything: it replaces the config's `[follow]`.
+fn load_follow(path: &Path) -> Result<Option<Follow>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let section: config::FollowConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    follow_of(&Config {
+        follow: section,
+        ..Config::default()
+    })
+    .map(Some)
+}
+
+/// Writes what a node follows to `path` (atomically: a temporary file, then a rename).
+fn save_follow(path: &Path, f: &Follow) -> Result<()> {
+    let mut producers: Vec<String> = f.producers.iter().map(|k| k.to_string()).collect();
+    let mut groups: Vec<String> = f.groups.iter().map(|g| g.to_string()).collect();
+    let mut products: Vec<String> = f.products.iter().map(|(p, c)| format!("{p}/{c}")).collect();
+    producers.sort();
+    groups.sort();
+    products.sort();
+    let section = config::FollowConfig {
+        all: f.all,
+        producers,
+        groups,
+        products,
+    };
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&section).map_err(|e| Error::Config(e.to_string()))?,
+    )?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Changes what a node follows, subscribes to the shards that needs and, with a path,
+/// remembers the change across restarts.
+pub(crate) async fn change_follow(
+    follow: &RwLock<Follow>,
+    client: &Client,
+    path: Option<&Path>,
+    change: impl FnOnce(&mut Follow),
+) -> Result<Follow> {
+    let now = {
+        let mut f = follow.write().map_err(|_| Error::NodeStopped)?;
+        change(&mut f);
+        f.clone()
+    };
+    if let Some(p) = path {
+        save_follow(p, &now)?;
+    }
+    client
+        .set_shards(now.shards().into_iter().collect())
+        .await?;
+    Ok(now)
+}
+
+/// Applies a follow change (`add`: follow, else unfollow).
+pub(crate) fn apply_change(f: &mut Follow, change: FollowChange, add: bool) {
+    match (change, add) {
+        (FollowChange::Producer(k), true) => {
+            f.producers.insert(k);
+        }
+        (FollowChange::Producer(k), false) => {
+            f.producers.remove(&k);
+        }
+        (FollowChange::Group(g), true) => {
+            f.groups.insert(g);
+        }
+        (FollowChange::Group(g), false) => {
+            f.groups.remove(&g);
+        }
+        (FollowChange::Product(p, c), true) => {
+            f.products.insert((p, c));
+        }
+        (FollowChange::Product(p, c), false) => {
+            f.products.remove(&(p, c));
+        }
+        (FollowChange::All, add) => f.all = add,
+    }
+}
+
+/// Ingests a record made on this node, then gossips it on its shard (queued if nobody
+/// listens yet).
+pub(crate) async fn publish_record(
+    ingest: &Ingest,
+    client: &Client,
+    rec: &SignedRecord,
+) -> Result<Outcome> {
+    let outcome = ingest
+        .ingest(vec![rec.wire().to_vec()])
+        .await?
+        .pop()
+        .ok_or(Error::NodeStopped)?;
+    if outcome.is_accepted() {
+        client
+            .publish(net::shard_of(&rec.record().topic), rec.wire().to_vec())
+            .await?;
+    }
+    Ok(outcome)
+}
+
 /// Parses a config's follow section.
 fn follow_of(c: &Config) -> Result<Follow> {
     let mut f = Follow {
@@ -230,6 +341,7 @@ pub struct Node {
     net_task: tokio::task::JoinHandle<Result<()>>,
     api: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
     api_info: PathBuf,
+    follow_file: PathBuf,
     threads: Option<IngestThreads>,
 }
 
@@ -252,7 +364,16 @@ impl Node {
     pub async fn start(dir: &DataDir, config: Config) -> Result<(Node, mpsc::Receiver<NetEvent>)> {
         let author = dir.author_key()?;
         let keypair = dir.node_keypair()?;
-        let follow = Arc::new(RwLock::new(follow_of(&config)?));
+        let mut initial = follow_of(&config)?;
+        if let Some(saved) = load_follow(&dir.follow_path())? {
+            initial = saved;
+        }
+        // A user always follows the feedback aimed at their own key: that is how a
+        // producer's node receives it (for a consumer the topic is simply empty).
+        initial
+            .producers
+            .insert(AuthorKey(author.verifying_key().to_bytes()));
+        let follow = Arc::new(RwLock::new(initial));
         let store = Store::open(dir.store_path())?;
         let ingest_config = IngestConfig {
             skew_ms: config.ingest.skew.as_millis() as u64,
@@ -292,6 +413,10 @@ impl Node {
                 client: client.clone(),
                 author: author_key,
                 token: std::sync::Arc::new(dir.api_token()?),
+                ingest: ingest.clone(),
+                signer: Arc::new(author.clone()),
+                follow: follow.clone(),
+                follow_file: dir.follow_path(),
             };
             let (addr, task) = crate::api::serve(&config.api.listen, state, cancel.clone()).await?;
             let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
@@ -310,6 +435,7 @@ impl Node {
                 net_task,
                 api,
                 api_info: dir.api_info_path(),
+                follow_file: dir.follow_path(),
                 threads: Some(threads),
             },
             events_rx,
@@ -354,18 +480,7 @@ impl Node {
     /// Ingests a record made here, then gossips it on its shard. A record nobody hears yet is
     /// kept (stored, and queued for gossip) rather than dropped.
     pub async fn publish(&self, rec: &SignedRecord) -> Result<Outcome> {
-        let outcome = self
-            .ingest
-            .ingest(vec![rec.wire().to_vec()])
-            .await?
-            .pop()
-            .ok_or(Error::NodeStopped)?;
-        if outcome.is_accepted() {
-            self.client
-                .publish(net::shard_of(&rec.record().topic), rec.wire().to_vec())
-                .await?;
-        }
-        Ok(outcome)
+        publish_record(&self.ingest, &self.client, rec).await
     }
 
     /// Gossips raw bytes on a shard without any check: only for tests that play a hostile
@@ -375,47 +490,22 @@ impl Node {
         self.client.publish(shard, bytes).await
     }
 
-    /// Follows more; subscribes to the shards that needs.
+    /// Follows more; subscribes to the shards that needs (and remembers it across restarts).
     pub async fn follow(&self, change: FollowChange) -> Result<()> {
-        self.change_follow(|f| match change {
-            FollowChange::Producer(k) => {
-                f.producers.insert(k);
-            }
-            FollowChange::Group(g) => {
-                f.groups.insert(g);
-            }
-            FollowChange::Product(p, code) => {
-                f.products.insert((p, code));
-            }
-            FollowChange::All => f.all = true,
+        change_follow(&self.follow, &self.client, Some(&self.follow_file), |f| {
+            apply_change(f, change, true)
         })
         .await
+        .map(|_| ())
     }
 
     /// Follows less.
     pub async fn unfollow(&self, change: FollowChange) -> Result<()> {
-        self.change_follow(|f| match change {
-            FollowChange::Producer(k) => {
-                f.producers.remove(&k);
-            }
-            FollowChange::Group(g) => {
-                f.groups.remove(&g);
-            }
-            FollowChange::Product(p, code) => {
-                f.products.remove(&(p, code));
-            }
-            FollowChange::All => f.all = false,
+        change_follow(&self.follow, &self.client, Some(&self.follow_file), |f| {
+            apply_change(f, change, false)
         })
         .await
-    }
-
-    async fn change_follow(&self, change: impl FnOnce(&mut Follow)) -> Result<()> {
-        let shards: Vec<String> = {
-            let mut f = self.follow.write().map_err(|_| Error::NodeStopped)?;
-            change(&mut f);
-            f.shards().into_iter().collect()
-        };
-        self.client.set_shards(shards).await
+        .map(|_| ())
     }
 
     /// Pulls now what this node lacks from every connected peer (or one), and reports each

@@ -531,6 +531,52 @@ impl Store {
         Ok((out, next))
     }
 
+    /// An author's winning record about a petition (their latest endorsement or retraction
+    /// of it) and whether it endorses.
+    pub fn endorsement_of(
+        &self,
+        petition: &RecordId,
+        author: &AuthorKey,
+    ) -> Result<Option<(RecordId, bool)>> {
+        let k = crate::tally::slot_key(b'E', &[petition.as_bytes(), author.as_bytes()]);
+        match self.tree.get(k)? {
+            None => Ok(None),
+            Some(v) => crate::tally::slot_winner(&v).map(Some),
+        }
+    }
+
+    /// An author's winning record about a product (their latest review or retraction of it)
+    /// and whether it is a counted review.
+    pub fn review_of(
+        &self,
+        producer: &AuthorKey,
+        code: &str,
+        author: &AuthorKey,
+    ) -> Result<Option<(RecordId, bool)>> {
+        let pk = keys::product_bytes_of(producer, code);
+        let k = crate::tally::slot_key(b'V', &[&pk, author.as_bytes()]);
+        match self.tree.get(k)? {
+            None => Ok(None),
+            Some(v) => crate::tally::slot_winner(&v).map(Some),
+        }
+    }
+
+    /// Every petition with its tally, in id order (one key per petition).
+    pub fn petitions(&self) -> Result<Vec<(RecordId, PetitionTally)>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix([keys::PETITION_TALLY]) {
+            let (k, v) = kv?;
+            let id: [u8; 32] = k
+                .get(1..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("bad tally key".into()))?;
+            let t: PetitionTally = ciborium::de::from_reader(&v[..])
+                .map_err(|e| Error::Corrupt(format!("tally: {e}")))?;
+            out.push((RecordId(id), t));
+        }
+        Ok(out)
+    }
+
     /// A petition's tally: one key lookup.
     pub fn tally(&self, petition: &RecordId) -> Result<Option<PetitionTally>> {
         self.derived(&keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]))

@@ -217,7 +217,7 @@ fn put<T: Serialize, B: Backing>(ov: &mut Overlay<'_, B>, k: Vec<u8>, v: &T) -> 
     Ok(())
 }
 
-fn slot_key(class: u8, parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn slot_key(class: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut all: Vec<&[u8]> = vec![std::slice::from_ref(&class)];
     all.extend_from_slice(parts);
     key(keys::SLOT, &all)
