@@ -78,6 +78,54 @@ impl From<Error> for ApiError {
     }
 }
 
+/// A JSON body whose rejection (malformed JSON, unknown or missing fields) is an
+/// [`ApiError`] like every other error.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_request",
+                message: e.body_text(),
+            }),
+        }
+    }
+}
+
+/// A query string whose rejection is an [`ApiError`].
+pub(crate) struct Q<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Q<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Q(v)),
+            Err(e) => Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_request",
+                message: e.body_text(),
+            }),
+        }
+    }
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -132,9 +180,17 @@ pub struct SyncAnswer {
 
 async fn sync(
     State(s): State<ApiState>,
-    body: Option<Json<SyncRequest>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<SyncAnswer>, ApiError> {
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let req: SyncRequest = if body.is_empty() {
+        SyncRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: format!("body: {e}"),
+        })?
+    };
     let peer = match req.peer {
         None => None,
         Some(p) => Some(p.parse::<crate::net::PeerId>().map_err(|e| ApiError {

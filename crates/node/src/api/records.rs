@@ -1,7 +1,7 @@
 //! Endpoints that act as the node's user (each creates, signs, stores and gossips one record)
 //! and endpoints that read what the store knows.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chorus_protocol::{
@@ -12,7 +12,7 @@ use chorus_protocol::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, JsonBody, Q};
 use crate::ingest::{Outcome, Rejection};
 use crate::node::{apply_change, change_follow, parse_product};
 use crate::{FollowChange, PetitionTally};
@@ -156,7 +156,7 @@ pub struct ProfileReq {
 
 pub(crate) async fn profile(
     State(s): State<ApiState>,
-    Json(r): Json<ProfileReq>,
+    JsonBody(r): JsonBody<ProfileReq>,
 ) -> Result<Json<Created>, ApiError> {
     let role: Role = r.role.parse().map_err(|_| {
         bad(
@@ -188,7 +188,7 @@ pub struct ReviewReq {
 
 pub(crate) async fn review(
     State(s): State<ApiState>,
-    Json(r): Json<ReviewReq>,
+    JsonBody(r): JsonBody<ReviewReq>,
 ) -> Result<Json<Created>, ApiError> {
     if !(1..=5).contains(&r.rating) {
         return Err(bad(
@@ -242,7 +242,7 @@ fn parse_cursor(s: Option<&str>) -> Result<Option<(u64, RecordId)>, ApiError> {
 /// author's latest, not retracted).
 pub(crate) async fn reviews(
     State(s): State<ApiState>,
-    Query(q): Query<ProductQuery>,
+    Q(q): Q<ProductQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let producer = key("producer", &q.producer)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -269,7 +269,7 @@ pub(crate) async fn reviews(
 /// `GET /v1/rating`.
 pub(crate) async fn rating(
     State(s): State<ApiState>,
-    Query(q): Query<ProductQuery>,
+    Q(q): Q<ProductQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let producer = key("producer", &q.producer)?;
     let r = s.store.rating(&producer, &q.product)?;
@@ -294,7 +294,7 @@ pub struct GroupReq {
 
 pub(crate) async fn group_create(
     State(s): State<ApiState>,
-    Json(r): Json<GroupReq>,
+    JsonBody(r): JsonBody<GroupReq>,
 ) -> Result<Json<Created>, ApiError> {
     create(
         &s,
@@ -341,7 +341,7 @@ pub struct AdmitReq {
 pub(crate) async fn group_admit(
     State(s): State<ApiState>,
     Path(g): Path<String>,
-    Json(r): Json<AdmitReq>,
+    JsonBody(r): JsonBody<AdmitReq>,
 ) -> Result<Json<Created>, ApiError> {
     let (group, rec) = group_record(&s, &g)?;
     if rec.author() != s.author {
@@ -393,7 +393,7 @@ pub struct PetitionReq {
 
 pub(crate) async fn petition_open(
     State(s): State<ApiState>,
-    Json(r): Json<PetitionReq>,
+    JsonBody(r): JsonBody<PetitionReq>,
 ) -> Result<Json<Created>, ApiError> {
     let variant = match (r.variant.as_deref().unwrap_or("demand"), &r.goal) {
         ("demand", None) => PetitionVariant::Demand,
@@ -504,7 +504,7 @@ fn tally_json(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> V
 
 pub(crate) async fn petitions(
     State(s): State<ApiState>,
-    Query(q): Query<PetitionsQuery>,
+    Q(q): Q<PetitionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let producer = q
         .producer
@@ -560,7 +560,7 @@ pub struct EndorseReq {
 
 pub(crate) async fn endorse(
     State(s): State<ApiState>,
-    Json(r): Json<EndorseReq>,
+    JsonBody(r): JsonBody<EndorseReq>,
 ) -> Result<Json<Created>, ApiError> {
     let petition = id("petition", &r.petition)?;
     let rec = stored(&s, "petition", &petition)?;
@@ -600,7 +600,7 @@ pub struct RetractReq {
 
 pub(crate) async fn retract(
     State(s): State<ApiState>,
-    Json(r): Json<RetractReq>,
+    JsonBody(r): JsonBody<RetractReq>,
 ) -> Result<Json<Created>, ApiError> {
     let target = id("id", &r.id)?;
     let rec = stored(&s, "record", &target)?;
@@ -647,7 +647,7 @@ pub struct RespondReq {
 
 pub(crate) async fn respond(
     State(s): State<ApiState>,
-    Json(r): Json<RespondReq>,
+    JsonBody(r): JsonBody<RespondReq>,
 ) -> Result<Json<Created>, ApiError> {
     let target = id("target", &r.target)?;
     let status: ResponseStatus = r.status.parse().map_err(|_| {
@@ -761,14 +761,14 @@ async fn set_follow(s: &ApiState, r: FollowReq, add: bool) -> Result<Json<Value>
 
 pub(crate) async fn follow(
     State(s): State<ApiState>,
-    Json(r): Json<FollowReq>,
+    JsonBody(r): JsonBody<FollowReq>,
 ) -> Result<Json<Value>, ApiError> {
     set_follow(&s, r, true).await
 }
 
 pub(crate) async fn unfollow(
     State(s): State<ApiState>,
-    Json(r): Json<FollowReq>,
+    JsonBody(r): JsonBody<FollowReq>,
 ) -> Result<Json<Value>, ApiError> {
     set_follow(&s, r, false).await
 }

@@ -1,0 +1,465 @@
+//! The local API over real HTTP against a running node (in process, on 127.0.0.1):
+//! authentication, JSON errors, and every endpoint.
+
+use std::time::Duration;
+
+use chorus_node::config::Config;
+use chorus_node::{DataDir, NetEvent, Node};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+struct Api {
+    node: Node,
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+    _dir: TempDir,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.init().unwrap();
+        let mut config = Config::default();
+        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.mdns = false;
+        config.api.listen = "127.0.0.1:0".into();
+        let (node, mut events) = Node::start(&data, config).await.unwrap();
+        loop {
+            if let Some(NetEvent::Listening(_)) = events.recv().await {
+                break;
+            }
+        }
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let base = format!("http://{}", node.api_addr().unwrap());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Api {
+            node,
+            base,
+            token: data.api_token().unwrap(),
+            agent,
+            _dir: dir,
+        }
+    }
+
+    /// A call with the token; returns the status and the JSON body.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.raw(method, path, body, Some(self.token.clone())).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<String>,
+    ) -> (u16, Value) {
+        let agent = self.agent.clone();
+        let url = format!("{}{path}", self.base);
+        let method = method.to_string();
+        tokio::task::spawn_blocking(move || {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let resp = match (method.as_str(), body) {
+                ("GET", _) => {
+                    let mut r = agent.get(&url);
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.call()
+                }
+                (_, b) => {
+                    let mut r = agent.post(&url);
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.send_json(b.unwrap_or(json!({})))
+                }
+            };
+            let mut resp = resp.unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+            (status, v)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A call that must succeed; returns the body.
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        v
+    }
+
+    /// A call that must fail with this status and code.
+    async fn fails(&self, method: &str, path: &str, body: Option<Value>, status: u16, code: &str) {
+        let (got, v) = self.call(method, path, body).await;
+        assert_eq!(
+            (got, v["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {v}"
+        );
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_needs_the_token_and_errors_are_json() {
+    let api = Api::start().await;
+    let (s, v) = api.raw("GET", "/v1/status", None, None).await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    let (s, v) = api
+        .raw("GET", "/v1/status", None, Some("0".repeat(64)))
+        .await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    let (s, v) = api.raw("POST", "/v1/reviews", Some(json!({})), None).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (401, Some("unauthorized")),
+        "writes too"
+    );
+    api.fails("GET", "/v1/nothing-here", None, 404, "not_found")
+        .await;
+    // Malformed bodies and queries are JSON errors too.
+    api.fails(
+        "POST",
+        "/v1/reviews",
+        Some(json!({"producer": 1})),
+        400,
+        "bad_request",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/profile",
+        Some(json!({"name": "x", "role": "consumer", "typo": 1})),
+        400,
+        "bad_request",
+    )
+    .await;
+    api.fails("GET", "/v1/rating?producer=zz", None, 400, "bad_request")
+        .await;
+    let status = api.ok("GET", "/v1/status", None).await;
+    assert_eq!(status["records"], 0);
+    assert_eq!(status["author"], api.node.author().to_string());
+    api.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_endpoints_create_records_and_tallies_follow() {
+    let api = Api::start().await;
+    let me = api.node.author().to_string();
+    let other = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    let p = api
+        .ok(
+            "POST",
+            "/v1/profile",
+            Some(json!({"name": "Ann", "role": "consumer"})),
+        )
+        .await;
+    assert_eq!(
+        (p["kind"].as_str(), p["outcome"].as_str()),
+        (Some("profile"), Some("stored"))
+    );
+    assert_eq!(p["id"].as_str().unwrap().len(), 64);
+    api.fails(
+        "POST",
+        "/v1/profile",
+        Some(json!({"name": "Ann", "role": "king"})),
+        400,
+        "bad_role",
+    )
+    .await;
+
+    // Reviews and ratings.
+    let review = |rating: u8, text: &str| json!({"producer": other, "product": "gtin-42.x", "rating": rating, "text": text});
+    let r1 = api.ok("POST", "/v1/reviews", Some(review(2, "meh"))).await;
+    let r2 = api
+        .ok("POST", "/v1/reviews", Some(review(5, "better now")))
+        .await;
+    api.fails(
+        "POST",
+        "/v1/reviews",
+        Some(review(0, "no")),
+        400,
+        "bad_rating",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/reviews",
+        Some(json!({"producer": "xyz", "product": "p", "rating": 3, "text": "t"})),
+        400,
+        "bad_key",
+    )
+    .await;
+    let q = format!("producer={other}&product=gtin-42.x");
+    let rating = api.ok("GET", &format!("/v1/rating?{q}"), None).await;
+    assert_eq!(
+        rating["count"], 1,
+        "one author counts once: the latest review"
+    );
+    assert_eq!(rating["mean"], 5.0);
+    assert_eq!(rating["histogram"], json!([0, 0, 0, 0, 1]));
+    let reviews = api.ok("GET", &format!("/v1/reviews?{q}"), None).await;
+    let list = reviews["reviews"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], r1["id"]);
+    assert_eq!(list[0]["counted"], false);
+    assert_eq!(list[1]["id"], r2["id"]);
+    assert_eq!(list[1]["counted"], true);
+    let shown = api
+        .ok(
+            "GET",
+            &format!("/v1/records/{}", r2["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(shown["id"], r2["id"]);
+    assert_eq!(shown["kind"], "review");
+    api.fails(
+        "GET",
+        &format!("/v1/records/{}", "ab".repeat(32)),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    api.fails("GET", "/v1/records/nothex", None, 400, "bad_id")
+        .await;
+
+    // Groups.
+    let g = api
+        .ok(
+            "POST",
+            "/v1/groups",
+            Some(json!({"name": "Cyclists", "approval": true, "charter": "bikes"})),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let shown = api.ok("GET", &format!("/v1/groups/{gid}"), None).await;
+    assert_eq!(
+        (
+            shown["name"].as_str(),
+            shown["admission"].as_str(),
+            shown["members"].as_u64()
+        ),
+        (Some("Cyclists"), Some("approval"), Some(1))
+    );
+    assert_eq!(shown["founder"], me.as_str());
+    let admitted = api
+        .ok(
+            "POST",
+            &format!("/v1/groups/{gid}/admit"),
+            Some(json!({"member": other})),
+        )
+        .await;
+    assert_eq!(admitted["kind"], "admit");
+    api.fails(
+        "POST",
+        &format!("/v1/groups/{}/join", "cd".repeat(32)),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("/v1/groups/{}/join", r1["id"].as_str().unwrap()),
+        None,
+        400,
+        "not_a_group",
+    )
+    .await;
+
+    // Petitions: open, endorse twice (counts once), pledge, retract.
+    let pet = api
+        .ok(
+            "POST",
+            "/v1/petitions",
+            Some(json!({"producer": other, "title": "Fund it", "text": "please", "threshold": 1,
+                        "variant": "campaign", "goal": "100EUR", "group": gid, "deadline": "2999-12-31"})),
+        )
+        .await;
+    let pid = pet["id"].as_str().unwrap().to_string();
+    api.fails("POST", "/v1/petitions", Some(json!({"producer": other, "title": "t", "text": "t", "threshold": 1, "variant": "campaign"})), 400, "bad_goal")
+        .await;
+    api.fails("POST", "/v1/petitions", Some(json!({"producer": other, "title": "t", "text": "t", "threshold": 1, "deadline": "2001-01-01"})), 400, "bad_deadline")
+        .await;
+    api.ok(
+        "POST",
+        "/v1/endorse",
+        Some(json!({"petition": pid, "pledge": "10EUR"})),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/v1/endorse",
+        Some(json!({"petition": pid, "pledge": "25.50EUR", "comment": "more"})),
+    )
+    .await;
+    let t = api.ok("GET", &format!("/v1/tally/{pid}"), None).await;
+    assert_eq!(
+        t["endorsers"], 1,
+        "endorsing again updates, never counts twice: {t}"
+    );
+    assert_eq!(t["threshold"], 1);
+    assert_eq!(t["reached"], true);
+    assert_eq!(t["pledged"], json!({"EUR": "25.50"}));
+    assert_eq!(t["goal"], "100EUR");
+    assert_eq!(t["response"], Value::Null);
+    assert_eq!(t["member_endorsers"], 1, "the founder is a member");
+    let list = api
+        .ok(
+            "GET",
+            &format!("/v1/petitions?producer={other}&open=true"),
+            None,
+        )
+        .await;
+    assert_eq!(list["petitions"].as_array().unwrap().len(), 1);
+    let list = api
+        .ok("GET", &format!("/v1/petitions?group={gid}"), None)
+        .await;
+    assert_eq!(list["petitions"][0]["id"], pid.as_str());
+    let none = api
+        .ok("GET", &format!("/v1/petitions?producer={me}"), None)
+        .await;
+    assert!(none["petitions"].as_array().unwrap().is_empty());
+    // Not the producer: refused.
+    api.fails(
+        "POST",
+        "/v1/respond",
+        Some(json!({"target": pid, "status": "accepted", "text": "ok"})),
+        403,
+        "not_producer",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/respond",
+        Some(json!({"target": pid, "status": "maybe", "text": "ok"})),
+        400,
+        "bad_status",
+    )
+    .await;
+    // Retracting the petition I endorse retracts my endorsement.
+    let r = api
+        .ok("POST", "/v1/retract", Some(json!({"id": pid})))
+        .await;
+    assert_eq!(r["kind"], "retraction");
+    let t = api.ok("GET", &format!("/v1/tally/{pid}"), None).await;
+    assert_eq!(t["endorsers"], 0);
+    assert_eq!(t["pledged"], json!({}));
+    assert_eq!(t["withdrawn"], false);
+    // Again: now the petition itself (mine) is withdrawn.
+    api.ok("POST", "/v1/retract", Some(json!({"id": pid})))
+        .await;
+    let t = api.ok("GET", &format!("/v1/tally/{pid}"), None).await;
+    assert_eq!(
+        (t["withdrawn"].as_bool(), t["open"].as_bool()),
+        (Some(true), Some(false))
+    );
+    api.fails(
+        "POST",
+        "/v1/retract",
+        Some(json!({"id": r["id"]})),
+        400,
+        "not_retractable",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/endorse",
+        Some(json!({"petition": r1["id"]})),
+        400,
+        "not_a_petition",
+    )
+    .await;
+    api.fails(
+        "GET",
+        &format!("/v1/tally/{}", "ef".repeat(32)),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    api.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_answer_and_nodes_follow() {
+    let api = Api::start().await;
+    let me = api.node.author().to_string();
+    let pet = api
+        .ok("POST", "/v1/petitions", Some(json!({"producer": me, "title": "t", "text": "t", "threshold": 5, "variant": "proposal"})))
+        .await;
+    let pid = pet["id"].as_str().unwrap();
+    let resp = api
+        .ok(
+            "POST",
+            "/v1/respond",
+            Some(json!({"target": pid, "status": "in-progress", "text": "on it"})),
+        )
+        .await;
+    assert_eq!(resp["kind"], "response");
+    let t = api.ok("GET", &format!("/v1/tally/{pid}"), None).await;
+    assert_eq!(t["response"]["status"], "in-progress");
+    assert_eq!(t["response"]["id"], resp["id"]);
+    assert_eq!(t["variant"], "proposal");
+
+    // Follow, shown, remembered.
+    let f = api.ok("GET", "/v1/follow", None).await;
+    assert_eq!(f["producers"], json!([me]), "a node follows its own key");
+    let other = "0000000000000000000000000000000000000000000000000000000000000002";
+    let f = api
+        .ok("POST", "/v1/follow", Some(json!({"producer": other})))
+        .await;
+    assert!(f["producers"].as_array().unwrap().contains(&json!(other)));
+    let f = api
+        .ok(
+            "POST",
+            "/v1/follow",
+            Some(json!({"product": format!("{other}/gtin-9")})),
+        )
+        .await;
+    assert_eq!(f["products"], json!([format!("{other}/gtin-9")]));
+    api.fails(
+        "POST",
+        "/v1/follow",
+        Some(json!({"producer": other, "all": true})),
+        400,
+        "bad_follow",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/follow",
+        Some(json!({"product": "nokey"})),
+        400,
+        "bad_product",
+    )
+    .await;
+    let f = api
+        .ok("POST", "/v1/unfollow", Some(json!({"producer": other})))
+        .await;
+    assert!(!f["producers"].as_array().unwrap().contains(&json!(other)));
+    let peers = api.ok("GET", "/v1/peers", None).await;
+    assert_eq!(peers["peers"], json!([]));
+    let sync = api.ok("POST", "/v1/sync", None).await;
+    assert_eq!(sync["pulls"], json!([]));
+    api.fails(
+        "POST",
+        "/v1/sync",
+        Some(json!({"peer": "bad"})),
+        400,
+        "bad_peer",
+    )
+    .await;
+    api.node.shutdown().await.unwrap();
+}
