@@ -74,6 +74,30 @@ enum Command {
     Tally(IdArg),
     /// Answer a petition or review aimed at you, as its producer.
     Respond(RespondArgs),
+    /// Follow the live feedback stream, one event per line: first what arrived since you
+    /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
+    /// at your own key (how producers subscribe).
+    Watch(WatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Events about this producer's topic (default: your own key, unless --petition or
+    /// --group is given).
+    #[arg(long, value_parser = author_arg)]
+    producer: Option<AuthorKey>,
+    /// Events about this petition (its endorsements, tally, responses).
+    #[arg(long, value_parser = id_arg)]
+    petition: Option<chorus_protocol::RecordId>,
+    /// Events on this group's topic.
+    #[arg(long, value_parser = id_arg)]
+    group: Option<chorus_protocol::RecordId>,
+    /// Only records of this kind (review, petition, endorsement, response, ...).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Print what was missed, then exit instead of following live.
+    #[arg(long)]
+    no_follow: bool,
 }
 
 fn author_arg(s: &str) -> Result<AuthorKey, String> {
@@ -634,8 +658,234 @@ fn print_tally(t: &serde_json::Value) {
     }
 }
 
+/// Reads a server-sent event stream from the running node, calling `each(event, id, data)`
+/// per event until it returns false or the stream ends.
+fn api_stream(
+    dir: &DataDir,
+    path: &str,
+    mut each: impl FnMut(&str, Option<u64>, &str) -> Result<bool>,
+) -> Result<()> {
+    use std::io::BufRead;
+    let no_node = || {
+        anyhow::anyhow!(
+            "no node is running for {} (start one with `chorus node`)",
+            dir.root().display()
+        )
+    };
+    let info = std::fs::read_to_string(dir.api_info_path()).map_err(|_| no_node())?;
+    let info: serde_json::Value = serde_json::from_str(&info).context("api.json is corrupt")?;
+    let addr = info["addr"]
+        .as_str()
+        .context("api.json has no addr")?
+        .to_string();
+    let token = dir.api_token().context("cannot read the API token")?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://{addr}{path}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|_| no_node())?;
+    if !resp.status().is_success() {
+        let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
+        anyhow::bail!(
+            "{} ({})",
+            body["message"].as_str().unwrap_or("request failed"),
+            body["code"].as_str().unwrap_or("error")
+        );
+    }
+    let reader = std::io::BufReader::new(resp.into_body().into_reader());
+    let (mut event, mut id, mut data) = (String::new(), None, String::new());
+    for line in reader.lines() {
+        let line = line.context("the stream from the node broke")?;
+        if line.is_empty() {
+            if !data.is_empty() && !each(&event, id, &data)? {
+                return Ok(());
+            }
+            event.clear();
+            id = None;
+            data.clear();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    Ok(())
+}
+
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}
+
+/// One line for a person.
+fn describe_event(kind: &str, v: &serde_json::Value) -> String {
+    match kind {
+        "record" => {
+            let r = &v["record"];
+            let b = &r["body"];
+            let what = match r["kind"].as_str().unwrap_or("") {
+                "review" => format!(
+                    "{}/5 for {} {}",
+                    b["rating"],
+                    b["product"]["code"].as_str().unwrap_or(""),
+                    b["title"].as_str().or(b["text"].as_str()).unwrap_or("")
+                ),
+                "petition" => format!(
+                    "\"{}\" (threshold {})",
+                    b["title"].as_str().unwrap_or(""),
+                    b["threshold"]
+                ),
+                "endorsement" => format!("of {}", short(b["petition"].as_str().unwrap_or(""))),
+                "response" => format!(
+                    "{} to {}",
+                    b["status"].as_str().unwrap_or(""),
+                    short(b["target"].as_str().unwrap_or(""))
+                ),
+                "retraction" => format!("of {}", short(b["target"].as_str().unwrap_or(""))),
+                _ => String::new(),
+            };
+            format!(
+                "{} {:<11} {} by {}  {what}",
+                when(&r["created_at"]),
+                r["kind"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or(""),
+                short(r["author"].as_str().unwrap_or(""))
+            )
+        }
+        "tally" | "threshold" => {
+            let t = &v["tally"];
+            format!(
+                "{} {} {}/{}{}  {}",
+                if kind == "threshold" {
+                    "THRESHOLD"
+                } else {
+                    "tally    "
+                },
+                t["id"].as_str().unwrap_or(""),
+                t["endorsers"],
+                t["threshold"],
+                if t["reached"].as_bool() == Some(true) {
+                    " reached"
+                } else {
+                    ""
+                },
+                t["title"].as_str().unwrap_or("")
+            )
+        }
+        "response" => format!(
+            "response  {} answered {}: {}",
+            short(v["producer"].as_str().unwrap_or("")),
+            v["target"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or("")
+        ),
+        "rating" => format!(
+            "rating    {} {:.2} from {}",
+            v["product"].as_str().unwrap_or(""),
+            v["mean"].as_f64().unwrap_or(0.0),
+            v["count"]
+        ),
+        other => format!("{other} {v}"),
+    }
+}
+
+fn watch(cli: &Cli, a: &WatchArgs) -> Result<()> {
+    let dir = data_dir(cli);
+    let producer = match (a.producer, a.petition, a.group) {
+        (Some(p), _, _) => Some(p),
+        (None, None, None) => Some(author_of(&dir)?),
+        _ => None,
+    };
+    let name = match (producer, a.petition, a.group) {
+        (Some(p), _, _) => format!("producer-{p}"),
+        (None, Some(p), _) => format!("petition-{p}"),
+        (None, None, Some(g)) => format!("group-{g}"),
+        _ => "all".into(),
+    };
+    let name = match &a.kind {
+        Some(k) => format!("{name}-{k}"),
+        None => name,
+    };
+    let cursor_dir = dir.root().join("watch");
+    std::fs::create_dir_all(&cursor_dir).context("cannot create the watch cursor dir")?;
+    let cursor_file = cursor_dir.join(&name);
+    let after: u64 = std::fs::read_to_string(&cursor_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let path = format!(
+        "/v1/events{}",
+        query(&[
+            ("producer", producer.map(|p| p.to_string())),
+            ("petition", a.petition.map(|p| p.to_string())),
+            ("group", a.group.map(|g| g.to_string())),
+            ("kind", a.kind.clone()),
+            ("after", Some(after.to_string())),
+            ("follow", a.no_follow.then(|| "false".to_string())),
+        ])
+    );
+    let save = |seq: u64| -> Result<()> {
+        let tmp = cursor_file.with_extension("tmp");
+        std::fs::write(&tmp, seq.to_string())?;
+        std::fs::rename(&tmp, &cursor_file)?;
+        Ok(())
+    };
+    let json = cli.json;
+    let follow = !a.no_follow;
+    api_stream(&dir, &path, |event, id, data| {
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        if event == "ready" {
+            if let Some(seq) = id {
+                save(seq)?;
+            }
+            if follow && !json {
+                eprintln!("-- caught up; following live (Ctrl-C to stop) --");
+            }
+            return Ok(true);
+        }
+        if event == "error" {
+            anyhow::bail!("{}", v["message"].as_str().unwrap_or("the stream failed"));
+        }
+        if json {
+            println!("{data}");
+        } else {
+            println!("{}", describe_event(event, &v));
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        if let Some(seq) = id {
+            save(seq)?;
+        }
+        Ok(true)
+    })
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Watch(a) => {
+            if let Some(k) = &a.kind {
+                k.parse::<chorus_protocol::Kind>()
+                    .map_err(|e| anyhow::anyhow!("--kind {k}: {e}"))?;
+            }
+            let cli2 = Cli {
+                data_dir: cli.data_dir.clone(),
+                json: cli.json,
+                command: Command::Id,
+            };
+            let args = WatchArgs {
+                producer: a.producer,
+                petition: a.petition,
+                group: a.group,
+                kind: a.kind.clone(),
+                no_follow: a.no_follow,
+            };
+            tokio::task::spawn_blocking(move || watch(&cli2, &args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Peers => {
             let v = call(&cli, "/v1/peers".into(), None).await?;
             if cli.json {
@@ -976,6 +1226,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`chorus petitions | head`) is not an
+    // error worth a backtrace: leave quietly, as other tools do.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -989,10 +1254,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            // One line: what is wrong (clap's usage hints follow in `--help`).
+            // One line: what is wrong, with what it names (clap's usage hints are left to
+            // `--help`).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("chorus: {}", first.trim_start_matches("error: "));
+            let what: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let line = what.join(" ");
+            eprintln!("chorus: {}", line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };

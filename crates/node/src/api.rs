@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 mod records;
+mod watch;
 
 pub use records::parse_deadline;
 
@@ -269,6 +270,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/endorse", post(records::endorse))
         .route("/v1/retract", post(records::retract))
         .route("/v1/respond", post(records::respond))
+        .route("/v1/events", get(watch::events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

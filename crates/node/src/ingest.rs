@@ -324,7 +324,8 @@ fn write_stage(
         warn!("cannot start the commit thread");
         return;
     };
-    let mut ctx = Ctx::default();
+    let fresh = || Ctx::with_journal(store.journal());
+    let mut ctx = fresh();
     let mut in_flight: Option<Arc<Writes>> = None;
     // Checked batches not yet fully applied; a large one is applied and committed in
     // chunks of at most MAX_COMMIT records (sled's memory grows with batch size) and
@@ -355,7 +356,7 @@ fn write_stage(
             warn!("previous ingest batch failed; dropping the next one");
             queue.pop_front();
             waiting = store.waiting();
-            ctx = Ctx::default();
+            ctx = fresh();
             continue;
         }
         match applied {
@@ -380,7 +381,7 @@ fn write_stage(
                 warn!(error = %e, "ingest batch failed");
                 queue.pop_front();
                 waiting = store.waiting();
-                ctx = Ctx::default();
+                ctx = fresh();
             }
         }
     }

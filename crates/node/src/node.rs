@@ -375,6 +375,11 @@ impl Node {
             .insert(AuthorKey(author.verifying_key().to_bytes()));
         let follow = Arc::new(RwLock::new(initial));
         let store = Store::open(dir.store_path())?;
+        // The feedback aimed at this user's key is journaled, so `chorus watch` can replay
+        // what arrived while nobody watched.
+        store.watch_topic(&chorus_protocol::Topic::Producer(AuthorKey(
+            author.verifying_key().to_bytes(),
+        )))?;
         let ingest_config = IngestConfig {
             skew_ms: config.ingest.skew.as_millis() as u64,
             max_waiting: config.ingest.max_waiting,

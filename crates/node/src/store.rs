@@ -141,6 +141,39 @@ pub struct Store {
     seen: Arc<Seen>,
     hot: Arc<Hot>,
     sync: Arc<Mutex<SyncIndex>>,
+    journal: Arc<Journal>,
+}
+
+/// The arrival journal: for the topics being watched (a producer's own feedback, and any
+/// topic a `watch` asked for), the order in which records arrived here, so a watcher that
+/// was away can be shown exactly what arrived since, whatever the records' own times.
+/// Journal entries are written in the same atomic batch as their records.
+#[derive(Debug, Default)]
+pub struct Journal {
+    topics: std::sync::RwLock<std::collections::HashSet<[u8; 33]>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Journal {
+    /// Journals a record being stored, if its topic is watched; returns its sequence number.
+    pub(crate) fn record<B: Backing>(
+        &self,
+        ov: &mut Overlay<'_, B>,
+        topic: &Topic,
+        id: &RecordId,
+    ) -> Option<u64> {
+        let t = keys::topic_bytes(topic);
+        let watched = self.topics.read().map(|s| s.contains(&t)).unwrap_or(false);
+        if !watched {
+            return None;
+        }
+        let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ov.put(
+            keys::key(keys::JOURNAL, &[&seq.to_be_bytes()]),
+            id.as_bytes().to_vec(),
+        );
+        Some(seq)
+    }
 }
 
 /// The encoded tallies, ratings and group tallies, kept in memory as they are written and
@@ -274,12 +307,35 @@ impl Store {
             }
         }
         let sync = SyncIndex::build(&tree)?;
+        let journal = Journal::default();
+        if let Some(kv) = tree.scan_prefix([keys::JOURNAL]).last() {
+            let (k, _) = kv?;
+            let seq: [u8; 8] = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("bad journal key".into()))?;
+            journal.next.store(
+                u64::from_be_bytes(seq) + 1,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        } else {
+            journal.next.store(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Ok(mut topics) = journal.topics.write() {
+            for kv in tree.scan_prefix([keys::JOURNALED]) {
+                let (k, _) = kv?;
+                if let Some(t) = k.get(1..).and_then(|b| <[u8; 33]>::try_from(b).ok()) {
+                    topics.insert(t);
+                }
+            }
+        }
         Ok(Store {
             db,
             tree,
             seen: Arc::new(seen),
             hot: Arc::new(Hot::default()),
             sync: Arc::new(Mutex::new(sync)),
+            journal: Arc::new(journal),
         })
     }
 
@@ -335,6 +391,69 @@ impl Store {
             return Ok(false);
         }
         Ok(self.tree.contains_key(k)?)
+    }
+
+    /// The arrival journal (for the ingest pipeline).
+    pub(crate) fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
+    }
+
+    /// Starts journaling the arrivals on a topic (durably; idempotent). Records stored from
+    /// now on get a sequence number in [`Store::journal_after`].
+    pub fn watch_topic(&self, topic: &Topic) -> Result<()> {
+        let t = keys::topic_bytes(topic);
+        let new = self
+            .journal
+            .topics
+            .write()
+            .map(|mut s| s.insert(t))
+            .unwrap_or(false);
+        if new {
+            self.tree
+                .insert(keys::key(keys::JOURNALED, &[&t]), Vec::new())?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Is the arrival on this topic journaled?
+    pub fn is_watched(&self, topic: &Topic) -> bool {
+        let t = keys::topic_bytes(topic);
+        self.journal
+            .topics
+            .read()
+            .map(|s| s.contains(&t))
+            .unwrap_or(false)
+    }
+
+    /// Journal entries after `seq`, oldest first, at most `limit`: (seq, record id).
+    pub fn journal_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
+        let start = keys::key(keys::JOURNAL, &[&(seq.saturating_add(1)).to_be_bytes()]);
+        let mut out = Vec::new();
+        for kv in self.tree.range(start..) {
+            let (k, v) = kv?;
+            if k.first() != Some(&keys::JOURNAL) || out.len() >= limit {
+                break;
+            }
+            let s: [u8; 8] = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("bad journal key".into()))?;
+            let id: [u8; 32] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| Error::Corrupt("bad journal entry".into()))?;
+            out.push((u64::from_be_bytes(s), RecordId(id)));
+        }
+        Ok(out)
+    }
+
+    /// The latest journal sequence number (0 if none).
+    pub fn journal_last(&self) -> u64 {
+        self.journal
+            .next
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1)
     }
 
     /// The ids of every stored record, in id order (a full scan: for checks and tests).

@@ -155,6 +155,8 @@ pub enum Event {
         created_at: u64,
         /// The record it points at, if any.
         target: Option<RecordId>,
+        /// Its place in the arrival journal, if its topic is journaled (watched).
+        seq: Option<u64>,
     },
     /// A petition's tally changed.
     TallyChanged {
@@ -247,10 +249,20 @@ pub(crate) struct Ctx {
     tallies: HashMap<RecordId, (PetitionTally, bool)>,
     /// Records stored in this batch.
     stored: u64,
+    /// The store's arrival journal, if records are journaled.
+    pub(crate) journal: Option<Arc<crate::store::Journal>>,
 }
 
 impl Ctx {
     const MAX_TARGETS: usize = 4096;
+
+    /// A context that journals arrivals on watched topics.
+    pub(crate) fn with_journal(journal: Arc<crate::store::Journal>) -> Self {
+        Ctx {
+            journal: Some(journal),
+            ..Ctx::default()
+        }
+    }
 
     fn target<B: Backing>(
         &mut self,
@@ -506,6 +518,10 @@ pub(crate) fn apply<B: Backing>(
         }
     }
     ctx.stored += 1;
+    let seq = match &ctx.journal {
+        Some(j) => j.record(ov, &r.topic, &id),
+        None => None,
+    };
     ctx.events.push(Event::RecordStored {
         id,
         kind: r.kind().to_string(),
@@ -513,6 +529,7 @@ pub(crate) fn apply<B: Backing>(
         author: r.author,
         created_at: at,
         target,
+        seq,
     });
 
     match &r.body {

@@ -131,12 +131,42 @@ async fn create_on(
             ))
         }
     };
+    follow_what_i_join(s, &rec.record().topic).await?;
+    if rec.record().kind() == Kind::Group {
+        // A group record travels on meta; its members' records on the group's own topic.
+        follow_what_i_join(s, &chorus_protocol::Topic::Group(rec.id())).await?;
+    }
     Ok(Json(Created {
         id: rec.id().to_string(),
         kind: rec.record().kind().as_str().to_string(),
         outcome,
         record: record_json(&rec),
     }))
+}
+
+/// A user follows every topic they take part in: the producer they review, petition or
+/// endorse, the group they create or join. Otherwise their node would never hear the
+/// answer to their petition or the members of their group. A newly followed topic is
+/// caught up from the connected peers at once, in the background.
+async fn follow_what_i_join(s: &ApiState, topic: &chorus_protocol::Topic) -> Result<(), ApiError> {
+    let followed = s.follow.read().map(|f| f.follows(topic)).unwrap_or(true);
+    if followed {
+        return Ok(());
+    }
+    let change = match topic {
+        chorus_protocol::Topic::Producer(k) => FollowChange::Producer(*k),
+        chorus_protocol::Topic::Group(g) => FollowChange::Group(*g),
+        chorus_protocol::Topic::Meta => return Ok(()),
+    };
+    change_follow(&s.follow, &s.client, Some(&s.follow_file), |f| {
+        apply_change(f, change, true)
+    })
+    .await?;
+    let client = s.client.clone();
+    tokio::spawn(async move {
+        let _ = client.sync_now(None).await;
+    });
+    Ok(())
 }
 
 fn stored(s: &ApiState, what: &str, id: &RecordId) -> Result<SignedRecord, ApiError> {
@@ -464,7 +494,7 @@ fn is_open(t: &PetitionTally, now: u64) -> bool {
     !t.withdrawn && t.deadline.is_none_or(|d| d >= now)
 }
 
-fn tally_json(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> Value {
+pub(crate) fn tally_json(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> Value {
     let (title, variant, product) = match rec.map(|r| &r.record().body) {
         Some(Body::Petition(p)) => (
             Some(p.title.clone()),

@@ -16,6 +16,8 @@
 //! | `R`    | product(64)                                  | [`crate::tally::Rating`]      |
 //! | `G`    | group id                                     | [`crate::tally::GroupTally`]  |
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
+//! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
+//! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
 //!
 //! Topics are 33 bytes: a tag (0 meta, 1 producer, 2 group) and 32 bytes (zero for meta).
 //! Products are 64 bytes: the producer's key and BLAKE3 of the product code.
@@ -33,6 +35,8 @@ pub(crate) const PETITION_TALLY: u8 = b'T';
 pub(crate) const RATING: u8 = b'R';
 pub(crate) const GROUP_TALLY: u8 = b'G';
 pub(crate) const GROUP_PETITION: u8 = b'q';
+pub(crate) const JOURNAL: u8 = b'e';
+pub(crate) const JOURNALED: u8 = b'j';
 
 /// Prefixes of derived state: what `recompute` rebuilds and compares.
 pub(crate) const DERIVED: [u8; 5] = [SLOT, PETITION_TALLY, RATING, GROUP_TALLY, GROUP_PETITION];

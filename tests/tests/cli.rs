@@ -1,0 +1,1096 @@
+//! The `chorus` CLI end to end: real `chorus node` processes on loopback, the real `chorus`
+//! binary against them, every user command, bad arguments and the `--json` shapes.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use chorus_e2e::{chorus, chorus_bin, DataDir, NodeProcess};
+use serde_json::{json, Value};
+
+/// A producer key nobody runs a node for (any 32 bytes in hex).
+const PRODUCER: &str = "abababababababababababababababababababababababababababababababab";
+/// Another one.
+const OTHER: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+/// Every node of these tests: loopback only, no LAN discovery, API on a free port.
+const FLAGS: [&str; 5] = [
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--no-mdns",
+    "--api",
+    "127.0.0.1:0",
+];
+const START: Duration = Duration::from_secs(30);
+/// How long a record may take to travel between two nodes on loopback.
+const TRAVEL: Duration = Duration::from_secs(30);
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Starts a node (bootstrapping from `bootstrap` if given) and waits until its API answers
+/// and it listens; returns it with its listen address (`.../p2p/PEERID`).
+fn start(dir: &DataDir, bootstrap: Option<&str>) -> (NodeProcess, String) {
+    let mut args = FLAGS.to_vec();
+    if let Some(b) = bootstrap {
+        args.extend(["--bootstrap", b]);
+    }
+    let mut node = NodeProcess::start(dir, &args);
+    node.wait_for("api      http://127.0.0.1:", START);
+    let addr = node
+        .wait_for("listening /ip4/127.0.0.1/tcp/", START)
+        .trim_start_matches("listening ")
+        .to_string();
+    (node, addr)
+}
+
+/// Runs a command that must succeed; returns its trimmed stdout.
+fn ok(dir: &DataDir, args: &[&str]) -> String {
+    let out = chorus(dir, args);
+    assert!(
+        out.status.success(),
+        "chorus {args:?} failed ({:?}): {}",
+        out.status.code(),
+        stderr(&out)
+    );
+    stdout(&out).trim().to_string()
+}
+
+/// Runs a command with `--json` (after the subcommand) that must succeed; returns its answer.
+fn json_of(dir: &DataDir, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let text = ok(dir, &all);
+    assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("chorus {args:?}: {e}: {text}"))
+}
+
+/// Runs a command that must fail with exit code 2, nothing on stdout and exactly one line on
+/// stderr starting with `chorus:`; returns that line.
+fn fails(dir: &DataDir, args: &[&str]) -> String {
+    let out = chorus(dir, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "chorus {args:?}: {err}");
+    assert_eq!(stdout(&out), "", "chorus {args:?} printed on stdout");
+    assert_eq!(err.lines().count(), 1, "chorus {args:?}: one line: {err}");
+    assert!(err.starts_with("chorus: "), "chorus {args:?}: {err}");
+    err.trim().to_string()
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Checks the answer of a record-creating command with `--json`; returns the new id.
+fn created(v: &Value, kind: &str, author: &str) -> String {
+    let id = v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}"));
+    assert!(is_id(id), "{v}");
+    assert_eq!(v["kind"], kind, "{v}");
+    assert_eq!(v["outcome"], "stored", "{v}");
+    assert_eq!(v["record"]["id"], id, "{v}");
+    assert_eq!(v["record"]["kind"], kind, "{v}");
+    assert_eq!(v["record"]["author"], author, "{v}");
+    id.to_string()
+}
+
+/// Runs a record-creating command without `--json`: it prints the id alone.
+fn new_id(dir: &DataDir, args: &[&str]) -> String {
+    let id = ok(dir, args);
+    assert!(is_id(&id), "chorus {args:?} printed {id:?}");
+    id
+}
+
+fn records(dir: &DataDir) -> u64 {
+    json_of(dir, &["status"])["records"]
+        .as_u64()
+        .expect("status has records")
+}
+
+/// Polls `f` every 200 ms until it gives a value; panics after `timeout`.
+fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A petition's tally on `dir`, or None (after asking the node to catch up) while the node
+/// does not know it.
+fn tally_or_sync(dir: &DataDir, petition: &str) -> Option<Value> {
+    let out = chorus(dir, &["tally", petition, "--json"]);
+    if out.status.success() {
+        return Some(serde_json::from_str(&stdout(&out)).expect("tally is JSON"));
+    }
+    let _ = chorus(dir, &["sync"]);
+    None
+}
+
+fn ids(list: &Value, field: &str) -> Vec<String> {
+    list[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field} array: {list}"))
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn commands_without_a_running_node_say_so_and_write_nothing() {
+    let dir = DataDir::new();
+    for args in [
+        vec!["status"],
+        vec!["peers"],
+        vec!["follow"],
+        vec!["follow", "--producer", PRODUCER],
+        vec![
+            "review", PRODUCER, "soap-1", "--rating", "4", "--text", "ok",
+        ],
+        vec!["petitions", "--json"],
+        vec!["tally", PRODUCER],
+    ] {
+        let err = fails(&dir, &args);
+        assert!(err.contains("no node is running"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().exists(), "nothing written");
+}
+
+#[test]
+fn id_status_and_peers_of_a_running_node() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+
+    let me = ok(&dir, &["id"]);
+    assert!(is_id(&me), "{me}");
+    assert_eq!(json_of(&dir, &["id"]), json!({ "author": me }));
+
+    let s = json_of(&dir, &["status"]);
+    let peer_id = s["peer_id"].as_str().expect("peer_id").to_string();
+    assert!(peer_id.starts_with("12D3KooW"), "{s}");
+    assert_eq!(s["author"], me.as_str());
+    let addrs = s["listen_addrs"].as_array().expect("listen_addrs");
+    assert!(!addrs.is_empty(), "{s}");
+    for a in addrs {
+        let a = a.as_str().expect("an address is a string");
+        assert!(a.starts_with("/ip4/127.0.0.1/tcp/"), "{a}");
+        assert!(a.ends_with(&format!("/p2p/{peer_id}")), "{a}");
+    }
+    assert_eq!(s["peers"], 0);
+    assert_eq!(s["records"], 0);
+
+    // Global flags go before or after the subcommand.
+    let before: Value = serde_json::from_str(&ok(&dir, &["--json", "status"])).unwrap();
+    assert_eq!(before["peer_id"], s["peer_id"]);
+    let after = Command::new(chorus_bin())
+        .args(["status", "--json", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("CHORUS_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(after.status.success(), "{}", stderr(&after));
+    let after: Value = serde_json::from_str(&stdout(&after)).unwrap();
+    assert_eq!(after["peer_id"], s["peer_id"]);
+
+    let human = ok(&dir, &["status"]);
+    assert!(human.contains(&format!("peer id  {peer_id}")), "{human}");
+    assert!(human.contains(&format!("author   {me}")), "{human}");
+    assert!(human.contains("peers    0"), "{human}");
+
+    assert_eq!(ok(&dir, &["peers"]), "", "no peers yet");
+    assert_eq!(json_of(&dir, &["peers"])["peers"], json!([]));
+
+    assert_eq!(node.terminate(), Some(0));
+    let err = fails(&dir, &["peers"]);
+    assert!(err.contains("no node is running"), "{err}");
+}
+
+#[test]
+fn follow_shows_adds_removes_and_survives_a_restart() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let me = ok(&dir, &["id"]);
+
+    // A node always follows its own key's topic.
+    let f = json_of(&dir, &["follow"]);
+    assert_eq!(
+        f,
+        json!({ "all": false, "producers": [me], "groups": [], "products": [] })
+    );
+    assert_eq!(ok(&dir, &["follow"]), format!("producer {me}"));
+
+    let f = json_of(&dir, &["follow", "--producer", PRODUCER]);
+    let mut producers = vec![me.clone(), PRODUCER.to_string()];
+    producers.sort();
+    assert_eq!(f["producers"], json!(producers), "{f}");
+    let product = format!("{OTHER}/soap-1");
+    let f = json_of(&dir, &["follow", "--product", &product]);
+    assert_eq!(f["products"], json!([product]), "{f}");
+    let group = "1".repeat(64);
+    let f = json_of(&dir, &["follow", "--group", &group]);
+    assert_eq!(f["groups"], json!([group]), "{f}");
+    let human = ok(&dir, &["follow"]);
+    assert!(human.contains(&format!("producer {PRODUCER}")), "{human}");
+    assert!(human.contains(&format!("product  {product}")), "{human}");
+    assert!(human.contains(&format!("group    {group}")), "{human}");
+
+    let f = json_of(&dir, &["unfollow", "--product", &product]);
+    assert_eq!(f["products"], json!([]), "{f}");
+    let f = json_of(&dir, &["unfollow", "--group", &group]);
+    assert_eq!(f["groups"], json!([]), "{f}");
+    let shown = ok(&dir, &["unfollow", "--producer", PRODUCER]);
+    assert!(!shown.contains(PRODUCER), "{shown}");
+    assert_eq!(json_of(&dir, &["follow"])["producers"], json!([me]));
+
+    // Remembered across restarts, in follow.json.
+    json_of(&dir, &["follow", "--producer", PRODUCER]);
+    assert!(dir.path().join("follow.json").exists());
+    assert_eq!(node.terminate(), Some(0));
+    let (node, _) = start(&dir, None);
+    let f = json_of(&dir, &["follow"]);
+    assert_eq!(f["producers"], json!(producers), "after a restart: {f}");
+    assert_eq!(node.terminate(), Some(0));
+}
+
+#[test]
+fn profile_reviews_and_rating() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let me = ok(&dir, &["id"]);
+
+    let p = json_of(
+        &dir,
+        &[
+            "profile",
+            "--name",
+            "Alice",
+            "--role",
+            "consumer",
+            "--about",
+            "I buy soap",
+        ],
+    );
+    created(&p, "profile", &me);
+    assert_eq!(
+        p["record"]["body"],
+        json!({ "name": "Alice", "role": "consumer", "about": "I buy soap" })
+    );
+    new_id(&dir, &["profile", "--name", "Alice", "--role", "watchdog"]);
+    new_id(&dir, &["profile", "--name", "Alice", "--role", "producer"]);
+
+    let first = new_id(
+        &dir,
+        &[
+            "review",
+            PRODUCER,
+            "soap-1",
+            "--rating",
+            "2",
+            "--text",
+            "Dries the skin",
+        ],
+    );
+    // A second review by the same author replaces the first in the rating.
+    let v = json_of(
+        &dir,
+        &[
+            "review",
+            PRODUCER,
+            "soap-1",
+            "--rating",
+            "5",
+            "--title",
+            "Better now",
+            "--text",
+            "The new formula is fine",
+        ],
+    );
+    let second = created(&v, "review", &me);
+    assert_eq!(v["record"]["body"]["rating"], 5);
+    assert_eq!(v["record"]["body"]["title"], "Better now");
+    assert_eq!(
+        v["record"]["body"]["product"],
+        json!({ "producer": PRODUCER, "code": "soap-1" })
+    );
+    let other = new_id(
+        &dir,
+        &[
+            "review", PRODUCER, "soap-2", "--rating", "3", "--text", "So so",
+        ],
+    );
+
+    let r = json_of(&dir, &["reviews", PRODUCER, "soap-1"]);
+    assert_eq!(
+        ids(&r, "reviews"),
+        vec![first.clone(), second.clone()],
+        "{r}"
+    );
+    assert!(r["next"].is_null(), "{r}");
+    assert_eq!(r["reviews"][0]["counted"], false, "{r}");
+    assert_eq!(r["reviews"][0]["body"]["rating"], 2, "{r}");
+    assert_eq!(r["reviews"][0]["body"]["text"], "Dries the skin", "{r}");
+    assert_eq!(r["reviews"][1]["counted"], true, "{r}");
+    assert_eq!(r["reviews"][1]["body"]["rating"], 5, "{r}");
+    // Not trimmed: the first column marks the counted review.
+    let human = stdout(&chorus(&dir, &["reviews", PRODUCER, "soap-1"]));
+    let lines: Vec<&str> = human.lines().collect();
+    assert_eq!(lines.len(), 2, "{human}");
+    assert!(
+        lines[0].starts_with("  2/5") && lines[0].contains(&first),
+        "{human}"
+    );
+    assert!(
+        lines[1].starts_with("* 5/5") && lines[1].contains(&second),
+        "{human}"
+    );
+    assert!(
+        lines[1].ends_with("Better now: The new formula is fine"),
+        "{human}"
+    );
+
+    let rating = json_of(&dir, &["rating", PRODUCER, "soap-1"]);
+    assert_eq!(rating["count"], 1, "{rating}");
+    assert_eq!(rating["mean"].as_f64(), Some(5.0), "{rating}");
+    assert_eq!(rating["histogram"], json!([0, 0, 0, 0, 1]), "{rating}");
+    assert_eq!(
+        ok(&dir, &["rating", PRODUCER, "soap-2"]),
+        "3.00 from 1 reviews  [1:0 2:0 3:1 4:0 5:0]"
+    );
+    let none = json_of(&dir, &["rating", OTHER, "soap-1"]);
+    assert_eq!(none["count"], 0, "{none}");
+    assert_eq!(none["histogram"], json!([0, 0, 0, 0, 0]), "{none}");
+    assert_eq!(
+        json_of(&dir, &["reviews", OTHER, "soap-1"])["reviews"],
+        json!([])
+    );
+
+    // Retracting a review takes it out of the rating.
+    let ret = json_of(&dir, &["retract", &other]);
+    let retraction = created(&ret, "retraction", &me);
+    assert_eq!(ret["record"]["body"]["target"], other.as_str());
+    assert_eq!(json_of(&dir, &["rating", PRODUCER, "soap-2"])["count"], 0);
+    let r = json_of(&dir, &["reviews", PRODUCER, "soap-2"]);
+    assert_eq!(r["reviews"][0]["counted"], false, "{r}");
+    let err = fails(&dir, &["retract", &retraction]);
+    assert!(err.contains("cannot be retracted"), "{err}");
+
+    let shown = json_of(&dir, &["show", &second]);
+    assert_eq!(shown, v["record"], "show gives the stored record");
+    assert_eq!(records(&dir), 7);
+    assert_eq!(node.terminate(), Some(0));
+}
+
+#[test]
+fn petitions_endorsements_retractions_and_tallies_on_one_node() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let me = ok(&dir, &["id"]);
+    let group = new_id(
+        &dir,
+        &[
+            "group",
+            "create",
+            "Soap lovers",
+            "--charter",
+            "Less plastic",
+        ],
+    );
+
+    let demand = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--product",
+            "soap-1",
+            "--group",
+            &group,
+            "--title",
+            "Refill stations",
+            "--text",
+            "Sell refills in every shop",
+            "--threshold",
+            "2",
+            "--deadline",
+            "2099-12-31",
+        ],
+    );
+    let t = json_of(&dir, &["tally", &demand]);
+    assert_eq!(t["id"], demand.as_str(), "{t}");
+    assert_eq!(t["title"], "Refill stations", "{t}");
+    assert_eq!(t["variant"], "demand", "{t}");
+    assert_eq!(t["producer"], PRODUCER, "{t}");
+    assert_eq!(t["product"], "soap-1", "{t}");
+    assert_eq!(t["group"], group.as_str(), "{t}");
+    assert_eq!(t["threshold"], 2, "{t}");
+    assert_eq!(t["endorsers"], 0, "{t}");
+    assert_eq!(t["reached"], false, "{t}");
+    assert_eq!(t["open"], true, "{t}");
+    assert_eq!(t["withdrawn"], false, "{t}");
+    assert_eq!(t["pledged"], json!({}), "{t}");
+    assert!(t["response"].is_null(), "{t}");
+    assert!(t["goal"].is_null(), "{t}");
+    // 2099-12-31, end of day UTC.
+    assert_eq!(t["deadline"], 4_102_444_799_999u64, "{t}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok(&dir, &["--json", "tally", &demand])).unwrap()["id"],
+        t["id"],
+        "--json before the subcommand"
+    );
+
+    let shown = json_of(&dir, &["show", &demand]);
+    assert_eq!(shown["kind"], "petition", "{shown}");
+    assert_eq!(shown["author"], me.as_str(), "{shown}");
+    assert_eq!(shown["topic"], format!("producer/{PRODUCER}"), "{shown}");
+    assert_eq!(shown["body"]["title"], "Refill stations", "{shown}");
+    assert_eq!(
+        shown["body"]["text"], "Sell refills in every shop",
+        "{shown}"
+    );
+    let pretty: Value = serde_json::from_str(&ok(&dir, &["show", &demand])).unwrap();
+    assert_eq!(pretty, shown);
+
+    // Endorsing twice updates the endorsement: it counts once.
+    let e = json_of(&dir, &["endorse", &demand, "--comment", "Yes please"]);
+    let first = created(&e, "endorsement", &me);
+    assert_eq!(
+        e["record"]["body"],
+        json!({ "petition": demand, "comment": "Yes please" })
+    );
+    let second = new_id(&dir, &["endorse", &demand, "--comment", "Still yes"]);
+    assert_ne!(first, second);
+    let t = json_of(&dir, &["tally", &demand]);
+    assert_eq!(t["endorsers"], 1, "endorsing twice counts once: {t}");
+    assert_eq!(t["member_endorsers"], 1, "the founder is a member: {t}");
+    assert_eq!(t["reached"], false, "{t}");
+
+    let proposal = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "A bigger bar",
+            "--text",
+            "200 g",
+            "--threshold",
+            "10",
+            "--proposal",
+        ],
+    );
+    let campaign = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "Fund a plastic-free line",
+            "--text",
+            "We pledge",
+            "--threshold",
+            "1",
+            "--campaign",
+            "--goal",
+            "3000EUR",
+        ],
+    );
+    let elsewhere = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            OTHER,
+            "--title",
+            "Elsewhere",
+            "--text",
+            "x",
+            "--threshold",
+            "1",
+        ],
+    );
+    assert_eq!(json_of(&dir, &["tally", &proposal])["variant"], "proposal");
+
+    new_id(&dir, &["endorse", &campaign, "--pledge", "50EUR"]);
+    new_id(
+        &dir,
+        &[
+            "endorse",
+            &campaign,
+            "--pledge",
+            "70EUR",
+            "--comment",
+            "more",
+        ],
+    );
+    let t = json_of(&dir, &["tally", &campaign]);
+    assert_eq!(t["variant"], "campaign", "{t}");
+    assert_eq!(t["goal"], "3000EUR", "{t}");
+    assert_eq!(t["endorsers"], 1, "{t}");
+    assert_eq!(
+        t["pledged"],
+        json!({ "EUR": "70.00" }),
+        "the latest pledge only: {t}"
+    );
+    assert_eq!(t["reached"], true, "{t}");
+    assert!(t["reached_at"].as_u64().is_some(), "{t}");
+    let human = ok(&dir, &["tally", &campaign]);
+    assert!(human.contains("goal      3000EUR"), "{human}");
+    assert!(human.contains("pledged   70.00EUR"), "{human}");
+    assert!(human.contains("response  none yet"), "{human}");
+
+    // Lists and filters.
+    let all = json_of(&dir, &["petitions"]);
+    let mut listed = ids(&all, "petitions");
+    listed.sort();
+    let mut expected = vec![
+        demand.clone(),
+        proposal.clone(),
+        campaign.clone(),
+        elsewhere.clone(),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "{all}");
+    let mut to_producer = ids(
+        &json_of(&dir, &["petitions", "--producer", PRODUCER]),
+        "petitions",
+    );
+    to_producer.sort();
+    expected.retain(|p| p != &elsewhere);
+    assert_eq!(to_producer, expected);
+    assert_eq!(
+        ids(
+            &json_of(&dir, &["petitions", "--producer", OTHER]),
+            "petitions"
+        ),
+        vec![elsewhere.clone()]
+    );
+    let of_group = json_of(&dir, &["petitions", "--group", &group]);
+    assert_eq!(ids(&of_group, "petitions"), vec![demand.clone()]);
+    assert_eq!(of_group["petitions"][0]["endorsers"], 1);
+    let human = ok(&dir, &["petitions", "--group", &group]);
+    assert!(human.starts_with(&demand), "{human}");
+    assert!(human.contains("Refill stations"), "{human}");
+    assert_eq!(human.lines().count(), 1, "{human}");
+
+    // Retract on a petition I endorse takes back my endorsement (the latest one)...
+    let r = json_of(&dir, &["retract", &demand]);
+    created(&r, "retraction", &me);
+    assert_eq!(r["record"]["body"]["target"], second.as_str(), "{r}");
+    let t = json_of(&dir, &["tally", &demand]);
+    assert_eq!(t["endorsers"], 0, "{t}");
+    assert_eq!(t["withdrawn"], false, "{t}");
+    // ... and again withdraws my own petition.
+    let r = json_of(&dir, &["retract", &demand]);
+    assert_eq!(r["record"]["body"]["target"], demand.as_str(), "{r}");
+    let t = json_of(&dir, &["tally", &demand]);
+    assert_eq!(t["withdrawn"], true, "{t}");
+    assert_eq!(t["open"], false, "{t}");
+    let mut open = ids(&json_of(&dir, &["petitions", "--open"]), "petitions");
+    open.sort();
+    let mut expected = vec![proposal.clone(), campaign.clone(), elsewhere.clone()];
+    expected.sort();
+    assert_eq!(open, expected, "a withdrawn petition is not open");
+    assert!(ok(&dir, &["petitions", "--group", &group]).contains("closed"));
+
+    // Only the targeted producer responds...
+    let before = records(&dir);
+    let err = fails(
+        &dir,
+        &[
+            "respond", &campaign, "--status", "accepted", "--text", "Deal",
+        ],
+    );
+    assert!(err.contains("only the targeted producer"), "{err}");
+    assert!(err.contains(PRODUCER), "{err}");
+    assert_eq!(records(&dir), before, "a refused answer is not stored");
+    // ... which this node is for petitions aimed at its own key; the latest answer counts.
+    let mine = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &me,
+            "--title",
+            "To myself",
+            "--text",
+            "x",
+            "--threshold",
+            "1",
+        ],
+    );
+    let mut last = String::new();
+    for status in [
+        "acknowledged",
+        "in-progress",
+        "accepted",
+        "declined",
+        "done",
+    ] {
+        let v = json_of(
+            &dir,
+            &["respond", &mine, "--status", status, "--text", "Noted"],
+        );
+        last = created(&v, "response", &me);
+        assert_eq!(v["record"]["body"]["status"], status, "{v}");
+        assert_eq!(v["record"]["body"]["target"], mine.as_str(), "{v}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = json_of(&dir, &["tally", &mine]);
+    assert_eq!(t["response"]["status"], "done", "{t}");
+    assert_eq!(t["response"]["id"], last.as_str(), "{t}");
+    assert!(ok(&dir, &["tally", &mine]).contains("response  done ("));
+    assert_eq!(node.terminate(), Some(0));
+}
+
+#[test]
+fn groups_are_created_joined_admitted_and_shown_across_two_nodes() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let (ka, kb) = (ok(&da, &["id"]), ok(&db, &["id"]));
+
+    let v = json_of(
+        &da,
+        &[
+            "group",
+            "create",
+            "Soap lovers",
+            "--approval",
+            "--charter",
+            "Less plastic",
+        ],
+    );
+    let group = created(&v, "group", &ka);
+    assert_eq!(
+        v["record"]["body"],
+        json!({ "name": "Soap lovers", "admission": "approval", "charter": "Less plastic" })
+    );
+    let show = json_of(&da, &["group", "show", &group]);
+    assert_eq!(
+        show,
+        json!({
+            "id": group, "name": "Soap lovers", "charter": "Less plastic", "founder": ka,
+            "admission": "approval", "members": 1, "member": true,
+        })
+    );
+    let human = ok(&da, &["group", "show", &group]);
+    assert!(human.contains("admission  approval"), "{human}");
+    assert!(human.contains("you        a member"), "{human}");
+
+    // The group reaches B (groups travel on meta, which every node follows).
+    let on_b = eventually("the group on B", TRAVEL, || {
+        let out = chorus(&db, &["group", "show", &group, "--json"]);
+        if out.status.success() {
+            return Some(serde_json::from_str::<Value>(&stdout(&out)).unwrap());
+        }
+        let _ = chorus(&db, &["sync"]);
+        None
+    });
+    assert_eq!(on_b["founder"], ka.as_str());
+    assert_eq!(on_b["member"], false);
+
+    // Membership records travel on the group's topic: the founder follows it by creating
+    // the group, a member by joining (see
+    // `a_group_founder_sees_who_joined_without_following_the_group`).
+
+    let j = json_of(&db, &["group", "join", &group]);
+    created(&j, "join", &kb);
+    assert_eq!(j["record"]["body"]["group"], group.as_str());
+    assert_eq!(
+        json_of(&db, &["group", "show", &group])["member"],
+        false,
+        "an approval group needs the founder's admission"
+    );
+
+    // Only the founder admits.
+    let before = records(&db);
+    let err = fails(&db, &["group", "admit", &group, &kb]);
+    assert!(err.contains("only the group's founder"), "{err}");
+    assert_eq!(records(&db), before, "nothing stored");
+
+    let adm = json_of(&da, &["group", "admit", &group, &kb]);
+    created(&adm, "admit", &ka);
+    assert_eq!(adm["record"]["body"]["member"], kb.as_str());
+    eventually("B is a member on B", TRAVEL, || {
+        let s = json_of(&db, &["group", "show", &group]);
+        (s["member"] == true && s["members"] == 2).then_some(())
+    });
+    eventually("two members on A", TRAVEL, || {
+        (json_of(&da, &["group", "show", &group])["members"] == 2).then_some(())
+    });
+
+    // An open group: joining is enough.
+    let open = new_id(&da, &["group", "create", "Open house"]);
+    eventually("the open group on B", TRAVEL, || {
+        chorus(&db, &["group", "show", &open])
+            .status
+            .success()
+            .then_some(())
+    });
+    new_id(&db, &["group", "join", &open]);
+    let s = json_of(&db, &["group", "show", &open]);
+    assert_eq!(s["admission"], "open", "{s}");
+    assert_eq!(s["member"], true, "{s}");
+    assert!(s["charter"].is_null(), "{s}");
+
+    let err = fails(&da, &["group", "show", &"0".repeat(64)]);
+    assert!(err.contains("no group"), "{err}");
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+}
+
+/// Node A's consumer opens a petition aimed at node B's key; B receives it, only B may answer,
+/// and the answer reaches A.
+#[test]
+fn a_producer_on_another_node_answers_a_petition() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let (ka, kb) = (ok(&da, &["id"]), ok(&db, &["id"]));
+
+    let sa = json_of(&da, &["status"]);
+    let sb = json_of(&db, &["status"]);
+    let peer_b = sb["peer_id"].as_str().unwrap().to_string();
+    eventually("A lists B among its peers", TRAVEL, || {
+        ok(&da, &["peers"])
+            .lines()
+            .any(|l| l == peer_b)
+            .then_some(())
+    });
+    assert_eq!(json_of(&da, &["peers"])["peers"], json!([peer_b]));
+    assert_eq!(json_of(&db, &["status"])["peers"], 1);
+    assert_eq!(
+        json_of(&db, &["peers"])["peers"],
+        json!([sa["peer_id"]]),
+        "B lists A"
+    );
+
+    // A follows B's feedback by petitioning B, so B's answer is stored on A (see
+    // `the_author_of_a_petition_sees_the_answer_without_following_the_producer`).
+
+    let petition = new_id(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &kb,
+            "--product",
+            "soap-1",
+            "--title",
+            "Refill stations",
+            "--text",
+            "Please",
+            "--threshold",
+            "2",
+        ],
+    );
+    let review = new_id(
+        &da,
+        &[
+            "review",
+            &kb,
+            "soap-1",
+            "--rating",
+            "2",
+            "--text",
+            "Too much plastic",
+        ],
+    );
+    let t = eventually("the petition on B", TRAVEL, || {
+        tally_or_sync(&db, &petition)
+    });
+    assert_eq!(t["producer"], kb.as_str(), "{t}");
+    assert_eq!(t["title"], "Refill stations", "{t}");
+    eventually("the review on B", TRAVEL, || {
+        let r = json_of(&db, &["rating", &kb, "soap-1"]);
+        (r["count"] == 1).then_some(())
+    });
+
+    // A is not the producer: refused, and nothing is stored.
+    let before = records(&da);
+    let err = fails(
+        &da,
+        &[
+            "respond", &petition, "--status", "accepted", "--text", "Sure",
+        ],
+    );
+    assert!(err.contains("only the targeted producer"), "{err}");
+    assert_eq!(records(&da), before);
+    // B cannot retract A's petition, which it does not endorse.
+    let err = fails(&db, &["retract", &petition]);
+    assert!(err.contains("you do not endorse"), "{err}");
+    let err = fails(&db, &["retract", &review]);
+    assert!(err.contains("not your record"), "{err}");
+
+    // B endorses; A sees the count.
+    new_id(&db, &["endorse", &petition, "--comment", "Me too"]);
+    eventually("B's endorsement on A", TRAVEL, || {
+        (tally_or_sync(&da, &petition)?["endorsers"] == 1).then_some(())
+    });
+
+    // B answers the petition and the review.
+    let v = json_of(
+        &db,
+        &[
+            "respond",
+            &petition,
+            "--status",
+            "in-progress",
+            "--text",
+            "Working on it",
+        ],
+    );
+    let answer = created(&v, "response", &kb);
+    assert_eq!(
+        v["record"]["body"],
+        json!({ "target": petition, "status": "in-progress", "text": "Working on it" })
+    );
+    new_id(
+        &db,
+        &[
+            "respond",
+            &review,
+            "--status",
+            "acknowledged",
+            "--text",
+            "Thanks",
+        ],
+    );
+    assert_eq!(
+        json_of(&db, &["tally", &petition])["response"]["status"],
+        "in-progress"
+    );
+    let t = eventually("B's answer on A", TRAVEL, || {
+        let t = tally_or_sync(&da, &petition)?;
+        (!t["response"].is_null()).then_some(t)
+    });
+    assert_eq!(t["response"]["status"], "in-progress", "{t}");
+    assert_eq!(t["response"]["id"], answer.as_str(), "{t}");
+    let shown = json_of(&da, &["show", &answer]);
+    assert_eq!(shown["author"], kb.as_str());
+    assert_eq!(json_of(&da, &["show", &petition])["author"], ka.as_str());
+
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+}
+
+/// Minimal: a consumer who opened a petition sees the producer's answer in its tally, without
+/// having to `chorus follow` the producer first.
+#[test]
+fn the_author_of_a_petition_sees_the_answer_without_following_the_producer() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let kb = ok(&db, &["id"]);
+    let petition = new_id(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &kb,
+            "--title",
+            "Refill stations",
+            "--text",
+            "Please",
+            "--threshold",
+            "2",
+        ],
+    );
+    eventually("the petition on B", TRAVEL, || {
+        tally_or_sync(&db, &petition)
+    });
+    new_id(
+        &db,
+        &[
+            "respond", &petition, "--status", "accepted", "--text", "Yes",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut t = Value::Null;
+    while Instant::now() < deadline {
+        t = tally_or_sync(&da, &petition).expect("A has its own petition");
+        if !t["response"].is_null() {
+            break;
+        }
+        let _ = chorus(&da, &["sync"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = t["response"]["status"].clone();
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+    assert_eq!(
+        status, "accepted",
+        "the producer's answer never reached the petition's author: {t}"
+    );
+}
+
+/// Minimal: the founder of a group sees that someone joined it, without having to
+/// `chorus follow --group` the group it founded (nor the joiner the group it joined).
+#[test]
+fn a_group_founder_sees_who_joined_without_following_the_group() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let group = new_id(&da, &["group", "create", "Open house"]);
+    eventually("the group on B", TRAVEL, || {
+        let out = chorus(&db, &["group", "show", &group]);
+        if !out.status.success() {
+            let _ = chorus(&db, &["sync"]);
+        }
+        out.status.success().then_some(())
+    });
+    new_id(&db, &["group", "join", &group]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut s = Value::Null;
+    while Instant::now() < deadline {
+        s = json_of(&da, &["group", "show", &group]);
+        if s["members"] == 2 {
+            break;
+        }
+        let _ = chorus(&da, &["sync"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+    assert_eq!(s["members"], 2, "the founder never saw the join: {s}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line_and_write_nothing() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    new_id(&dir, &["profile", "--name", "Alice", "--role", "consumer"]);
+    let before = records(&dir);
+    let follow = json_of(&dir, &["follow"]);
+    let unknown = "0".repeat(64);
+    let past = "2001-01-01";
+    let open = |extra: &[&'static str]| {
+        let mut v = vec![
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "T",
+            "--text",
+            "X",
+            "--threshold",
+            "1",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["review", PRODUCER, "soap-1", "--rating", "9", "--text", "x"],
+            "--rating",
+        ),
+        (
+            vec!["review", PRODUCER, "soap-1", "--rating", "0", "--text", "x"],
+            "--rating",
+        ),
+        (
+            vec![
+                "--json", "review", PRODUCER, "soap-1", "--rating", "9", "--text", "x",
+            ],
+            "--rating",
+        ),
+        (
+            vec![
+                "review", "not-hex", "soap-1", "--rating", "3", "--text", "x",
+            ],
+            "not an author key",
+        ),
+        (vec!["rating", "abc", "soap-1"], "not an author key"),
+        (vec!["follow", "--producer", "xyz"], "not an author key"),
+        (open(&["--campaign"]), "required"),
+        (open(&["--campaign", "--goal", "lots"]), "not an amount"),
+        (open(&["--goal", "3000EUR"]), "required"),
+        (
+            open(&["--proposal", "--campaign", "--goal", "5EUR"]),
+            "cannot be used",
+        ),
+        (open(&["--deadline", "tomorrow"]), "not a date"),
+        (open(&["--deadline", past]), "in the past"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["group", "frobnicate"], "unrecognized subcommand"),
+        (vec!["endorse", "1234"], "not a record id"),
+        (vec!["endorse", &unknown, "--pledge", "5"], "not an amount"),
+        (vec!["endorse", &unknown], "no petition"),
+        (vec!["tally", &unknown], "no petition"),
+        (vec!["show", &unknown], "no record"),
+        (vec!["retract", &unknown], "no record"),
+        (vec!["group", "join", &unknown], "no group"),
+        (vec!["group", "admit", "1234", PRODUCER], "not a record id"),
+        (
+            vec!["respond", &unknown, "--status", "maybe", "--text", "x"],
+            "--status",
+        ),
+        (vec!["profile", "--name", "x", "--role", "king"], "--role"),
+        (
+            vec!["follow", "--producer", PRODUCER, "--all"],
+            "exactly one",
+        ),
+        (vec!["unfollow"], "exactly one"),
+        (vec!["follow", "--product", "soap-1"], "--product"),
+    ];
+    for (args, needle) in &cases {
+        let err = fails(&dir, args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert_eq!(records(&dir), before, "no bad command stored anything");
+    assert_eq!(
+        json_of(&dir, &["follow"]),
+        follow,
+        "nor changed what is followed"
+    );
+    assert_eq!(node.terminate(), Some(0));
+}
+
+/// Minimal: an error for a missing required flag names the flag.
+#[test]
+fn a_missing_required_flag_is_named_in_its_one_line_error() {
+    let dir = DataDir::new();
+    let err = fails(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "T",
+            "--text",
+            "X",
+            "--threshold",
+            "1",
+            "--campaign",
+        ],
+    );
+    assert!(!dir.path().exists(), "nothing written");
+    assert!(
+        err.contains("--goal"),
+        "the error does not say what is missing: {err}"
+    );
+}
