@@ -75,10 +75,16 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `chorus --data-dir DIR node ARGS` with logs at info on stderr.
     pub fn start(dir: &DataDir, args: &[&str]) -> Self {
+        let mut all = vec!["node"];
+        all.extend_from_slice(args);
+        Self::spawn(dir, &all)
+    }
+
+    /// Starts any long-running `chorus --data-dir DIR ARGS` (`watch`, say), output collected.
+    pub fn spawn(dir: &DataDir, args: &[&str]) -> Self {
         let mut child = Command::new(chorus_bin())
             .arg("--data-dir")
             .arg(dir.path())
-            .arg("node")
             .args(args)
             .env("CHORUS_LOG", "info,libp2p=warn")
             .stdout(Stdio::piped())

@@ -1094,3 +1094,98 @@ fn a_missing_required_flag_is_named_in_its_one_line_error() {
         "the error does not say what is missing: {err}"
     );
 }
+
+#[test]
+fn watch_replays_what_was_missed_from_its_cursor_then_follows_live() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let me = ok(&dir, &["id"]);
+    // Nothing yet.
+    assert_eq!(ok(&dir, &["watch", "--no-follow"]), "");
+    // Feedback arrives while nobody watches.
+    let petition = new_id(
+        &dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &me,
+            "--title",
+            "Longer warranty",
+            "--text",
+            "5 years",
+            "--threshold",
+            "1",
+        ],
+    );
+    let endorsement = new_id(&dir, &["endorse", &petition]);
+    let missed = ok(&dir, &["watch", "--no-follow"]);
+    let lines: Vec<&str> = missed.lines().collect();
+    assert_eq!(lines.len(), 3, "{missed}");
+    assert!(
+        lines[0].contains("petition") && lines[0].contains(&petition),
+        "{missed}"
+    );
+    assert!(
+        lines[1].contains("endorsement") && lines[1].contains(&endorsement),
+        "{missed}"
+    );
+    assert!(lines[2].contains("1/1 reached"), "{missed}");
+    // The cursor moved: nothing is replayed twice.
+    assert_eq!(ok(&dir, &["watch", "--no-follow"]), "");
+    assert!(
+        dir.path().join("watch").exists(),
+        "the cursor lives in the data dir"
+    );
+    // Another filter keeps its own cursor.
+    let by_petition = ok(
+        &dir,
+        &["watch", "--petition", &petition, "--no-follow", "--json"],
+    );
+    assert_eq!(
+        by_petition
+            .lines()
+            .filter(|l| l.contains("\"record\""))
+            .count(),
+        2
+    );
+    for l in by_petition.lines() {
+        serde_json::from_str::<Value>(l).expect("one JSON object per line");
+    }
+
+    // Live: a running watch prints the producer's answer as it is stored.
+    let mut watch = NodeProcess::spawn(&dir, &["watch", "--json"]);
+    watch.wait_for("\"ready\"", START);
+    ok(
+        &dir,
+        &[
+            "respond",
+            &petition,
+            "--status",
+            "accepted",
+            "--text",
+            "coming in May",
+        ],
+    );
+    let line = watch.wait_for("coming in May", START);
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["record"]["kind"], "response");
+    drop(watch); // stopped by its pid
+                 // Bad filters are refused up front.
+    let out = chorus(&dir, &["watch", "--kind", "gossip"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        node.terminate(),
+        Some(0),
+        "a node with a watcher gone stops cleanly"
+    );
+}
+
+#[test]
+fn a_node_stops_cleanly_while_a_watch_is_connected() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let mut watch = NodeProcess::spawn(&dir, &["watch"]);
+    watch.wait_for("caught up", START);
+    assert_eq!(node.terminate(), Some(0));
+}

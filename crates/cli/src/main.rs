@@ -842,7 +842,10 @@ fn watch(cli: &Cli, a: &WatchArgs) -> Result<()> {
             if let Some(seq) = id {
                 save(seq)?;
             }
-            if follow && !json {
+            if json {
+                // Machines learn where the replay ended.
+                println!("{data}");
+            } else if follow {
                 eprintln!("-- caught up; following live (Ctrl-C to stop) --");
             }
             return Ok(true);

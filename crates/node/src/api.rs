@@ -39,6 +39,8 @@ pub(crate) struct ApiState {
     pub(crate) signer: Arc<chorus_protocol::SigningKey>,
     pub(crate) follow: Arc<std::sync::RwLock<crate::Follow>>,
     pub(crate) follow_file: std::path::PathBuf,
+    /// Fires when the node stops: long-lived answers (event streams) end then.
+    pub(crate) cancel: CancellationToken,
 }
 
 /// An API error: an HTTP status, a stable code and a message.

@@ -422,6 +422,7 @@ impl Node {
                 signer: Arc::new(author.clone()),
                 follow: follow.clone(),
                 follow_file: dir.follow_path(),
+                cancel: cancel.clone(),
             };
             let (addr, task) = crate::api::serve(&config.api.listen, state, cancel.clone()).await?;
             let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });

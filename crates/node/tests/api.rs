@@ -463,3 +463,166 @@ async fn producers_answer_and_nodes_follow() {
     .await;
     api.node.shutdown().await.unwrap();
 }
+
+impl Api {
+    /// Reads a whole event stream (one that ends: `follow=false`); returns (event, id, data).
+    async fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Vec<(String, Option<u64>, Value)> {
+        let agent = self.agent.clone();
+        let url = format!("{}{path}", self.base);
+        let token = self.token.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut r = agent
+                .get(&url)
+                .header("Authorization", &format!("Bearer {token}"));
+            if let Some(id) = last_event_id {
+                r = r.header("Last-Event-ID", &id.to_string());
+            }
+            let mut resp = r.call().unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            let text = resp.body_mut().read_to_string().unwrap();
+            let mut out = Vec::new();
+            for block in text.split("\n\n") {
+                let (mut ev, mut id, mut data) = (String::new(), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        ev = v.trim().into();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() {
+                    out.push((ev, id, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            out
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follows() {
+    let api = Api::start().await;
+    let me = api.node.author().to_string();
+    let other = "0000000000000000000000000000000000000000000000000000000000000003";
+    let pet = api
+        .ok(
+            "POST",
+            "/v1/petitions",
+            Some(json!({"producer": me, "title": "Blue", "text": "t", "threshold": 1})),
+        )
+        .await;
+    let pid = pet["id"].as_str().unwrap().to_string();
+    api.ok("POST", "/v1/endorse", Some(json!({"petition": pid})))
+        .await;
+    // Feedback aimed at another producer is not in a watch of mine.
+    api.ok(
+        "POST",
+        "/v1/reviews",
+        Some(json!({"producer": other, "product": "x", "rating": 3, "text": "t"})),
+    )
+    .await;
+
+    let all = api
+        .stream(
+            &format!("/v1/events?producer={me}&after=0&follow=false"),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = all.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert_eq!(kinds, ["record", "record", "tally", "ready"], "{all:?}");
+    assert_eq!(all[0].2["record"]["kind"], "petition");
+    assert_eq!(all[1].2["record"]["kind"], "endorsement");
+    assert_eq!(all[2].2["tally"]["endorsers"], 1);
+    assert_eq!(all[2].2["tally"]["reached"], true);
+    let (s1, s2) = (all[0].1.unwrap(), all[1].1.unwrap());
+    assert!(s2 > s1);
+    assert_eq!(all[3].1, Some(s2), "ready carries the cursor");
+
+    // Resuming after the first record replays only the second; so does Last-Event-ID.
+    let rest = api
+        .stream(
+            &format!("/v1/events?producer={me}&after={s1}&follow=false"),
+            None,
+        )
+        .await;
+    assert_eq!(rest.iter().filter(|(e, _, _)| e == "record").count(), 1);
+    let rest = api
+        .stream(&format!("/v1/events?producer={me}&follow=false"), Some(s1))
+        .await;
+    assert_eq!(rest.iter().filter(|(e, _, _)| e == "record").count(), 1);
+    // Nothing new after the last.
+    let none = api
+        .stream(
+            &format!("/v1/events?producer={me}&after={s2}&follow=false"),
+            None,
+        )
+        .await;
+    assert_eq!(none.len(), 1, "{none:?}");
+    // Filters: by kind, by petition.
+    let ends = api
+        .stream(
+            &format!("/v1/events?producer={me}&kind=endorsement&after=0&follow=false"),
+            None,
+        )
+        .await;
+    assert_eq!(ends.iter().filter(|(e, _, _)| e == "record").count(), 1);
+    let by_petition = api
+        .stream(
+            &format!("/v1/events?petition={pid}&after=0&follow=false"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_petition.iter().filter(|(e, _, _)| e == "record").count(),
+        2
+    );
+    api.fails("GET", "/v1/events?kind=nonsense", None, 400, "bad_kind")
+        .await;
+    api.fails("GET", "/v1/events?producer=zz", None, 400, "bad_key")
+        .await;
+
+    // Live: a stream that follows gets a new record as it is stored.
+    let agent = api.agent.clone();
+    let url = format!("{}/v1/events?producer={me}", api.base);
+    let token = api.token.clone();
+    let live = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let resp = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.unwrap();
+            if line.starts_with("data:")
+                && line.contains("\"response\"")
+                && line.contains("\"record\"")
+            {
+                return line;
+            }
+        }
+        String::new()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.ok(
+        "POST",
+        "/v1/respond",
+        Some(json!({"target": pid, "status": "done", "text": "shipped"})),
+    )
+    .await;
+    let line = tokio::time::timeout(Duration::from_secs(20), live)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(line.contains("shipped"), "{line}");
+    api.node.shutdown().await.unwrap();
+}

@@ -296,7 +296,11 @@ pub(crate) async fn events(
             return;
         }
         loop {
-            match live.recv().await {
+            let next = tokio::select! {
+                _ = state.cancel.cancelled() => return,
+                e = live.recv() => e,
+            };
+            match next {
                 Ok(e) => {
                     if let Some(ev) = live_event(&e, &f, &state.store, last) {
                         if tx.send(ev).await.is_err() {
