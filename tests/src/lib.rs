@@ -82,10 +82,16 @@ impl NodeProcess {
 
     /// Starts any long-running `chorus --data-dir DIR ARGS` (`watch`, say), output collected.
     pub fn spawn(dir: &DataDir, args: &[&str]) -> Self {
+        Self::spawn_env(dir, args, &[])
+    }
+
+    /// [`NodeProcess::spawn`] with extra environment variables.
+    pub fn spawn_env(dir: &DataDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(chorus_bin())
             .arg("--data-dir")
             .arg(dir.path())
             .args(args)
+            .envs(env.iter().copied())
             .env("CHORUS_LOG", "info,libp2p=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

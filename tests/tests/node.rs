@@ -289,3 +289,65 @@ fn sync_pulls_from_the_connected_peers_on_demand() {
     assert_eq!(none.status.code(), Some(2));
     assert!(stderr(&none).contains("no node is running"));
 }
+
+#[test]
+fn a_passphrase_seals_the_author_key_and_the_node_needs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = DataDir::new();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(chorus_e2e::chorus_bin())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("CHORUS_PASSPHRASE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let init = run(
+        &["init", "--passphrase", "--json"],
+        &[("CHORUS_PASSPHRASE", "s3cret words")],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let author: serde_json::Value = serde_json::from_str(stdout(&init).trim()).unwrap();
+    let key_file = dir.path().join("author.key");
+    let bytes = std::fs::read(&key_file).unwrap();
+    assert!(bytes.starts_with(b"CHORUSK1"), "sealed");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The public key needs no passphrase.
+    let id = run(&["id"], &[]);
+    assert_eq!(stdout(&id).trim(), author["author"].as_str().unwrap());
+    // A node does.
+    let flags = [
+        "node",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--api",
+        "127.0.0.1:0",
+    ];
+    let none = run(&flags, &[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("CHORUS_PASSPHRASE"),
+        "{}",
+        stderr(&none)
+    );
+    let wrong = run(&flags, &[("CHORUS_PASSPHRASE", "guess")]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        stderr(&wrong).contains("wrong passphrase"),
+        "{}",
+        stderr(&wrong)
+    );
+    let mut node = NodeProcess::spawn_env(&dir, &flags, &[("CHORUS_PASSPHRASE", "s3cret words")]);
+    node.wait_for("listening /ip4/127.0.0.1/tcp/", Duration::from_secs(30));
+    let logs = node.wait_for("api      http://127.0.0.1:", Duration::from_secs(30));
+    assert!(!logs.contains("s3cret"));
+    assert_eq!(node.terminate(), Some(0));
+    // The secret never shows in what the node printed.
+    assert!(!stdout(&run(&["status"], &[])).contains("s3cret"));
+}

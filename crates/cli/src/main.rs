@@ -31,7 +31,7 @@ enum Command {
     /// serves until Ctrl-C or SIGTERM.
     Node(NodeArgs),
     /// Create the data dir, keys and config without starting a node.
-    Init,
+    Init(InitArgs),
     /// Print this user's author key (the key that signs their records).
     Id,
     /// Show the running node: peer id, addresses, peers, records, followed shards.
@@ -311,6 +311,15 @@ struct SyncArgs {
 }
 
 #[derive(Args, Debug)]
+struct InitArgs {
+    /// Seal the author key with a passphrase (Argon2id + XChaCha20-Poly1305): taken from
+    /// CHORUS_PASSPHRASE, else asked for. A node then needs CHORUS_PASSPHRASE to start.
+    /// (CHORUS_PASSPHRASE set at init seals the key even without this flag.)
+    #[arg(long)]
+    passphrase: bool,
+}
+
+#[derive(Args, Debug)]
 struct NodeArgs {
     /// Listen on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7470. Replaces the
     /// config's list.
@@ -338,13 +347,13 @@ fn data_dir(cli: &Cli) -> DataDir {
 }
 
 fn author_of(dir: &DataDir) -> Result<AuthorKey> {
-    let key = dir.author_key().with_context(|| {
-        format!(
+    if !dir.author_key_path().exists() {
+        anyhow::bail!(
             "no identity in {}: run `chorus init` first",
             dir.root().display()
-        )
-    })?;
-    Ok(AuthorKey(key.verifying_key().to_bytes()))
+        );
+    }
+    Ok(dir.author_public()?)
 }
 
 fn apply_overrides(mut c: Config, a: &NodeArgs) -> Config {
@@ -1190,10 +1199,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Node(args) => run_node(&cli, args).await,
-        Command::Init => {
+        Command::Init(a) => {
             let dir = data_dir(&cli);
+            let from_env = std::env::var(chorus_node::node::PASSPHRASE_ENV)
+                .ok()
+                .filter(|p| !p.is_empty());
+            let passphrase = match (a.passphrase, from_env) {
+                (_, Some(p)) => Some(p),
+                (true, None) if dir.author_key_path().exists() => {
+                    anyhow::bail!(
+                        "{} already exists: a key is never overwritten",
+                        dir.author_key_path().display()
+                    )
+                }
+                (true, None) => {
+                    let p = rpassword::prompt_password("passphrase for the new author key: ")
+                        .context("cannot read a passphrase (or set CHORUS_PASSPHRASE)")?;
+                    let again = rpassword::prompt_password("again: ")
+                        .context("cannot read a passphrase")?;
+                    if p.is_empty() || p != again {
+                        anyhow::bail!("the passphrases are empty or differ; nothing written");
+                    }
+                    Some(p)
+                }
+                (false, None) => None,
+            };
             let created = dir
-                .init()
+                .init_with(passphrase.as_deref())
                 .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
             let author = author_of(&dir)?;
             if cli.json {

@@ -20,6 +20,7 @@ pub mod api;
 pub mod config;
 mod error;
 pub mod ingest;
+pub mod keyfile;
 pub mod net;
 pub mod node;
 pub mod store;

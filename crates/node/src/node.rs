@@ -21,6 +21,9 @@ use crate::net::{self, Client, Follow, NetEvent, NetStatus, Validator};
 use crate::sync::session::SyncReport;
 use crate::{Error, Result, Store};
 
+/// The environment variable holding the passphrase of a sealed author key.
+pub const PASSPHRASE_ENV: &str = "CHORUS_PASSPHRASE";
+
 /// The files of a node.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -126,8 +129,15 @@ impl DataDir {
     }
 
     /// Creates whatever is missing: the directory (mode 0700), a documented config file and
-    /// fresh keys. Existing files are never overwritten.
+    /// fresh keys. Existing files are never overwritten. With `CHORUS_PASSPHRASE` set (and
+    /// not empty), a new author key file is sealed with it (see [`crate::keyfile`]).
     pub fn init(&self) -> Result<Created> {
+        let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
+        self.init_with(passphrase.as_deref())
+    }
+
+    /// [`DataDir::init`], sealing a new author key with `passphrase` if given.
+    pub fn init_with(&self, passphrase: Option<&str>) -> Result<Created> {
         use std::os::unix::fs::DirBuilderExt;
         let mut created = Created::default();
         if !self.root.exists() {
@@ -143,7 +153,18 @@ impl DataDir {
         }
         if !self.author_key_path().exists() {
             let seed: [u8; 32] = rand::random();
-            write_secret(&self.author_key_path(), &seed)?;
+            match passphrase {
+                None => write_secret(&self.author_key_path(), &seed)?,
+                Some(p) => {
+                    let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+                    let sealed =
+                        crate::keyfile::seal(&seed, &public, p).map_err(|e| Error::Key {
+                            path: self.author_key_path().display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    write_secret(&self.author_key_path(), &sealed)?;
+                }
+            }
             created.author_key = true;
         }
         if !self.api_token_path().exists() {
@@ -162,15 +183,46 @@ impl DataDir {
         Ok(created)
     }
 
-    /// The author's signing key; refused if the file is readable by others.
+    /// The author's signing key; refused if the file is readable by others. A sealed file
+    /// is opened with `CHORUS_PASSPHRASE`.
     pub fn author_key(&self) -> Result<SigningKey> {
         let path = self.author_key_path();
         let bytes = read_secret(&path)?;
+        if crate::keyfile::is_sealed(&bytes) {
+            let key_err = |reason: String| Error::Key {
+                path: path.display().to_string(),
+                reason,
+            };
+            let passphrase = std::env::var(PASSPHRASE_ENV)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    key_err(format!("sealed with a passphrase: set {PASSPHRASE_ENV}"))
+                })?;
+            let seed =
+                crate::keyfile::open(&bytes, &passphrase).map_err(|e| key_err(e.to_string()))?;
+            return Ok(SigningKey::from_bytes(&seed));
+        }
         let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::Key {
             path: path.display().to_string(),
             reason: format!("expected 32 bytes, found {}", bytes.len()),
         })?;
         Ok(SigningKey::from_bytes(&seed))
+    }
+
+    /// The author's public key (no passphrase needed, even for a sealed key file).
+    pub fn author_public(&self) -> Result<AuthorKey> {
+        let path = self.author_key_path();
+        let bytes = read_secret(&path)?;
+        if crate::keyfile::is_sealed(&bytes) {
+            return crate::keyfile::public_of(&bytes)
+                .map(AuthorKey)
+                .map_err(|e| Error::Key {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+        }
+        Ok(AuthorKey(self.author_key()?.verifying_key().to_bytes()))
     }
 
     /// The node's libp2p identity; refused if the file is readable by others.
