@@ -1163,6 +1163,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .filter_map(|v| v.as_str())
                     .collect();
                 println!("shards   {}", shards.join(" "));
+                let f = &s["following"];
+                if f["all"].as_bool() == Some(true) {
+                    println!("follows  everything");
+                }
+                for (label, field) in [
+                    ("producer", "producers"),
+                    ("group", "groups"),
+                    ("product", "products"),
+                ] {
+                    for x in f[field].as_array().into_iter().flatten() {
+                        println!("follows  {label} {}", x.as_str().unwrap_or(""));
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -148,6 +148,8 @@ pub struct Status {
     pub shards: Vec<String>,
     /// This user's author key.
     pub author: String,
+    /// What the node follows: `{all, producers, groups, products}`.
+    pub following: serde_json::Value,
 }
 
 async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
@@ -161,6 +163,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         waiting: s.store.waiting(),
         shards: net.shards,
         author: s.author.to_string(),
+        following: records::follow_json(&s.follow.read().map(|f| f.clone()).unwrap_or_default()),
     }))
 }
 

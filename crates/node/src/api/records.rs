@@ -730,7 +730,7 @@ pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Value>, ApiE
     Ok(Json(json!({ "peers": net.peers, "banned": net.banned })))
 }
 
-fn follow_json(f: &crate::Follow) -> Value {
+pub(crate) fn follow_json(f: &crate::Follow) -> Value {
     let mut producers: Vec<String> = f.producers.iter().map(|k| k.to_string()).collect();
     let mut groups: Vec<String> = f.groups.iter().map(|g| g.to_string()).collect();
     let mut products: Vec<String> = f.products.iter().map(|(p, c)| format!("{p}/{c}")).collect();
