@@ -74,10 +74,24 @@ enum Command {
     Tally(IdArg),
     /// Answer a petition or review aimed at you, as its producer.
     Respond(RespondArgs),
+    /// Watchdog audit: re-verify every stored record, recompute every tally, report errors
+    /// and suspicions with their evidence. Exit 0 without errors, 1 with errors (and with
+    /// warnings too under --strict).
+    Audit(AuditArgs),
     /// Follow the live feedback stream, one event per line: first what arrived since you
     /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
     /// at your own key (how producers subscribe).
     Watch(WatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// Audit a stopped node's data dir directly instead of asking the running node.
+    #[arg(long)]
+    offline: bool,
+    /// Warnings fail the audit too (exit 1).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args, Debug)]
@@ -524,6 +538,13 @@ fn api_call(
     Ok(body)
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Percent-encodes a query value.
 fn enc(s: &str) -> String {
     s.bytes()
@@ -876,8 +897,56 @@ fn watch(cli: &Cli, a: &WatchArgs) -> Result<()> {
     })
 }
 
+fn print_audit(cli: &Cli, v: &serde_json::Value) {
+    if cli.json {
+        println!("{v}");
+        return;
+    }
+    println!(
+        "{} records, {} verified, {} petitions: {} errors, {} warnings",
+        v["records"], v["verified"], v["petitions"], v["errors"], v["warnings"]
+    );
+    for f in v["findings"].as_array().into_iter().flatten() {
+        println!(
+            "{:<7} {:<15} {}",
+            f["severity"].as_str().unwrap_or(""),
+            f["code"].as_str().unwrap_or(""),
+            f["message"].as_str().unwrap_or("")
+        );
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Audit(a) => {
+            let v = if a.offline {
+                let dir = data_dir(&cli);
+                if !dir.store_path().exists() {
+                    anyhow::bail!("no store in {}", dir.root().display());
+                }
+                let cfg = dir.config()?.audit;
+                tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
+                    let store = chorus_node::Store::open(dir.store_path()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot open the store ({e}); if its node is running, audit without --offline"
+                        )
+                    })?;
+                    let report = chorus_node::audit::audit(&store, &cfg, now_ms())?;
+                    Ok(serde_json::to_value(report)?)
+                })
+                .await??
+            } else {
+                call(&cli, "/v1/audit".into(), None).await?
+            };
+            print_audit(&cli, &v);
+            let errors = v["errors"].as_u64().unwrap_or(0);
+            let warnings = v["warnings"].as_u64().unwrap_or(0);
+            Ok(if errors > 0 || (a.strict && warnings > 0) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Watch(a) => {
             if let Some(k) = &a.kind {
                 k.parse::<chorus_protocol::Kind>()

@@ -41,6 +41,7 @@ pub(crate) struct ApiState {
     pub(crate) follow_file: std::path::PathBuf,
     /// Fires when the node stops: long-lived answers (event streams) end then.
     pub(crate) cancel: CancellationToken,
+    pub(crate) audit: crate::audit::AuditConfig,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -222,6 +223,18 @@ async fn sync(
     }))
 }
 
+/// `GET /v1/audit`: the watchdog's audit of this node's store.
+async fn audit(State(s): State<ApiState>) -> Result<Json<crate::audit::Report>, ApiError> {
+    let store = s.store.clone();
+    let cfg = s.audit.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::audit::audit(&store, &cfg, crate::net::now_ms())
+    })
+    .await
+    .map_err(|_| Error::NodeStopped)??;
+    Ok(Json(report))
+}
+
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -276,6 +289,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/retract", post(records::retract))
         .route("/v1/respond", post(records::respond))
         .route("/v1/events", get(watch::events))
+        .route("/v1/audit", get(audit))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

@@ -24,6 +24,8 @@ pub struct Config {
     pub ingest: IngestSection,
     /// Catch-up sync.
     pub sync: SyncConfig,
+    /// Thresholds of the watchdog audit's warnings.
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// Catch-up sync.
@@ -204,6 +206,16 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # session_timeout = "10m"
 # Records asked for in one fetch request (at most 1024).
 # fetch_batch = 512
+
+[audit]
+# Warnings of `chorus audit` (suspicions, not errors): at least `burst_keys` keys that do
+# nothing but endorse, first seen within `burst_window` of each other, on one petition; or
+# at least `idle_keys` endorse-only keys on one petition; creation times further ahead than
+# `future_skew`.
+# burst_window = "10m"
+# burst_keys = 25
+# idle_keys = 50
+# future_skew = "10m"
 "#;
 
 impl Config {

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod config;
 mod error;
 pub mod ingest;

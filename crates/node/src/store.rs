@@ -456,6 +456,42 @@ impl Store {
             .saturating_sub(1)
     }
 
+    /// Writes a record's id and topic/time entries with no check and no derived state: only
+    /// for tests that plant what an audit must find.
+    #[doc(hidden)]
+    pub fn plant_record(
+        &self,
+        wire: &[u8],
+        topic: &Topic,
+        created_at: u64,
+        id: &RecordId,
+    ) -> Result<()> {
+        let mut w = BTreeMap::new();
+        w.insert(keys::record(id), Some(keys::location(topic, created_at)));
+        w.insert(
+            keys::timed(keys::TOPIC, &keys::topic_bytes(topic), created_at, id),
+            Some(wire.to_vec()),
+        );
+        self.write(w)?;
+        self.seen.insert_all(std::iter::once(&keys::record(id)));
+        self.flush()
+    }
+
+    /// Overwrites a petition's stored tally with no check: only for tests that plant what an
+    /// audit must find.
+    #[doc(hidden)]
+    pub fn plant_tally(&self, petition: &RecordId, tally: &PetitionTally) -> Result<()> {
+        let mut v = Vec::new();
+        ciborium::ser::into_writer(tally, &mut v).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut w = BTreeMap::new();
+        w.insert(
+            keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]),
+            Some(v),
+        );
+        self.write(w)?;
+        self.flush()
+    }
+
     /// The ids of every stored record, in id order (a full scan: for checks and tests).
     pub fn ids(&self) -> Result<Vec<RecordId>> {
         self.tree
