@@ -1189,3 +1189,84 @@ fn a_node_stops_cleanly_while_a_watch_is_connected() {
     watch.wait_for("caught up", START);
     assert_eq!(node.terminate(), Some(0));
 }
+
+#[test]
+fn audit_reports_nothing_on_an_honest_node_and_strict_fails_on_warnings() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    // A watchdog that finds one endorse-only key suspicious (the default is dozens).
+    ok(&da, &["init"]);
+    std::fs::write(da.path().join("config.toml"), "[audit]\nidle_keys = 1\n").unwrap();
+    let (a, addr) = start(&da, None);
+    let (b, _) = start(&db, Some(&addr));
+    let me = ok(&da, &["id"]);
+    let petition = new_id(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &me,
+            "--title",
+            "Spare parts",
+            "--text",
+            "t",
+            "--threshold",
+            "2",
+        ],
+    );
+    let clean = chorus(&da, &["audit", "--json"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    let v: Value = serde_json::from_str(stdout(&clean).trim()).unwrap();
+    assert_eq!(
+        (v["errors"].as_u64(), v["warnings"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["verified"], v["records"]);
+    assert!(v["records"].as_u64().unwrap() >= 1);
+
+    // B only ever endorses A's petition: a suspicion on A (with this config), not an error.
+    ok(&db, &["follow", "--producer", &me]);
+    let deadline = Instant::now() + TRAVEL;
+    while chorus(&db, &["show", &petition]).status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "the petition never reached B");
+        let _ = chorus(&db, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(&db, &["endorse", &petition]);
+    let deadline = Instant::now() + TRAVEL;
+    loop {
+        let t = json_of(&da, &["tally", &petition]);
+        if t["endorsers"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the endorsement never reached A: {t}"
+        );
+        let _ = chorus(&da, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let warned = chorus(&da, &["audit"]);
+    assert_eq!(
+        warned.status.code(),
+        Some(0),
+        "warnings alone pass: {}",
+        stderr(&warned)
+    );
+    assert!(stdout(&warned).contains("idle-keys"), "{}", stdout(&warned));
+    let strict = chorus(&da, &["audit", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+
+    // Offline: refused while the node holds the store, then fine once it stopped.
+    let busy = chorus(&da, &["audit", "--offline"]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(stderr(&busy).contains("running"), "{}", stderr(&busy));
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+    let offline = chorus(&da, &["audit", "--offline", "--json"]);
+    assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
+    let v: Value = serde_json::from_str(stdout(&offline).trim()).unwrap();
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["warnings"], 1);
+}
