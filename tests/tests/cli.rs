@@ -1270,3 +1270,103 @@ fn audit_reports_nothing_on_an_honest_node_and_strict_fails_on_warnings() {
     assert_eq!(v["errors"], 0);
     assert_eq!(v["warnings"], 1);
 }
+
+#[test]
+fn bundles_and_proofs_export_verify_offline_and_catch_tampering() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (b, _) = start(&db, Some(&addr));
+    let kb = ok(&db, &["id"]);
+    let petition = new_id(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &kb,
+            "--title",
+            "Spare parts",
+            "--text",
+            "t",
+            "--threshold",
+            "2",
+        ],
+    );
+    let mine = new_id(&da, &["endorse", &petition]);
+    // The producer answers; the answer travels back to A.
+    let deadline = Instant::now() + TRAVEL;
+    while chorus(&db, &["show", &petition]).status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the petition never reached the producer"
+        );
+        let _ = chorus(&db, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(
+        &db,
+        &[
+            "respond",
+            &petition,
+            "--status",
+            "acknowledged",
+            "--text",
+            "seen",
+        ],
+    );
+    let deadline = Instant::now() + TRAVEL;
+    while json_of(&da, &["tally", &petition])["response"].is_null() {
+        assert!(Instant::now() < deadline, "the answer never reached A");
+        let _ = chorus(&da, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let file = da.path().join("petition.bundle");
+    let file_s = file.to_str().unwrap();
+    let exported = json_of(&da, &["export", &petition, "-o", file_s]);
+    assert_eq!(exported["count"], 1);
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+
+    // Offline, with no node at all.
+    let v = json_of(&da, &["verify", file_s]);
+    assert_eq!(
+        (v["valid"].as_bool(), v["count"].as_u64()),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["root"], exported["root"]);
+    assert_eq!(v["response"]["status"], "acknowledged");
+    assert!(ok(&da, &["verify", file_s]).contains("valid: 1 endorsers"));
+
+    // Any altered byte is caught, and the culprit named.
+    let bytes = std::fs::read(&file).unwrap();
+    for i in (0..bytes.len()).step_by(7) {
+        let mut t = bytes.clone();
+        t[i] ^= 0x20;
+        std::fs::write(&file, &t).unwrap();
+        let out = chorus(&da, &["verify", file_s]);
+        assert_eq!(out.status.code(), Some(1), "byte {i} altered unnoticed");
+        assert_eq!(stderr(&out).lines().count(), 1);
+    }
+    std::fs::write(&file, &bytes).unwrap();
+
+    // Proofs (the node must run to make one; anyone checks it offline).
+    let (a, _) = start(&da, None);
+    let proof = ok(&da, &["proof", &petition, &mine]);
+    let p: Value = serde_json::from_str(&proof).unwrap();
+    assert_eq!(p["root"], exported["root"]);
+    let proof_file = da.path().join("proof.json");
+    std::fs::write(&proof_file, &proof).unwrap();
+    assert!(ok(&da, &["verify-proof", proof_file.to_str().unwrap()]).starts_with("valid"));
+    let stranger = "ab".repeat(32);
+    let refused = chorus(&da, &["proof", &petition, &stranger]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("not a counted endorsement"));
+    assert_eq!(a.terminate(), Some(0));
+    let mut forged: Value = p.clone();
+    forged["endorsement"] = json!(stranger);
+    std::fs::write(&proof_file, forged.to_string()).unwrap();
+    let out = chorus(&da, &["verify-proof", proof_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}

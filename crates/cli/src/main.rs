@@ -78,10 +78,45 @@ enum Command {
     /// and suspicions with their evidence. Exit 0 without errors, 1 with errors (and with
     /// warnings too under --strict).
     Audit(AuditArgs),
+    /// Write a petition's verifiable bundle (the petition, every counted endorsement, the
+    /// retractions that matter, the producer's responses, attestations, count and Merkle
+    /// root) to a file anyone can check offline with `chorus verify`.
+    Export(ExportArgs),
+    /// Check a bundle file alone, offline: prints the count it proves; exit 1 naming the
+    /// culprit if any piece is altered, forged, duplicated or missing.
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+    },
+    /// Print (JSON) a proof that an endorsement is counted under the petition's root.
+    Proof {
+        /// The petition.
+        #[arg(value_parser = id_arg)]
+        petition: chorus_protocol::RecordId,
+        /// The endorsement.
+        #[arg(value_parser = id_arg)]
+        endorsement: chorus_protocol::RecordId,
+    },
+    /// Check a proof printed by `chorus proof` (a file, or - for stdin), offline; exit 1 if
+    /// it does not hold.
+    VerifyProof {
+        /// The proof file, or - for stdin.
+        file: String,
+    },
     /// Follow the live feedback stream, one event per line: first what arrived since you
     /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
     /// at your own key (how producers subscribe).
     Watch(WatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The petition.
+    #[arg(value_parser = id_arg)]
+    petition: chorus_protocol::RecordId,
+    /// Where to write the bundle.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -493,49 +528,81 @@ mod libp2p_addr {
 
 /// Calls the running node's API: finds its address in `api.json` and its token in
 /// `api.token`, and says plainly when no node is running. `body` makes it a POST.
-fn api_call(
-    dir: &DataDir,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> Result<serde_json::Value> {
-    let no_node = || {
-        anyhow::anyhow!(
-            "no node is running for {} (start one with `chorus node`)",
-            dir.root().display()
-        )
-    };
-    let info = std::fs::read_to_string(dir.api_info_path()).map_err(|_| no_node())?;
+/// Where the running node's API is and its token; says plainly when no node is running.
+fn endpoint(dir: &DataDir) -> Result<(String, String)> {
+    let info = std::fs::read_to_string(dir.api_info_path()).map_err(|_| no_node(dir))?;
     let info: serde_json::Value = serde_json::from_str(&info).context("api.json is corrupt")?;
     let addr = info["addr"]
         .as_str()
         .context("api.json has no addr")?
         .to_string();
     let token = dir.api_token().context("cannot read the API token")?;
-    let url = format!("http://{addr}{path}");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    Ok((addr, format!("Bearer {token}")))
+}
+
+fn no_node(dir: &DataDir) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no node is running for {} (start one with `chorus node`)",
+        dir.root().display()
+    )
+}
+
+/// A failed answer's JSON error as one line.
+fn api_error(resp: &mut ureq::http::Response<ureq::Body>) -> anyhow::Error {
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
+    anyhow::anyhow!(
+        "{} ({})",
+        body["message"].as_str().unwrap_or("request failed"),
+        body["code"].as_str().unwrap_or("error")
+    )
+}
+
+fn agent(timeout: Option<std::time::Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .timeout_global(timeout)
         .build()
-        .into();
-    let auth = format!("Bearer {token}");
+        .into()
+}
+
+/// Calls the running node's API (`body` makes it a POST) and returns its JSON answer.
+fn api_call(
+    dir: &DataDir,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let (addr, auth) = endpoint(dir)?;
+    let url = format!("http://{addr}{path}");
+    let agent = agent(Some(std::time::Duration::from_secs(30)));
     let sent = match body {
         None => agent.get(&url).header("Authorization", &auth).call(),
         Some(b) => agent.post(&url).header("Authorization", &auth).send_json(b),
     };
-    let mut resp = sent.map_err(|_| no_node())?;
-    let status = resp.status();
-    let body: serde_json::Value = resp
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("{url}: the node's answer is not JSON"))?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "{} ({})",
-            body["message"].as_str().unwrap_or("request failed"),
-            body["code"].as_str().unwrap_or("error")
-        );
+    let mut resp = sent.map_err(|_| no_node(dir))?;
+    if !resp.status().is_success() {
+        return Err(api_error(&mut resp));
     }
-    Ok(body)
+    resp.body_mut()
+        .read_json()
+        .with_context(|| format!("{url}: the node's answer is not JSON"))
+}
+
+/// Gets raw bytes from the running node's API.
+fn api_bytes(dir: &DataDir, path: &str) -> Result<Vec<u8>> {
+    let (addr, auth) = endpoint(dir)?;
+    let mut resp = agent(Some(std::time::Duration::from_secs(120)))
+        .get(&format!("http://{addr}{path}"))
+        .header("Authorization", &auth)
+        .call()
+        .map_err(|_| no_node(dir))?;
+    if !resp.status().is_success() {
+        return Err(api_error(&mut resp));
+    }
+    resp.body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .context("the node's answer broke off")
 }
 
 fn now_ms() -> u64 {
@@ -696,35 +763,14 @@ fn api_stream(
     mut each: impl FnMut(&str, Option<u64>, &str) -> Result<bool>,
 ) -> Result<()> {
     use std::io::BufRead;
-    let no_node = || {
-        anyhow::anyhow!(
-            "no node is running for {} (start one with `chorus node`)",
-            dir.root().display()
-        )
-    };
-    let info = std::fs::read_to_string(dir.api_info_path()).map_err(|_| no_node())?;
-    let info: serde_json::Value = serde_json::from_str(&info).context("api.json is corrupt")?;
-    let addr = info["addr"]
-        .as_str()
-        .context("api.json has no addr")?
-        .to_string();
-    let token = dir.api_token().context("cannot read the API token")?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
+    let (addr, auth) = endpoint(dir)?;
+    let mut resp = agent(None)
         .get(&format!("http://{addr}{path}"))
-        .header("Authorization", &format!("Bearer {token}"))
+        .header("Authorization", &auth)
         .call()
-        .map_err(|_| no_node())?;
+        .map_err(|_| no_node(dir))?;
     if !resp.status().is_success() {
-        let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
-        anyhow::bail!(
-            "{} ({})",
-            body["message"].as_str().unwrap_or("request failed"),
-            body["code"].as_str().unwrap_or("error")
-        );
+        return Err(api_error(&mut resp));
     }
     let reader = std::io::BufReader::new(resp.into_body().into_reader());
     let (mut event, mut id, mut data) = (String::new(), None, String::new());
@@ -916,8 +962,169 @@ fn print_audit(cli: &Cli, v: &serde_json::Value) {
     }
 }
 
+fn hex32(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let id: chorus_protocol::RecordId = s.parse().ok()?;
+    Some(*id.as_bytes())
+}
+
+fn fetch_bundle(cli: &Cli, petition: &chorus_protocol::RecordId) -> Result<Vec<u8>> {
+    let dir = data_dir(cli);
+    let path = format!("/v1/bundle/{petition}");
+    api_bytes(&dir, &path)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Export(a) => {
+            let cli2 = Cli {
+                data_dir: cli.data_dir.clone(),
+                json: cli.json,
+                command: Command::Id,
+            };
+            let petition = a.petition;
+            let bytes =
+                tokio::task::spawn_blocking(move || fetch_bundle(&cli2, &petition)).await??;
+            let bundle = chorus_protocol::bundle::Bundle::decode(&bytes)?;
+            let v = chorus_protocol::bundle::verify(&bundle)
+                .map_err(|e| anyhow::anyhow!("the node's own bundle does not verify: {e}"))?;
+            std::fs::write(&a.output, &bytes)
+                .with_context(|| format!("cannot write {}", a.output.display()))?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "file": a.output.display().to_string(), "petition": a.petition.to_string(),
+                        "count": v.count, "root": hex32(&v.root), "bytes": bytes.len(),
+                    })
+                );
+            } else {
+                println!(
+                    "wrote {}: {} endorsers of {}, root {}",
+                    a.output.display(),
+                    v.count,
+                    a.petition,
+                    hex32(&v.root)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { file } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let checked = chorus_protocol::bundle::Bundle::decode(&bytes)
+                .and_then(|b| chorus_protocol::bundle::verify(&b));
+            match checked {
+                Ok(v) => {
+                    let title = match &v.petition.record().body {
+                        chorus_protocol::Body::Petition(p) => p.title.clone(),
+                        _ => String::new(),
+                    };
+                    if cli.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "valid": true, "petition": v.petition.id().to_string(),
+                                "title": title, "count": v.count, "root": hex32(&v.root),
+                                "response": v.response.as_ref().map(|r| serde_json::json!({"id": r.0.to_string(), "status": r.1})),
+                            })
+                        );
+                    } else {
+                        println!(
+                            "valid: {} endorsers of \"{title}\" ({}), root {}",
+                            v.count,
+                            v.petition.id(),
+                            hex32(&v.root)
+                        );
+                        if let Some((id, status)) = &v.response {
+                            println!("producer's answer: {status} ({id})");
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if cli.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "valid": false, "error": e.to_string() })
+                        );
+                    }
+                    eprintln!("chorus: {}: {e}", file.display());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Proof {
+            petition,
+            endorsement,
+        } => {
+            let cli2 = Cli {
+                data_dir: cli.data_dir.clone(),
+                json: cli.json,
+                command: Command::Id,
+            };
+            let p = *petition;
+            let bytes = tokio::task::spawn_blocking(move || fetch_bundle(&cli2, &p)).await??;
+            let v =
+                chorus_protocol::bundle::verify(&chorus_protocol::bundle::Bundle::decode(&bytes)?)
+                    .map_err(|e| anyhow::anyhow!("the node's own bundle does not verify: {e}"))?;
+            let path = chorus_protocol::bundle::merkle_proof(&v.counted, endorsement)
+                .with_context(|| {
+                    format!("{endorsement} is not a counted endorsement of {petition}")
+                })?;
+            let proof = serde_json::json!({
+                "petition": petition.to_string(),
+                "endorsement": endorsement.to_string(),
+                "count": v.count,
+                "root": hex32(&v.root),
+                "path": path.iter().map(|s| serde_json::json!({"left": s.left, "hash": hex32(&s.hash)})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyProof { file } => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+            } else {
+                std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(&text).context("the proof is not JSON")?;
+            let root = v["root"]
+                .as_str()
+                .and_then(unhex32)
+                .context("the proof has no valid root")?;
+            let id: chorus_protocol::RecordId = v["endorsement"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .context("the proof has no valid endorsement id")?;
+            let mut path = Vec::new();
+            for step in v["path"].as_array().context("the proof has no path")? {
+                path.push(chorus_protocol::bundle::Step {
+                    left: step["left"].as_bool().context("a path step has no side")?,
+                    hash: step["hash"]
+                        .as_str()
+                        .and_then(unhex32)
+                        .context("a path step has no hash")?,
+                });
+            }
+            if chorus_protocol::bundle::verify_proof(&root, &id, &path) {
+                println!(
+                    "valid: endorsement {id} is counted under root {}",
+                    hex32(&root)
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "chorus: the proof does not hold: {id} is not under root {}",
+                    hex32(&root)
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
         Command::Audit(a) => {
             let v = if a.offline {
                 let dir = data_dir(&cli);

@@ -235,6 +235,35 @@ async fn audit(State(s): State<ApiState>) -> Result<Json<crate::audit::Report>, 
     Ok(Json(report))
 }
 
+/// `GET /v1/bundle/{id}`: the petition's verifiable bundle (`application/cbor`).
+async fn bundle(
+    State(s): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let pid: chorus_protocol::RecordId = id.parse().map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_id",
+        message: format!("petition {id:?}: {e}"),
+    })?;
+    let store = s.store.clone();
+    let exported = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &pid))
+        .await
+        .map_err(|_| Error::NodeStopped)?
+        .map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "not_a_petition",
+            message: e.to_string(),
+        })?;
+    match exported {
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no petition {pid} in this node's store"),
+        }),
+        Some(b) => Ok(([(header::CONTENT_TYPE, "application/cbor")], b.encode()).into_response()),
+    }
+}
+
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -290,6 +319,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/respond", post(records::respond))
         .route("/v1/events", get(watch::events))
         .route("/v1/audit", get(audit))
+        .route("/v1/bundle/{id}", get(bundle))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

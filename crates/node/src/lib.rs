@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bundle;
 pub mod config;
 mod error;
 pub mod ingest;

@@ -13,12 +13,14 @@
 //! - [`sign`]: the signature rule (cofactored Ed25519 with strict encodings) alone and in
 //!   batches, with the same verdict either way.
 //! - [`validate`]: the context-free validity rules and their limits.
+//! - [`bundle`]: verifiable tally bundles, Merkle roots and inclusion proofs.
 //!
 //! This crate is pure: no I/O, no async runtime, no clock (callers pass `now`).
 //! `docs/PROTOCOL.md` in the repository is the normative specification.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod cbor;
 mod error;
 pub mod record;

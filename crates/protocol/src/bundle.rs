@@ -1,0 +1,636 @@
+//! Verifiable tally bundles and inclusion proofs (`docs/PROTOCOL.md` §14): what lets anyone
+//! check a petition's count offline, from signed records alone.
+//!
+//! **Merkle root** of a set of record ids: sort the ids bytewise; leaves are
+//! `BLAKE3(0x00 || id)`; each level pairs neighbours into `BLAKE3(0x01 || left || right)`, an
+//! odd last node moving up unchanged; the root is the last node left. The empty set's root
+//! is 32 zero bytes.
+//!
+//! A **bundle** holds a petition, every counted endorsement (verbatim wire bytes), any
+//! retractions and the producer's responses that matter, attestations, and the claimed
+//! `count` and `root` (over the counted endorsements' ids). [`verify`] recomputes both.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ciborium::Value;
+
+use crate::{Body, Kind, RecordId, SignedRecord};
+
+/// What is wrong with a bundle or a proof; each names its culprit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// Not a bundle (CBOR shape, version).
+    #[error("not a bundle: {0}")]
+    Malformed(String),
+    /// A record in the bundle is invalid (decoding, id or signature).
+    #[error("{part} #{index} is invalid: {reason}")]
+    InvalidRecord {
+        /// Which list (`petition`, `endorsements`, ...).
+        part: &'static str,
+        /// Its position there.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The same record twice.
+    #[error("record {0} appears twice")]
+    Duplicate(RecordId),
+    /// A record that does not belong (wrong kind, petition, topic, author, deadline).
+    #[error("record {id} does not belong in this bundle: {reason}")]
+    Foreign {
+        /// The record.
+        id: RecordId,
+        /// Why.
+        reason: String,
+    },
+    /// The claimed count is not what the records give.
+    #[error("the bundle claims {claimed} endorsers, its records give {actual}")]
+    CountMismatch {
+        /// In the bundle.
+        claimed: u64,
+        /// Recomputed.
+        actual: u64,
+    },
+    /// The claimed root is not the root of the counted endorsements.
+    #[error("the bundle's root {claimed} is not the root of its counted endorsements ({actual})")]
+    RootMismatch {
+        /// In the bundle, hex.
+        claimed: String,
+        /// Recomputed, hex.
+        actual: String,
+    },
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn leaf(id: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&[0]);
+    h.update(id);
+    *h.finalize().as_bytes()
+}
+
+fn node(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&[1]);
+    h.update(l);
+    h.update(r);
+    *h.finalize().as_bytes()
+}
+
+fn levels(sorted: &[RecordId]) -> Vec<Vec<[u8; 32]>> {
+    let mut out = vec![sorted
+        .iter()
+        .map(|id| leaf(id.as_bytes()))
+        .collect::<Vec<_>>()];
+    while out.last().is_some_and(|l| l.len() > 1) {
+        let prev = out.last().map(Vec::as_slice).unwrap_or(&[]);
+        let next: Vec<[u8; 32]> = prev
+            .chunks(2)
+            .map(|p| match p {
+                [l, r] => node(l, r),
+                [one] => *one,
+                _ => [0; 32],
+            })
+            .collect();
+        out.push(next);
+    }
+    out
+}
+
+/// The Merkle root of a set of ids (any order; duplicates count once).
+pub fn merkle_root(ids: &[RecordId]) -> [u8; 32] {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    levels(&sorted)
+        .last()
+        .and_then(|l| l.first().copied())
+        .unwrap_or([0; 32])
+}
+
+/// One step of an inclusion proof: a sibling hash and whether it is on the left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The sibling is the left input of the parent.
+    pub left: bool,
+    /// The sibling's hash.
+    pub hash: [u8; 32],
+}
+
+/// The inclusion proof of `id` in the set `ids`, or `None` if it is not a member.
+pub fn merkle_proof(ids: &[RecordId], id: &RecordId) -> Option<Vec<Step>> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut i = sorted.binary_search(id).ok()?;
+    let mut path = Vec::new();
+    for level in levels(&sorted) {
+        if level.len() == 1 {
+            break;
+        }
+        let sibling = i ^ 1;
+        if let Some(h) = level.get(sibling) {
+            path.push(Step {
+                left: sibling < i,
+                hash: *h,
+            });
+        }
+        i /= 2;
+    }
+    Some(path)
+}
+
+/// Does this proof show `id` counted under `root`?
+pub fn verify_proof(root: &[u8; 32], id: &RecordId, path: &[Step]) -> bool {
+    let mut h = leaf(id.as_bytes());
+    for s in path {
+        h = if s.left {
+            node(&s.hash, &h)
+        } else {
+            node(&h, &s.hash)
+        };
+    }
+    h == *root
+}
+
+/// A verifiable bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// The petition.
+    pub petition: Vec<u8>,
+    /// Counted endorsements.
+    pub endorsements: Vec<Vec<u8>>,
+    /// Retractions of endorsements in the bundle.
+    pub retractions: Vec<Vec<u8>>,
+    /// The targeted producer's responses.
+    pub responses: Vec<Vec<u8>>,
+    /// Attestations about the petition.
+    pub attestations: Vec<Vec<u8>>,
+    /// Claimed number of endorsers.
+    pub count: u64,
+    /// Claimed root of the counted endorsements' ids.
+    pub root: [u8; 32],
+}
+
+const PARTS: [&str; 4] = ["endorsements", "retractions", "responses", "attestations"];
+
+impl Bundle {
+    /// Encodes the bundle: a CBOR map with text keys in the canonical order (`v`, then by
+    /// length and bytes: `root`, `count`, `petition`, `responses`, `retractions`,
+    /// `attestations`, `endorsements`).
+    pub fn encode(&self) -> Vec<u8> {
+        let list =
+            |l: &[Vec<u8>]| Value::Array(l.iter().map(|w| Value::Bytes(w.clone())).collect());
+        let mut m = vec![
+            (Value::Text("v".into()), Value::Integer(1.into())),
+            (Value::Text("root".into()), Value::Bytes(self.root.to_vec())),
+            (
+                Value::Text("count".into()),
+                Value::Integer(self.count.into()),
+            ),
+            (
+                Value::Text("petition".into()),
+                Value::Bytes(self.petition.clone()),
+            ),
+            (Value::Text("responses".into()), list(&self.responses)),
+            (Value::Text("retractions".into()), list(&self.retractions)),
+            (Value::Text("attestations".into()), list(&self.attestations)),
+            (Value::Text("endorsements".into()), list(&self.endorsements)),
+        ];
+        m.sort_by(|(a, _), (b, _)| {
+            let (a, b) = (a.as_text().unwrap_or(""), b.as_text().unwrap_or(""));
+            a.len().cmp(&b.len()).then(a.cmp(b))
+        });
+        let mut out = Vec::new();
+        let _ = ciborium::ser::into_writer(&Value::Map(m), &mut out);
+        out
+    }
+
+    /// Decodes a bundle (its records are checked by [`verify`]).
+    pub fn decode(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        let bad = |m: &str| BundleError::Malformed(m.to_string());
+        let v: Value = ciborium::de::from_reader(bytes).map_err(|_| bad("not CBOR"))?;
+        let Value::Map(m) = v else {
+            return Err(bad("not a map"));
+        };
+        let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+        for (k, v) in m {
+            let Value::Text(k) = k else {
+                return Err(bad("a key is not text"));
+            };
+            if fields.insert(k.clone(), v).is_some() {
+                return Err(BundleError::Malformed(format!("key {k} twice")));
+            }
+        }
+        let take = |k: &str| {
+            fields
+                .get(k)
+                .ok_or_else(|| BundleError::Malformed(format!("no {k}")))
+        };
+        if take("v")?.as_integer().and_then(|i| u64::try_from(i).ok()) != Some(1) {
+            return Err(bad("unknown version"));
+        }
+        let bytes_of = |v: &Value| v.as_bytes().cloned().ok_or_else(|| bad("expected bytes"));
+        let list = |k: &str| -> Result<Vec<Vec<u8>>, BundleError> {
+            take(k)?
+                .as_array()
+                .ok_or_else(|| BundleError::Malformed(format!("{k} is not a list")))?
+                .iter()
+                .map(bytes_of)
+                .collect()
+        };
+        if fields.len() != 8 {
+            return Err(bad("unknown or missing fields"));
+        }
+        let root: [u8; 32] = bytes_of(take("root")?)?
+            .try_into()
+            .map_err(|_| bad("root is not 32 bytes"))?;
+        Ok(Bundle {
+            petition: bytes_of(take("petition")?)?,
+            endorsements: list("endorsements")?,
+            retractions: list("retractions")?,
+            responses: list("responses")?,
+            attestations: list("attestations")?,
+            count: take("count")?
+                .as_integer()
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or_else(|| bad("count is not a number"))?,
+            root,
+        })
+    }
+}
+
+/// What a bundle proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The petition.
+    pub petition: SignedRecord,
+    /// Distinct endorsers counted.
+    pub count: u64,
+    /// Root of the counted endorsements' ids.
+    pub root: [u8; 32],
+    /// Ids of the counted endorsements.
+    pub counted: Vec<RecordId>,
+    /// The producer's latest response (status), if any.
+    pub response: Option<(RecordId, String)>,
+}
+
+fn open(part: &'static str, index: usize, wire: &[u8]) -> Result<SignedRecord, BundleError> {
+    let invalid = |reason: String| BundleError::InvalidRecord {
+        part,
+        index,
+        reason,
+    };
+    let rec = SignedRecord::from_bytes(wire).map_err(|e| invalid(e.to_string()))?;
+    rec.verify().map_err(|e| invalid(e.to_string()))?;
+    Ok(rec)
+}
+
+/// Checks every piece of a bundle and recomputes what it proves.
+pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
+    let petition = open("petition", 0, &b.petition)?;
+    let Body::Petition(p) = &petition.record().body else {
+        return Err(BundleError::Foreign {
+            id: petition.id(),
+            reason: "the bundle's petition is not a petition".into(),
+        });
+    };
+    let mut seen = HashSet::from([petition.id()]);
+    let mut parts: BTreeMap<&str, Vec<SignedRecord>> = BTreeMap::new();
+    for (name, list) in PARTS.iter().zip([
+        &b.endorsements,
+        &b.retractions,
+        &b.responses,
+        &b.attestations,
+    ]) {
+        let mut recs = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            let r = open(name, i, w)?;
+            if !seen.insert(r.id()) {
+                return Err(BundleError::Duplicate(r.id()));
+            }
+            recs.push(r);
+        }
+        parts.insert(name, recs);
+    }
+    let foreign = |r: &SignedRecord, reason: &str| BundleError::Foreign {
+        id: r.id(),
+        reason: reason.to_string(),
+    };
+    let empty = Vec::new();
+    let endorsements = parts.get("endorsements").unwrap_or(&empty);
+    // Latest state per author, among endorsements and their retractions.
+    let mut latest: BTreeMap<[u8; 32], (u64, RecordId, bool)> = BTreeMap::new();
+    let mut by_id = BTreeMap::new();
+    for e in endorsements {
+        match &e.record().body {
+            Body::Endorsement(x) if x.petition == petition.id() => {}
+            _ => return Err(foreign(e, "not an endorsement of this petition")),
+        }
+        if e.record().topic != petition.record().topic {
+            return Err(foreign(e, "not on the petition's topic"));
+        }
+        if p.deadline.is_some_and(|d| e.record().created_at > d) {
+            return Err(foreign(e, "created after the deadline"));
+        }
+        by_id.insert(e.id(), e);
+        let key = *e.author().as_bytes();
+        let state = (e.record().created_at, e.id(), true);
+        let slot = latest.entry(key).or_insert(state);
+        if (state.0, state.1) > (slot.0, slot.1) {
+            *slot = state;
+        }
+    }
+    for r in parts.get("retractions").unwrap_or(&empty) {
+        let Body::Retraction(x) = &r.record().body else {
+            return Err(foreign(r, "not a retraction"));
+        };
+        let Some(target) = by_id.get(&x.target) else {
+            return Err(foreign(r, "retracts no endorsement of this bundle"));
+        };
+        if target.author() != r.author() {
+            return Err(foreign(r, "retracts someone else's endorsement"));
+        }
+        if p.deadline.is_some_and(|d| r.record().created_at > d) {
+            continue;
+        }
+        let state = (r.record().created_at, r.id(), false);
+        let slot = latest.entry(*r.author().as_bytes()).or_insert(state);
+        if (state.0, state.1) > (slot.0, slot.1) {
+            *slot = state;
+        }
+    }
+    let mut response = None;
+    for r in parts.get("responses").unwrap_or(&empty) {
+        let Body::Response(x) = &r.record().body else {
+            return Err(foreign(r, "not a response"));
+        };
+        if x.target != petition.id() || r.author() != p.producer {
+            return Err(foreign(
+                r,
+                "not the targeted producer's answer to this petition",
+            ));
+        }
+        let newer = response
+            .as_ref()
+            .is_none_or(|(at, id, _): &(u64, RecordId, String)| {
+                (r.record().created_at, r.id()) > (*at, *id)
+            });
+        if newer {
+            response = Some((r.record().created_at, r.id(), x.status.as_str().to_string()));
+        }
+    }
+    for a in parts.get("attestations").unwrap_or(&empty) {
+        if a.record().kind() != Kind::Attestation {
+            return Err(foreign(a, "not an attestation"));
+        }
+    }
+    let counted: Vec<RecordId> = latest.values().filter(|s| s.2).map(|s| s.1).collect();
+    // Every endorsement in the bundle must be counted (superseded ones are not evidence).
+    for e in endorsements {
+        if !counted.contains(&e.id()) && latest.get(e.author().as_bytes()).is_some_and(|s| s.2) {
+            return Err(foreign(
+                e,
+                "superseded by a later endorsement of the same author",
+            ));
+        }
+    }
+    let count = counted.len() as u64;
+    let root = merkle_root(&counted);
+    if count != b.count {
+        return Err(BundleError::CountMismatch {
+            claimed: b.count,
+            actual: count,
+        });
+    }
+    if root != b.root {
+        return Err(BundleError::RootMismatch {
+            claimed: hex(&b.root),
+            actual: hex(&root),
+        });
+    }
+    Ok(Verified {
+        petition,
+        count,
+        root,
+        counted,
+        response: response.map(|(_, id, s)| (id, s)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u8) -> Vec<RecordId> {
+        (0..n)
+            .map(|i| RecordId(*blake3::hash(&[i]).as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn proofs_verify_for_members_only_at_every_size() {
+        assert_eq!(merkle_root(&[]), [0; 32]);
+        for n in 1..=17u8 {
+            let set = ids(n);
+            let root = merkle_root(&set);
+            for id in &set {
+                let path = merkle_proof(&set, id).unwrap();
+                assert!(verify_proof(&root, id, &path), "n={n}");
+                let mut wrong = path.clone();
+                if let Some(s) = wrong.first_mut() {
+                    s.hash[0] ^= 1;
+                    assert!(!verify_proof(&root, id, &wrong));
+                }
+            }
+            let stranger = RecordId([0xee; 32]);
+            assert!(merkle_proof(&set, &stranger).is_none());
+            assert!(!verify_proof(
+                &root,
+                &stranger,
+                &merkle_proof(&set, &set[0]).unwrap()
+            ));
+        }
+        // Order does not matter.
+        let mut rev = ids(9);
+        rev.reverse();
+        assert_eq!(merkle_root(&rev), merkle_root(&ids(9)));
+    }
+}
+
+#[cfg(test)]
+mod bundle_tests {
+    use super::*;
+    use crate::testing::key;
+    use crate::{
+        Endorsement, Petition, PetitionVariant, RecordBuilder, Response, ResponseStatus, Retraction,
+    };
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn petition() -> SignedRecord {
+        RecordBuilder::new(Body::Petition(Petition {
+            producer: crate::testing::author(1),
+            product: None,
+            group: None,
+            title: "Spare parts".into(),
+            text: "Sell them.".into(),
+            threshold: 3,
+            deadline: Some(T0 + 1_000_000),
+            variant: PetitionVariant::Demand,
+        }))
+        .created_at(T0)
+        .sign(&key(2))
+        .unwrap()
+    }
+
+    fn about(p: &SignedRecord, k: u8, at: u64, body: Body) -> SignedRecord {
+        RecordBuilder::new(body)
+            .created_at(at)
+            .topic(p.record().topic)
+            .sign(&key(k))
+            .unwrap()
+    }
+
+    fn endorse(p: &SignedRecord, k: u8, at: u64) -> SignedRecord {
+        about(
+            p,
+            k,
+            at,
+            Body::Endorsement(Endorsement {
+                petition: p.id(),
+                comment: None,
+                pledge: None,
+            }),
+        )
+    }
+
+    /// A bundle of 5 endorsers, one of whom retracted, and the producer's answer.
+    pub(crate) fn sample() -> (Bundle, Vec<RecordId>) {
+        let p = petition();
+        let es: Vec<SignedRecord> = (10..15)
+            .map(|k| endorse(&p, k, T0 + u64::from(k)))
+            .collect();
+        let r = about(
+            &p,
+            14,
+            T0 + 100,
+            Body::Retraction(Retraction { target: es[4].id() }),
+        );
+        let resp = RecordBuilder::new(Body::Response(Response {
+            target: p.id(),
+            status: ResponseStatus::Acknowledged,
+            text: "Seen.".into(),
+            root: None,
+        }))
+        .created_at(T0 + 200)
+        .sign(&key(1))
+        .unwrap();
+        let counted: Vec<RecordId> = es[..4].iter().map(|e| e.id()).collect();
+        let b = Bundle {
+            petition: p.wire().to_vec(),
+            endorsements: es.iter().map(|e| e.wire().to_vec()).collect(),
+            retractions: vec![r.wire().to_vec()],
+            responses: vec![resp.wire().to_vec()],
+            attestations: vec![],
+            count: 4,
+            root: merkle_root(&counted),
+        };
+        (b, counted)
+    }
+
+    #[test]
+    fn a_bundle_round_trips_and_proves_its_count() {
+        let (b, counted) = sample();
+        let bytes = b.encode();
+        assert_eq!(Bundle::decode(&bytes).unwrap(), b);
+        let v = verify(&b).unwrap();
+        assert_eq!(v.count, 4);
+        let mut c = counted.clone();
+        c.sort();
+        let mut got = v.counted.clone();
+        got.sort();
+        assert_eq!(got, c);
+        assert_eq!(
+            v.response.as_ref().map(|r| r.1.as_str()),
+            Some("acknowledged")
+        );
+    }
+
+    #[test]
+    fn every_byte_level_tampering_is_detected() {
+        let (b, _) = sample();
+        let bytes = b.encode();
+        // Flip every bit position of one byte at a time, across the whole file.
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 0x01;
+            let verdict = Bundle::decode(&t).and_then(|x| verify(&x).map(|_| ()));
+            assert!(verdict.is_err(), "flipping byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn missing_duplicated_forged_and_foreign_pieces_are_named() {
+        let (b, _) = sample();
+        let mut missing = b.clone();
+        missing.endorsements.remove(0);
+        assert!(matches!(
+            verify(&missing),
+            Err(BundleError::CountMismatch {
+                claimed: 4,
+                actual: 3
+            })
+        ));
+        let mut dup = b.clone();
+        dup.endorsements.push(b.endorsements[1].clone());
+        assert!(matches!(verify(&dup), Err(BundleError::Duplicate(_))));
+        let mut forged = b.clone();
+        let n = forged.endorsements[2].len();
+        forged.endorsements[2][n - 2] ^= 4;
+        assert!(matches!(
+            verify(&forged),
+            Err(BundleError::InvalidRecord {
+                part: "endorsements",
+                index: 2,
+                ..
+            })
+        ));
+        let mut inflated = b.clone();
+        inflated.count = 5;
+        assert!(matches!(
+            verify(&inflated),
+            Err(BundleError::CountMismatch { .. })
+        ));
+        let mut wrong_root = b.clone();
+        wrong_root.root[0] ^= 1;
+        assert!(matches!(
+            verify(&wrong_root),
+            Err(BundleError::RootMismatch { .. })
+        ));
+        // A response by someone else than the producer.
+        let p = petition();
+        let fake = RecordBuilder::new(Body::Response(Response {
+            target: p.id(),
+            status: ResponseStatus::Done,
+            text: "Done!".into(),
+            root: None,
+        }))
+        .created_at(T0 + 300)
+        .sign(&key(9))
+        .unwrap();
+        let mut foreign = b.clone();
+        foreign.responses.push(fake.wire().to_vec());
+        assert!(
+            matches!(verify(&foreign), Err(BundleError::Foreign { id, .. }) if id == fake.id())
+        );
+        // An endorsement after the deadline.
+        let late = endorse(&p, 30, T0 + 2_000_000);
+        let mut l = b.clone();
+        l.endorsements.push(late.wire().to_vec());
+        assert!(matches!(verify(&l), Err(BundleError::Foreign { id, .. }) if id == late.id()));
+    }
+}
