@@ -591,6 +591,108 @@ def check_vector(vec):
     return (not problems), "; ".join(problems) or "valid"
 
 
+# --------------------------------------------------------------------------- bundles (section 14)
+
+def merkle_leaf(i):
+    return blake3(b"\x00" + i)
+
+
+def merkle_root(ids):
+    level = [merkle_leaf(i) for i in sorted(set(ids))]
+    if not level:
+        return bytes(32)
+    while len(level) > 1:
+        level = [blake3(b"\x01" + level[k] + level[k + 1]) if k + 1 < len(level) else level[k]
+                 for k in range(0, len(level), 2)]
+    return level[0]
+
+
+def verify_bundle(data):
+    """Section 14.2: returns (count, root) or raises Invalid naming the culprit."""
+    b = cbor_decode_one(data)
+    want = {"v", "root", "count", "petition", "responses", "retractions", "attestations", "endorsements"}
+    if not isinstance(b, dict) or set(b) != want or b["v"] != 1:
+        raise Invalid("Malformed", "not a version-1 bundle")
+    far = 1 << 62
+    _, _, pet, pid = verify_wire(b["petition"], far)
+    if pet["kind"] != "petition":
+        raise Invalid("Foreign", "the petition is not a petition")
+    deadline = pet["body"].get("deadline")
+    seen, latest, by_id = {pid}, {}, {}
+    for e in b["endorsements"]:
+        _, _, rec, rid = verify_wire(e, far)
+        if rid in seen:
+            raise Invalid("Duplicate", rid.hex())
+        seen.add(rid)
+        if rec["kind"] != "endorsement" or rec["body"]["petition"] != pid or rec["topic"] != pet["topic"]:
+            raise Invalid("Foreign", rid.hex())
+        if deadline is not None and rec["created_at"] > deadline:
+            raise Invalid("Foreign", rid.hex() + " after the deadline")
+        by_id[rid] = rec
+        cur = latest.get(rec["author"])
+        if cur is None or (rec["created_at"], rid) > cur[:2]:
+            latest[rec["author"]] = (rec["created_at"], rid, True)
+    for r in b["retractions"]:
+        _, _, rec, rid = verify_wire(r, far)
+        if rid in seen:
+            raise Invalid("Duplicate", rid.hex())
+        seen.add(rid)
+        target = by_id.get(rec["body"].get("target")) if rec["kind"] == "retraction" else None
+        if target is None or target["author"] != rec["author"]:
+            raise Invalid("Foreign", rid.hex())
+        if deadline is not None and rec["created_at"] > deadline:
+            continue
+        cur = latest.get(rec["author"])
+        if cur is None or (rec["created_at"], rid) > cur[:2]:
+            latest[rec["author"]] = (rec["created_at"], rid, False)
+    for part in ("responses", "attestations"):
+        for w in b[part]:
+            _, _, rec, rid = verify_wire(w, far)
+            if rid in seen:
+                raise Invalid("Duplicate", rid.hex())
+            seen.add(rid)
+            if part == "responses" and (rec["body"]["target"] != pid or rec["author"] != pet["body"]["producer"]):
+                raise Invalid("Foreign", rid.hex())
+    counted = [s[1] for s in latest.values() if s[2]]
+    for rid in by_id:
+        author = by_id[rid]["author"]
+        if rid not in counted and latest[author][2]:
+            raise Invalid("Foreign", rid.hex() + " superseded")
+    root = merkle_root(counted)
+    if len(counted) != b["count"]:
+        raise Invalid("CountMismatch", f"claims {b['count']}, records give {len(counted)}")
+    if root != b["root"]:
+        raise Invalid("RootMismatch", root.hex())
+    return len(counted), root
+
+
+def verify_proof(proof):
+    h = merkle_leaf(bytes.fromhex(proof["endorsement"]))
+    for step in proof["path"]:
+        s = bytes.fromhex(step["hash"])
+        h = blake3(b"\x01" + s + h) if step["left"] else blake3(b"\x01" + h + s)
+    return h.hex() == proof["root"]
+
+
+def check_bundle_vectors(root):
+    bundle = (root / "docs" / "test-bundle.cbor").read_bytes()
+    proof = json.loads((root / "docs" / "test-proof.json").read_text(encoding="utf-8"))
+    count, r = verify_bundle(bundle)
+    assert count == proof["count"] and r.hex() == proof["root"], "bundle and proof disagree"
+    assert verify_proof(proof), "the proof does not hold"
+    bad = dict(proof, endorsement="00" * 32)
+    assert not verify_proof(bad), "a forged proof holds"
+    for i in range(0, len(bundle), 5):
+        t = bytearray(bundle)
+        t[i] ^= 1
+        try:
+            verify_bundle(bytes(t))
+        except (Invalid, KeyError, TypeError, AttributeError, ValueError, IndexError):
+            continue
+        raise AssertionError(f"bundle byte {i} altered unnoticed")
+    print(f"ok   bundle: {count} endorsers, root {r.hex()}; proof holds; tampering caught")
+
+
 def main(argv):
     blake3_self_test()
     root = pathlib.Path(__file__).resolve().parent.parent
@@ -609,6 +711,8 @@ def main(argv):
     if other_reason:
         print(f"warning: {other_reason} invalid vector(s) refused for another reason than `error`")
     print(f"{passed} passed, {failed} failed")
+    if len(argv) <= 1:
+        check_bundle_vectors(root)
     return 0 if failed == 0 else 1
 
 

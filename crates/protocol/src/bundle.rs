@@ -462,7 +462,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod bundle_tests {
+pub(crate) mod bundle_tests {
     use super::*;
     use crate::testing::key;
     use crate::{
@@ -632,5 +632,56 @@ mod bundle_tests {
         let mut l = b.clone();
         l.endorsements.push(late.wire().to_vec());
         assert!(matches!(verify(&l), Err(BundleError::Foreign { id, .. }) if id == late.id()));
+    }
+}
+
+#[cfg(test)]
+mod vectors {
+    //! `docs/test-bundle.cbor` and `docs/test-proof.json`: a bundle and an inclusion proof
+    //! that other implementations check themselves against. `CHORUS_BLESS=1 cargo test -p
+    //! chorus-protocol bundle` rewrites them.
+    use super::*;
+
+    fn docs(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs")
+            .join(name)
+    }
+
+    #[test]
+    fn the_committed_bundle_and_proof_vectors_match_the_code() {
+        let (b, counted) = super::bundle_tests::sample();
+        let bytes = b.encode();
+        let v = verify(&b).unwrap();
+        let mut sorted = counted.clone();
+        sorted.sort();
+        let id = sorted[1];
+        let path = merkle_proof(&counted, &id).unwrap();
+        let proof = serde_json::json!({
+            "petition": v.petition.id().to_string(),
+            "endorsement": id.to_string(),
+            "count": v.count,
+            "root": hex(&v.root),
+            "path": path.iter().map(|s| serde_json::json!({"left": s.left, "hash": hex(&s.hash)})).collect::<Vec<_>>(),
+            "counted_sorted": sorted.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        });
+        let proof_text = serde_json::to_string_pretty(&proof).unwrap() + "\n";
+        if std::env::var_os("CHORUS_BLESS").is_some() {
+            std::fs::write(docs("test-bundle.cbor"), &bytes).unwrap();
+            std::fs::write(docs("test-proof.json"), &proof_text).unwrap();
+        }
+        let committed = std::fs::read(docs("test-bundle.cbor")).expect(
+            "docs/test-bundle.cbor missing: CHORUS_BLESS=1 cargo test -p chorus-protocol bundle",
+        );
+        assert_eq!(committed, bytes, "docs/test-bundle.cbor is stale");
+        let committed = std::fs::read_to_string(docs("test-proof.json")).unwrap();
+        assert_eq!(committed, proof_text, "docs/test-proof.json is stale");
+        // And the committed bundle verifies on its own.
+        let again = verify(&Bundle::decode(&committed_bytes()).unwrap()).unwrap();
+        assert_eq!((again.count, again.root), (4, v.root));
+    }
+
+    fn committed_bytes() -> Vec<u8> {
+        std::fs::read(docs("test-bundle.cbor")).unwrap()
     }
 }
