@@ -1370,3 +1370,93 @@ fn bundles_and_proofs_export_verify_offline_and_catch_tampering() {
     let out = chorus(&da, &["verify-proof", proof_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn trusted_watchdogs_vouch_for_counts_and_flagged_keys_are_excluded() {
+    let (dw, dc) = (DataDir::new(), DataDir::new());
+    ok(&dw, &["init"]);
+    let watchdog = ok(&dw, &["id"]);
+    ok(&dc, &["init"]);
+    std::fs::write(
+        dc.path().join("config.toml"),
+        format!("[trust]\nwatchdogs = [\"{watchdog}\"]\n"),
+    )
+    .unwrap();
+    let mut wflags = FLAGS.to_vec();
+    wflags.push("--follow-all");
+    let mut w = NodeProcess::start(&dw, &wflags);
+    w.wait_for("api      http://127.0.0.1:", START);
+    let waddr = w
+        .wait_for("listening /ip4/127.0.0.1/tcp/", START)
+        .trim_start_matches("listening ")
+        .to_string();
+    let (c, _) = start(&dc, Some(&waddr));
+    let me = ok(&dc, &["id"]);
+    let producer = "0000000000000000000000000000000000000000000000000000000000000007";
+    let petition = new_id(
+        &dc,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            producer,
+            "--title",
+            "Refills",
+            "--text",
+            "t",
+            "--threshold",
+            "5",
+        ],
+    );
+    ok(&dc, &["endorse", &petition]);
+    let t = json_of(&dc, &["tally", &petition]);
+    assert_eq!(t["trusted"]["endorsers"], 1);
+    assert_eq!(t["trusted"]["vouched_by"], json!([]));
+
+    // The watchdog recomputes the count and vouches for it.
+    let deadline = Instant::now() + TRAVEL;
+    while json_of(&dw, &["tally", &petition])["endorsers"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the watchdog never got the endorsement"
+        );
+        let _ = chorus(&dw, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let att = json_of(&dw, &["attest", "count", &petition]);
+    assert_eq!(att["record"]["body"]["verdict"], "verified-count");
+    assert_eq!(att["record"]["body"]["count"], 1);
+    // Then flags the endorser as one actor with others.
+    ok(
+        &dw,
+        &[
+            "attest",
+            "one-actor",
+            &me,
+            producer,
+            "--note",
+            "same device",
+        ],
+    );
+    let deadline = Instant::now() + TRAVEL;
+    loop {
+        let t = json_of(&dc, &["tally", &petition]);
+        if t["trusted"]["vouched_by"] == json!([watchdog]) && t["trusted"]["excluded"] == 1 {
+            assert_eq!(t["endorsers"], 1, "the raw count stays");
+            assert_eq!(t["trusted"]["endorsers"], 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the attestations never reached the consumer: {t}"
+        );
+        let _ = chorus(&dc, &["sync"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok(&dc, &["tally", &petition]).contains("vouched by: "));
+    // An attestation needs the right subject.
+    let bad = chorus(&dw, &["attest", "one-actor"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(c.terminate(), Some(0));
+    assert_eq!(w.terminate(), Some(0));
+}

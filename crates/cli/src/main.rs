@@ -78,6 +78,10 @@ enum Command {
     /// and suspicions with their evidence. Exit 0 without errors, 1 with errors (and with
     /// warnings too under --strict).
     Audit(AuditArgs),
+    /// Publish a signed watchdog attestation: a verdict on a record, a petition's verified
+    /// count (with its set root, computed by this node), or keys judged to be one actor.
+    #[command(subcommand)]
+    Attest(AttestCommand),
     /// Write a petition's verifiable bundle (the petition, every counted endorsement, the
     /// retractions that matter, the producer's responses, attestations, count and Merkle
     /// root) to a file anyone can check offline with `chorus verify`.
@@ -107,6 +111,46 @@ enum Command {
     /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
     /// at your own key (how producers subscribe).
     Watch(WatchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum AttestCommand {
+    /// The record was checked and is valid.
+    Valid {
+        /// The record.
+        #[arg(value_parser = id_arg)]
+        id: chorus_protocol::RecordId,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The record is forged, malformed or breaks a kind rule.
+    Invalid {
+        /// The record.
+        #[arg(value_parser = id_arg)]
+        id: chorus_protocol::RecordId,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The petition's count, recomputed here, with the root of its counted endorsements.
+    Count {
+        /// The petition.
+        #[arg(value_parser = id_arg)]
+        petition: chorus_protocol::RecordId,
+        /// A note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// These keys (1 to 64) look like one actor.
+    OneActor {
+        /// The keys.
+        #[arg(required = true, value_parser = author_arg)]
+        keys: Vec<AuthorKey>,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -350,6 +394,10 @@ struct RespondArgs {
     /// The answer.
     #[arg(long)]
     text: String,
+    /// The set root of the endorsements you acknowledge (from `chorus proof` or `chorus
+    /// export`): makes "N asked, and the producer saw all N" provable.
+    #[arg(long, value_name = "HEX")]
+    root: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -744,6 +792,24 @@ fn print_tally(t: &serde_json::Value) {
             "closed"
         }
     );
+    if let Some(tr) = t["trusted"].as_object() {
+        let vouched: Vec<&str> = tr["vouched_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        println!(
+            "trusted   {} ({} excluded as flagged by your watchdogs); vouched by: {}",
+            tr["endorsers"],
+            tr["excluded"],
+            if vouched.is_empty() {
+                "none".to_string()
+            } else {
+                vouched.join(", ")
+            }
+        );
+    }
     match t["response"].as_object() {
         Some(r) => println!(
             "response  {} ({}, {})",
@@ -979,6 +1045,26 @@ fn fetch_bundle(cli: &Cli, petition: &chorus_protocol::RecordId) -> Result<Vec<u
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Attest(a) => {
+            let body = match a {
+                AttestCommand::Valid { id, note } => {
+                    serde_json::json!({ "verdict": "valid", "record": id.to_string(), "note": note })
+                }
+                AttestCommand::Invalid { id, note } => {
+                    serde_json::json!({ "verdict": "invalid", "record": id.to_string(), "note": note })
+                }
+                AttestCommand::Count { petition, note } => serde_json::json!({
+                    "verdict": "verified-count", "record": petition.to_string(), "note": note
+                }),
+                AttestCommand::OneActor { keys, note } => serde_json::json!({
+                    "verdict": "one-actor",
+                    "keys": keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                    "note": note,
+                }),
+            };
+            created(&cli, &call(&cli, "/v1/attest".into(), Some(body)).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(a) => {
             let cli2 = Cli {
                 data_dir: cli.data_dir.clone(),
@@ -1414,7 +1500,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Respond(a) => {
-            let body = serde_json::json!({ "target": a.id.to_string(), "status": a.status, "text": a.text });
+            if let Some(r) = &a.root {
+                unhex32(r).with_context(|| format!("--root {r}: not 64 hex digits"))?;
+            }
+            let body = serde_json::json!({ "target": a.id.to_string(), "status": a.status, "text": a.text, "root": a.root });
             created(&cli, &call(&cli, "/v1/respond".into(), Some(body)).await?);
             Ok(ExitCode::SUCCESS)
         }

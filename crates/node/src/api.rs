@@ -42,6 +42,7 @@ pub(crate) struct ApiState {
     /// Fires when the node stops: long-lived answers (event streams) end then.
     pub(crate) cancel: CancellationToken,
     pub(crate) audit: crate::audit::AuditConfig,
+    pub(crate) trusted: Arc<Vec<AuthorKey>>,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -317,6 +318,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/endorse", post(records::endorse))
         .route("/v1/retract", post(records::retract))
         .route("/v1/respond", post(records::respond))
+        .route("/v1/attest", post(records::attest))
         .route("/v1/events", get(watch::events))
         .route("/v1/audit", get(audit))
         .route("/v1/bundle/{id}", get(bundle))

@@ -26,6 +26,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Thresholds of the watchdog audit's warnings.
     pub audit: crate::audit::AuditConfig,
+    /// The watchdogs this user trusts.
+    pub trust: crate::trust::TrustConfig,
 }
 
 /// Catch-up sync.
@@ -216,6 +218,11 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # burst_keys = 25
 # idle_keys = 50
 # future_skew = "10m"
+
+[trust]
+# Watchdog author keys you trust: tallies then also show the count without the keys they
+# flagged as one actor, and which of them vouched for the current count.
+# watchdogs = []
 "#;
 
 impl Config {

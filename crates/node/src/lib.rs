@@ -28,6 +28,7 @@ pub mod node;
 pub mod store;
 pub mod sync;
 pub mod tally;
+pub mod trust;
 #[cfg(feature = "workload")]
 pub mod workload;
 

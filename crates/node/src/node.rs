@@ -476,6 +476,7 @@ impl Node {
                 follow_file: dir.follow_path(),
                 cancel: cancel.clone(),
                 audit: config.audit.clone(),
+                trusted: Arc::new(config.trust.keys()?),
             };
             let (addr, task) = crate::api::serve(&config.api.listen, state, cancel.clone()).await?;
             let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });

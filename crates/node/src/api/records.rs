@@ -494,6 +494,20 @@ fn is_open(t: &PetitionTally, now: u64) -> bool {
     !t.withdrawn && t.deadline.is_none_or(|d| d >= now)
 }
 
+/// A tally as JSON, with the trusted view when the user trusts watchdogs.
+pub(crate) fn tally_with_trust(
+    s: &ApiState,
+    id: &RecordId,
+    rec: Option<&SignedRecord>,
+    t: &PetitionTally,
+) -> Result<Value, ApiError> {
+    let mut v = tally_json(id, rec, t);
+    if let Some(trusted) = crate::trust::view(&s.store, &s.trusted, id, t)? {
+        v["trusted"] = trusted;
+    }
+    Ok(v)
+}
+
 pub(crate) fn tally_json(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> Value {
     let (title, variant, product) = match rec.map(|r| &r.record().body) {
         Some(Body::Petition(p)) => (
@@ -552,7 +566,7 @@ pub(crate) async fn petitions(
             continue;
         }
         let rec = s.store.record(&pid)?;
-        out.push(tally_json(&pid, rec.as_ref(), &t));
+        out.push(tally_with_trust(&s, &pid, rec.as_ref(), &t)?);
     }
     Ok(Json(json!({ "petitions": out })))
 }
@@ -567,7 +581,7 @@ pub(crate) async fn tally(
         .tally(&pid)?
         .ok_or_else(|| not_found(format!("no petition {pid} in this node's store")))?;
     let rec = s.store.record(&pid)?;
-    Ok(Json(tally_json(&pid, rec.as_ref(), &t)))
+    Ok(Json(tally_with_trust(&s, &pid, rec.as_ref(), &t)?))
 }
 
 pub(crate) async fn show(
@@ -666,6 +680,99 @@ pub(crate) async fn retract(
     create_on(&s, Body::Retraction(Retraction { target }), Some(topic)).await
 }
 
+/// `POST /v1/attest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestReq {
+    /// `valid`, `invalid`, `verified-count` (about `record`) or `one-actor` (about `keys`).
+    verdict: String,
+    record: Option<String>,
+    keys: Option<Vec<String>>,
+    note: Option<String>,
+}
+
+pub(crate) async fn attest(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<AttestReq>,
+) -> Result<Json<Created>, ApiError> {
+    use chorus_protocol::{Attestation, Subject, Verdict};
+    let verdict: Verdict = r.verdict.parse().map_err(|_| {
+        bad(
+            "bad_verdict",
+            format!(
+                "verdict {:?}: expected valid, invalid, verified-count or one-actor",
+                r.verdict
+            ),
+        )
+    })?;
+    match (verdict, &r.record, &r.keys) {
+        (Verdict::OneActor, None, Some(keys)) => {
+            let mut ks = keys
+                .iter()
+                .map(|k| key("keys", k))
+                .collect::<Result<Vec<_>, _>>()?;
+            ks.sort();
+            ks.dedup();
+            if ks.is_empty() || ks.len() > 64 {
+                return Err(bad("bad_keys", "one-actor names 1 to 64 keys"));
+            }
+            create_on(
+                &s,
+                Body::Attestation(Attestation {
+                    subject: Subject::Keys(ks),
+                    verdict,
+                    count: None,
+                    root: None,
+                    note: r.note,
+                }),
+                Some(chorus_protocol::Topic::Meta),
+            )
+            .await
+        }
+        (Verdict::OneActor, _, _) => {
+            Err(bad("bad_subject", "one-actor is about keys, not a record"))
+        }
+        (_, Some(rid), None) => {
+            let rid = id("record", rid)?;
+            let rec = stored(&s, "record", &rid)?;
+            let (count, root) = if verdict == Verdict::VerifiedCount {
+                let store = s.store.clone();
+                let b = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &rid))
+                    .await
+                    .map_err(|_| crate::Error::NodeStopped)?
+                    .map_err(|e| bad("not_a_petition", e.to_string()))?
+                    .ok_or_else(|| not_found(format!("no petition {rid}")))?;
+                let v = chorus_protocol::bundle::verify(&b).map_err(|e| {
+                    err(
+                        StatusCode::CONFLICT,
+                        "unverifiable",
+                        format!("this node's own count does not verify: {e}"),
+                    )
+                })?;
+                (Some(v.count), Some(v.root))
+            } else {
+                (None, None)
+            };
+            create_on(
+                &s,
+                Body::Attestation(Attestation {
+                    subject: Subject::Record(rid),
+                    verdict,
+                    count,
+                    root,
+                    note: r.note,
+                }),
+                Some(rec.record().topic),
+            )
+            .await
+        }
+        _ => Err(bad(
+            "bad_subject",
+            "give a record (valid, invalid, verified-count) or keys (one-actor)",
+        )),
+    }
+}
+
 /// `POST /v1/respond`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -673,6 +780,8 @@ pub struct RespondReq {
     target: String,
     status: String,
     text: String,
+    /// The set root (hex) of the endorsements the producer acknowledges (see `chorus proof`).
+    root: Option<String>,
 }
 
 pub(crate) async fn respond(
@@ -713,13 +822,17 @@ pub(crate) async fn respond(
             ),
         ));
     }
+    let root = match &r.root {
+        None => None,
+        Some(h) => Some(*id("root", h)?.as_bytes()),
+    };
     create(
         &s,
         Body::Response(Response {
             target,
             status,
             text: r.text,
-            root: None,
+            root,
         }),
     )
     .await

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::records::{record_json, tally_json};
+use super::records::{record_json, tally_json, tally_with_trust};
 use super::{ApiError, ApiState, Q};
 use crate::Event;
 
@@ -98,7 +98,8 @@ fn petition_of(rec: &SignedRecord, store: &crate::Store) -> Option<RecordId> {
     }
 }
 
-fn live_event(e: &Event, f: &Filter, store: &crate::Store, after: u64) -> Option<Sse> {
+fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse> {
+    let store = &state.store;
     match e {
         Event::RecordStored { id, seq, .. } => {
             if seq.is_some_and(|s| s <= after) {
@@ -118,7 +119,8 @@ fn live_event(e: &Event, f: &Filter, store: &crate::Store, after: u64) -> Option
                 "tally"
             };
             let mut v = json!({ "type": kind });
-            v["tally"] = tally_json(petition, rec.as_ref(), tally);
+            v["tally"] = tally_with_trust(state, petition, rec.as_ref(), tally)
+                .unwrap_or_else(|_| tally_json(petition, rec.as_ref(), tally));
             Some(sse(kind, None, &v))
         }
         Event::RatingChanged {
@@ -205,7 +207,8 @@ async fn replay(
             if f.petition_tally(&p, &t) {
                 let rec = s.store.record(&p)?;
                 let mut v = json!({ "type": "tally" });
-                v["tally"] = tally_json(&p, rec.as_ref(), &t);
+                v["tally"] = tally_with_trust(s, &p, rec.as_ref(), &t)
+                    .unwrap_or_else(|_| tally_json(&p, rec.as_ref(), &t));
                 if tx.send(sse("tally", None, &v)).await.is_err() {
                     break;
                 }
@@ -302,7 +305,7 @@ pub(crate) async fn events(
             };
             match next {
                 Ok(e) => {
-                    if let Some(ev) = live_event(&e, &f, &state.store, last) {
+                    if let Some(ev) = live_event(&e, &f, &state, last) {
                         if tx.send(ev).await.is_err() {
                             return;
                         }
