@@ -308,7 +308,7 @@ impl Store {
         }
         let sync = SyncIndex::build(&tree)?;
         let journal = Journal::default();
-        if let Some(kv) = tree.scan_prefix([keys::JOURNAL]).last() {
+        if let Some(kv) = tree.scan_prefix([keys::JOURNAL]).next_back() {
             let (k, _) = kv?;
             let seq: [u8; 8] = k
                 .get(1..9)
