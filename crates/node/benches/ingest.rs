@@ -108,7 +108,7 @@ fn phase_verify(dir: &Path) -> Value {
 fn phase_engine(dir: &Path, store_dir: &Path) -> Value {
     let db = sled::Config::new()
         .path(store_dir)
-        .cache_capacity(64 * 1024 * 1024)
+        .cache_capacity(chorus_node::store::CACHE_BYTES)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(None)
         .open()

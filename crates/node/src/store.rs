@@ -273,13 +273,17 @@ impl Seen {
     }
 }
 
+/// sled's page cache. The node's whole footprint stays under 400 MB at a million records
+/// (BENCHMARKS.md); 96 MB was tried: no faster, and 412 MB at peak.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir.as_ref())
             // A modest cache keeps the node's memory flat; sled pages the rest from disk.
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
             // The ingest pipeline flushes each batch itself before acknowledging it.
             .flush_every_ms(None)
