@@ -653,6 +653,8 @@ def verify_bundle(data):
             seen.add(rid)
             if part == "responses" and (rec["body"]["target"] != pid or rec["author"] != pet["body"]["producer"]):
                 raise Invalid("Foreign", rid.hex())
+            if part == "attestations" and (rec["kind"] != "attestation" or rec["body"].get("record") != pid):
+                raise Invalid("Foreign", rid.hex())
     counted = [s[1] for s in latest.values() if s[2]]
     for rid in by_id:
         author = by_id[rid]["author"]

@@ -588,6 +588,14 @@ fn endpoint(dir: &DataDir) -> Result<(String, String)> {
     Ok((addr, format!("Bearer {token}")))
 }
 
+/// A failed call: the node is not there, or it did not answer in time.
+fn transport(dir: &DataDir, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::Timeout(_) => anyhow::anyhow!("the node did not answer in time"),
+        _ => no_node(dir),
+    }
+}
+
 fn no_node(dir: &DataDir) -> anyhow::Error {
     anyhow::anyhow!(
         "no node is running for {} (start one with `chorus node`)",
@@ -621,12 +629,15 @@ fn api_call(
 ) -> Result<serde_json::Value> {
     let (addr, auth) = endpoint(dir)?;
     let url = format!("http://{addr}{path}");
-    let agent = agent(Some(std::time::Duration::from_secs(30)));
+    // A catch-up or an audit may take minutes on a big store; everything else is quick.
+    let slow = path.starts_with("/v1/sync") || path.starts_with("/v1/audit");
+    let limit = std::time::Duration::from_secs(if slow { 3600 } else { 60 });
+    let agent = agent(Some(limit));
     let sent = match body {
         None => agent.get(&url).header("Authorization", &auth).call(),
         Some(b) => agent.post(&url).header("Authorization", &auth).send_json(b),
     };
-    let mut resp = sent.map_err(|_| no_node(dir))?;
+    let mut resp = sent.map_err(|e| transport(dir, e))?;
     if !resp.status().is_success() {
         return Err(api_error(&mut resp));
     }
@@ -642,7 +653,7 @@ fn api_bytes(dir: &DataDir, path: &str) -> Result<Vec<u8>> {
         .get(&format!("http://{addr}{path}"))
         .header("Authorization", &auth)
         .call()
-        .map_err(|_| no_node(dir))?;
+        .map_err(|e| transport(dir, e))?;
     if !resp.status().is_success() {
         return Err(api_error(&mut resp));
     }
@@ -1115,7 +1126,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             serde_json::json!({
                                 "valid": true, "petition": v.petition.id().to_string(),
                                 "title": title, "count": v.count, "root": hex32(&v.root),
-                                "response": v.response.as_ref().map(|r| serde_json::json!({"id": r.0.to_string(), "status": r.1})),
+                                "response": v.response.as_ref().map(|r| serde_json::json!({"id": r.0.to_string(), "status": r.1, "cites_root": v.response_cites_root})),
                             })
                         );
                     } else {
@@ -1127,6 +1138,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         );
                         if let Some((id, status)) = &v.response {
                             println!("producer's answer: {status} ({id})");
+                            match v.response_cites_root {
+                                Some(true) => println!(
+                                    "the answer cites this root: the producer acknowledged all {} endorsements",
+                                    v.count
+                                ),
+                                Some(false) => println!("the answer cites another root"),
+                                None => {}
+                            }
                         }
                     }
                     Ok(ExitCode::SUCCESS)

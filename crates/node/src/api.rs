@@ -3,8 +3,7 @@
 //! Every call needs `Authorization: Bearer <token>`, the token the node keeps in its data dir
 //! (`api.token`, mode 0600); anything else gets 401. Errors are JSON objects with a stable
 //! `code` and a human `message`. The address actually bound is written to `api.json` in the
-//! data dir so the CLI can find the node. Served so far: `GET /v1/status` and
-//! `POST /v1/sync`; the consumer and producer endpoints come with the full CLI (issue 7).
+//! data dir so the CLI can find the node. Every endpoint is described in `docs/API.md`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -114,10 +114,15 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
 
     // 1. Every record: decodes, id, signature.
     let mut recs: Vec<SignedRecord> = Vec::new();
-    for wire in store.all_wires() {
-        let wire = wire?;
+    for entry in store.all_entries() {
+        let (key_id, wire) = entry?;
         report.records += 1;
         match SignedRecord::from_vec(wire.clone()) {
+            Ok(r) if r.id() != key_id => findings.push(error(
+                "invalid-record",
+                format!("the record stored under id {key_id} has id {}", r.id()),
+                json!({ "stored_as": key_id.to_string(), "id": r.id().to_string() }),
+            )),
             Ok(r) => recs.push(r),
             Err(e) => findings.push(error(
                 "invalid-record",

@@ -512,11 +512,12 @@ impl Store {
             .collect()
     }
 
-    /// A consistent view of the sync index (blocks writes while held: keep it short).
+    /// The store as a range index for reconciliation.
     pub fn sync_view(&self) -> SyncView<'_> {
-        let mut ix = self.sync.lock().unwrap_or_else(|e| e.into_inner());
-        ix.refresh();
-        SyncView { store: self, ix }
+        SyncView {
+            store: self,
+            ix: &self.sync,
+        }
     }
 
     /// The verbatim wire bytes of the record with this id.
@@ -786,6 +787,16 @@ impl Store {
     }
 
     /// Every stored record's wire bytes, in topic and time order (audits, recompute).
+    /// Every stored record: the id its key names, and its wire bytes.
+    pub(crate) fn all_entries(&self) -> impl Iterator<Item = Result<(RecordId, Vec<u8>)>> + '_ {
+        self.tree.scan_prefix([keys::TOPIC]).map(|kv| {
+            let (k, v) = kv?;
+            let (_, id) =
+                keys::timed_tail(&k).ok_or_else(|| Error::Corrupt("bad topic/time key".into()))?;
+            Ok((id, v.to_vec()))
+        })
+    }
+
     pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.tree
             .scan_prefix([keys::TOPIC])

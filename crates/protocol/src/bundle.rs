@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use ciborium::Value;
 
-use crate::{Body, Kind, RecordId, SignedRecord};
+use crate::{Body, RecordId, SignedRecord};
 
 /// What is wrong with a bundle or a proof; each names its culprit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -276,6 +276,9 @@ pub struct Verified {
     pub counted: Vec<RecordId>,
     /// The producer's latest response (status), if any.
     pub response: Option<(RecordId, String)>,
+    /// Whether that response cites this bundle's root (`None`: it cites no root), i.e.
+    /// whether the producer acknowledged exactly these endorsements.
+    pub response_cites_root: Option<bool>,
 }
 
 fn open(part: &'static str, index: usize, wire: &[u8]) -> Result<SignedRecord, BundleError> {
@@ -364,6 +367,7 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         }
     }
     let mut response = None;
+    let mut response_root: Option<[u8; 32]> = None;
     for r in parts.get("responses").unwrap_or(&empty) {
         let Body::Response(x) = &r.record().body else {
             return Err(foreign(r, "not a response"));
@@ -381,17 +385,24 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
             });
         if newer {
             response = Some((r.record().created_at, r.id(), x.status.as_str().to_string()));
+            response_root = x.root;
         }
     }
     for a in parts.get("attestations").unwrap_or(&empty) {
-        if a.record().kind() != Kind::Attestation {
-            return Err(foreign(a, "not an attestation"));
+        let about = match &a.record().body {
+            Body::Attestation(x) => x.subject == crate::Subject::Record(petition.id()),
+            _ => false,
+        };
+        if !about {
+            return Err(foreign(a, "not an attestation about this petition"));
         }
     }
     let counted: Vec<RecordId> = latest.values().filter(|s| s.2).map(|s| s.1).collect();
+    let counted_set: HashSet<RecordId> = counted.iter().copied().collect();
     // Every endorsement in the bundle must be counted (superseded ones are not evidence).
     for e in endorsements {
-        if !counted.contains(&e.id()) && latest.get(e.author().as_bytes()).is_some_and(|s| s.2) {
+        if !counted_set.contains(&e.id()) && latest.get(e.author().as_bytes()).is_some_and(|s| s.2)
+        {
             return Err(foreign(
                 e,
                 "superseded by a later endorsement of the same author",
@@ -417,6 +428,9 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         count,
         root,
         counted,
+        response_cites_root: response
+            .as_ref()
+            .and_then(|_| response_root.map(|r| r == root)),
         response: response.map(|(_, id, s)| (id, s)),
     })
 }
@@ -632,6 +646,45 @@ pub(crate) mod bundle_tests {
         let mut l = b.clone();
         l.endorsements.push(late.wire().to_vec());
         assert!(matches!(verify(&l), Err(BundleError::Foreign { id, .. }) if id == late.id()));
+        // An attestation about something else.
+        let stray = RecordBuilder::new(Body::Attestation(crate::Attestation {
+            subject: crate::Subject::Record(RecordId([5; 32])),
+            verdict: crate::Verdict::Valid,
+            count: None,
+            root: None,
+            note: None,
+        }))
+        .created_at(T0 + 400)
+        .topic(p.record().topic)
+        .sign(&key(8))
+        .unwrap();
+        let mut a = b.clone();
+        a.attestations.push(stray.wire().to_vec());
+        assert!(matches!(verify(&a), Err(BundleError::Foreign { id, .. }) if id == stray.id()));
+    }
+
+    #[test]
+    fn a_response_citing_the_root_shows_the_producer_saw_every_endorsement() {
+        let (mut b, _) = sample();
+        assert_eq!(verify(&b).unwrap().response_cites_root, None);
+        let p = petition();
+        let cite = |root: [u8; 32], at: u64| {
+            RecordBuilder::new(Body::Response(Response {
+                target: p.id(),
+                status: ResponseStatus::Accepted,
+                text: "All of you.".into(),
+                root: Some(root),
+            }))
+            .created_at(at)
+            .sign(&key(1))
+            .unwrap()
+        };
+        b.responses.push(cite(b.root, T0 + 500).wire().to_vec());
+        let v = verify(&b).unwrap();
+        assert_eq!(v.response_cites_root, Some(true));
+        assert_eq!(v.response.unwrap().1, "accepted");
+        b.responses.push(cite([7; 32], T0 + 600).wire().to_vec());
+        assert_eq!(verify(&b).unwrap().response_cites_root, Some(false));
     }
 }
 

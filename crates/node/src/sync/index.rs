@@ -203,14 +203,22 @@ impl SyncIndex {
     }
 }
 
-/// A consistent view of the store for one reconciliation step: holds the index lock, so
-/// no record is written while it answers.
+/// The store as a [`RangeIndex`]. Each query takes the index lock only for itself (the
+/// Fenwick sums and the scan of one partial chunk), so answering a large request never holds
+/// up ingest for long; a write between two queries of one step can at worst make a
+/// fingerprint differ, which costs an extra split, never a wrong result.
 pub struct SyncView<'a> {
     pub(crate) store: &'a Store,
-    pub(crate) ix: MutexGuard<'a, SyncIndex>,
+    pub(crate) ix: &'a std::sync::Mutex<SyncIndex>,
 }
 
 impl SyncView<'_> {
+    fn lock(&self) -> MutexGuard<'_, SyncIndex> {
+        let mut ix = self.ix.lock().unwrap_or_else(|e| e.into_inner());
+        ix.refresh();
+        ix
+    }
+
     fn scan(&self, lower: &[u8], upper: &Bound) -> impl Iterator<Item = Result<Key>> + '_ {
         self.store
             .tree()
@@ -223,13 +231,15 @@ impl SyncView<'_> {
 
     /// Accumulator of every key below `x`.
     fn prefix(&self, x: &Bound) -> Result<Accumulator> {
+        let ix = self.lock();
         let Bound::Below(x) = x else {
-            return Ok(self.ix.before(self.ix.chunks.len()));
+            return Ok(ix.before(ix.chunks.len()));
         };
-        let j = self.ix.find(x);
-        let mut acc = self.ix.before(j);
-        let start = &self.ix.chunks[j].start;
+        let j = ix.find(x);
+        let mut acc = ix.before(j);
+        let start = &ix.chunks[j].start;
         if start != x {
+            // Under the lock: the chunk's sum and its keys in the tree agree.
             for k in self.scan(start, &Bound::Below(x.clone())) {
                 acc.add(&id_of(&k?));
             }
@@ -239,12 +249,12 @@ impl SyncView<'_> {
 
     /// Number of keys held.
     pub fn len(&self) -> u64 {
-        self.ix.len()
+        self.lock().len()
     }
 
     /// Is nothing held?
     pub fn is_empty(&self) -> bool {
-        self.ix.is_empty()
+        self.len() == 0
     }
 }
 
@@ -268,8 +278,9 @@ impl RangeIndex for SyncView<'_> {
         // Chunk boundaries strictly inside the range, taken every `per` keys or so.
         let mut out = Vec::new();
         let mut run = 0u64;
-        let first = self.ix.find(lower);
-        for c in &self.ix.chunks[first..] {
+        let ix = self.lock();
+        let first = ix.find(lower);
+        for c in &ix.chunks[first..] {
             if !upper.includes(&c.start) {
                 break;
             }
@@ -279,6 +290,7 @@ impl RangeIndex for SyncView<'_> {
             }
             run += c.acc.count();
         }
+        drop(ix);
         if out.is_empty() {
             // The range lies within a chunk or two: split its keys themselves.
             let ks = self.keys(lower, upper, usize::MAX)?;
@@ -324,7 +336,7 @@ mod tests {
         let mem = MemoryIndex(all.iter().copied().collect());
         let view = store.sync_view();
         assert_eq!(view.len(), 5_000);
-        assert!(view.ix.chunks.len() > 5_000 / (2 * CHUNK as usize));
+        assert!(view.lock().chunks.len() > 5_000 / (2 * CHUNK as usize));
         let sorted: Vec<Key> = mem.0.iter().copied().collect();
         let bounds = [0usize, 1, 63, 64, 65, 700, 2_500, 4_999];
         for &i in &bounds {

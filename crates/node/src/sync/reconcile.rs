@@ -401,7 +401,9 @@ pub fn pull<I: RangeIndex>(
     let mut out: Vec<Part> = Vec::new();
     let mut lower: Vec<u8> = Vec::new();
     let mut listed = 0usize;
-    for part in msg {
+    for (n, part) in msg.iter().enumerate() {
+        // Every part still to answer needs at least one part of the answer.
+        let full = out.len() + p.branches + (msg.len() - n) >= p.max_parts;
         match &part.mode {
             Mode::Skip => out.push(skip(part.upper.clone())),
             Mode::Have(_) => return Err(Malformed::Mode.into()),
@@ -429,7 +431,7 @@ pub fn pull<I: RangeIndex>(
                         upper: part.upper.clone(),
                         mode: Mode::Have(keys.iter().map(|k| prefix_of(&id_of(k))).collect()),
                     });
-                } else if acc.count() <= p.have_max || out.len() + p.branches >= p.max_parts {
+                } else if acc.count() <= p.have_max || full {
                     // Over this message's budget: ask again next round.
                     out.push(Part {
                         upper: part.upper.clone(),
@@ -470,6 +472,7 @@ pub fn serve<I: RangeIndex>(
     let mut out: Vec<Part> = Vec::new();
     let mut lower: Vec<u8> = Vec::new();
     let mut sent = 0usize;
+    let full_at = |out_len: usize, n: usize| out_len + p.branches + (msg.len() - n) >= p.max_parts;
     // Describes a sub-range after a split: small ones as their ids, others by fingerprint.
     let describe = |index: &I,
                     acc: Accumulator,
@@ -485,7 +488,8 @@ pub fn serve<I: RangeIndex>(
             Ok(Mode::Fingerprint(acc.fingerprint()))
         }
     };
-    for part in msg {
+    for (n, part) in msg.iter().enumerate() {
+        let full = full_at(out.len(), n);
         let upper = &part.upper;
         match &part.mode {
             Mode::Skip => out.push(skip(upper.clone())),
@@ -494,7 +498,7 @@ pub fn serve<I: RangeIndex>(
                 let acc = index.accumulate(&lower, upper).map_err(StepError::Index)?;
                 if acc.fingerprint() == *theirs {
                     out.push(skip(upper.clone()));
-                } else if acc.count() <= p.have_max || out.len() + p.branches >= p.max_parts {
+                } else if acc.count() <= p.have_max || full {
                     // Small (the initiator will list its ids) or over budget: echo.
                     let mode =
                         describe(index, acc, &lower, upper, &mut sent).map_err(StepError::Index)?;
@@ -532,7 +536,7 @@ pub fn serve<I: RangeIndex>(
                         upper: upper.clone(),
                         mode: Mode::Ids(ids),
                     });
-                } else if acc.count() <= p.list_max || out.len() + p.branches >= p.max_parts {
+                } else if acc.count() <= p.list_max || full {
                     out.push(Part {
                         upper: upper.clone(),
                         mode: Mode::Fingerprint(acc.fingerprint()),
@@ -664,7 +668,17 @@ pub(crate) mod tests {
         while !msg.is_empty() {
             rounds += 1;
             assert!(rounds < 64, "does not converge");
+            assert!(
+                msg.len() <= p.max_parts,
+                "an initiator message of {} parts",
+                msg.len()
+            );
             let answer = serve(b, &msg, p).unwrap();
+            assert!(
+                answer.len() <= p.max_parts,
+                "an answer of {} parts",
+                answer.len()
+            );
             parts += answer.len();
             if answer.is_empty() {
                 break;
@@ -728,6 +742,28 @@ pub(crate) mod tests {
             &p,
         );
         assert_eq!(need.len(), b.len());
+    }
+
+    #[test]
+    fn many_differences_stay_within_the_message_limits() {
+        // A thousand differences in 6,000 keys with room for only 150 parts per message:
+        // every message must stay within the limit (run() would fail on a malformed one).
+        let a: Vec<Key> = (0..6_000).filter(|n| n % 11 != 0).map(key).collect();
+        let b: Vec<Key> = (0..6_000).filter(|n| n % 13 != 0).map(key).collect();
+        let p = Params {
+            max_parts: 150,
+            ..Params::default()
+        };
+        let (_, _, need) = run(
+            &Fast::new(a.clone()),
+            &Fast::new(b.clone()),
+            &everything(),
+            &p,
+        );
+        let have: HashSet<Key> = a.into_iter().collect();
+        let mut want: Vec<Id> = b.iter().filter(|k| !have.contains(*k)).map(id_of).collect();
+        want.sort();
+        assert_eq!(need, want);
     }
 
     #[test]

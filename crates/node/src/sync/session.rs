@@ -156,7 +156,7 @@ pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>
             for id in ids {
                 if let Ok(Some(w)) = store.wire(&RecordId(id)) {
                     size += w.len() + 4;
-                    if size > MAX_RESPONSE - 64 * 1024 {
+                    if size > MAX_RESPONSE - 256 * 1024 {
                         break;
                     }
                     wires.push(w);

@@ -23,9 +23,9 @@ use ciborium::Value;
 use super::reconcile::{Bound, Id, Mode, Part, FP_LEN, KEY_LEN, PREFIX_LEN};
 
 /// Largest request, in bytes.
-pub const MAX_REQUEST: usize = 2 * 1024 * 1024;
-/// Largest response, in bytes.
-pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+pub const MAX_REQUEST: usize = 1024 * 1024;
+/// Largest response, in bytes: a full fetch (1,024 records of at most 4 KiB) and framing.
+pub const MAX_RESPONSE: usize = 5 * 1024 * 1024;
 /// Most ids in one fetch request.
 pub const MAX_FETCH: usize = 1024;
 
