@@ -23,24 +23,16 @@ pub fn export(store: &Store, petition: &RecordId) -> Result<Option<Bundle>> {
     let mut endorsements = Vec::new();
     let mut retractions = Vec::new();
     let mut counted = Vec::new();
-    let mut after = None;
-    loop {
-        let (page, next) = store.endorsements(petition, after, 1000)?;
-        for (rec, on) in page {
-            if on {
-                counted.push(rec.id());
-                endorsements.push(rec.wire().to_vec());
-            } else if let Body::Retraction(r) = &rec.record().body {
-                // The retraction, and what it retracts: evidence that this author is out.
-                if let Some(e) = store.record(&r.target)? {
-                    endorsements.push(e.wire().to_vec());
-                    retractions.push(rec.wire().to_vec());
-                }
+    for (rec, on) in store.winners(petition)? {
+        if on {
+            counted.push(rec.id());
+            endorsements.push(rec.wire().to_vec());
+        } else if let Body::Retraction(r) = &rec.record().body {
+            // The retraction, and what it retracts: evidence that this author is out.
+            if let Some(e) = store.record(&r.target)? {
+                endorsements.push(e.wire().to_vec());
+                retractions.push(rec.wire().to_vec());
             }
-        }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
         }
     }
     let mut responses = Vec::new();

@@ -268,20 +268,25 @@ fn load_follow(path: &Path) -> Result<Option<Follow>> {
     .map(Some)
 }
 
-/// Writes what a node follows to `path` (atomically: a temporary file, then a rename).
-fn save_follow(path: &Path, f: &Follow) -> Result<()> {
+/// What a node follows, in the config's form (keys and ids as hex, sorted).
+pub(crate) fn follow_section(f: &Follow) -> config::FollowConfig {
     let mut producers: Vec<String> = f.producers.iter().map(|k| k.to_string()).collect();
     let mut groups: Vec<String> = f.groups.iter().map(|g| g.to_string()).collect();
     let mut products: Vec<String> = f.products.iter().map(|(p, c)| format!("{p}/{c}")).collect();
     producers.sort();
     groups.sort();
     products.sort();
-    let section = config::FollowConfig {
+    config::FollowConfig {
         all: f.all,
         producers,
         groups,
         products,
-    };
+    }
+}
+
+/// Writes what a node follows to `path` (atomically: a temporary file, then a rename).
+fn save_follow(path: &Path, f: &Follow) -> Result<()> {
+    let section = follow_section(f);
     let tmp = path.with_extension("json.tmp");
     std::fs::write(
         &tmp,

@@ -737,6 +737,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Every endorser's winning record about a petition (all pages of
+    /// [`Store::endorsements`]), and whether it endorses.
+    pub fn winners(&self, petition: &RecordId) -> Result<Vec<(SignedRecord, bool)>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = self.endorsements(petition, after, 1000)?;
+            all.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// A petition's tally: one key lookup.
     pub fn tally(&self, petition: &RecordId) -> Result<Option<PetitionTally>> {
         self.derived(&keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]))

@@ -78,20 +78,12 @@ pub fn view(
     }
     let mut counted = Vec::new();
     let mut excluded = 0u64;
-    let mut after = None;
-    loop {
-        let (page, next) = store.endorsements(petition, after, 1000)?;
-        for (rec, on) in page {
-            if on {
-                counted.push(rec.id());
-                if flagged.contains(&rec.author()) {
-                    excluded += 1;
-                }
+    for (rec, on) in store.winners(petition)? {
+        if on {
+            counted.push(rec.id());
+            if flagged.contains(&rec.author()) {
+                excluded += 1;
             }
-        }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
         }
     }
     let root = merkle_root(&counted);

@@ -844,13 +844,7 @@ pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Value>, ApiE
 }
 
 pub(crate) fn follow_json(f: &crate::Follow) -> Value {
-    let mut producers: Vec<String> = f.producers.iter().map(|k| k.to_string()).collect();
-    let mut groups: Vec<String> = f.groups.iter().map(|g| g.to_string()).collect();
-    let mut products: Vec<String> = f.products.iter().map(|(p, c)| format!("{p}/{c}")).collect();
-    producers.sort();
-    groups.sort();
-    products.sort();
-    json!({ "all": f.all, "producers": producers, "groups": groups, "products": products })
+    serde_json::to_value(crate::node::follow_section(f)).unwrap_or_default()
 }
 
 pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
