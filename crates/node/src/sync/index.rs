@@ -6,8 +6,10 @@
 //! of every key below a chunk boundary in O(log n). The accumulator of any range is then
 //! `P(upper) - P(lower)`, where `P(x)` (every key below `x`) is a Fenwick prefix plus a sled
 //! scan of the part of one chunk below `x`: O(log n + CHUNK), whatever the range's size.
-//! Writing a record adds its id to its chunk (O(log n)); a chunk of more than `2 * CHUNK`
-//! keys is split in two by one scan of its keys. The index lives in memory and is rebuilt
+//! Writing a record adds its id to its chunk (O(log n)); a chunk of more than [`SPLIT_AT`]
+//! keys is cut into chunks of `CHUNK` by one scan of its keys (rarely: each cut reads the
+//! keys and shifts the chunk list, so cutting at four times the target rather than two
+//! halves how often it happens). The index lives in memory and is rebuilt
 //! from the `t` keys when the store opens.
 
 use std::sync::MutexGuard;
@@ -18,6 +20,9 @@ use crate::{Error, Result};
 
 /// Target keys per chunk.
 pub const CHUNK: u64 = 64;
+
+/// A chunk with more keys than this is cut into chunks of [`CHUNK`].
+pub const SPLIT_AT: u64 = 4 * CHUNK;
 
 #[derive(Debug, Clone)]
 struct Chunk {
@@ -125,7 +130,7 @@ impl SyncIndex {
     }
 
     /// Adds newly written keys (already in `tree`), then splits chunks grown too big.
-    pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[Vec<u8>]) -> Result<()> {
+    pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[&[u8]]) -> Result<()> {
         let mut grown = Vec::new();
         for k in stored {
             let Some(key) = sync_key(k) else { continue };
@@ -141,7 +146,7 @@ impl SyncIndex {
                     i += i & i.wrapping_neg();
                 }
             }
-            if self.chunks[j].acc.count() > 2 * CHUNK {
+            if self.chunks[j].acc.count() > SPLIT_AT {
                 grown.push(self.chunks[j].start.clone());
             }
         }
@@ -320,7 +325,7 @@ mod tests {
     fn write(store: &Store, keys: &[Key]) {
         let writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             keys.iter().map(|k| (t_key(k), Some(vec![1]))).collect();
-        store.write(writes).unwrap();
+        store.write(&writes).unwrap();
     }
 
     #[test]
@@ -336,7 +341,7 @@ mod tests {
         let mem = MemoryIndex(all.iter().copied().collect());
         let view = store.sync_view();
         assert_eq!(view.len(), 5_000);
-        assert!(view.lock().chunks.len() > 5_000 / (2 * CHUNK as usize));
+        assert!(view.lock().chunks.len() > 5_000 / (SPLIT_AT as usize));
         let sorted: Vec<Key> = mem.0.iter().copied().collect();
         let bounds = [0usize, 1, 63, 64, 65, 700, 2_500, 4_999];
         for &i in &bounds {
