@@ -25,7 +25,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chorus_protocol::{Admission, AuthorKey, Body, Kind, PetitionVariant, RecordId, SignedRecord};
+use chorus_protocol::{
+    Admission, AuthorKey, Body, Kind, PetitionVariant, RecordId, SignedRecord, Topic,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::store::keys::{self, key};
@@ -236,11 +238,40 @@ pub enum Readiness {
     Reject(&'static str),
 }
 
+/// What the kind rules need to know of a record that others point at.
+#[derive(Clone, Copy)]
+struct TargetInfo {
+    kind: Kind,
+    author: AuthorKey,
+    topic: Topic,
+    /// The producer a petition or review is aimed at.
+    producer: Option<AuthorKey>,
+}
+
+impl TargetInfo {
+    fn of(rec: &SignedRecord) -> Self {
+        let r = rec.record();
+        TargetInfo {
+            kind: r.kind(),
+            author: r.author,
+            topic: r.topic,
+            producer: match &r.body {
+                Body::Petition(p) => Some(p.producer),
+                Body::Review(rv) => Some(rv.product.producer),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// State kept across the batches of one writer: decoded targets, and the events of the
 /// current batch.
 #[derive(Default)]
 pub(crate) struct Ctx {
     targets: HashMap<RecordId, Arc<SignedRecord>>,
+    /// What the kind rules need of recently pointed-at records (mostly petitions, which
+    /// nearly every endorsement points at): compact, so many fit.
+    infos: HashMap<RecordId, TargetInfo>,
     pub(crate) events: Vec<Event>,
     changed_petitions: BTreeSet<RecordId>,
     crossed: BTreeSet<RecordId>,
@@ -255,6 +286,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     const MAX_TARGETS: usize = 4096;
+    const MAX_INFOS: usize = 65_536;
 
     /// A context that journals arrivals on watched topics.
     pub(crate) fn with_journal(journal: Arc<crate::store::Journal>) -> Self {
@@ -284,6 +316,26 @@ impl Ctx {
         }
         self.targets.insert(*id, rec.clone());
         Ok(Some(rec))
+    }
+
+    /// The kind-rule facts of a stored record (`None`: not stored).
+    fn target_info<B: Backing>(
+        &mut self,
+        ov: &Overlay<'_, B>,
+        id: &RecordId,
+    ) -> Result<Option<TargetInfo>> {
+        if let Some(t) = self.infos.get(id) {
+            return Ok(Some(*t));
+        }
+        let Some(rec) = self.target(ov, id)? else {
+            return Ok(None);
+        };
+        let info = TargetInfo::of(&rec);
+        if self.infos.len() >= Self::MAX_INFOS {
+            self.infos.clear();
+        }
+        self.infos.insert(*id, info);
+        Ok(Some(info))
     }
 
     fn take_tally<B: Backing>(
@@ -368,62 +420,53 @@ pub(crate) fn readiness<B: Backing>(
     rec: &SignedRecord,
 ) -> Result<Readiness> {
     let r = rec.record();
-    let need = |id: &RecordId, ctx: &mut Ctx| ctx.target(ov, id);
+    let need = |id: &RecordId, ctx: &mut Ctx| ctx.target_info(ov, id);
     Ok(match &r.body {
         Body::Join(j) => match need(&j.group, ctx)? {
             None => Readiness::Wait(j.group),
-            Some(g) if g.record().kind() == Kind::Group => Readiness::Ready,
+            Some(g) if g.kind == Kind::Group => Readiness::Ready,
             Some(_) => Readiness::Reject("join: target is not a group"),
         },
         Body::Admit(a) => match need(&a.group, ctx)? {
             None => Readiness::Wait(a.group),
-            Some(g) if g.record().kind() != Kind::Group => {
-                Readiness::Reject("admit: target is not a group")
-            }
-            Some(g) if g.author() != r.author => {
+            Some(g) if g.kind != Kind::Group => Readiness::Reject("admit: target is not a group"),
+            Some(g) if g.author != r.author => {
                 Readiness::Reject("admit: only the group's founder admits")
             }
             Some(_) => Readiness::Ready,
         },
         Body::Endorsement(e) => match need(&e.petition, ctx)? {
             None => Readiness::Wait(e.petition),
-            Some(p) if p.record().kind() != Kind::Petition => {
+            Some(p) if p.kind != Kind::Petition => {
                 Readiness::Reject("endorsement: target is not a petition")
             }
-            Some(p) if p.record().topic != r.topic => {
+            Some(p) if p.topic != r.topic => {
                 Readiness::Reject("endorsement: topic differs from the petition's")
             }
             Some(_) => Readiness::Ready,
         },
         Body::Retraction(x) => match need(&x.target, ctx)? {
             None => Readiness::Wait(x.target),
-            Some(t) if t.author() != r.author => {
+            Some(t) if t.author != r.author => {
                 Readiness::Reject("retraction: only the author retracts")
             }
-            Some(t) if t.record().kind() == Kind::Retraction => {
+            Some(t) if t.kind == Kind::Retraction => {
                 Readiness::Reject("retraction: a retraction cannot be retracted")
             }
-            Some(t) if t.record().topic != r.topic => {
+            Some(t) if t.topic != r.topic => {
                 Readiness::Reject("retraction: topic differs from the target's")
             }
             Some(_) => Readiness::Ready,
         },
         Body::Response(x) => match need(&x.target, ctx)? {
             None => Readiness::Wait(x.target),
-            Some(t) => {
-                let producer = match &t.record().body {
-                    Body::Petition(p) => Some(p.producer),
-                    Body::Review(rv) => Some(rv.product.producer),
-                    _ => None,
-                };
-                match producer {
-                    None => Readiness::Reject("response: target is not a petition or review"),
-                    Some(p) if p != r.author => {
-                        Readiness::Reject("response: only the targeted producer answers")
-                    }
-                    Some(_) => Readiness::Ready,
+            Some(t) => match t.producer {
+                None => Readiness::Reject("response: target is not a petition or review"),
+                Some(p) if p != r.author => {
+                    Readiness::Reject("response: only the targeted producer answers")
                 }
-            }
+                Some(_) => Readiness::Ready,
+            },
         },
         _ => Readiness::Ready,
     })
