@@ -15,9 +15,9 @@
 //!    in-memory overlay. It reads through the chunk being committed, so it can run one
 //!    chunk ahead of the disk.
 //! 3. **commit** — writes each chunk as **one atomic sled batch**, then (group commit) makes
-//!    every chunk written so far durable with one flush when no further chunk is ready or
-//!    after [`FLUSH_EVERY`] chunks, and only then answers the callers whose batches are
-//!    complete and broadcasts the events.
+//!    every chunk written so far durable with one flush after [`FLUSH_EVERY`] chunks or as
+//!    soon as no further chunk is coming (the applier has nothing more in hand), and only
+//!    then answers the callers whose batches are complete and broadcasts the events.
 //!
 //! So an acknowledged record ([`Outcome::Stored`], or [`Outcome::Waiting`]) is on disk, with
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
@@ -280,8 +280,7 @@ type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// While the committer writes batch N, batch N+1 is applied on top of N's writes.
 struct Layered<'a> {
     in_flight: Option<&'a Writes>,
-    tree: &'a sled::Tree,
-    seen: &'a crate::store::Seen,
+    store: &'a Store,
 }
 
 impl Backing for Layered<'_> {
@@ -289,13 +288,13 @@ impl Backing for Layered<'_> {
         if let Some(v) = self.in_flight.and_then(|w| w.get(key)) {
             return Ok(v.clone());
         }
-        if !self.seen.maybe(key) {
+        if !self.store.seen().maybe(key) {
             return Ok(None);
         }
-        Backing::get(self.tree, key)
+        self.store.get_raw(key)
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let base = Backing::scan_prefix(self.tree, prefix)?;
+        let base = Backing::scan_prefix(self.store.tree(), prefix)?;
         Ok(match self.in_flight {
             Some(w) => crate::store::merge_writes(base, w, prefix),
             None => base,
@@ -314,11 +313,15 @@ fn write_stage(
     // runs more than one batch ahead of the disk.
     let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(0);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(1);
+    // Set while the applier has work in hand, so the committer waits for the next chunk
+    // (and flushes it with this one) instead of flushing early.
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let committer = {
         let store = store.clone();
+        let busy = busy.clone();
         std::thread::Builder::new()
             .name("ingest-commit".into())
-            .spawn(move || commit_stage(store, commit_rx, done_tx, events))
+            .spawn(move || commit_stage(store, commit_rx, done_tx, events, busy))
     };
     let Ok(committer) = committer else {
         warn!("cannot start the commit thread");
@@ -333,7 +336,10 @@ fn write_stage(
     let mut queue: VecDeque<Checked> = VecDeque::new();
     loop {
         if queue.is_empty() {
-            match rx.blocking_recv() {
+            busy.store(false, std::sync::atomic::Ordering::Release);
+            let next = rx.blocking_recv();
+            busy.store(true, std::sync::atomic::Ordering::Release);
+            match next {
                 Some(c) => queue.push_back(c),
                 None => break,
             }
@@ -346,8 +352,7 @@ fn write_stage(
         }
         let base = Layered {
             in_flight: in_flight.as_deref(),
-            tree: store.tree(),
-            seen: store.seen(),
+            store: &store,
         };
         let applied = apply_chunk(&base, &mut ctx, &mut queue, &mut waiting, max_waiting);
         // Wait until the previous chunk is on disk before this one may go.
@@ -372,6 +377,8 @@ fn write_stage(
                     group,
                     events: evs,
                 };
+                // More to apply after this chunk? Then the committer may wait for it.
+                busy.store(!queue.is_empty(), std::sync::atomic::Ordering::Release);
                 if commit_tx.send(job).is_err() {
                     break;
                 }
@@ -399,17 +406,17 @@ fn commit_stage(
     rx: std::sync::mpsc::Receiver<Applied>,
     done: std::sync::mpsc::SyncSender<bool>,
     events: broadcast::Sender<Event>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
 ) {
     // Group commit: each chunk's atomic batch is written at once and the applier goes on;
     // one flush then makes every chunk written so far durable, and only then are their
-    // callers answered. A flush is due when no further chunk is ready or after
-    // FLUSH_EVERY chunks, so a lone record is flushed at once and a stream pays one disk
-    // sync per group.
+    // callers answered. A flush is due after FLUSH_EVERY chunks, or when no further chunk
+    // is coming: the applier is idle, or its chunk is not ready within GROUP_WAIT. So a
+    // lone record is flushed at once and a stream pays one disk sync per group.
     let mut pending: Vec<Durable> = Vec::new();
     let mut next = rx.recv().ok();
     while let Some(job) = next.take() {
-        let writes = Arc::try_unwrap(job.writes).unwrap_or_else(|shared| (*shared).clone());
-        let ok = match store.write(writes) {
+        let ok = match store.write(&job.writes) {
             Ok(()) => true,
             Err(e) => {
                 warn!(error = %e, "ingest commit failed");
@@ -426,8 +433,11 @@ fn commit_stage(
             break;
         }
         if pending.len() < FLUSH_EVERY {
-            // The applier usually has the next chunk ready by now.
-            next = rx.try_recv().ok();
+            next = if busy.load(std::sync::atomic::Ordering::Acquire) {
+                rx.recv_timeout(GROUP_WAIT).ok()
+            } else {
+                rx.try_recv().ok()
+            };
         }
         if next.is_none() {
             flush_and_answer(&store, &mut pending, &events);
@@ -439,6 +449,9 @@ fn commit_stage(
 
 /// Chunks written between two flushes, at most.
 pub const FLUSH_EVERY: usize = 8;
+
+/// How long the committer waits for the applier's next chunk before it flushes anyway.
+const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A chunk in the tree, waiting for the flush that makes it durable.
 struct Durable {

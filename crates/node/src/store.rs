@@ -192,8 +192,25 @@ impl Hot {
         )
     }
 
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.read().ok()?.get(key).cloned()
+    /// The value of a cached key, from memory or else from the tree (and then kept).
+    /// A miss holds the write lock across the tree read, so a value read before a
+    /// concurrent [`Store::write`] can never replace the newer one that write puts here.
+    fn get_or_load(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.0.read().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(Some(v));
+        }
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = m.get(key) {
+            return Ok(Some(v.clone()));
+        }
+        let v = tree.get(key)?.map(|v| v.to_vec());
+        if let Some(v) = &v {
+            if m.len() >= Self::CAPACITY {
+                m.clear();
+            }
+            m.insert(key.to_vec(), v.clone());
+        }
+        Ok(v)
     }
 
     fn put(&self, key: &[u8], value: Option<&[u8]>) {
@@ -351,23 +368,28 @@ impl Store {
         &self.tree
     }
 
+    /// A stored value, through the in-memory cache of tallies, ratings and group tallies
+    /// for those keys (what the ingest pipeline reads most).
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if Hot::cached(key) {
+            return self.hot.get_or_load(&self.tree, key);
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
     /// Applies pending writes as one atomic batch (crash-atomic, not yet durable: the caller
     /// flushes before it acknowledges anything).
-    pub(crate) fn write(&self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+    pub(crate) fn write(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
         let mut batch = sled::Batch::default();
-        let mut hot = Vec::new();
         let mut synced = Vec::new();
         for (k, v) in writes {
-            if Hot::cached(&k) {
-                hot.push((k.clone(), v.clone()));
-            }
             // Records are never removed from the topic/time index.
             if k.first() == Some(&keys::TOPIC) && v.is_some() {
-                synced.push(k.clone());
+                synced.push(k.as_slice());
             }
             match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
             }
         }
         // The sync index changes with the tree, under its lock: a reconciliation step
@@ -376,8 +398,8 @@ impl Store {
         self.tree.apply_batch(batch)?;
         sync.insert_all(&self.tree, &synced)?;
         drop(sync);
-        for (k, v) in hot {
-            self.hot.put(&k, v.as_deref());
+        for (k, v) in writes.iter().filter(|(k, _)| Hot::cached(k)) {
+            self.hot.put(k, v.as_deref());
         }
         Ok(())
     }
@@ -476,7 +498,7 @@ impl Store {
             keys::timed(keys::TOPIC, &keys::topic_bytes(topic), created_at, id),
             Some(wire.to_vec()),
         );
-        self.write(w)?;
+        self.write(&w)?;
         self.seen.insert_all(std::iter::once(&keys::record(id)));
         self.flush()
     }
@@ -492,7 +514,7 @@ impl Store {
             keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]),
             Some(v),
         );
-        self.write(w)?;
+        self.write(&w)?;
         self.flush()
     }
 
@@ -759,17 +781,7 @@ impl Store {
 
     /// A derived value through the in-memory cache.
     fn derived<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        let bytes = match self.hot.get(key) {
-            Some(b) => Some(b),
-            None => {
-                let b = self.tree.get(key)?.map(|v| v.to_vec());
-                if let Some(b) = &b {
-                    self.hot.put(key, Some(b));
-                }
-                b
-            }
-        };
-        match bytes {
+        match self.hot.get_or_load(&self.tree, key)? {
             None => Ok(None),
             Some(b) => ciborium::de::from_reader(&b[..])
                 .map(Some)
