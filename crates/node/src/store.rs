@@ -205,27 +205,27 @@ impl Hot {
         }
         let v = tree.get(key)?.map(|v| v.to_vec());
         if let Some(v) = &v {
-            if m.len() >= Self::CAPACITY {
-                m.clear();
-            }
-            m.insert(key.to_vec(), v.clone());
+            Self::insert_bounded(&mut m, key, v);
         }
         Ok(v)
     }
 
     fn put(&self, key: &[u8], value: Option<&[u8]>) {
-        let Ok(mut m) = self.0.write() else { return };
+        // A poisoned lock still guards a consistent map: skipping the update would not.
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
         match value {
-            Some(v) => {
-                if m.len() >= Self::CAPACITY && !m.contains_key(key) {
-                    m.clear();
-                }
-                m.insert(key.to_vec(), v.to_vec());
-            }
+            Some(v) => Self::insert_bounded(&mut m, key, v),
             None => {
                 m.remove(key);
             }
         }
+    }
+
+    fn insert_bounded(m: &mut std::collections::HashMap<Vec<u8>, Vec<u8>>, key: &[u8], v: &[u8]) {
+        if m.len() >= Self::CAPACITY && !m.contains_key(key) {
+            m.clear();
+        }
+        m.insert(key.to_vec(), v.to_vec());
     }
 }
 
