@@ -153,7 +153,7 @@ impl Ingest {
         let (tx, rx) = mpsc::channel::<Job>(4);
         let (ctx_tx, ctx_rx) = mpsc::channel::<Checked>(2);
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
-        let waiting = store.waiting();
+        let waiting = Waiting::load(&store)?;
         let check = {
             let store = store.clone();
             let skew = config.skew_ms;
@@ -306,7 +306,7 @@ fn write_stage(
     store: Store,
     mut rx: mpsc::Receiver<Checked>,
     events: broadcast::Sender<Event>,
-    mut waiting: usize,
+    mut waiting: Waiting,
     max_waiting: usize,
 ) {
     // The committer owns the disk writes; one batch in flight at a time, so the applier never
@@ -360,7 +360,7 @@ fn write_stage(
             // The previous chunk failed: what was applied on top of it is void too.
             warn!("previous ingest batch failed; dropping the next one");
             queue.pop_front();
-            waiting = store.waiting();
+            waiting.reload(&store);
             ctx = fresh();
             continue;
         }
@@ -387,7 +387,7 @@ fn write_stage(
                 // Nothing of the chunk was written; its callers learn that the node failed.
                 warn!(error = %e, "ingest batch failed");
                 queue.pop_front();
-                waiting = store.waiting();
+                waiting.reload(&store);
                 ctx = fresh();
             }
         }
@@ -492,11 +492,10 @@ fn apply_chunk<B: Backing>(
     base: &B,
     ctx: &mut Ctx,
     queue: &mut VecDeque<Checked>,
-    waiting: &mut usize,
+    waiting: &mut Waiting,
     max_waiting: usize,
 ) -> Result<(Writes, Vec<Event>, Vec<Checked>)> {
     let mut ov = Overlay::new(base);
-    let mut new_waiting = *waiting;
     let mut budget = MAX_COMMIT;
     let mut done = Vec::new();
     while let Some(checked) = queue.front_mut() {
@@ -511,18 +510,19 @@ fn apply_chunk<B: Backing>(
             let outcome = match tally::readiness(&ov, ctx, &rec)? {
                 Readiness::Ready => {
                     tally::apply(&mut ov, ctx, &rec)?;
-                    release_waiting(&mut ov, ctx, id, &mut new_waiting)?;
+                    release_waiting(&mut ov, ctx, id, waiting)?;
                     Outcome::Stored(id)
                 }
                 Readiness::Wait(target) => {
                     let wk = keys::key(keys::WAITING, &[target.as_bytes(), id.as_bytes()]);
                     if ov.contains(&wk)? {
                         Outcome::Duplicate(id)
-                    } else if new_waiting >= max_waiting {
+                    } else if waiting.count >= max_waiting {
                         Outcome::Rejected(Rejection::TooManyWaiting)
                     } else {
                         ov.put(wk, rec.wire().to_vec());
-                        new_waiting += 1;
+                        waiting.count += 1;
+                        waiting.targets.insert(target);
                         Outcome::Waiting(id)
                     }
                 }
@@ -542,8 +542,37 @@ fn apply_chunk<B: Backing>(
     }
     ctx.flush(&mut ov)?;
     let events = ctx.finish_events(&ov)?;
-    *waiting = new_waiting;
     Ok((ov.into_writes(), events, done))
+}
+
+/// The records held until the record they point at arrives: how many, and which records
+/// they wait for. Kept in memory so that a record nothing waits for — nearly every record —
+/// costs no lookup: a read of the tree would wait for the batch being committed (sled makes
+/// reads wait for batches), which stalled the applier once per record.
+struct Waiting {
+    count: usize,
+    /// A superset of the targets that have waiting records (an extra entry costs one
+    /// lookup, a missing one would strand its records).
+    targets: std::collections::HashSet<RecordId>,
+}
+
+impl Waiting {
+    fn load(store: &Store) -> Result<Self> {
+        let (count, targets) = store.waiting_targets()?;
+        Ok(Waiting { count, targets })
+    }
+
+    /// After a failed chunk: the store's count, and the targets of the store added to those
+    /// known (a failed chunk may have released records that are still waiting).
+    fn reload(&mut self, store: &Store) {
+        match store.waiting_targets() {
+            Ok((count, targets)) => {
+                self.count = count;
+                self.targets.extend(targets);
+            }
+            Err(e) => warn!(error = %e, "cannot read the waiting records"),
+        }
+    }
 }
 
 /// Applies the records that waited for `arrived` (and, in turn, those that waited for them).
@@ -551,13 +580,16 @@ fn release_waiting<B: Backing>(
     ov: &mut Overlay<'_, B>,
     ctx: &mut Ctx,
     arrived: RecordId,
-    waiting: &mut usize,
+    waiting: &mut Waiting,
 ) -> Result<()> {
     let mut work = vec![arrived];
     while let Some(target) = work.pop() {
+        if !waiting.targets.remove(&target) {
+            continue;
+        }
         for (k, wire) in ov.scan_prefix(&keys::key(keys::WAITING, &[target.as_bytes()]))? {
             ov.remove(k);
-            *waiting = waiting.saturating_sub(1);
+            waiting.count = waiting.count.saturating_sub(1);
             let rec = match SignedRecord::from_vec(wire) {
                 Ok(r) => r,
                 Err(e) => {

@@ -583,6 +583,22 @@ impl Store {
         self.tree.scan_prefix([keys::WAITING]).count()
     }
 
+    /// How many records wait, and the ids of the records they wait for.
+    pub(crate) fn waiting_targets(&self) -> Result<(usize, std::collections::HashSet<RecordId>)> {
+        let mut n = 0;
+        let mut targets = std::collections::HashSet::new();
+        for kv in self.tree.scan_prefix([keys::WAITING]) {
+            let (k, _) = kv?;
+            let target: [u8; 32] = k
+                .get(1..33)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("waiting key".into()))?;
+            targets.insert(RecordId(target));
+            n += 1;
+        }
+        Ok((n, targets))
+    }
+
     /// Ids of the records waiting for a record they point at.
     pub fn waiting_ids(&self) -> Result<std::collections::BTreeSet<RecordId>> {
         let mut out = std::collections::BTreeSet::new();

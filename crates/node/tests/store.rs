@@ -184,6 +184,36 @@ fn only_the_targeted_producer_responds_and_responses_wait_for_their_target() {
 }
 
 #[test]
+fn records_waiting_when_the_node_stops_are_released_after_it_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = petition(1, 0, 1, None, None);
+    let response = respond(0, T0 + 10, &p, ResponseStatus::Done);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let (ing, threads) = start(&store);
+        assert_eq!(
+            ingest(&ing, &[&response])[0],
+            Outcome::Waiting(response.id())
+        );
+        drop(ing);
+        threads.join();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.waiting(), 1);
+    let (ing, _t) = start(&store);
+    // Records nothing waits for pass by; the petition releases its response.
+    let other = petition(2, 0, 1, None, None);
+    assert!(matches!(ingest(&ing, &[&other])[0], Outcome::Stored(_)));
+    assert_eq!(store.waiting(), 1);
+    assert!(matches!(ingest(&ing, &[&p])[0], Outcome::Stored(_)));
+    assert!(store.contains(&response.id()).unwrap());
+    assert_eq!(store.waiting(), 0);
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!(t.response.unwrap().status, "done");
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
 fn ratings_take_each_authors_latest_unretracted_review() {
     let store = Store::temporary().unwrap();
     let (ing, _t) = start(&store);
