@@ -272,20 +272,29 @@ struct Applied {
     writes: Arc<Writes>,
     group: Vec<Checked>,
     events: Vec<Event>,
+    /// Chunks applied on top of a chunk that then failed to write are void; the applier
+    /// starts a new epoch after a failure, and the committer skips the rest of a failed one.
+    epoch: u64,
 }
+
+/// Chunks applied but not yet written, at most: the committer always finds the next chunk
+/// ready (the applier's reads wait while sled applies a batch, so with one chunk ahead the
+/// committer waited for the rest of the applier's work after each batch).
+const AHEAD: usize = 2;
 
 type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// What the applier reads: the writes of the batch being committed (if any), then the tree.
-/// While the committer writes batch N, batch N+1 is applied on top of N's writes.
+/// What the applier reads: the writes of the chunks not yet written (newest first), then
+/// the tree. While the committer writes chunk N, chunk N+AHEAD is applied on top of
+/// N..N+AHEAD-1.
 struct Layered<'a> {
-    in_flight: Option<&'a Writes>,
+    in_flight: &'a VecDeque<Arc<Writes>>,
     store: &'a Store,
 }
 
 impl Backing for Layered<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.in_flight.and_then(|w| w.get(key)) {
+        if let Some(v) = self.in_flight.iter().rev().find_map(|w| w.get(key)) {
             return Ok(v.clone());
         }
         if !self.store.seen().maybe(key) {
@@ -295,10 +304,9 @@ impl Backing for Layered<'_> {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let base = Backing::scan_prefix(self.store.tree(), prefix)?;
-        Ok(match self.in_flight {
-            Some(w) => crate::store::merge_writes(base, w, prefix),
-            None => base,
-        })
+        Ok(self.in_flight.iter().fold(base, |merged, w| {
+            crate::store::merge_writes(merged, w, prefix)
+        }))
     }
 }
 
@@ -309,10 +317,9 @@ fn write_stage(
     mut waiting: Waiting,
     max_waiting: usize,
 ) {
-    // The committer owns the disk writes; one batch in flight at a time, so the applier never
-    // runs more than one batch ahead of the disk.
-    let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(0);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(1);
+    // The committer owns the disk writes; the applier runs at most AHEAD chunks ahead of it.
+    let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(AHEAD);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(AHEAD);
     // Set while the applier has work in hand, so the committer waits for the next chunk
     // (and flushes it with this one) instead of flushing early.
     let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -329,7 +336,8 @@ fn write_stage(
     };
     let fresh = || Ctx::with_journal(store.journal());
     let mut ctx = fresh();
-    let mut in_flight: Option<Arc<Writes>> = None;
+    let mut in_flight: VecDeque<Arc<Writes>> = VecDeque::new();
+    let mut epoch = 0u64;
     // Checked batches not yet fully applied; a large one is applied and committed in
     // chunks of at most MAX_COMMIT records (sled's memory grows with batch size) and
     // answered once its last chunk is on disk.
@@ -351,14 +359,24 @@ fn write_stage(
             }
         }
         let base = Layered {
-            in_flight: in_flight.as_deref(),
+            in_flight: &in_flight,
             store: &store,
         };
         let applied = apply_chunk(&base, &mut ctx, &mut queue, &mut waiting, max_waiting);
-        // Wait until the previous chunk is on disk before this one may go.
-        if in_flight.take().is_some() && !done_rx.recv().unwrap_or(false) {
-            // The previous chunk failed: what was applied on top of it is void too.
-            warn!("previous ingest batch failed; dropping the next one");
+        // At most AHEAD chunks unwritten: wait until the oldest is written.
+        let mut failed = false;
+        if in_flight.len() >= AHEAD {
+            in_flight.pop_front();
+            failed = !done_rx.recv().unwrap_or(false);
+        }
+        if failed {
+            // What was applied on top of the failed chunk is void too: the committer skips
+            // the chunks of this epoch still coming, and this one is dropped.
+            warn!("ingest batch failed; dropping the chunks applied after it");
+            for _ in in_flight.drain(..) {
+                let _ = done_rx.recv();
+            }
+            epoch += 1;
             queue.pop_front();
             waiting.reload(&store);
             ctx = fresh();
@@ -371,11 +389,12 @@ fn write_stage(
                     .seen()
                     .insert_all(writes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k));
                 let writes = Arc::new(writes);
-                in_flight = Some(writes.clone());
+                in_flight.push_back(writes.clone());
                 let job = Applied {
                     writes,
                     group,
                     events: evs,
+                    epoch,
                 };
                 // More to apply after this chunk? Then the committer may wait for it.
                 busy.store(!queue.is_empty(), std::sync::atomic::Ordering::Release);
@@ -392,7 +411,7 @@ fn write_stage(
             }
         }
     }
-    if in_flight.is_some() {
+    for _ in in_flight.drain(..) {
         let _ = done_rx.recv();
     }
     drop(commit_tx);
@@ -414,15 +433,20 @@ fn commit_stage(
     // is coming: the applier is idle, or its chunk is not ready within GROUP_WAIT. So a
     // lone record is flushed at once and a stream pays one disk sync per group.
     let mut pending: Vec<Durable> = Vec::new();
+    let mut failed_epoch = None;
     let mut next = rx.recv().ok();
     while let Some(job) = next.take() {
-        let ok = match store.write(&job.writes) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(error = %e, "ingest commit failed");
-                false
-            }
-        };
+        // A chunk applied on top of one that failed is void (its callers learn the node
+        // failed when its group is dropped unanswered).
+        let ok = failed_epoch != Some(job.epoch)
+            && match store.write(&job.writes) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, "ingest commit failed");
+                    failed_epoch = Some(job.epoch);
+                    false
+                }
+            };
         if ok {
             pending.push(Durable {
                 group: job.group,
