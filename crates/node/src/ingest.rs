@@ -12,8 +12,8 @@
 //!    chunks of at most [`MAX_COMMIT`] records (several small batches share a chunk, a large
 //!    one is split), checks the kind rules that need other records, parks records whose
 //!    target is missing, and applies the rest and the derived state they change into one
-//!    in-memory overlay. It reads through the chunk being committed, so it can run one
-//!    chunk ahead of the disk.
+//!    in-memory overlay. It reads through the chunks not yet written, so it can run two
+//!    chunks ahead of the disk.
 //! 3. **commit** — writes each chunk as **one atomic sled batch**, then (group commit) makes
 //!    every chunk written so far durable with one flush after [`FLUSH_EVERY`] chunks or as
 //!    soon as no further chunk is coming (the applier has nothing more in hand), and only
