@@ -345,6 +345,18 @@ fn write_stage(
     loop {
         if queue.is_empty() {
             busy.store(false, std::sync::atomic::Ordering::Release);
+            // Idle: settle the chunks in flight first, so that nothing is read later through
+            // a write set older than the tree.
+            let mut failed = false;
+            for _ in in_flight.drain(..) {
+                failed |= !done_rx.recv().unwrap_or(false);
+            }
+            if failed {
+                warn!("ingest batch failed; dropping the chunks applied after it");
+                epoch += 1;
+                waiting.reload(&store);
+                ctx = fresh();
+            }
             let next = rx.blocking_recv();
             busy.store(true, std::sync::atomic::Ordering::Release);
             match next {
