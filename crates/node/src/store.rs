@@ -583,17 +583,26 @@ impl Store {
         self.tree.scan_prefix([keys::WAITING]).count()
     }
 
+    /// Each waiting record's key as (the id it waits for, its own id).
+    fn waiting_keys(&self) -> impl Iterator<Item = Result<(RecordId, RecordId)>> + '_ {
+        let id_at = |k: &[u8], at: usize| -> Result<RecordId> {
+            k.get(at..at + 32)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(RecordId)
+                .ok_or_else(|| Error::Corrupt("waiting key".into()))
+        };
+        self.tree.scan_prefix([keys::WAITING]).map(move |kv| {
+            let (k, _) = kv?;
+            Ok((id_at(&k, 1)?, id_at(&k, 33)?))
+        })
+    }
+
     /// How many records wait, and the ids of the records they wait for.
     pub(crate) fn waiting_targets(&self) -> Result<(usize, std::collections::HashSet<RecordId>)> {
         let mut n = 0;
         let mut targets = std::collections::HashSet::new();
-        for kv in self.tree.scan_prefix([keys::WAITING]) {
-            let (k, _) = kv?;
-            let target: [u8; 32] = k
-                .get(1..33)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| Error::Corrupt("waiting key".into()))?;
-            targets.insert(RecordId(target));
+        for kv in self.waiting_keys() {
+            targets.insert(kv?.0);
             n += 1;
         }
         Ok((n, targets))
@@ -601,16 +610,7 @@ impl Store {
 
     /// Ids of the records waiting for a record they point at.
     pub fn waiting_ids(&self) -> Result<std::collections::BTreeSet<RecordId>> {
-        let mut out = std::collections::BTreeSet::new();
-        for kv in self.tree.scan_prefix([keys::WAITING]) {
-            let (k, _) = kv?;
-            let id: [u8; 32] = k
-                .get(33..65)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| Error::Corrupt("waiting key".into()))?;
-            out.insert(RecordId(id));
-        }
-        Ok(out)
+        self.waiting_keys().map(|kv| kv.map(|(_, id)| id)).collect()
     }
 
     /// Bytes the database occupies on disk.
