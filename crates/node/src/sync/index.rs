@@ -6,11 +6,13 @@
 //! of every key below a chunk boundary in O(log n). The accumulator of any range is then
 //! `P(upper) - P(lower)`, where `P(x)` (every key below `x`) is a Fenwick prefix plus a sled
 //! scan of the part of one chunk below `x`: O(log n + CHUNK), whatever the range's size.
-//! Writing a record adds its id to its chunk (O(log n)); a chunk of more than [`SPLIT_AT`]
-//! keys is cut into chunks of `CHUNK` by one scan of its keys (rarely: each cut reads the
-//! keys and shifts the chunk list, so cutting at four times the target rather than two
-//! halves how often it happens). The index lives in memory and is rebuilt
-//! from the `t` keys when the store opens.
+//! Writing a record adds its id to its chunk (O(log n)). Chunks end where topics end, so a
+//! key past the last key of its chunk (the usual case: records mostly arrive in time order,
+//! so most keys end their topic) starts a new chunk when its chunk is full or holds another
+//! topic: such cuts read nothing. Only a chunk that keys written into its middle grew past
+//! [`SPLIT_AT`] is cut into chunks of `CHUNK` by one scan of its keys (cutting at four times
+//! the target rather than two halves how often that happens). The index lives in memory and
+//! is rebuilt with the same cuts from the `t` keys when the store opens.
 
 use std::sync::MutexGuard;
 
@@ -29,6 +31,38 @@ struct Chunk {
     /// Inclusive lower bound of the chunk's keys (the first chunk's is empty).
     start: Vec<u8>,
     acc: Accumulator,
+    /// The chunk's greatest key (`None` while it is empty).
+    last: Option<Box<Key>>,
+}
+
+impl Chunk {
+    fn new(start: Vec<u8>) -> Self {
+        Chunk {
+            start,
+            acc: Accumulator::default(),
+            last: None,
+        }
+    }
+
+    fn add(&mut self, key: &Key) {
+        self.acc.add(&id_of(key));
+        match &mut self.last {
+            Some(l) if **l >= *key => {}
+            Some(l) => **l = *key,
+            None => self.last = Some(Box::new(*key)),
+        }
+    }
+}
+
+/// The topic part of a sync key.
+fn topic_of(key: &Key) -> &[u8] {
+    &key[..KEY_LEN - 8 - 32]
+}
+
+/// Does a chunk that ends with `prev` end before `next` (keys in order)? When `next`'s
+/// topic differs, or the chunk holds `CHUNK` keys already.
+fn cut_before(prev: &Key, count: u64, next: &Key) -> bool {
+    count >= CHUNK || topic_of(prev) != topic_of(next)
 }
 
 /// The chunks and their Fenwick tree.
@@ -38,6 +72,8 @@ pub struct SyncIndex {
     /// 1-based Fenwick tree of the chunks' accumulators; stale while `dirty`.
     fenwick: Vec<Accumulator>,
     dirty: bool,
+    /// Chunks cut by reading their keys back from the tree (since the index was built).
+    read_splits: u64,
 }
 
 fn t_key(bytes: &[u8]) -> Vec<u8> {
@@ -59,34 +95,34 @@ fn sync_key(k: &[u8]) -> Option<Key> {
     k.get(1..).and_then(|s| <Key>::try_from(s).ok())
 }
 
+/// Appends `key`, greater than every key in `chunks`, to the last chunk or to a new one.
+fn push_key(chunks: &mut Vec<Chunk>, key: &Key) {
+    let start = chunks.last().and_then(|c| {
+        let last = c.last.as_deref()?;
+        cut_before(last, c.acc.count(), key).then(|| separator(last, key))
+    });
+    if let Some(start) = start {
+        chunks.push(Chunk::new(start));
+    }
+    if let Some(c) = chunks.last_mut() {
+        c.add(key);
+    }
+}
+
 impl SyncIndex {
     /// Builds the index from the `t` keys of a tree.
     pub(crate) fn build(tree: &sled::Tree) -> Result<Self> {
-        let mut chunks = vec![Chunk {
-            start: Vec::new(),
-            acc: Accumulator::default(),
-        }];
-        let mut prev: Option<Key> = None;
+        let mut chunks = vec![Chunk::new(Vec::new())];
         for kv in tree.scan_prefix([keys::TOPIC]) {
             let (k, _) = kv?;
             let Some(key) = sync_key(&k) else { continue };
-            if let Some(p) = prev {
-                let last = chunks.len() - 1;
-                if chunks[last].acc.count() >= CHUNK {
-                    chunks.push(Chunk {
-                        start: separator(&p, &key),
-                        acc: Accumulator::default(),
-                    });
-                }
-            }
-            let last = chunks.len() - 1;
-            chunks[last].acc.add(&id_of(&key));
-            prev = Some(key);
+            push_key(&mut chunks, &key);
         }
         let mut ix = SyncIndex {
             chunks,
             fenwick: Vec::new(),
             dirty: true,
+            read_splits: 0,
         };
         ix.refresh();
         Ok(ix)
@@ -130,15 +166,29 @@ impl SyncIndex {
     }
 
     /// Adds newly written keys (already in `tree`), then splits chunks grown too big.
+    ///
+    /// A key past the last key of its chunk (the usual case: records mostly arrive in time
+    /// order, so most keys end their topic) starts a new chunk when the chunk is full or the
+    /// key starts another topic. Such cuts read nothing back; only a chunk grown past
+    /// [`SPLIT_AT`] by keys written into its middle is cut by reading its keys.
     pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[&[u8]]) -> Result<()> {
         let mut grown = Vec::new();
         for k in stored {
             let Some(key) = sync_key(k) else { continue };
-            let j = self.find(&key);
-            let mut one = Accumulator::default();
-            one.add(&id_of(&key));
-            self.chunks[j].acc.merge(&one);
+            let mut j = self.find(&key);
+            let c = &self.chunks[j];
+            if let Some(last) = c.last.as_deref() {
+                if key > *last && cut_before(last, c.acc.count(), &key) {
+                    let start = separator(last, &key);
+                    j += 1;
+                    self.chunks.insert(j, Chunk::new(start));
+                    self.dirty = true;
+                }
+            }
+            self.chunks[j].add(&key);
             if !self.dirty {
+                let mut one = Accumulator::default();
+                one.add(&id_of(&key));
                 let n = self.chunks.len();
                 let mut i = j + 1;
                 while i <= n {
@@ -160,34 +210,20 @@ impl SyncIndex {
         Ok(())
     }
 
-    /// Cuts chunk `j` into chunks of `CHUNK` keys, reading its keys from `tree`.
+    /// Cuts chunk `j` into chunks of `CHUNK` keys (and at topic boundaries), reading its
+    /// keys from `tree`.
     fn split_chunk(&mut self, tree: &sled::Tree, j: usize) -> Result<()> {
         let lo = t_key(&self.chunks[j].start);
         let hi = match self.chunks.get(j + 1) {
             Some(c) => t_key(&c.start),
             None => vec![keys::TOPIC + 1],
         };
-        let mut ks = Vec::new();
+        self.read_splits += 1;
+        let mut pieces = vec![Chunk::new(self.chunks[j].start.clone())];
         for kv in tree.range(lo..hi) {
             let (k, _) = kv?;
             if let Some(key) = sync_key(&k) {
-                ks.push(key);
-            }
-        }
-        let mut pieces: Vec<Chunk> = Vec::new();
-        for (n, k) in ks.iter().enumerate() {
-            if n % CHUNK as usize == 0 {
-                pieces.push(Chunk {
-                    start: if n == 0 {
-                        self.chunks[j].start.clone()
-                    } else {
-                        separator(&ks[n - 1], k)
-                    },
-                    acc: Accumulator::default(),
-                });
-            }
-            if let Some(last) = pieces.last_mut() {
-                last.acc.add(&id_of(k));
+                push_key(&mut pieces, &key);
             }
         }
         if pieces.len() > 1 {
@@ -342,6 +378,7 @@ mod tests {
         let view = store.sync_view();
         assert_eq!(view.len(), 5_000);
         assert!(view.lock().chunks.len() > 5_000 / (SPLIT_AT as usize));
+        assert!(view.lock().read_splits > 0);
         let sorted: Vec<Key> = mem.0.iter().copied().collect();
         let bounds = [0usize, 1, 63, 64, 65, 700, 2_500, 4_999];
         for &i in &bounds {
@@ -384,6 +421,63 @@ mod tests {
         // The index rebuilt from the tree says the same.
         let rebuilt = SyncIndex::build(store.tree()).unwrap();
         assert_eq!(rebuilt.len(), 5_000);
+    }
+
+    #[test]
+    fn keys_written_in_time_order_are_cut_without_reading_back() {
+        let store = Store::temporary().unwrap();
+        // Three topics, each written in time order, in batches of uneven sizes.
+        let all: Vec<Key> = (0..3_000).map(key).collect();
+        let mut at = 0;
+        for size in [1, 7, 200, 64, 1_000, 5, 1_723] {
+            write(&store, &all[at..at + size]);
+            at += size;
+        }
+        let view = store.sync_view();
+        let ix = view.lock();
+        // Every chunk is full or ends its topic, and holds one topic: no chunk grew past
+        // CHUNK to be split by reading its keys.
+        assert_eq!(ix.len(), 3_000);
+        assert_eq!(ix.read_splits, 0);
+        for (n, c) in ix.chunks.iter().enumerate().skip(1) {
+            let last = c.last.as_deref().expect("no empty chunk");
+            assert!(c.acc.count() <= CHUNK, "chunk {n}: {}", c.acc.count());
+            assert_eq!(&c.start[..1], &[1]);
+            if c.start.len() >= 2 {
+                assert_eq!(c.start[1], last[1], "chunk {n} spans topics");
+            }
+        }
+        // The same chunks as an index built from the tree in one pass.
+        let rebuilt = SyncIndex::build(store.tree()).unwrap();
+        let starts = |ix: &SyncIndex| -> Vec<Vec<u8>> {
+            ix.chunks.iter().map(|c| c.start.clone()).collect()
+        };
+        assert_eq!(starts(&ix), starts(&rebuilt));
+        drop(ix);
+        let mem = MemoryIndex(all.iter().copied().collect());
+        let sorted: Vec<Key> = mem.0.iter().copied().collect();
+        for (lo, hi) in [
+            (0, 2_999),
+            (5, 2_999),
+            (64, 65),
+            (1_000, 2_000),
+            (1_999, 2_001),
+        ] {
+            let lo = if lo == 0 {
+                Vec::new()
+            } else {
+                reconcile::separator(&sorted[lo - 1], &sorted[lo])
+            };
+            let hi = Bound::Below(reconcile::separator(&sorted[hi - 1], &sorted[hi]));
+            assert_eq!(
+                view.accumulate(&lo, &hi).unwrap(),
+                mem.accumulate(&lo, &hi).unwrap()
+            );
+        }
+        assert_eq!(
+            view.accumulate(&[], &Bound::End).unwrap(),
+            mem.accumulate(&[], &Bound::End).unwrap()
+        );
     }
 
     #[test]
