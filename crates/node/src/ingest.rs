@@ -246,13 +246,16 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
             Err(e) => outcomes[i] = Some(Outcome::Rejected(Rejection::Invalid(e))),
         }
     }
-    let verdicts: Vec<Result<(), chorus_protocol::Error>> = decoded
-        .par_chunks(VERIFY_CHUNK)
-        .flat_map_iter(|chunk| {
-            let refs: Vec<&SignedRecord> = chunk.iter().map(|(_, r)| r).collect();
-            KEYS.with(|k| verify_batch_cached(&refs, &mut k.borrow_mut()))
-        })
-        .collect();
+    let verify = || -> Vec<Result<(), chorus_protocol::Error>> {
+        decoded
+            .par_chunks(VERIFY_CHUNK)
+            .flat_map_iter(|chunk| {
+                let refs: Vec<&SignedRecord> = chunk.iter().map(|(_, r)| r).collect();
+                KEYS.with(|k| verify_batch_cached(&refs, &mut k.borrow_mut()))
+            })
+            .collect()
+    };
+    let verdicts = crate::background::install(verify);
     let mut records = Vec::with_capacity(decoded.len());
     for ((i, rec), verdict) in decoded.into_iter().zip(verdicts) {
         match verdict {

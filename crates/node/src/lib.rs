@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod audit;
+mod background;
 pub mod bundle;
 pub mod config;
 mod error;

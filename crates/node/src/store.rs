@@ -402,10 +402,10 @@ impl Store {
         // which reclaims a few bags of garbage per 128 pins; a batch pins once and leaves
         // ~one replaced node per key. Unless something else pins often enough (reads), the
         // garbage outgrows the collector: RSS grew past 1 GB at a million records. So each
-        // batch asks for a few collections (up to 8 bags each), on the rayon pool: freeing
-        // the nodes is ~15% of this thread's time when it does it itself.
+        // batch asks for a few collections (up to 8 bags each), on the background pool:
+        // freeing the nodes is ~15% of this thread's time when it does it itself.
         let rounds = 2 + writes.len() / 256;
-        rayon::spawn(move || {
+        crate::background::spawn(move || {
             for _ in 0..rounds {
                 crossbeam_epoch::pin().flush();
             }
