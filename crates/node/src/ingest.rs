@@ -6,8 +6,9 @@
 //! 1. **check** — per record: the id from the wire (BLAKE3 of the record bytes) and a store
 //!    lookup drop duplicates before any other work; then decode, the context-free rules and
 //!    the clock; then signatures, in batches of [`VERIFY_CHUNK`] spread over all cores by
-//!    rayon (batch verification gives each record its single verdict, see
-//!    `chorus_protocol::sign`).
+//!    a low-priority rayon pool (batch verification gives each record its single verdict,
+//!    see `chorus_protocol::sign`; the pool runs below the commit thread, the one stage
+//!    that cannot be parallelised).
 //! 2. **apply** — one thread decides what is written. It takes checked batches in order, in
 //!    chunks of at most [`MAX_COMMIT`] records (several small batches share a chunk, a large
 //!    one is split), checks the kind rules that need other records, parks records whose
