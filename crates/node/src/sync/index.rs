@@ -9,7 +9,8 @@
 //! Writing a record adds its id to its chunk (O(log n)). Chunks end where topics end, so a
 //! key past the last key of its chunk (the usual case: records mostly arrive in time order,
 //! so most keys end their topic) starts a new chunk when its chunk is full or holds another
-//! topic: such cuts read nothing. Only a chunk that keys written into its middle grew past
+//! topic (topic cuts stop while chunks would average fewer than [`MIN_AVERAGE`] keys, so a
+//! flood of one-record topics cannot cost a chunk per record): such cuts read nothing. Only a chunk that keys written into its middle grew past
 //! [`SPLIT_AT`] is cut into chunks of `CHUNK` by one scan of its keys (cutting at four times
 //! the target rather than two halves how often that happens). The index lives in memory and
 //! is rebuilt with the same cuts from the `t` keys when the store opens.
@@ -59,10 +60,16 @@ fn topic_of(key: &Key) -> &[u8] {
     &key[..KEY_LEN - 8 - 32]
 }
 
-/// Does a chunk that ends with `prev` end before `next` (keys in order)? When `next`'s
-/// topic differs, or the chunk holds `CHUNK` keys already.
-fn cut_before(prev: &Key, count: u64, next: &Key) -> bool {
-    count >= CHUNK || topic_of(prev) != topic_of(next)
+/// Chunks hold at least this many keys on average: cuts at topic ends stop when there would
+/// be more chunks, so a flood of one-record topics (anyone can start one) costs the index a
+/// chunk per this many records, not one per record.
+pub const MIN_AVERAGE: u64 = 8;
+
+/// Does a chunk that holds `count` keys and ends with `prev` end before `next` (keys in
+/// order)? When it holds `CHUNK` keys already, or `next` starts another topic and the index
+/// (`chunks` chunks for `keys` keys) can afford another chunk.
+fn cut_before(prev: &Key, count: u64, next: &Key, chunks: usize, keys: u64) -> bool {
+    count >= CHUNK || (topic_of(prev) != topic_of(next) && (chunks as u64) * MIN_AVERAGE <= keys)
 }
 
 /// The chunks and their Fenwick tree.
@@ -72,6 +79,8 @@ pub struct SyncIndex {
     /// 1-based Fenwick tree of the chunks' accumulators; stale while `dirty`.
     fenwick: Vec<Accumulator>,
     dirty: bool,
+    /// Keys indexed.
+    keys: u64,
     /// Chunks cut by reading their keys back from the tree (since the index was built).
     read_splits: u64,
 }
@@ -95,11 +104,13 @@ fn sync_key(k: &[u8]) -> Option<Key> {
     k.get(1..).and_then(|s| <Key>::try_from(s).ok())
 }
 
-/// Appends `key`, greater than every key in `chunks`, to the last chunk or to a new one.
-fn push_key(chunks: &mut Vec<Chunk>, key: &Key) {
+/// Appends `key`, greater than every key in `chunks`, to the last chunk or to a new one;
+/// the index has `others` chunks besides these and `keys` keys in all.
+fn push_key(chunks: &mut Vec<Chunk>, key: &Key, others: usize, keys: u64) {
+    let n = others + chunks.len();
     let start = chunks.last().and_then(|c| {
         let last = c.last.as_deref()?;
-        cut_before(last, c.acc.count(), key).then(|| separator(last, key))
+        cut_before(last, c.acc.count(), key, n, keys).then(|| separator(last, key))
     });
     if let Some(start) = start {
         chunks.push(Chunk::new(start));
@@ -113,15 +124,18 @@ impl SyncIndex {
     /// Builds the index from the `t` keys of a tree.
     pub(crate) fn build(tree: &sled::Tree) -> Result<Self> {
         let mut chunks = vec![Chunk::new(Vec::new())];
+        let mut n = 0;
         for kv in tree.scan_prefix([keys::TOPIC]) {
             let (k, _) = kv?;
             let Some(key) = sync_key(&k) else { continue };
-            push_key(&mut chunks, &key);
+            push_key(&mut chunks, &key, 0, n);
+            n += 1;
         }
         let mut ix = SyncIndex {
             chunks,
             fenwick: Vec::new(),
             dirty: true,
+            keys: n,
             read_splits: 0,
         };
         ix.refresh();
@@ -169,7 +183,7 @@ impl SyncIndex {
     ///
     /// A key past the last key of its chunk (the usual case: records mostly arrive in time
     /// order, so most keys end their topic) starts a new chunk when the chunk is full or the
-    /// key starts another topic. Such cuts read nothing back; only a chunk grown past
+    /// key starts another topic (while chunks average [`MIN_AVERAGE`] keys). Such cuts read nothing back; only a chunk grown past
     /// [`SPLIT_AT`] by keys written into its middle is cut by reading its keys.
     pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[&[u8]]) -> Result<()> {
         let mut grown = Vec::new();
@@ -178,7 +192,8 @@ impl SyncIndex {
             let mut j = self.find(&key);
             let c = &self.chunks[j];
             if let Some(last) = c.last.as_deref() {
-                if key > *last && cut_before(last, c.acc.count(), &key) {
+                let (n, keys) = (self.chunks.len(), self.keys);
+                if key > *last && cut_before(last, c.acc.count(), &key, n, keys) {
                     let start = separator(last, &key);
                     j += 1;
                     self.chunks.insert(j, Chunk::new(start));
@@ -186,6 +201,7 @@ impl SyncIndex {
                 }
             }
             self.chunks[j].add(&key);
+            self.keys += 1;
             if !self.dirty {
                 let mut one = Accumulator::default();
                 one.add(&id_of(&key));
@@ -220,10 +236,11 @@ impl SyncIndex {
         };
         self.read_splits += 1;
         let mut pieces = vec![Chunk::new(self.chunks[j].start.clone())];
+        let others = self.chunks.len() - 1;
         for kv in tree.range(lo..hi) {
             let (k, _) = kv?;
             if let Some(key) = sync_key(&k) {
-                push_key(&mut pieces, &key);
+                push_key(&mut pieces, &key, others, self.keys);
             }
         }
         if pieces.len() > 1 {
@@ -235,7 +252,7 @@ impl SyncIndex {
 
     /// Number of keys indexed.
     pub fn len(&self) -> u64 {
-        self.chunks.iter().map(|c| c.acc.count()).sum()
+        self.keys
     }
 
     /// Is the index empty?
@@ -429,7 +446,7 @@ mod tests {
         // Three topics, each written in time order, in batches of uneven sizes.
         let all: Vec<Key> = (0..3_000).map(key).collect();
         let mut at = 0;
-        for size in [1, 7, 200, 64, 1_000, 5, 1_723] {
+        for size in [300, 7, 1, 200, 64, 1_000, 5, 1_423] {
             write(&store, &all[at..at + size]);
             at += size;
         }
@@ -474,6 +491,39 @@ mod tests {
                 mem.accumulate(&lo, &hi).unwrap()
             );
         }
+        assert_eq!(
+            view.accumulate(&[], &Bound::End).unwrap(),
+            mem.accumulate(&[], &Bound::End).unwrap()
+        );
+    }
+
+    #[test]
+    fn one_record_topics_share_chunks() {
+        let store = Store::temporary().unwrap();
+        // Every key its own topic, in order: cutting at each topic end would make a chunk
+        // per key.
+        let all: Vec<Key> = (0..4_000u64)
+            .map(|n| {
+                let mut k = key(n);
+                k[1..9].copy_from_slice(&n.to_be_bytes());
+                k
+            })
+            .collect();
+        for batch in all.chunks(100) {
+            write(&store, batch);
+        }
+        let view = store.sync_view();
+        let ix = view.lock();
+        assert_eq!(ix.len(), 4_000);
+        assert!(
+            ix.chunks.len() as u64 <= 4_000 / MIN_AVERAGE + 1,
+            "{} chunks",
+            ix.chunks.len()
+        );
+        let rebuilt = SyncIndex::build(store.tree()).unwrap();
+        assert!(rebuilt.chunks.len() as u64 <= 4_000 / MIN_AVERAGE + 1);
+        drop(ix);
+        let mem = MemoryIndex(all.iter().copied().collect());
         assert_eq!(
             view.accumulate(&[], &Bound::End).unwrap(),
             mem.accumulate(&[], &Bound::End).unwrap()
