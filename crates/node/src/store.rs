@@ -6,6 +6,7 @@
 //! code reads through; [`crate::tally`] runs the same code over an in-memory map to recompute
 //! everything from raw records.
 
+pub(crate) mod codec;
 pub(crate) mod keys;
 
 use std::collections::BTreeMap;
@@ -290,6 +291,42 @@ impl Seen {
     }
 }
 
+/// Rewrites the slots and petition tallies an older node stored as CBOR maps in the compact
+/// encoding ([`codec`]), once per store (marked by [`keys::FORMAT`]): values read the same
+/// either way, but `recompute` compares stored bytes with freshly computed ones. In batches,
+/// and idempotent, so a crash part-way is finished at the next open.
+fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+    use codec::Stored;
+    if tree.contains_key(keys::FORMAT)? {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    for prefix in [keys::SLOT, keys::PETITION_TALLY] {
+        for kv in tree.scan_prefix([prefix]) {
+            let (k, v) = kv?;
+            if !codec::is_cbor_map(&v) {
+                continue;
+            }
+            let fresh = if prefix == keys::SLOT {
+                crate::tally::Slot::decode(&v)?.encode()
+            } else {
+                PetitionTally::decode(&v)?.encode()
+            };
+            batch.insert(k, fresh);
+            pending += 1;
+            if pending == 1000 {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+    }
+    batch.insert(keys::FORMAT, &[keys::FORMAT_VERSION]);
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
+}
+
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
 /// (BENCHMARKS.md); 96 MB was tried: no faster, and 412 MB at peak.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -320,6 +357,7 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self> {
         let tree = db.open_tree("chorus/v1")?;
+        migrate_derived(&db, &tree)?;
         let seen = Seen::default();
         for prefix in [keys::RECORD, keys::SLOT] {
             for kv in tree.scan_prefix([prefix]) {
@@ -519,8 +557,7 @@ impl Store {
     /// audit must find.
     #[doc(hidden)]
     pub fn plant_tally(&self, petition: &RecordId, tally: &PetitionTally) -> Result<()> {
-        let mut v = Vec::new();
-        ciborium::ser::into_writer(tally, &mut v).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let v = codec::Stored::encode(tally);
         let mut w = BTreeMap::new();
         w.insert(
             keys::key(keys::PETITION_TALLY, &[petition.as_bytes()]),
@@ -780,8 +817,7 @@ impl Store {
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| Error::Corrupt("bad tally key".into()))?;
-            let t: PetitionTally = ciborium::de::from_reader(&v[..])
-                .map_err(|e| Error::Corrupt(format!("tally: {e}")))?;
+            let t = <PetitionTally as codec::Stored>::decode(&v)?;
             out.push((RecordId(id), t));
         }
         Ok(out)
@@ -808,13 +844,11 @@ impl Store {
     }
 
     /// A derived value through the in-memory cache.
-    fn derived<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        match self.hot.get_or_load(&self.tree, key)? {
-            None => Ok(None),
-            Some(b) => ciborium::de::from_reader(&b[..])
-                .map(Some)
-                .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
-        }
+    fn derived<T: codec::Stored>(&self, key: &[u8]) -> Result<Option<T>> {
+        self.hot
+            .get_or_load(&self.tree, key)?
+            .map(|b| T::decode(&b))
+            .transpose()
     }
 
     /// A product's rating: one key lookup.
@@ -877,5 +911,63 @@ impl Store {
                     .map_err(Error::from)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::Stored;
+
+    /// Every slot and petition tally value, by key.
+    fn slots_and_tallies(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        [keys::SLOT, keys::PETITION_TALLY]
+            .into_iter()
+            .flat_map(|p| store.tree().scan_prefix([p]))
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (k.to_vec(), v.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_store_written_with_cbor_values_is_migrated_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tallies = {
+            let store = Store::open(dir.path()).unwrap();
+            let (ing, threads) =
+                crate::Ingest::start(store.clone(), crate::IngestConfig::default()).unwrap();
+            let recs = crate::workload::generate(3, &crate::workload::Params::realistic(2_000));
+            ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
+                .unwrap();
+            drop(ing);
+            threads.join();
+            // What an older node wrote: the same values as CBOR maps, and no format marker.
+            let mut old = BTreeMap::new();
+            for (k, v) in slots_and_tallies(&store) {
+                let cbor = if k[0] == keys::SLOT {
+                    codec::cbor_encode(&crate::tally::Slot::decode(&v).unwrap())
+                } else {
+                    codec::cbor_encode(&PetitionTally::decode(&v).unwrap())
+                };
+                old.insert(k, Some(cbor));
+            }
+            assert!(old.len() > 1_000);
+            old.insert(keys::FORMAT.to_vec(), None);
+            store.write(&old).unwrap();
+            store.flush().unwrap();
+            assert!(!crate::recompute(&store).unwrap().is_empty());
+            store.petitions().unwrap()
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let values = slots_and_tallies(&store);
+        assert!(values.values().all(|v| v[0] == codec::COMPACT));
+        assert_eq!(store.petitions().unwrap(), tallies);
+        assert!(crate::recompute(&store).unwrap().is_empty());
+        assert!(store.tree().contains_key(keys::FORMAT).unwrap());
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(slots_and_tallies(&again), values);
     }
 }

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use chorus_protocol::{
     Admission, AuthorKey, Body, Kind, PetitionVariant, RecordId, SignedRecord, Topic,
 };
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
+use crate::store::codec::{cbor_decode, cbor_encode, is_cbor_map, Reader, Stored, Writer};
 use crate::store::keys::{self, key};
 use crate::store::{Backing, Overlay, Store};
 use crate::{Error, Result};
@@ -196,29 +197,181 @@ pub enum Event {
     },
 }
 
-pub(crate) fn read<T: DeserializeOwned, B: Backing>(b: &B, k: &[u8]) -> Result<Option<T>> {
-    match b.get(k)? {
-        None => Ok(None),
-        Some(v) => ciborium::de::from_reader(&v[..])
-            .map(Some)
-            .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
-    }
+pub(crate) fn read<T: Stored, B: Backing>(b: &B, k: &[u8]) -> Result<Option<T>> {
+    b.get(k)?.map(|v| T::decode(&v)).transpose()
 }
 
-fn get<T: DeserializeOwned, B: Backing>(ov: &Overlay<'_, B>, k: &[u8]) -> Result<Option<T>> {
-    match ov.get(k)? {
-        None => Ok(None),
-        Some(v) => ciborium::de::from_reader(&v[..])
-            .map(Some)
-            .map_err(|e| Error::Corrupt(format!("derived state: {e}"))),
-    }
+fn get<T: Stored, B: Backing>(ov: &Overlay<'_, B>, k: &[u8]) -> Result<Option<T>> {
+    ov.get(k)?.map(|v| T::decode(&v)).transpose()
 }
 
-fn put<T: Serialize, B: Backing>(ov: &mut Overlay<'_, B>, k: Vec<u8>, v: &T) -> Result<()> {
-    let mut out = Vec::with_capacity(64);
-    ciborium::ser::into_writer(v, &mut out).map_err(|e| Error::Corrupt(format!("encode: {e}")))?;
-    ov.put(k, out);
+fn put<T: Stored, B: Backing>(ov: &mut Overlay<'_, B>, k: Vec<u8>, v: &T) -> Result<()> {
+    ov.put(k, v.encode());
     Ok(())
+}
+
+/// Derived values that stay CBOR (small, or rarely written).
+macro_rules! stored_as_cbor {
+    ($($t:ty => $what:literal),*) => {$(
+        impl Stored for $t {
+            fn encode(&self) -> Vec<u8> {
+                cbor_encode(self)
+            }
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                cbor_decode(bytes, $what)
+            }
+        }
+    )*};
+}
+stored_as_cbor!(Rating => "rating", GroupTally => "group tally", u64 => "count");
+
+impl Stored for Slot {
+    fn encode(&self) -> Vec<u8> {
+        let flags = u8::from(self.on)
+            | u8::from(self.rating.is_some()) << 1
+            | u8::from(self.pledge.is_some()) << 2
+            | u8::from(self.status.is_some()) << 3;
+        let mut w = Writer::new(48);
+        w.u64(self.at).bytes32(self.id.as_bytes()).u8(flags);
+        if let Some(r) = self.rating {
+            w.u8(r);
+        }
+        if let Some((amount, currency)) = &self.pledge {
+            w.u64(*amount).str(currency);
+        }
+        if let Some(status) = &self.status {
+            w.str(status);
+        }
+        w.finish()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if is_cbor_map(bytes) {
+            return cbor_decode(bytes, "slot");
+        }
+        let mut r = Reader::new(bytes, "slot")?;
+        let at = r.u64()?;
+        let id = RecordId(r.bytes32()?);
+        let flags = r.u8()?;
+        if flags & !0b1111 != 0 {
+            return Err(Error::Corrupt("slot: unknown flags".into()));
+        }
+        let rating = if flags & 2 != 0 { Some(r.u8()?) } else { None };
+        let pledge = if flags & 4 != 0 {
+            Some((r.u64()?, r.str()?))
+        } else {
+            None
+        };
+        let status = if flags & 8 != 0 { Some(r.str()?) } else { None };
+        r.end()?;
+        Ok(Slot {
+            at,
+            id,
+            on: flags & 1 != 0,
+            rating,
+            pledge,
+            status,
+        })
+    }
+}
+
+impl Stored for PetitionTally {
+    fn encode(&self) -> Vec<u8> {
+        let flags = u8::from(self.deadline.is_some())
+            | u8::from(self.group.is_some()) << 1
+            | u8::from(self.goal.is_some()) << 2
+            | u8::from(self.reached) << 3
+            | u8::from(self.reached_at.is_some()) << 4
+            | u8::from(self.withdrawn) << 5
+            | u8::from(self.response.is_some()) << 6;
+        let mut w = Writer::new(80);
+        w.bytes32(self.producer.as_bytes())
+            .u64(self.threshold)
+            .u64(self.endorsers)
+            .u64(self.member_endorsers)
+            .u8(flags);
+        if let Some(d) = self.deadline {
+            w.u64(d);
+        }
+        if let Some(g) = &self.group {
+            w.bytes32(g.as_bytes());
+        }
+        if let Some((amount, currency)) = &self.goal {
+            w.u64(*amount).str(currency);
+        }
+        if let Some(at) = self.reached_at {
+            w.u64(at);
+        }
+        if let Some(resp) = &self.response {
+            w.bytes32(resp.id.as_bytes())
+                .u64(resp.created_at)
+                .str(&resp.status);
+        }
+        // Currencies are few (each pledge names one); more than 65,535 cannot be validly
+        // pledged within a petition's records, and are capped rather than miscounted.
+        let n = self.pledged.len().min(u16::MAX as usize);
+        w.u64(n as u64);
+        for (currency, sum) in self.pledged.iter().take(n) {
+            w.str(currency).u128(*sum);
+        }
+        w.finish()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if is_cbor_map(bytes) {
+            return cbor_decode(bytes, "tally");
+        }
+        let mut r = Reader::new(bytes, "tally")?;
+        let producer = AuthorKey(r.bytes32()?);
+        let threshold = r.u64()?;
+        let endorsers = r.u64()?;
+        let member_endorsers = r.u64()?;
+        let flags = r.u8()?;
+        if flags & 0x80 != 0 {
+            return Err(Error::Corrupt("tally: unknown flags".into()));
+        }
+        let has = |bit: u8| flags & (1 << bit) != 0;
+        let deadline = if has(0) { Some(r.u64()?) } else { None };
+        let group = if has(1) {
+            Some(RecordId(r.bytes32()?))
+        } else {
+            None
+        };
+        let goal = if has(2) {
+            Some((r.u64()?, r.str()?))
+        } else {
+            None
+        };
+        let reached_at = if has(4) { Some(r.u64()?) } else { None };
+        let response = if has(6) {
+            Some(ResponseInfo {
+                id: RecordId(r.bytes32()?),
+                created_at: r.u64()?,
+                status: r.str()?,
+            })
+        } else {
+            None
+        };
+        let n = r.u64()?;
+        let mut pledged = BTreeMap::new();
+        for _ in 0..n {
+            let currency = r.str()?;
+            pledged.insert(currency, r.u128()?);
+        }
+        r.end()?;
+        Ok(PetitionTally {
+            producer,
+            threshold,
+            deadline,
+            group,
+            goal,
+            endorsers,
+            member_endorsers,
+            pledged,
+            reached: has(3),
+            reached_at,
+            withdrawn: has(5),
+            response,
+        })
+    }
 }
 
 pub(crate) fn slot_key(class: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -498,7 +651,7 @@ pub(crate) fn endorse_slot_prefix(petition: &RecordId) -> Vec<u8> {
 
 /// The winning record of an encoded slot, and whether it is an "on" state.
 pub(crate) fn slot_winner(v: &[u8]) -> Result<(RecordId, bool)> {
-    let s: Slot = ciborium::de::from_reader(v).map_err(|e| Error::Corrupt(format!("slot: {e}")))?;
+    let s = Slot::decode(v)?;
     Ok((s.id, s.on))
 }
 
@@ -885,8 +1038,7 @@ fn update_reached<B: Backing>(
     }
     let mut ats: Vec<u64> = Vec::with_capacity(tally.endorsers as usize);
     for (_, v) in ov.scan_prefix(&slot_key(b'E', &[petition.as_bytes()]))? {
-        let s: Slot =
-            ciborium::de::from_reader(&v[..]).map_err(|e| Error::Corrupt(format!("slot: {e}")))?;
+        let s = Slot::decode(&v)?;
         if s.on {
             ats.push(s.at);
         }
@@ -1037,4 +1189,135 @@ fn hex(b: &[u8]) -> String {
 /// The number of stored records (one key).
 pub(crate) fn record_count<B: Backing>(b: &B) -> Result<u64> {
     Ok(read(b, COUNT_KEY)?.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    fn id(b: u8) -> RecordId {
+        RecordId([b; 32])
+    }
+
+    fn slots() -> Vec<Slot> {
+        let plain = Slot {
+            at: 1_700_000_000_123,
+            id: id(1),
+            on: true,
+            rating: None,
+            pledge: None,
+            status: None,
+        };
+        vec![
+            plain.clone(),
+            Slot {
+                on: false,
+                ..plain.clone()
+            },
+            Slot {
+                rating: Some(5),
+                ..plain.clone()
+            },
+            Slot {
+                pledge: Some((12_345, "EUR".into())),
+                ..plain.clone()
+            },
+            Slot {
+                rating: Some(1),
+                pledge: Some((0, String::new())),
+                status: Some("in-progress".into()),
+                ..plain
+            },
+        ]
+    }
+
+    fn tallies() -> Vec<PetitionTally> {
+        let plain = PetitionTally {
+            producer: AuthorKey([7; 32]),
+            threshold: 100,
+            deadline: None,
+            group: None,
+            goal: None,
+            endorsers: 3,
+            member_endorsers: 0,
+            pledged: BTreeMap::new(),
+            reached: false,
+            reached_at: None,
+            withdrawn: false,
+            response: None,
+        };
+        vec![
+            plain.clone(),
+            PetitionTally {
+                deadline: Some(u64::MAX),
+                group: Some(id(9)),
+                goal: Some((10_000, "USD".into())),
+                member_endorsers: 2,
+                pledged: BTreeMap::from([("EUR".into(), u128::MAX), ("USD".into(), 5)]),
+                reached: true,
+                reached_at: Some(42),
+                withdrawn: true,
+                response: Some(ResponseInfo {
+                    id: id(3),
+                    status: "accepted".into(),
+                    created_at: 77,
+                }),
+                ..plain
+            },
+        ]
+    }
+
+    #[test]
+    fn compact_values_round_trip_and_are_smaller_than_cbor() {
+        for s in slots() {
+            let b = s.encode();
+            assert_eq!(b[0], crate::store::codec::COMPACT);
+            assert_eq!(Slot::decode(&b).unwrap(), s);
+            assert!(b.len() < cbor_encode(&s).len(), "{} bytes", b.len());
+        }
+        // The commonest values: an endorsement's slot and a plain petition's tally.
+        assert_eq!(slots()[0].encode().len(), 42);
+        assert!(slots()[0].encode().len() * 2 < cbor_encode(&slots()[0]).len());
+        assert_eq!(tallies()[0].encode().len(), 66);
+        assert!(tallies()[0].encode().len() * 2 < cbor_encode(&tallies()[0]).len());
+        for t in tallies() {
+            let b = t.encode();
+            assert_eq!(PetitionTally::decode(&b).unwrap(), t);
+            assert!(b.len() < cbor_encode(&t).len(), "{} bytes", b.len());
+        }
+    }
+
+    #[test]
+    fn values_written_as_cbor_by_older_nodes_still_read() {
+        for s in slots() {
+            assert_eq!(Slot::decode(&cbor_encode(&s)).unwrap(), s);
+        }
+        for t in tallies() {
+            assert_eq!(PetitionTally::decode(&cbor_encode(&t)).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_not_panics() {
+        for s in slots() {
+            let b = s.encode();
+            for n in 0..b.len() {
+                assert!(Slot::decode(&b[..n]).is_err());
+            }
+            let mut flags = b.clone();
+            flags[41] |= 0x80;
+            assert!(Slot::decode(&flags).is_err());
+            let mut long = b;
+            long.push(0);
+            assert!(Slot::decode(&long).is_err());
+        }
+        for t in tallies() {
+            let b = t.encode();
+            for n in 0..b.len() {
+                assert!(PetitionTally::decode(&b[..n]).is_err());
+            }
+        }
+        assert!(Slot::decode(&[0x02, 0, 0]).is_err());
+        assert!(PetitionTally::decode(&[0xa1, 0x61]).is_err());
+    }
 }

@@ -18,7 +18,11 @@
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
 //! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
 //! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
+//! | `m`    | `count`                                      | number of records stored      |
+//! | `v`    | `format`                                     | [`FORMAT_VERSION`]            |
 //!
+//! Slots and petition tallies are in the compact encoding of [`super::codec`]; ratings,
+//! group tallies and the count are CBOR.
 //! Topics are 33 bytes: a tag (0 meta, 1 producer, 2 group) and 32 bytes (zero for meta).
 //! Products are 64 bytes: the producer's key and BLAKE3 of the product code.
 
@@ -37,6 +41,11 @@ pub(crate) const GROUP_TALLY: u8 = b'G';
 pub(crate) const GROUP_PETITION: u8 = b'q';
 pub(crate) const JOURNAL: u8 = b'e';
 pub(crate) const JOURNALED: u8 = b'j';
+
+/// The key marking the store's encoding of derived state.
+pub(crate) const FORMAT: &[u8] = b"vformat";
+/// 2: slots and petition tallies are compact ([`super::codec`]); 1 (no marker): CBOR maps.
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Prefixes of derived state: what `recompute` rebuilds and compares.
 pub(crate) const DERIVED: [u8; 5] = [SLOT, PETITION_TALLY, RATING, GROUP_TALLY, GROUP_PETITION];
