@@ -306,11 +306,8 @@ impl Stored for PetitionTally {
                 .u64(resp.created_at)
                 .str(&resp.status);
         }
-        // Currencies are few (each pledge names one); more than 65,535 cannot be validly
-        // pledged within a petition's records, and are capped rather than miscounted.
-        let n = self.pledged.len().min(u16::MAX as usize);
-        w.u64(n as u64);
-        for (currency, sum) in self.pledged.iter().take(n) {
+        w.u64(self.pledged.len() as u64);
+        for (currency, sum) in &self.pledged {
             w.str(currency).u128(*sum);
         }
         w.finish()
