@@ -25,9 +25,29 @@ async fn start(
     listen: &[&str],
     max_invalid: u32,
 ) -> TestNode {
+    start_in(new_dir(), producers, bootstrap, listen, max_invalid).await
+}
+
+/// A fresh, initialised data directory (with its own random author key).
+fn new_dir() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
+    DataDir::new(dir.path()).init().unwrap();
+    dir
+}
+
+/// The author key a node started in `dir` uses (and always follows).
+fn own_key(dir: &TempDir) -> AuthorKey {
+    key_of(&DataDir::new(dir.path()).author_key().unwrap())
+}
+
+async fn start_in(
+    dir: TempDir,
+    producers: &[AuthorKey],
+    bootstrap: &[&str],
+    listen: &[&str],
+    max_invalid: u32,
+) -> TestNode {
     let data = DataDir::new(dir.path());
-    data.init().unwrap();
     let mut config = Config::default();
     config.network.listen = listen.iter().map(|s| s.to_string()).collect();
     config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
@@ -68,9 +88,21 @@ async fn eventually(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) 
 }
 
 fn producer_keys() -> (SigningKey, SigningKey) {
-    let x = SigningKey::from_bytes(&[1; 32]);
-    let x_key = AuthorKey(x.verifying_key().to_bytes());
-    for i in 2..=255u8 {
+    producer_keys_avoiding(&[])
+}
+
+/// Two producer keys on different shards, the first on none of the shards of `avoid`.
+fn producer_keys_avoiding(avoid: &[AuthorKey]) -> (SigningKey, SigningKey) {
+    let avoided: Vec<String> = avoid
+        .iter()
+        .map(|k| shard_of(&Topic::Producer(*k)))
+        .collect();
+    let x = (1..=255u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .find(|x| !avoided.contains(&shard_of(&Topic::Producer(key_of(x)))))
+        .expect("some key lands on another shard");
+    let x_key = key_of(&x);
+    for i in 1..=255u8 {
         let y = SigningKey::from_bytes(&[i; 32]);
         let y_key = AuthorKey(y.verifying_key().to_bytes());
         if shard_of(&Topic::Producer(y_key)) != shard_of(&Topic::Producer(x_key)) {
@@ -264,10 +296,13 @@ async fn a_record_published_with_nobody_listening_is_kept_and_delivered_later() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn following_can_change_at_run_time() {
-    let (x, y) = producer_keys();
+    // b always follows its own key: x must live on another shard, or b keeps x's shard after
+    // unfollowing x (rightly) and the last check below could not tell.
+    let b_dir = new_dir();
+    let (x, y) = producer_keys_avoiding(&[own_key(&b_dir)]);
     let (xk, yk) = (key_of(&x), key_of(&y));
     let a = start(&[xk], &[], TCP, 10).await;
-    let b = start(&[yk], &[&a.addr], TCP, 10).await;
+    let b = start_in(b_dir, &[yk], &[&a.addr], TCP, 10).await;
     let author = SigningKey::from_bytes(&[8; 32]);
     let before = review(&author, xk, "before b follows x");
     a.node.publish(&before).await.unwrap();
