@@ -593,6 +593,9 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
     let agent = api.agent.clone();
     let url = format!("{}/v1/events?producer={me}", api.base);
     let token = api.token.clone();
+    // The stream says `ready` once it has subscribed to live events (and replayed, here
+    // nothing): post only then, so the record cannot slip past a late subscription.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let live = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let resp = agent
@@ -601,8 +604,14 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
             .call()
             .unwrap();
         let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        let mut ready_tx = Some(ready_tx);
         for line in reader.lines() {
             let line = line.unwrap();
+            if line.strip_prefix("event:").map(str::trim) == Some("ready") {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
             if line.starts_with("data:")
                 && line.contains("\"response\"")
                 && line.contains("\"record\"")
@@ -612,7 +621,10 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
         }
         String::new()
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(20), ready_rx)
+        .await
+        .expect("the live stream did not say ready within 20 s")
+        .expect("the live stream ended before it said ready");
     api.ok(
         "POST",
         "/v1/respond",
@@ -624,5 +636,34 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
         .unwrap()
         .unwrap();
     assert!(line.contains("shipped"), "{line}");
+    api.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_made_back_to_back_get_increasing_created_at() {
+    let api = Api::start().await;
+    let other = "0000000000000000000000000000000000000000000000000000000000000001";
+    let review =
+        |text: &str| json!({"producer": other, "product": "gtin-42.x", "rating": 3, "text": text});
+    let (mut made, mut last) = (Vec::new(), Value::Null);
+    for i in 0..5 {
+        let r = api
+            .ok("POST", "/v1/reviews", Some(review(&format!("take {i}"))))
+            .await;
+        made.push(r["record"]["created_at"].as_u64().unwrap());
+        last = r["id"].clone();
+    }
+    assert!(made.windows(2).all(|w| w[0] < w[1]), "{made:?}");
+    // The last one made counts, even if they all fell in one millisecond.
+    let q = format!("producer={other}&product=gtin-42.x");
+    let reviews = api.ok("GET", &format!("/v1/reviews?{q}"), None).await;
+    let counted: Vec<&Value> = reviews["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["counted"] == true)
+        .collect();
+    assert_eq!(counted.len(), 1, "{reviews}");
+    assert_eq!(counted[0]["id"], last, "{reviews}");
     api.node.shutdown().await.unwrap();
 }

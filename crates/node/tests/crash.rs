@@ -7,7 +7,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chorus_node::workload::{generate, Params};
 use chorus_node::{recompute, Ingest, IngestConfig, Outcome, Store};
@@ -16,6 +18,11 @@ use rand::{Rng, SeedableRng};
 
 const ROUNDS: usize = 5;
 const RECORDS: usize = 40_000;
+/// Acknowledgements to wait for in each round before the kill may come (so the rounds store
+/// enough in all however slow the machine is), unless the child finishes first.
+const MIN_ACKS_PER_ROUND: usize = 300;
+/// Longest wait for those acknowledgements.
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Child: ingest the workload in random batch sizes, printing each acknowledgement only
 /// after the ingest call returned (the batch is flushed to disk by then).
@@ -76,21 +83,43 @@ fn acknowledged_records_survive_sigkill() {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.ends_with("started") {
-                    let _ = started_tx.send(());
+        // Progress of this round, as the child reports it.
+        let acks = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = std::thread::spawn({
+            let (acks, done) = (acks.clone(), done.clone());
+            move || {
+                let mut lines = Vec::new();
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line.ends_with("started") {
+                        let _ = started_tx.send(());
+                    } else if line.starts_with("stored ") {
+                        acks.fetch_add(1, Ordering::SeqCst);
+                    } else if line == "done" {
+                        done.store(true, Ordering::SeqCst);
+                    }
+                    lines.push(line);
                 }
-                lines.push(line);
+                lines
             }
-            lines
         });
-        // Kill at a random moment while it ingests.
+        // Kill at a random moment while it ingests: once it has made enough progress (not
+        // after a fixed time, which a loaded machine may spend on very little work).
         let started = started_rx.recv_timeout(Duration::from_secs(300)).is_ok();
+        let mut stalled = None;
         if started {
-            std::thread::sleep(Duration::from_millis(rng.random_range(100..1500)));
+            let deadline = Instant::now() + PROGRESS_DEADLINE;
+            while acks.load(Ordering::SeqCst) < MIN_ACKS_PER_ROUND && !done.load(Ordering::SeqCst) {
+                if Instant::now() >= deadline {
+                    stalled = Some(acks.load(Ordering::SeqCst));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if stalled.is_none() {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..800)));
+            }
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -99,6 +128,12 @@ fn acknowledged_records_survive_sigkill() {
             lines.iter().any(|l| l.ends_with("started")),
             "round {round}: child never started"
         );
+        if let Some(n) = stalled {
+            panic!(
+                "round {round}: the child acknowledged only {n} records (wanted \
+                 {MIN_ACKS_PER_ROUND} or \"done\") within {PROGRESS_DEADLINE:?} of starting"
+            );
+        }
         let before = stored.len();
         for l in &lines {
             if let Some(id) = l.strip_prefix("stored ") {

@@ -108,7 +108,10 @@ async fn connected(node: &Node, peer: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_was_offline_catches_up_on_connect() {
     let a = start(&[]).await;
-    let b = start(&[&a.addr]).await;
+    // `b` does not pull on connect: a pull started then (before the ingest below) could
+    // still be running when `sync_now` asks, which would join it and report its stale
+    // result. So the explicit pull is b's only one. (`c`, below, does pull on connect.)
+    let b = start_with(&[&a.addr], |c| c.sync.on_connect = false).await;
     connected(&b.node, &a.addr).await;
     // 5,000 records reach the online nodes while `c` is off.
     let recs = workload(1, 5_000);
