@@ -1,10 +1,9 @@
-//! Low-priority threads for work that has slack: verifying signatures, and freeing the
-//! tree nodes sled has replaced.
+//! Low-priority threads for work that has slack: verifying signatures.
 //!
 //! The store's commit thread is the one stage of the ingest that cannot be parallelised;
 //! every other stage runs at several times its speed. At equal priority, bursts of
-//! verification (one thread per core) and of freeing kept the commit thread waiting for a
-//! core for about a tenth of an ingest on a two-core machine. These threads run at
+//! verification (one thread per core) kept the commit thread waiting for a core for about a
+//! tenth of an ingest on a two-core machine. These threads run at
 //! [`NICE`] (Linux): they still get every core the node's other threads leave idle, so on an
 //! otherwise idle machine the verification rate is unchanged.
 
@@ -34,14 +33,6 @@ pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match pool() {
         Some(p) => p.install(f),
         None => f(),
-    }
-}
-
-/// Runs `f` on the background pool, without waiting.
-pub(crate) fn spawn(f: impl FnOnce() + Send + 'static) {
-    match pool() {
-        Some(p) => p.spawn(f),
-        None => rayon::spawn(f),
     }
 }
 
@@ -89,11 +80,5 @@ mod tests {
             "{nice:?} from {base}"
         );
         let _ = nice;
-        let (tx, rx) = std::sync::mpsc::channel();
-        spawn(move || {
-            let _ = tx.send(std::thread::current().name().map(str::to_owned));
-        });
-        let name = rx.recv().unwrap();
-        assert!(name.is_some_and(|n| n.starts_with("chorus-bg-")));
     }
 }

@@ -15,7 +15,8 @@
 //!    target is missing, and applies the rest and the derived state they change into one
 //!    in-memory overlay. It reads through the chunks not yet written, so it can run two
 //!    chunks ahead of the disk.
-//! 3. **commit** — writes each chunk as **one atomic sled batch**, then (group commit) makes
+//! 3. **commit** — writes each chunk as **one crash-atomic write set** (its redo intent,
+//!    then its keys one by one: `store::intent`), then (group commit) makes
 //!    every chunk written so far durable with one flush after [`FLUSH_EVERY`] chunks or as
 //!    soon as no further chunk is coming (the applier has nothing more in hand), and only
 //!    then answers the callers whose batches are complete and broadcasts the events.
@@ -24,7 +25,7 @@
 //! its indexes and derived state: a crash after the answer loses nothing, and a crash before
 //! it leaves each chunk either whole or absent, never a record without its derived state.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -33,13 +34,15 @@ use rayon::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::store::intent::Writes;
 use crate::store::{keys, Backing, Overlay, Store};
 use crate::tally::{self, Ctx, Event, Readiness};
 use crate::{Error, Result};
 
 /// Records verified together in one batch equation.
 pub const VERIFY_CHUNK: usize = 64;
-/// Most records committed in one sled batch (keeps sled's memory flat).
+/// Most records in one chunk, written as one write set (keeps its intent, and sled's
+/// memory, small).
 pub const MAX_COMMIT: usize = 128;
 
 /// Why a record was refused.
@@ -282,11 +285,10 @@ struct Applied {
 }
 
 /// Chunks applied but not yet written, at most: the committer always finds the next chunk
-/// ready (the applier's reads wait while sled applies a batch, so with one chunk ahead the
-/// committer waited for the rest of the applier's work after each batch).
+/// ready. (Measured when the store still wrote sled batches, whose lock made the applier's
+/// reads wait for each batch: with one chunk ahead the committer then waited for the rest of
+/// the applier's work after each batch.)
 const AHEAD: usize = 2;
-
-type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// What the applier reads: the writes of the chunks not yet written (newest first), then
 /// the tree. While the committer writes chunk N, chunk N+AHEAD is applied on top of
@@ -443,7 +445,7 @@ fn commit_stage(
     events: broadcast::Sender<Event>,
     busy: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    // Group commit: each chunk's atomic batch is written at once and the applier goes on;
+    // Group commit: each chunk's write set is written at once and the applier goes on;
     // one flush then makes every chunk written so far durable, and only then are their
     // callers answered. A flush is due after FLUSH_EVERY chunks, or when no further chunk
     // is coming: the applier is idle, or its chunk is not ready within GROUP_WAIT. So a

@@ -2,8 +2,8 @@
 //!
 //! Components:
 //! - [`Store`] (`store`): one sled tree holding records by id (verbatim wire bytes), indexes
-//!   by topic and time, author, target and product, and the derived state; one atomic batch
-//!   per ingest batch.
+//!   by topic and time, author, target and product, and the derived state; one crash-atomic
+//!   write set (a redo intent, then its writes) per ingest chunk.
 //! - [`Ingest`] (`ingest`): the pipeline that decodes, validates, batch-verifies on all cores,
 //!   drops duplicates, applies and durably commits records, then broadcasts [`Event`]s.
 //! - `tally`: derived state — petition tallies, product ratings, group membership, profiles —

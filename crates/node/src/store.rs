@@ -1,12 +1,14 @@
 //! The sled-backed store: records by id (verbatim wire bytes), indexes, derived state.
 //!
-//! Everything lives in one sled tree (layout in [`keys`]) so that one ingest batch — records,
-//! index entries and the derived state they change — is applied as one atomic `sled::Batch`.
+//! Everything lives in one sled tree (layout in [`keys`]). One ingest chunk — records, index
+//! entries and the derived state they change — is one write set, made crash-atomic by a redo
+//! intent written before it ([`intent`]).
 //! Writes go through [`Overlay`], a map of pending writes over the tree that the derived-state
 //! code reads through; [`crate::tally`] runs the same code over an in-memory map to recompute
 //! everything from raw records.
 
 pub(crate) mod codec;
+pub(crate) mod intent;
 pub(crate) mod keys;
 
 use std::collections::BTreeMap;
@@ -143,12 +145,19 @@ pub struct Store {
     hot: Arc<Hot>,
     sync: Arc<Mutex<SyncIndex>>,
     journal: Arc<Journal>,
+    intents: Arc<intent::Intents>,
+    /// Held across a flush and the retiring of the intents it covers: intents are retired
+    /// in order.
+    flushing: Arc<Mutex<()>>,
+    /// Set when a write set failed part-way: the tree is not in step until the store is
+    /// reopened (which finishes the write set from its intent), so nothing more is written.
+    broken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The arrival journal: for the topics being watched (a producer's own feedback, and any
 /// topic a `watch` asked for), the order in which records arrived here, so a watcher that
 /// was away can be shown exactly what arrived since, whatever the records' own times.
-/// Journal entries are written in the same atomic batch as their records.
+/// Journal entries are written in the same write set as their records.
 #[derive(Debug, Default)]
 pub struct Journal {
     topics: std::sync::RwLock<std::collections::HashSet<[u8; 33]>>,
@@ -293,15 +302,15 @@ impl Seen {
 
 /// Rewrites the slots and petition tallies an older node stored as CBOR maps in the compact
 /// encoding ([`codec`]), once per store (marked by [`keys::FORMAT`]): values read the same
-/// either way, but `recompute` compares stored bytes with freshly computed ones. In batches,
-/// and idempotent, so a crash part-way is finished at the next open.
+/// either way, but `recompute` compares stored bytes with freshly computed ones. Each
+/// rewrite is idempotent and the marker is written once they are durable, so a crash
+/// part-way is finished at the next open. (Plain inserts, not a `sled::Batch`: the first
+/// batch would switch on sled's global read lock for the life of the process.)
 fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
     use codec::Stored;
     if tree.contains_key(keys::FORMAT)? {
         return Ok(());
     }
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
     for prefix in [keys::SLOT, keys::PETITION_TALLY] {
         for kv in tree.scan_prefix([prefix]) {
             let (k, v) = kv?;
@@ -313,16 +322,11 @@ fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
             } else {
                 PetitionTally::decode(&v)?.encode()
             };
-            batch.insert(k, fresh);
-            pending += 1;
-            if pending == 1000 {
-                tree.apply_batch(std::mem::take(&mut batch))?;
-                pending = 0;
-            }
+            tree.insert(k, fresh)?;
         }
     }
-    batch.insert(keys::FORMAT, &[keys::FORMAT_VERSION]);
-    tree.apply_batch(batch)?;
+    db.flush()?;
+    tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
     db.flush()?;
     Ok(())
 }
@@ -357,6 +361,8 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self> {
         let tree = db.open_tree("chorus/v1")?;
+        // First of all: finish any write set a crash interrupted.
+        let intents = intent::Intents::open(&db, &tree)?;
         migrate_derived(&db, &tree)?;
         let seen = Seen::default();
         for prefix in [keys::RECORD, keys::SLOT] {
@@ -395,6 +401,9 @@ impl Store {
             hot: Arc::new(Hot::default()),
             sync: Arc::new(Mutex::new(sync)),
             journal: Arc::new(journal),
+            intents: Arc::new(intents),
+            flushing: Arc::new(Mutex::new(())),
+            broken: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -415,48 +424,64 @@ impl Store {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Applies pending writes as one atomic batch (crash-atomic, not yet durable: the caller
-    /// flushes before it acknowledges anything).
-    pub(crate) fn write(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut synced = Vec::new();
-        for (k, v) in writes {
+    /// Applies a write set, crash-atomically (not yet durable: the caller flushes before it
+    /// acknowledges anything). Its intent is written first, then its writes key by key
+    /// ([`intent`]); after a crash, [`Store::open`] finishes it from the intent.
+    pub(crate) fn write(&self, writes: &intent::Writes) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let synced: Vec<&[u8]> = writes
+            .iter()
             // Records are never removed from the topic/time index.
-            if k.first() == Some(&keys::TOPIC) && v.is_some() {
-                synced.push(k.as_slice());
-            }
-            match v {
-                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                None => batch.remove(k.as_slice()),
-            }
-        }
+            .filter(|(k, v)| k.first() == Some(&keys::TOPIC) && v.is_some())
+            .map(|(k, _)| k.as_slice())
+            .collect();
         // The sync index changes with the tree, under its lock: a reconciliation step
-        // never sees records its fingerprints do not count.
+        // never sees records its fingerprints do not count. The lock also serialises
+        // writers, so intents are numbered in the order they are applied.
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
-        self.tree.apply_batch(batch)?;
+        if self.broken.load(Ordering::Acquire) {
+            return Err(Error::Corrupt(
+                "an earlier write failed part-way; restart the node to finish it".into(),
+            ));
+        }
+        let applied = self
+            .intents
+            .begin(writes)
+            .and_then(|id| intent::apply(&self.tree, writes.iter()).map(|()| id));
+        let id = match applied {
+            Ok(id) => id,
+            Err(e) => {
+                // Part of the set may be in the tree; only its intent can finish it (at the
+                // next open), so write nothing more.
+                self.broken.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        self.intents.applied(id);
         sync.insert_all(&self.tree, &synced)?;
         drop(sync);
-        // sled frees the tree nodes a batch replaces through crossbeam's epoch collector,
-        // which reclaims a few bags of garbage per 128 pins; a batch pins once and leaves
-        // ~one replaced node per key. Unless something else pins often enough (reads), the
-        // garbage outgrows the collector: RSS grew past 1 GB at a million records. So each
-        // batch asks for a few collections (up to 8 bags each), on the background pool:
-        // freeing the nodes is ~15% of this thread's time when it does it itself.
-        let rounds = 2 + writes.len() / 256;
-        crate::background::spawn(move || {
-            for _ in 0..rounds {
-                crossbeam_epoch::pin().flush();
-            }
-        });
         for (k, v) in writes.iter().filter(|(k, _)| Hot::cached(k)) {
             self.hot.put(k, v.as_deref());
         }
         Ok(())
     }
 
-    /// Flushes everything to disk.
+    /// Flushes everything to disk, then retires the intents of the write sets it made
+    /// durable.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let done = self.intents.take_applied();
+        if let Err(e) = self.db.flush() {
+            self.intents.restore(done);
+            return Err(e.into());
+        }
+        if let Err(e) = self.intents.retire(&done) {
+            // An intent left behind while later ones are retired would be replayed over
+            // newer writes: write nothing more until the store is reopened.
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
         Ok(())
     }
 

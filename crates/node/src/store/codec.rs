@@ -52,6 +52,10 @@ impl Writer {
         self.0.push(v);
         self
     }
+    pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
@@ -66,9 +70,13 @@ impl Writer {
     }
     /// A string: its length (4 bytes) and its UTF-8 bytes.
     pub(crate) fn str(&mut self, s: &str) -> &mut Self {
-        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        self.bytes(s.as_bytes())
+    }
+    /// Bytes: their length (4 bytes) and themselves.
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
         self.0.extend_from_slice(&len.to_be_bytes());
-        self.0.extend_from_slice(s.as_bytes());
+        self.0.extend_from_slice(b);
         self
     }
     pub(crate) fn finish(self) -> Vec<u8> {
@@ -105,6 +113,9 @@ impl<'a> Reader<'a> {
     pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
     pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
@@ -115,10 +126,14 @@ impl<'a> Reader<'a> {
         self.array()
     }
     pub(crate) fn str(&mut self) -> Result<String> {
-        let n = u32::from_be_bytes(self.array()?) as usize;
-        let b = self.take(n)?;
+        let b = self.bytes()?;
         String::from_utf8(b.to_vec())
             .map_err(|_| Error::Corrupt(format!("{}: string is not UTF-8", self.what)))
+    }
+    /// Bytes written by [`Writer::bytes`].
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
     }
     /// Fails unless every byte was read.
     pub(crate) fn end(self) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The key layout of the one sled tree that holds everything.
 //!
-//! One tree, so that a record, its index entries and the derived state it changes go into
-//! one `sled::Batch` and are applied atomically. The first byte of a key says what it is:
+//! One tree, so that a record, its index entries and the derived state it changes form one
+//! write set, applied crash-atomically through a redo intent (kept in a second tree, see
+//! [`super::intent`]). The first byte of a key says what it is:
 //!
 //! | prefix | key after the prefix                         | value                         |
 //! |--------|----------------------------------------------|-------------------------------|
