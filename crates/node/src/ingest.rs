@@ -589,8 +589,8 @@ fn apply_chunk<B: Backing>(
 
 /// The records held until the record they point at arrives: how many, and which records
 /// they wait for. Kept in memory so that a record nothing waits for — nearly every record —
-/// costs no lookup: a read of the tree would wait for the batch being committed (sled makes
-/// reads wait for batches), which stalled the applier once per record.
+/// costs no lookup (when the store still wrote sled batches, such a read waited for the
+/// batch being committed, and stalled the applier once per record).
 struct Waiting {
     count: usize,
     /// A superset of the targets that have waiting records (an extra entry costs one

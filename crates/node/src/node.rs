@@ -603,7 +603,7 @@ impl Node {
                 .await
                 .map_err(|_| Error::NodeStopped)?;
         }
-        store.flush()?;
+        store.close()?;
         info!("node stopped; store flushed");
         Ok(())
     }

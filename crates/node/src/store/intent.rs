@@ -10,9 +10,12 @@
 //! 1. **intent** — the whole write set, encoded, in parts of at most [`PART_BYTES`] under
 //!    the keys `seq(8, BE) part(4, BE)`: parts `1..n` first, then part 0, which carries `n`.
 //!    Part 0 present means the intent is whole.
-//! 2. **apply** — every write of the set, in key order within three passes: records (`t`),
-//!    then the id index (`r`), then the rest, so a reader that finds an index entry finds
-//!    its record.
+//! 2. **apply** — every write of the set, in key order within five passes: records (`t`),
+//!    the id index (`r`), the other indexes and the journal, slots and waiting records, and
+//!    last the aggregates (tallies, ratings, group tallies, the count). A reader that finds
+//!    an index entry finds its record, and one that sees a new tally sees the slots under
+//!    it. (Chunks are atomic for crashes, not for concurrent readers: a reader may see part
+//!    of a chunk being written, as it may see one chunk and not the next.)
 //! 3. **retire** — once a flush has made the writes durable, the intent is removed (part 0
 //!    first), in sequence order.
 //!
@@ -20,8 +23,8 @@
 //! a crash any write of step 2 that survived comes with its whole intent. On open,
 //! [`replay`] re-applies every whole intent in sequence order before anything reads the
 //! tree: re-applying a write is harmless, and applying the sets in order ends with what the
-//! last one left. An intent without part 0 wrote nothing (step 2 had not begun, or it was
-//! being retired) and is dropped. Retiring in order keeps the invariant replay needs: no
+//! last one left. An intent without part 0 needs nothing (step 2 had not begun, or its
+//! writes were durable and it was being retired) and is dropped. Retiring in order keeps the invariant replay needs: no
 //! intent outlives one written after it.
 //!
 //! Intent encoding (inside parts, concatenated): `0x01`, the number of writes (u32 BE), then
@@ -108,21 +111,31 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Writes> {
     Ok(out)
 }
 
-/// The order in which a write set is applied: records, then the id index, then the rest.
+/// The order in which a write set is applied: what others point at before what points at
+/// it, and aggregates last (see the module docs).
 fn pass(key: &[u8]) -> u8 {
     match key.first() {
         Some(&keys::TOPIC) => 0,
         Some(&keys::RECORD) => 1,
-        _ => 2,
+        Some(&keys::AUTHOR)
+        | Some(&keys::TARGET)
+        | Some(&keys::PRODUCT)
+        | Some(&keys::GROUP_PETITION)
+        | Some(&keys::JOURNAL) => 2,
+        Some(&keys::SLOT) | Some(&keys::WAITING) => 3,
+        _ => 4,
     }
 }
+
+/// Number of passes of [`apply`].
+const PASSES: u8 = 5;
 
 /// Applies a write set to `tree`, key by key (see the module docs for the order).
 pub(crate) fn apply<'a>(
     tree: &sled::Tree,
     writes: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + Clone,
 ) -> Result<()> {
-    for p in 0..3 {
+    for p in 0..PASSES {
         for (k, v) in writes.clone().filter(|(k, _)| pass(k) == p) {
             match v {
                 Some(v) => {
@@ -301,12 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn apply_puts_records_before_the_id_index_before_the_rest() {
-        let order: Vec<u8> = [b"s".as_slice(), b"r", b"a", b"t", b"T"]
+    fn apply_puts_records_first_and_aggregates_last() {
+        let order: Vec<u8> = [b"s".as_slice(), b"r", b"a", b"t", b"T", b"m", b"w", b"G"]
             .iter()
             .map(|k| pass(k))
             .collect();
-        assert_eq!(order, vec![2, 1, 2, 0, 2]);
+        assert_eq!(order, vec![3, 1, 2, 0, 4, 4, 3, 4]);
+        assert!(order.iter().all(|p| *p < PASSES));
     }
 
     fn open(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
