@@ -969,19 +969,25 @@ mod tests {
             .collect()
     }
 
+    /// Ingests `n` records of workload `seed` into `store` through the pipeline (each
+    /// acknowledged, so flushed) and stops it.
+    fn ingest_workload(store: &Store, seed: u64, n: usize) {
+        let (ing, threads) =
+            crate::Ingest::start(store.clone(), crate::IngestConfig::default()).unwrap();
+        let recs = crate::workload::generate(seed, &crate::workload::Params::realistic(n));
+        ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
+            .unwrap();
+        drop(ing);
+        threads.join();
+    }
+
     #[test]
     fn intents_are_retired_by_the_flush_that_covers_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (ing, threads) =
-            crate::Ingest::start(store.clone(), crate::IngestConfig::default()).unwrap();
-        let recs = crate::workload::generate(4, &crate::workload::Params::realistic(1_000));
-        ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
-            .unwrap();
+        ingest_workload(&store, 4, 1_000);
         // Acknowledged means flushed, and a flush retires what it covers.
         assert_eq!(store.intents.len(), 0);
-        drop(ing);
-        threads.join();
         // A write not yet flushed keeps its intent until the next flush.
         let mut w = BTreeMap::new();
         w.insert(b"ztest".to_vec(), Some(b"value".to_vec()));
@@ -1002,13 +1008,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tallies = {
             let store = Store::open(dir.path()).unwrap();
-            let (ing, threads) =
-                crate::Ingest::start(store.clone(), crate::IngestConfig::default()).unwrap();
-            let recs = crate::workload::generate(3, &crate::workload::Params::realistic(2_000));
-            ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
-                .unwrap();
-            drop(ing);
-            threads.join();
+            ingest_workload(&store, 3, 2_000);
             // What an older node wrote: the same values as CBOR maps, and no format marker.
             let mut old = BTreeMap::new();
             for (k, v) in slots_and_tallies(&store) {
