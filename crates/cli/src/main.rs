@@ -664,13 +664,6 @@ fn api_bytes(dir: &DataDir, path: &str) -> Result<Vec<u8>> {
         .context("the node's answer broke off")
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Percent-encodes a query value.
 fn enc(s: &str) -> String {
     s.bytes()
@@ -1040,7 +1033,7 @@ fn print_audit(cli: &Cli, v: &serde_json::Value) {
 }
 
 fn hex32(b: &[u8; 32]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
@@ -1243,7 +1236,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             "cannot open the store ({e}); if its node is running, audit without --offline"
                         )
                     })?;
-                    let report = chorus_node::audit::audit(&store, &cfg, now_ms())?;
+                    let report = chorus_node::audit::audit(&store, &cfg, chorus_node::clock::now_ms())?;
                     Ok(serde_json::to_value(report)?)
                 })
                 .await??
@@ -1598,7 +1591,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(args) => run_node(&cli, args).await,
         Command::Init(a) => {
             let dir = data_dir(&cli);
-            let from_env = std::env::var(chorus_node::node::PASSPHRASE_ENV)
+            let from_env = std::env::var(chorus_node::PASSPHRASE_ENV)
                 .ok()
                 .filter(|p| !p.is_empty());
             let passphrase = match (a.passphrase, from_env) {

@@ -24,13 +24,6 @@ const RECORDS: usize = 1000;
 
 type Seen = Arc<Mutex<HashMap<RecordId, Vec<Instant>>>>;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -71,7 +64,7 @@ fn review(i: usize, producer: AuthorKey) -> chorus_protocol::SignedRecord {
         title: Some("Bench".into()),
         text: "A review of typical length, long enough to look like what people write.".into(),
     }))
-    .created_at(now_ms())
+    .created_at(chorus_node::clock::now_ms())
     .sign(&SigningKey::from_bytes(&seed))
     .unwrap()
 }

@@ -42,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) cancel: CancellationToken,
     pub(crate) audit: crate::audit::AuditConfig,
     pub(crate) trusted: Arc<Vec<AuthorKey>>,
+    /// Creation times of the records made for this node's user.
+    pub(crate) clock: Arc<crate::clock::Clock>,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -228,7 +230,7 @@ async fn audit(State(s): State<ApiState>) -> Result<Json<crate::audit::Report>, 
     let store = s.store.clone();
     let cfg = s.audit.clone();
     let report = tokio::task::spawn_blocking(move || {
-        crate::audit::audit(&store, &cfg, crate::net::now_ms())
+        crate::audit::audit(&store, &cfg, crate::clock::now_ms())
     })
     .await
     .map_err(|_| Error::NodeStopped)??;

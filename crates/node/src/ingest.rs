@@ -34,6 +34,7 @@ use rayon::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::clock::now_ms;
 use crate::store::intent::Writes;
 use crate::store::{keys, Backing, Overlay, Store};
 use crate::tally::{self, Ctx, Event, Readiness};
@@ -142,13 +143,6 @@ impl IngestThreads {
             warn!("ingest write stage panicked");
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Ingest {

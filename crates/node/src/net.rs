@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clock::now_ms;
 use crate::config::NetworkConfig;
 use crate::ingest::{Ingest, Outcome, Rejection};
 use crate::sync::session::{self, SyncContext, SyncReport};
@@ -398,13 +399,6 @@ impl Validator {
             }
         }
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Gossipsub peer scoring: a peer loses score for every invalid record it delivers (P4:

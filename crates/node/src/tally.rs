@@ -1160,27 +1160,23 @@ pub fn recompute(store: &Store) -> Result<Vec<Difference>> {
         for (k, v) in &stored {
             if fresh.get(k).map(|f| *f != v).unwrap_or(true) {
                 diffs.push(Difference {
-                    key: hex(k),
-                    stored: Some(hex(v)),
-                    recomputed: fresh.get(k).map(|f| hex(f)),
+                    key: hex::encode(k),
+                    stored: Some(hex::encode(v)),
+                    recomputed: fresh.get(k).map(hex::encode),
                 });
             }
         }
         for (k, v) in &fresh {
             if !stored.contains_key(*k) {
                 diffs.push(Difference {
-                    key: hex(k),
+                    key: hex::encode(k),
                     stored: None,
-                    recomputed: Some(hex(v)),
+                    recomputed: Some(hex::encode(v)),
                 });
             }
         }
     }
     Ok(diffs)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The number of stored records (one key).

@@ -106,7 +106,7 @@ pub fn view(
         "watchdogs": watchdogs.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         "endorsers": t.endorsers.saturating_sub(excluded),
         "excluded": excluded,
-        "root": root.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "root": hex::encode(root),
         "vouched_by": vouched,
     })))
 }

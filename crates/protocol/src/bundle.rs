@@ -61,10 +61,6 @@ pub enum BundleError {
     },
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn leaf(id: &[u8; 32]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&[0]);
@@ -419,8 +415,8 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
     }
     if root != b.root {
         return Err(BundleError::RootMismatch {
-            claimed: hex(&b.root),
-            actual: hex(&root),
+            claimed: hex::encode(b.root),
+            actual: hex::encode(root),
         });
     }
     Ok(Verified {
@@ -714,8 +710,8 @@ mod vectors {
             "petition": v.petition.id().to_string(),
             "endorsement": id.to_string(),
             "count": v.count,
-            "root": hex(&v.root),
-            "path": path.iter().map(|s| serde_json::json!({"left": s.left, "hash": hex(&s.hash)})).collect::<Vec<_>>(),
+            "root": hex::encode(v.root),
+            "path": path.iter().map(|s| serde_json::json!({"left": s.left, "hash": hex::encode(s.hash)})).collect::<Vec<_>>(),
             "counted_sorted": sorted.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
         });
         let proof_text = serde_json::to_string_pretty(&proof).unwrap() + "\n";

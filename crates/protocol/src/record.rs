@@ -287,6 +287,29 @@ pub struct ProductRef {
     pub code: String,
 }
 
+impl fmt::Display for ProductRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.producer, self.code)
+    }
+}
+
+/// The text form `PRODUCERKEY/CODE` (PROTOCOL.md §11).
+impl FromStr for ProductRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (key, code) = s.split_once('/').ok_or(Error::InvalidField {
+            field: "product",
+            reason: "expected PRODUCERKEY/CODE",
+        })?;
+        let producer: AuthorKey = key.parse()?;
+        validate::check_product_code(code)?;
+        Ok(ProductRef {
+            producer,
+            code: code.to_string(),
+        })
+    }
+}
+
 /// A rating of a product.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Review {
@@ -813,5 +836,26 @@ mod tests {
         assert_eq!(s.len(), 64);
         assert_eq!(s.parse::<RecordId>().unwrap(), id);
         assert!("xyz".parse::<RecordId>().is_err());
+    }
+
+    #[test]
+    fn products_print_as_key_slash_code_and_parse_back() {
+        let p = ProductRef {
+            producer: AuthorKey([0xab; 32]),
+            code: "gtin-4006381333931".into(),
+        };
+        let s = p.to_string();
+        assert_eq!(s, format!("{}/gtin-4006381333931", "ab".repeat(32)));
+        assert_eq!(s.parse::<ProductRef>().unwrap(), p);
+        let key = "ab".repeat(32);
+        for bad in [
+            String::new(),
+            key.clone(),
+            format!("{key}/"),
+            format!("{key}/no spaces"),
+            "xyz/code".to_string(),
+        ] {
+            assert!(bad.parse::<ProductRef>().is_err(), "{bad}");
+        }
     }
 }

@@ -11,9 +11,9 @@ use chorus_protocol::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ApiError, ApiState, JsonBody, Q};
+use crate::clock::now_ms;
 use crate::ingest::{Outcome, Rejection};
 use crate::node::{apply_change, change_follow, parse_product};
 use crate::{FollowChange, PetitionTally};
@@ -51,25 +51,6 @@ fn amount(field: &str, s: &str) -> Result<Amount, ApiError> {
             format!("{field} {s:?}: {e} (write it like 3000EUR)"),
         )
     })
-}
-
-fn now_ms() -> u64 {
-    crate::net::now_ms()
-}
-
-/// The `created_at` of the last record made through the API (for this process's node).
-static LAST_CREATED_AT: AtomicU64 = AtomicU64::new(0);
-
-/// The `created_at` of a new record made for the node's user: the wall clock, but always
-/// after the previous one (`max(now, last + 1)`). Two records made in the same millisecond
-/// (a review and its update, an endorsement and its retraction) would otherwise tie, and the
-/// `(created_at, id)` tie-break would pick the one that counts by hash, not by order made.
-fn next_created_at(last: &AtomicU64, now: u64) -> u64 {
-    let step = |l: u64| now.max(l.saturating_add(1));
-    // The closure always returns `Some`, so this is `Ok`; both arms hold the previous value.
-    match last.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(step(l))) {
-        Ok(prev) | Err(prev) => step(prev),
-    }
 }
 
 /// A deadline: milliseconds, RFC 3339 (`2026-12-31T18:00:00Z`) or a date (`2026-12-31`,
@@ -125,7 +106,7 @@ async fn create_on(
     body: Body,
     topic: Option<chorus_protocol::Topic>,
 ) -> Result<Json<Created>, ApiError> {
-    let mut b = RecordBuilder::new(body).created_at(next_created_at(&LAST_CREATED_AT, now_ms()));
+    let mut b = RecordBuilder::new(body).created_at(s.clock.next_created_at());
     if let Some(t) = topic {
         b = b.topic(t);
     }
@@ -938,22 +919,5 @@ mod tests {
         assert_eq!(parse_deadline("1767225599999").unwrap(), 1_767_225_599_999);
         assert!(parse_deadline("next tuesday").is_err());
         assert!(parse_deadline("2026-13-40").is_err());
-    }
-
-    #[test]
-    fn created_at_strictly_increases_even_within_one_millisecond() {
-        let last = AtomicU64::new(0);
-        let now = 1_767_225_599_999;
-        let a = next_created_at(&last, now);
-        let b = next_created_at(&last, now);
-        let c = next_created_at(&last, now - 5);
-        assert_eq!((a, b, c), (now, now + 1, now + 2));
-        // The wall clock wins again once it has moved past.
-        assert_eq!(next_created_at(&last, now + 10), now + 10);
-        // Back-to-back calls with the real clock.
-        let made: Vec<u64> = (0..100)
-            .map(|_| next_created_at(&LAST_CREATED_AT, now_ms()))
-            .collect();
-        assert!(made.windows(2).all(|w| w[0] < w[1]), "{made:?}");
     }
 }
