@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use chorus_node::config::Config;
 use chorus_node::net::PeerId;
-use chorus_node::sync::reconcile::{Bound, RangeIndex};
 use chorus_node::workload::{generate, Params};
 use chorus_node::{DataDir, Ingest, IngestConfig, NetEvent, Node, Outcome, Store, SyncReport};
+use chorus_protocol::sync::reconcile::{Bound, RangeIndex};
 use chorus_protocol::{Body, RecordId, SignedRecord};
 use common::{data_dir, ingest_stream, wires, write_wires};
 

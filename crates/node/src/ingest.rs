@@ -29,15 +29,19 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use chorus_protocol::{cbor, verify_batch_cached, KeyCache, RecordId, SignedRecord};
+use chorus_protocol::{cbor, verify_batch_cached, KeyCache, RecordId, RuleError, SignedRecord};
 use rayon::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::clock::now_ms;
 use crate::store::intent::Writes;
-use crate::store::{keys, Backing, Overlay, Store};
-use crate::tally::{self, Ctx, Event, Readiness};
+use crate::store::overlay::{Backing, Overlay};
+use crate::store::Store;
+use crate::tally::apply::apply;
+use crate::tally::ctx::Ctx;
+use crate::tally::ready::readiness;
+use crate::tally::{Event, Readiness};
 use crate::{Error, Result};
 
 /// Records verified together in one batch equation.
@@ -52,17 +56,20 @@ pub enum Rejection {
     /// It breaks a protocol rule (structure, limits, clock, signature).
     Invalid(chorus_protocol::Error),
     /// It breaks a kind rule that needs another record (wrong producer, not the founder...).
-    Rule(&'static str),
+    Rule(RuleError),
     /// It waits for a record not yet seen, and too many records already wait.
     TooManyWaiting,
+    /// The pipeline gave no verdict (a fault of the node, not of the record).
+    Internal,
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rejection::Invalid(e) => write!(f, "{e}"),
-            Rejection::Rule(r) => f.write_str(r),
+            Rejection::Rule(r) => write!(f, "{r}"),
             Rejection::TooManyWaiting => f.write_str("too many records wait for their target"),
+            Rejection::Internal => f.write_str("internal: no verdict"),
         }
     }
 }
@@ -284,32 +291,6 @@ struct Applied {
 /// the applier's work after each batch.)
 const AHEAD: usize = 2;
 
-/// What the applier reads: the writes of the chunks not yet written (newest first), then
-/// the tree. While the committer writes chunk N, chunk N+AHEAD is applied on top of
-/// N..N+AHEAD-1.
-struct Layered<'a> {
-    in_flight: &'a VecDeque<Arc<Writes>>,
-    store: &'a Store,
-}
-
-impl Backing for Layered<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.in_flight.iter().rev().find_map(|w| w.get(key)) {
-            return Ok(v.clone());
-        }
-        if !self.store.seen().maybe(key) {
-            return Ok(None);
-        }
-        self.store.get_raw(key)
-    }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let base = Backing::scan_prefix(self.store.tree(), prefix)?;
-        Ok(self.in_flight.iter().fold(base, |merged, w| {
-            crate::store::merge_writes(merged, w, prefix)
-        }))
-    }
-}
-
 fn write_stage(
     store: Store,
     mut rx: mpsc::Receiver<Checked>,
@@ -334,7 +315,8 @@ fn write_stage(
         warn!("cannot start the commit thread");
         return;
     };
-    let fresh = || Ctx::with_journal(store.journal());
+    let journal = store.journal();
+    let fresh = Ctx::default;
     let mut ctx = fresh();
     let mut in_flight: VecDeque<Arc<Writes>> = VecDeque::new();
     let mut epoch = 0u64;
@@ -370,11 +352,9 @@ fn write_stage(
                 Err(_) => break,
             }
         }
-        let base = Layered {
-            in_flight: &in_flight,
-            store: &store,
-        };
-        let applied = apply_chunk(&base, &mut ctx, &mut queue, &mut waiting, max_waiting);
+        let base = store.layered(&in_flight);
+        let ov = Overlay::with_journal(&base, &journal);
+        let applied = apply_chunk(ov, &mut ctx, &mut queue, &mut waiting, max_waiting);
         // At most AHEAD chunks unwritten: wait until the oldest is written.
         let mut failed = false;
         if in_flight.len() >= AHEAD {
@@ -397,9 +377,7 @@ fn write_stage(
         match applied {
             Ok((writes, evs, group)) => {
                 // Before the next chunk is applied, so its lookups find these keys.
-                store
-                    .seen()
-                    .insert_all(writes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k));
+                store.announce(&writes);
                 let writes = Arc::new(writes);
                 in_flight.push_back(writes.clone());
                 let job = Applied {
@@ -511,7 +489,7 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcas
             let outs = checked
                 .outcomes
                 .into_iter()
-                .map(|o| o.unwrap_or(Outcome::Rejected(Rejection::Rule("internal: no verdict"))))
+                .map(|o| o.unwrap_or(Outcome::Rejected(Rejection::Internal)))
                 .collect();
             let _ = checked.reply.send(outs);
         }
@@ -522,16 +500,26 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcas
     }
 }
 
+/// Stores a record that is ready, and applies what it changes in derived state.
+fn store_ready<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    rec: &SignedRecord,
+) -> Result<()> {
+    let seq = ov.put_record(rec);
+    ctx.events.push(Event::stored(rec, seq));
+    apply(ov, ctx, rec)
+}
+
 /// Applies up to [`MAX_COMMIT`] records from the front of the queue into one overlay.
 /// Returns the writes, the events and the batches now fully applied.
 fn apply_chunk<B: Backing>(
-    base: &B,
+    mut ov: Overlay<'_, B>,
     ctx: &mut Ctx,
     queue: &mut VecDeque<Checked>,
     waiting: &mut Waiting,
     max_waiting: usize,
 ) -> Result<(Writes, Vec<Event>, Vec<Checked>)> {
-    let mut ov = Overlay::new(base);
     let mut budget = MAX_COMMIT;
     let mut done = Vec::new();
     while let Some(checked) = queue.front_mut() {
@@ -539,24 +527,23 @@ fn apply_chunk<B: Backing>(
         let records: Vec<(usize, SignedRecord)> = checked.records.drain(..n).collect();
         for (i, rec) in records {
             let id = rec.id();
-            if ov.contains(&keys::record(&id))? {
+            if ov.has_record(&id)? {
                 checked.outcomes[i] = Some(Outcome::Duplicate(id));
                 continue;
             }
-            let outcome = match tally::readiness(&ov, ctx, &rec)? {
+            let outcome = match readiness(&ov, ctx, &rec)? {
                 Readiness::Ready => {
-                    tally::apply(&mut ov, ctx, &rec)?;
+                    store_ready(&mut ov, ctx, &rec)?;
                     release_waiting(&mut ov, ctx, id, waiting)?;
                     Outcome::Stored(id)
                 }
                 Readiness::Wait(target) => {
-                    let wk = keys::key(keys::WAITING, &[target.as_bytes(), id.as_bytes()]);
-                    if ov.contains(&wk)? {
+                    if ov.is_waiting(&target, &id)? {
                         Outcome::Duplicate(id)
                     } else if waiting.count >= max_waiting {
                         Outcome::Rejected(Rejection::TooManyWaiting)
                     } else {
-                        ov.put(wk, rec.wire().to_vec());
+                        ov.put_waiting(&target, &id, rec.wire().to_vec());
                         waiting.count += 1;
                         waiting.targets.insert(target);
                         Outcome::Waiting(id)
@@ -576,9 +563,9 @@ fn apply_chunk<B: Backing>(
             break;
         }
     }
-    ctx.flush(&mut ov)?;
+    ctx.flush(&mut ov);
     let events = ctx.finish_events(&ov)?;
-    Ok((ov.into_writes(), events, done))
+    Ok((ov.into_writes()?, events, done))
 }
 
 /// The records held until the record they point at arrives: how many, and which records
@@ -623,8 +610,7 @@ fn release_waiting<B: Backing>(
         if !waiting.targets.remove(&target) {
             continue;
         }
-        for (k, wire) in ov.scan_prefix(&keys::key(keys::WAITING, &[target.as_bytes()]))? {
-            ov.remove(k);
+        for wire in ov.take_waiting(&target)? {
             waiting.count = waiting.count.saturating_sub(1);
             let rec = match SignedRecord::from_vec(wire) {
                 Ok(r) => r,
@@ -633,12 +619,12 @@ fn release_waiting<B: Backing>(
                     continue;
                 }
             };
-            if ov.contains(&keys::record(&rec.id()))? {
+            if ov.has_record(&rec.id())? {
                 continue;
             }
-            match tally::readiness(ov, ctx, &rec)? {
+            match readiness(ov, ctx, &rec)? {
                 Readiness::Ready => {
-                    tally::apply(ov, ctx, &rec)?;
+                    store_ready(ov, ctx, &rec)?;
                     work.push(rec.id());
                 }
                 other => debug!(record = %rec.id(), verdict = ?other, "waiting record refused"),
@@ -646,4 +632,94 @@ fn release_waiting<B: Backing>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::{self, Stored};
+    use crate::store::keys;
+    use crate::store::{PetitionTally, Slot};
+    use std::collections::BTreeMap;
+
+    /// Every slot and petition tally value, by key.
+    fn slots_and_tallies(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        [keys::SLOT, keys::PETITION_TALLY]
+            .into_iter()
+            .flat_map(|p| store.tree().scan_prefix([p]))
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (k.to_vec(), v.to_vec())
+            })
+            .collect()
+    }
+
+    /// Ingests `n` records of workload `seed` into `store` through the pipeline (each
+    /// acknowledged, so flushed) and stops it.
+    fn ingest_workload(store: &Store, seed: u64, n: usize) {
+        let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+        let recs = crate::workload::generate(seed, &crate::workload::Params::realistic(n));
+        ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())
+            .unwrap();
+        drop(ing);
+        threads.join();
+    }
+
+    // The store's redo intents and its one-off migration, seen through whole ingests.
+
+    #[test]
+    fn intents_are_retired_by_the_flush_that_covers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ingest_workload(&store, 4, 1_000);
+        // Acknowledged means flushed, and a flush retires what it covers.
+        assert_eq!(store.pending_intents(), 0);
+        // A write not yet flushed keeps its intent until the next flush.
+        let mut w = BTreeMap::new();
+        w.insert(b"ztest".to_vec(), Some(b"value".to_vec()));
+        store.write(&w).unwrap();
+        assert!(store.pending_intents() > 0);
+        store.close().unwrap();
+        assert_eq!(store.pending_intents(), 0);
+        let n = store.len().unwrap();
+        assert!(n > 900, "{n} records stored");
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.pending_intents(), 0);
+        assert_eq!(store.len().unwrap(), n);
+    }
+
+    #[test]
+    fn a_store_written_with_cbor_values_is_migrated_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tallies = {
+            let store = Store::open(dir.path()).unwrap();
+            ingest_workload(&store, 3, 2_000);
+            // What an older node wrote: the same values as CBOR maps, and no format marker.
+            let mut old = BTreeMap::new();
+            for (k, v) in slots_and_tallies(&store) {
+                let cbor = if k[0] == keys::SLOT {
+                    codec::cbor_encode(&Slot::decode(&v).unwrap())
+                } else {
+                    codec::cbor_encode(&PetitionTally::decode(&v).unwrap())
+                };
+                old.insert(k, Some(cbor));
+            }
+            assert!(old.len() > 1_000);
+            old.insert(keys::FORMAT.to_vec(), None);
+            store.write(&old).unwrap();
+            store.flush().unwrap();
+            assert!(!crate::tally::recompute(&store).unwrap().is_empty());
+            store.petitions().unwrap()
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let values = slots_and_tallies(&store);
+        assert!(values.values().all(|v| v[0] == codec::COMPACT));
+        assert_eq!(store.petitions().unwrap(), tallies);
+        assert!(crate::tally::recompute(&store).unwrap().is_empty());
+        assert!(store.tree().contains_key(keys::FORMAT).unwrap());
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(slots_and_tallies(&again), values);
+    }
 }

@@ -41,6 +41,7 @@ pub use error::{Error, Result};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
 pub use net::{Client, Follow, NetEvent, NetStatus};
 pub use node::{FollowChange, Node};
+pub use store::{GroupTally, PetitionTally, Rating, ResponseInfo};
 pub use store::{Page, Store};
 pub use sync::session::SyncReport;
-pub use tally::{recompute, Difference, Event, GroupTally, PetitionTally, Rating, ResponseInfo};
+pub use tally::{recompute, Difference, Event};

@@ -37,8 +37,8 @@ use crate::clock::now_ms;
 use crate::config::NetworkConfig;
 use crate::ingest::{Ingest, Outcome, Rejection};
 use crate::sync::session::{self, SyncContext, SyncReport};
-use crate::sync::wire::{MAX_REQUEST, MAX_RESPONSE};
 use crate::{Error, Result};
+use chorus_protocol::sync::wire::{MAX_REQUEST, MAX_RESPONSE};
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use topics::{shard_of, Follow};
@@ -394,9 +394,10 @@ impl Validator {
             // A kind rule that needs other records (wrong producer, not the founder...):
             // nodes that do not follow the topic cannot check it and rightly forward such
             // records, so do not forward it, but do not punish the relay either.
-            Some(Outcome::Rejected(Rejection::Rule(_) | Rejection::TooManyWaiting)) | None => {
-                MessageAcceptance::Ignore
-            }
+            Some(Outcome::Rejected(
+                Rejection::Rule(_) | Rejection::TooManyWaiting | Rejection::Internal,
+            ))
+            | None => MessageAcceptance::Ignore,
         }
     }
 }
@@ -822,8 +823,10 @@ impl EventLoop {
                     .take(SYNC_REQUEST_RATE);
                 let permit = self.serving.clone().try_acquire_owned();
                 let (true, Ok(permit)) = (allowed, permit) else {
-                    let busy =
-                        crate::sync::wire::Response::error("busy", "too many pulls; retry later");
+                    let busy = chorus_protocol::sync::wire::Response::error(
+                        "busy",
+                        "too many pulls; retry later",
+                    );
                     let _ = self
                         .swarm
                         .behaviour_mut()
@@ -842,7 +845,7 @@ impl EventLoop {
                     drop(permit);
                     let (response, malformed) = answered.unwrap_or_else(|_| {
                         (
-                            crate::sync::wire::Response::error("internal", "").encode(),
+                            chorus_protocol::sync::wire::Response::error("internal", "").encode(),
                             false,
                         )
                     });

@@ -227,7 +227,7 @@ impl Node {
             ingest: ingest.clone(),
             follow: follow.clone(),
             config: config.sync.clone(),
-            params: crate::sync::reconcile::Params::default(),
+            params: chorus_protocol::sync::Params::default(),
         };
         let (client, event_loop) =
             net::new(keypair, config.network.clone(), validator, sync, events_tx)?;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chorus_node::config::Config;
 use chorus_node::net::{PeerId, SyncCodec};
-use chorus_node::sync::reconcile::{Bound, Mode, Part};
-use chorus_node::sync::wire::{Request, Response};
 use chorus_node::workload::{generate, Params};
 use chorus_node::{DataDir, NetEvent, Node, SyncReport};
+use chorus_protocol::sync::reconcile::{Bound, Mode, Part};
+use chorus_protocol::sync::wire::{Request, Response};
 use chorus_protocol::{RecordId, SignedRecord};
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};

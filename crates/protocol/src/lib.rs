@@ -13,7 +13,10 @@
 //! - [`sign`]: the signature rule (cofactored Ed25519 with strict encodings) alone and in
 //!   batches, with the same verdict either way.
 //! - [`validate`]: the context-free validity rules and their limits.
+//! - [`rules`]: the kind rules, what a record that points at another needs of it, each
+//!   refusal a [`RuleError`] with a stable code.
 //! - [`bundle`]: verifiable tally bundles, Merkle roots and inclusion proofs.
+//! - [`sync`]: catch-up sync's keys, range-based set reconciliation and messages.
 //!
 //! This crate is pure: no I/O, no async runtime, no clock (callers pass `now`).
 //! `docs/PROTOCOL.md` in the repository is the normative specification.
@@ -24,7 +27,9 @@ pub mod bundle;
 pub mod cbor;
 mod error;
 pub mod record;
+pub mod rules;
 pub mod sign;
+pub mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validate;
@@ -40,6 +45,7 @@ pub use record::{
     Petition, PetitionVariant, ProductRef, Profile, Record, RecordBuilder, RecordId, Response,
     ResponseStatus, Retraction, Review, Role, SignedRecord, Subject, Topic, Verdict,
 };
+pub use rules::{Pointed, RuleError};
 pub use sign::{verify_batch, verify_batch_cached, KeyCache, SigningKey, SIGNING_CONTEXT};
 pub use validate::{check_wire, Limits, DEFAULT_SKEW_MS, MAX_WIRE_BYTES};
 

@@ -18,6 +18,17 @@ pub fn author(i: u8) -> AuthorKey {
     AuthorKey(key(i).verifying_key().to_bytes())
 }
 
+/// A sync key (PROTOCOL.md §13.2) in one of three producer topics, at a time derived from
+/// `n`, with the id BLAKE3 of `n`: distinct for distinct `n`.
+pub fn sync_key(n: u64) -> crate::sync::Key {
+    let mut k = [0u8; crate::sync::KEY_LEN];
+    k[0] = 1;
+    k[1] = (n % 3) as u8;
+    k[33..41].copy_from_slice(&(1_700_000_000_000 + n / 3).to_be_bytes());
+    k[41..].copy_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
+    k
+}
+
 /// Text within `1..=max` bytes, printable, with some non-ASCII characters.
 pub fn arb_text(max: usize) -> impl Strategy<Value = String> {
     let chars = prop_oneof![

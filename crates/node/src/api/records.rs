@@ -119,7 +119,16 @@ async fn create_on(
         Outcome::Duplicate(_) => "duplicate",
         Outcome::Waiting(_) => "waiting",
         Outcome::Rejected(Rejection::Invalid(e)) => return Err(bad(e.code(), e.to_string())),
-        Outcome::Rejected(Rejection::Rule(r)) => return Err(err(StatusCode::CONFLICT, "rule", r)),
+        Outcome::Rejected(Rejection::Rule(r)) => {
+            return Err(err(StatusCode::CONFLICT, "rule", r.to_string()))
+        }
+        Outcome::Rejected(Rejection::Internal) => {
+            return Err(err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the node gave no verdict",
+            ))
+        }
         Outcome::Rejected(Rejection::TooManyWaiting) => {
             return Err(err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -398,7 +407,7 @@ pub(crate) async fn group_show(
         "admission": body.admission.as_str(),
         "founder": rec.author().to_string(),
         "members": t.as_ref().map(|t| t.members).unwrap_or(1),
-        "member": s.store.is_member(&gid, &s.author)?,
+        "member": crate::tally::is_member(&s.store, &gid, &s.author)?,
     })))
 }
 

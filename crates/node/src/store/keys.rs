@@ -12,10 +12,10 @@
 //! | `g`    | target created_at id                         | empty                         |
 //! | `p`    | product(64) created_at id                    | empty                         |
 //! | `w`    | target id                                    | wire of a record waiting for its target |
-//! | `s`    | slot class(1) slot key                       | [`crate::tally::Slot`] (latest state wins) |
-//! | `T`    | petition id                                  | [`crate::tally::PetitionTally`] |
-//! | `R`    | product(64)                                  | [`crate::tally::Rating`]      |
-//! | `G`    | group id                                     | [`crate::tally::GroupTally`]  |
+//! | `s`    | slot class(1) slot key ([`SlotKey`])         | [`super::values::Slot`] (latest state wins) |
+//! | `T`    | petition id                                  | [`super::values::PetitionTally`] |
+//! | `R`    | product(64)                                  | [`super::values::Rating`]     |
+//! | `G`    | group id                                     | [`super::values::GroupTally`] |
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
 //! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
 //! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
@@ -24,10 +24,13 @@
 //!
 //! Slots and petition tallies are in the compact encoding of [`super::codec`]; ratings,
 //! group tallies and the count are CBOR.
-//! Topics are 33 bytes: a tag (0 meta, 1 producer, 2 group) and 32 bytes (zero for meta).
-//! Products are 64 bytes: the producer's key and BLAKE3 of the product code.
+//! Topics are 33 bytes: a tag (0 meta, 1 producer, 2 group) and 32 bytes (zero for meta), as
+//! in a sync key (`chorus_protocol::sync::topic_bytes`): a `t` key is `t` and a record's sync
+//! key. Products are 64 bytes ([`ProductKey`]): the producer's key and BLAKE3 of the code.
 
 use chorus_protocol::{AuthorKey, ProductRef, RecordId, Topic};
+
+pub(crate) use chorus_protocol::sync::topic_bytes;
 
 pub(crate) const RECORD: u8 = b'r';
 pub(crate) const TOPIC: u8 = b't';
@@ -48,34 +51,114 @@ pub(crate) const FORMAT: &[u8] = b"vformat";
 /// 2: slots and petition tallies are compact ([`super::codec`]); 1 (no marker): CBOR maps.
 pub(crate) const FORMAT_VERSION: u8 = 2;
 
-/// Prefixes of derived state: what `recompute` rebuilds and compares.
+/// The key of the number of records stored.
+pub(crate) const COUNT: &[u8] = b"mcount";
+
+/// Prefixes of derived state: what a recomputation rebuilds and compares (with [`COUNT`]).
 pub(crate) const DERIVED: [u8; 5] = [SLOT, PETITION_TALLY, RATING, GROUP_TALLY, GROUP_PETITION];
 
-pub(crate) fn topic_bytes(t: &Topic) -> [u8; 33] {
-    let mut b = [0u8; 33];
-    match t {
-        Topic::Meta => {}
-        Topic::Producer(k) => {
-            b[0] = 1;
-            b[1..].copy_from_slice(k.as_bytes());
-        }
-        Topic::Group(g) => {
-            b[0] = 2;
-            b[1..].copy_from_slice(g.as_bytes());
+/// A product as the store keys it: the producer's key and BLAKE3 of the product code (so
+/// every product key has the same length whatever the code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ProductKey([u8; 64]);
+
+impl ProductKey {
+    pub(crate) fn of(producer: &AuthorKey, code: &str) -> Self {
+        let mut b = [0u8; 64];
+        b[..32].copy_from_slice(producer.as_bytes());
+        b[32..].copy_from_slice(blake3::hash(code.as_bytes()).as_bytes());
+        ProductKey(b)
+    }
+
+    pub(crate) fn of_ref(p: &ProductRef) -> Self {
+        Self::of(&p.producer, &p.code)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+}
+
+/// What a slot holds the competing states of (each class has its own key space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotClass {
+    /// An author's endorsement of a petition (key: petition, author).
+    Endorsement,
+    /// An author's review of a product (key: product, author).
+    Review,
+    /// A key's join of a group (key: group, member).
+    Join,
+    /// The founder's admission of a key to a group (key: group, member).
+    Admit,
+    /// An author's profile (key: author).
+    Profile,
+    /// The targeted producer's response to a petition or review (key: target, producer).
+    Response,
+    /// The withdrawal of a petition by its author (key: petition).
+    Withdrawal,
+}
+
+impl SlotClass {
+    /// The class byte after the `s` prefix.
+    const fn byte(self) -> u8 {
+        match self {
+            SlotClass::Endorsement => b'E',
+            SlotClass::Review => b'V',
+            SlotClass::Join => b'J',
+            SlotClass::Admit => b'M',
+            SlotClass::Profile => b'F',
+            SlotClass::Response => b'S',
+            SlotClass::Withdrawal => b'W',
         }
     }
-    b
 }
 
-pub(crate) fn product_bytes(p: &ProductRef) -> [u8; 64] {
-    product_bytes_of(&p.producer, &p.code)
-}
+/// The key of one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SlotKey(Vec<u8>);
 
-pub(crate) fn product_bytes_of(producer: &AuthorKey, code: &str) -> [u8; 64] {
-    let mut b = [0u8; 64];
-    b[..32].copy_from_slice(producer.as_bytes());
-    b[32..].copy_from_slice(blake3::hash(code.as_bytes()).as_bytes());
-    b
+impl SlotKey {
+    fn new(class: SlotClass, parts: &[&[u8]]) -> Self {
+        let mut all: Vec<&[u8]> = vec![std::slice::from_ref(&SLOT)];
+        let class = [class.byte()];
+        all.push(&class);
+        all.extend_from_slice(parts);
+        SlotKey(all.concat())
+    }
+    pub(crate) fn endorsement(petition: &RecordId, author: &AuthorKey) -> Self {
+        Self::new(
+            SlotClass::Endorsement,
+            &[petition.as_bytes(), author.as_bytes()],
+        )
+    }
+    pub(crate) fn review(product: &ProductKey, author: &AuthorKey) -> Self {
+        Self::new(SlotClass::Review, &[product.as_bytes(), author.as_bytes()])
+    }
+    pub(crate) fn join(group: &RecordId, member: &AuthorKey) -> Self {
+        Self::new(SlotClass::Join, &[group.as_bytes(), member.as_bytes()])
+    }
+    pub(crate) fn admit(group: &RecordId, member: &AuthorKey) -> Self {
+        Self::new(SlotClass::Admit, &[group.as_bytes(), member.as_bytes()])
+    }
+    pub(crate) fn profile(author: &AuthorKey) -> Self {
+        Self::new(SlotClass::Profile, &[author.as_bytes()])
+    }
+    pub(crate) fn response(target: &RecordId, producer: &AuthorKey) -> Self {
+        Self::new(
+            SlotClass::Response,
+            &[target.as_bytes(), producer.as_bytes()],
+        )
+    }
+    pub(crate) fn withdrawal(petition: &RecordId) -> Self {
+        Self::new(SlotClass::Withdrawal, &[petition.as_bytes()])
+    }
+    /// The prefix of every endorsement slot of a petition (in author order).
+    pub(crate) fn endorsements_of(petition: &RecordId) -> Vec<u8> {
+        Self::new(SlotClass::Endorsement, &[petition.as_bytes()]).0
+    }
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// `prefix || parts...`
@@ -110,6 +193,13 @@ pub(crate) fn stored_at(location: &[u8], id: &RecordId) -> Vec<u8> {
 /// An index key ending in `created_at || id`, from which the id is the last 32 bytes.
 pub(crate) fn timed(prefix: u8, head: &[u8], created_at: u64, id: &RecordId) -> Vec<u8> {
     key(prefix, &[head, &created_at.to_be_bytes(), id.as_bytes()])
+}
+
+/// The id at bytes `at..at + 32` of a key.
+pub(crate) fn id_at(k: &[u8], at: usize) -> Option<RecordId> {
+    k.get(at..at.checked_add(32)?)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(RecordId)
 }
 
 /// The `(created_at, id)` at the end of a timed index key.

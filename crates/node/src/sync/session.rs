@@ -19,13 +19,12 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use super::reconcile::{self, Bound, Id, Params, Scope, StepError};
-use super::wire::{Request, Response, MAX_FETCH, MAX_RESPONSE};
 use crate::config::SyncConfig;
 use crate::ingest::{Ingest, Outcome, Rejection};
 use crate::net::{Client, Follow};
-use crate::store::keys;
 use crate::{Error, Result, Store};
+use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH, MAX_RESPONSE};
+use chorus_protocol::sync::{reconcile, Bound, Id, Params, Scope, StepError};
 
 /// Most reconciliation round trips in one pull.
 pub const MAX_ROUNDS: u32 = 48;
@@ -89,38 +88,27 @@ pub(crate) fn scope_of(follow: &Follow) -> Scope {
     if follow.all {
         return vec![(Vec::new(), Bound::End)];
     }
-    let mut topics: Vec<[u8; 33]> = vec![keys::topic_bytes(&chorus_protocol::Topic::Meta)];
+    let mut topics: Vec<chorus_protocol::Topic> = vec![chorus_protocol::Topic::Meta];
     topics.extend(
         follow
             .producers
             .iter()
             .chain(follow.products.iter().map(|(p, _)| p))
-            .map(|k| keys::topic_bytes(&chorus_protocol::Topic::Producer(*k))),
+            .map(|k| chorus_protocol::Topic::Producer(*k)),
     );
     topics.extend(
         follow
             .groups
             .iter()
-            .map(|g| keys::topic_bytes(&chorus_protocol::Topic::Group(*g))),
+            .map(|g| chorus_protocol::Topic::Group(*g)),
     );
-    topics.sort();
-    topics.dedup();
-    topics
-        .into_iter()
-        .map(|t| {
-            // The topic's range: every key that starts with its 33 bytes. The tag byte is
-            // at most 2, so the increment never overflows.
-            let mut end = t;
-            for b in end.iter_mut().rev() {
-                let (v, carry) = b.overflowing_add(1);
-                *b = v;
-                if !carry {
-                    break;
-                }
-            }
-            (t.to_vec(), Bound::Below(end.to_vec()))
-        })
-        .collect()
+    let mut scope: Scope = topics
+        .iter()
+        .map(chorus_protocol::sync::topic_range)
+        .collect();
+    scope.sort_by(|a, b| a.0.cmp(&b.0));
+    scope.dedup();
+    scope
 }
 
 async fn blocking<T: Send + 'static>(
@@ -173,10 +161,7 @@ async fn ask(
     client: &Client,
     peer: PeerId,
     request: Vec<u8>,
-) -> Result<(
-    usize,
-    std::result::Result<Response, super::wire::DecodeError>,
-)> {
+) -> Result<(usize, std::result::Result<Response, wire::DecodeError>)> {
     let mut wait = std::time::Duration::from_millis(100);
     let mut received = 0;
     for attempt in 0..5 {
@@ -432,13 +417,15 @@ mod tests {
         };
         let s = scope_of(&f);
         assert_eq!(s.len(), 2, "meta and the producer");
-        let t = keys::topic_bytes(&chorus_protocol::Topic::Producer(k));
+        let t = chorus_protocol::sync::topic_bytes(&chorus_protocol::Topic::Producer(k));
         let (lo, hi) = &s[1];
         assert_eq!(lo.as_slice(), t.as_slice());
         let mut inside = t.to_vec();
         inside.extend_from_slice(&[0xff; 40]);
         assert!(hi.includes(&inside));
-        let other = keys::topic_bytes(&chorus_protocol::Topic::Producer(AuthorKey([8; 32])));
+        let other = chorus_protocol::sync::topic_bytes(&chorus_protocol::Topic::Producer(
+            AuthorKey([8; 32]),
+        ));
         assert!(!hi.includes(&other));
         assert_eq!(
             scope_of(&Follow {

@@ -613,19 +613,10 @@ impl RangeIndex for MemoryIndex {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::sync_key as key;
     use proptest::prelude::*;
-
-    /// A key in one of a few topics, at a time derived from `n`.
-    pub(crate) fn key(n: u64) -> Key {
-        let mut k = [0u8; KEY_LEN];
-        k[0] = 1;
-        k[1] = (n % 3) as u8;
-        k[33..41].copy_from_slice(&(1_700_000_000_000 + n / 3).to_be_bytes());
-        k[41..].copy_from_slice(blake3::hash(&n.to_le_bytes()).as_bytes());
-        k
-    }
 
     /// A hashed-id index for fast `contains` in tests.
     struct Fast(MemoryIndex, HashSet<Id>);

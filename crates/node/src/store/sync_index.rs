@@ -15,10 +15,13 @@
 //! the target rather than two halves how often that happens). The index lives in memory and
 //! is rebuilt with the same cuts from the `t` keys when the store opens.
 
-use std::sync::MutexGuard;
+use std::sync::{Mutex, MutexGuard};
 
-use super::reconcile::{id_of, separator, Accumulator, Bound, Id, Key, RangeIndex, KEY_LEN};
-use crate::store::{keys, Store};
+use chorus_protocol::sync::{id_of, separator, Accumulator, Bound, Id, Key, RangeIndex, KEY_LEN};
+use chorus_protocol::RecordId;
+
+use super::cache::Seen;
+use super::keys;
 use crate::{Error, Result};
 
 /// Target keys per chunk.
@@ -266,8 +269,9 @@ impl SyncIndex {
 /// up ingest for long; a write between two queries of one step can at worst make a
 /// fingerprint differ, which costs an extra split, never a wrong result.
 pub struct SyncView<'a> {
-    pub(crate) store: &'a Store,
-    pub(crate) ix: &'a std::sync::Mutex<SyncIndex>,
+    pub(super) tree: &'a sled::Tree,
+    pub(super) seen: &'a Seen,
+    pub(super) ix: &'a Mutex<SyncIndex>,
 }
 
 impl SyncView<'_> {
@@ -278,8 +282,7 @@ impl SyncView<'_> {
     }
 
     fn scan(&self, lower: &[u8], upper: &Bound) -> impl Iterator<Item = Result<Key>> + '_ {
-        self.store
-            .tree()
+        self.tree
             .range(t_key(lower)..t_end(upper))
             .filter_map(|kv| match kv {
                 Ok((k, _)) => sync_key(&k).map(Ok),
@@ -363,7 +366,11 @@ impl RangeIndex for SyncView<'_> {
     }
 
     fn contains(&self, id: &Id) -> Result<bool> {
-        self.store.contains(&chorus_protocol::RecordId(*id))
+        let k = keys::record(&RecordId(*id));
+        if !self.seen.maybe(&k) {
+            return Ok(false);
+        }
+        Ok(self.tree.contains_key(k)?)
     }
 }
 
@@ -371,19 +378,61 @@ const _: () = assert!(KEY_LEN == 33 + 8 + 32);
 
 #[cfg(test)]
 mod tests {
-    use super::super::reconcile::{self, tests::key, MemoryIndex, Params};
     use super::*;
-    use std::collections::BTreeMap;
+    use chorus_protocol::sync::{reconcile, MemoryIndex, Params};
+    use chorus_protocol::testing::sync_key as key;
 
-    fn write(store: &Store, keys: &[Key]) {
-        let writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
-            keys.iter().map(|k| (t_key(k), Some(vec![1]))).collect();
-        store.write(&writes).unwrap();
+    /// A tree with its sync index, kept in step as the store keeps them.
+    struct Indexed {
+        tree: sled::Tree,
+        seen: Seen,
+        ix: Mutex<SyncIndex>,
+        _db: sled::Db,
+    }
+
+    impl Indexed {
+        fn temporary() -> Self {
+            let db = sled::Config::new().temporary(true).open().unwrap();
+            let tree = db.open_tree("t").unwrap();
+            let ix = Mutex::new(SyncIndex::build(&tree).unwrap());
+            Indexed {
+                tree,
+                seen: Seen::default(),
+                ix,
+                _db: db,
+            }
+        }
+        fn sync_view(&self) -> SyncView<'_> {
+            SyncView {
+                tree: &self.tree,
+                seen: &self.seen,
+                ix: &self.ix,
+            }
+        }
+        fn tree(&self) -> &sled::Tree {
+            &self.tree
+        }
+    }
+
+    /// Writes keys as the store writes a write set: in key order.
+    fn write(store: &Indexed, keys: &[Key]) {
+        let mut stored: Vec<Vec<u8>> = keys.iter().map(|k| t_key(k)).collect();
+        stored.sort();
+        for k in &stored {
+            store.tree.insert(k.as_slice(), vec![1]).unwrap();
+        }
+        let refs: Vec<&[u8]> = stored.iter().map(|k| k.as_slice()).collect();
+        store
+            .ix
+            .lock()
+            .unwrap()
+            .insert_all(&store.tree, &refs)
+            .unwrap();
     }
 
     #[test]
     fn the_store_index_agrees_with_a_plain_scan() {
-        let store = Store::temporary().unwrap();
+        let store = Indexed::temporary();
         let all: Vec<Key> = (0..5_000).map(|n| key(n * 7919 % 100_003)).collect();
         // Batches of uneven sizes, in a scrambled order: chunks fill and split.
         let mut at = 0;
@@ -442,7 +491,7 @@ mod tests {
 
     #[test]
     fn keys_written_in_time_order_are_cut_without_reading_back() {
-        let store = Store::temporary().unwrap();
+        let store = Indexed::temporary();
         // Three topics, each written in time order, in batches of uneven sizes.
         let all: Vec<Key> = (0..3_000).map(key).collect();
         let mut at = 0;
@@ -499,7 +548,7 @@ mod tests {
 
     #[test]
     fn one_record_topics_share_chunks() {
-        let store = Store::temporary().unwrap();
+        let store = Indexed::temporary();
         // Every key its own topic, in order: cutting at each topic end would make a chunk
         // per key.
         let all: Vec<Key> = (0..4_000u64)
@@ -532,7 +581,7 @@ mod tests {
 
     #[test]
     fn a_store_reconciles_with_a_memory_set() {
-        let store = Store::temporary().unwrap();
+        let store = Indexed::temporary();
         let mine: Vec<Key> = (0..3_000).map(key).collect();
         write(&store, &mine);
         let mut theirs: Vec<Key> = (0..2_990).map(key).collect();

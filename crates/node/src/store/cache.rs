@@ -1,0 +1,119 @@
+//! In-memory caches in front of sled: the derived values read most ([`Hot`]), and a filter
+//! of the record and slot keys that may exist ([`Seen`]).
+
+use super::keys;
+use crate::Result;
+
+/// The encoded tallies, ratings and group tallies, kept in memory as they are written and
+/// read, so that a query is a hash lookup even when sled's page cache would miss. Bounded:
+/// emptied when full (the values are small and few: one per petition, product and group).
+#[derive(Default)]
+pub(crate) struct Hot(std::sync::RwLock<std::collections::HashMap<Vec<u8>, Vec<u8>>>);
+
+impl Hot {
+    const CAPACITY: usize = 500_000;
+
+    pub(crate) fn cached(key: &[u8]) -> bool {
+        matches!(
+            key.first(),
+            Some(&keys::PETITION_TALLY) | Some(&keys::RATING) | Some(&keys::GROUP_TALLY)
+        )
+    }
+
+    /// The value of a cached key, from memory or else from the tree (and then kept).
+    /// A miss holds the write lock across the tree read, so a value read before a
+    /// concurrent write (`Store::write`) can never replace the newer one that write puts here.
+    pub(crate) fn get_or_load(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.0.read().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(Some(v));
+        }
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = m.get(key) {
+            return Ok(Some(v.clone()));
+        }
+        let v = tree.get(key)?.map(|v| v.to_vec());
+        if let Some(v) = &v {
+            Self::insert_bounded(&mut m, key, v);
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn put(&self, key: &[u8], value: Option<&[u8]>) {
+        // A poisoned lock still guards a consistent map: skipping the update would not.
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(v) => Self::insert_bounded(&mut m, key, v),
+            None => {
+                m.remove(key);
+            }
+        }
+    }
+
+    fn insert_bounded(m: &mut std::collections::HashMap<Vec<u8>, Vec<u8>>, key: &[u8], v: &[u8]) {
+        if m.len() >= Self::CAPACITY && !m.contains_key(key) {
+            m.clear();
+        }
+        m.insert(key.to_vec(), v.to_vec());
+    }
+}
+
+/// Which record and slot keys *may* exist: a Bloom filter over the `r` and `s` keys, so that
+/// the commonest lookups — "is this record new?", "is this slot empty?" — are answered
+/// without reading sled when the answer is no. A key may test present when it is not (a
+/// false positive, a batch that failed): callers then read sled, so the filter only ever
+/// saves reads and never changes an answer. 4 MiB; about 0.1% false positives at two million
+/// keys, degrading gracefully (more reads, never wrong answers) beyond.
+pub(crate) struct Seen {
+    bits: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            bits: (0..Self::WORDS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl Seen {
+    const WORDS: usize = (1 << 25) / 64;
+    const HASHES: usize = 4;
+
+    fn tracked(key: &[u8]) -> bool {
+        matches!(key.first(), Some(&keys::RECORD) | Some(&keys::SLOT))
+    }
+
+    /// Bit positions of a key: four 25-bit slices of its BLAKE3 hash.
+    fn positions(key: &[u8]) -> [usize; Self::HASHES] {
+        let h = blake3::hash(key);
+        let b = h.as_bytes();
+        let mut out = [0usize; Self::HASHES];
+        for (i, o) in out.iter_mut().enumerate() {
+            let w = u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+            *o = (w as usize) & ((1 << 25) - 1);
+        }
+        out
+    }
+
+    /// False only if the key is certainly absent.
+    pub(crate) fn maybe(&self, key: &[u8]) -> bool {
+        use std::sync::atomic::Ordering;
+        if !Self::tracked(key) {
+            return true;
+        }
+        Self::positions(key)
+            .iter()
+            .all(|p| self.bits[p / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
+    }
+
+    pub(crate) fn insert_all<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
+        use std::sync::atomic::Ordering;
+        for k in keys.filter(|k| Self::tracked(k)) {
+            for p in Self::positions(k) {
+                self.bits[p / 64].fetch_or(1 << (p % 64), Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The record and index writes: a record's bytes under its topic/time key, the id index that
+//! points there, the author, target, product and group indexes, its journal entry, and the
+//! records kept waiting for the record they point at.
+
+use chorus_protocol::{Body, Kind, RecordId, SignedRecord};
+
+use super::keys::{self, ProductKey};
+use super::overlay::{Backing, Overlay};
+use crate::{Error, Result};
+
+impl<B: Backing> Overlay<'_, B> {
+    /// Is a record with this id stored (or about to be)?
+    pub(crate) fn has_record(&self, id: &RecordId) -> Result<bool> {
+        self.contains(&keys::record(id))
+    }
+
+    /// The record with this id, decoded.
+    pub(crate) fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>> {
+        let Some(loc) = self.get(&keys::record(id))? else {
+            return Ok(None);
+        };
+        let Some(wire) = self.get(&keys::stored_at(&loc, id))? else {
+            return Err(Error::Corrupt(format!("record {id} indexed but missing")));
+        };
+        Ok(Some(SignedRecord::from_vec(wire)?))
+    }
+
+    /// Stores a record and its index entries, and journals it if its topic is watched;
+    /// returns its journal sequence number. (What it changes in derived state is
+    /// `crate::tally::apply`'s business.)
+    pub(crate) fn put_record(&mut self, rec: &SignedRecord) -> Option<u64> {
+        let r = rec.record();
+        let id = rec.id();
+        let at = r.created_at;
+        // The wire bytes live under the topic/time key (sync order, mostly sequential
+        // inserts); the id index points there.
+        self.put(keys::record(&id), keys::location(&r.topic, at));
+        self.put(
+            keys::timed(keys::TOPIC, &keys::topic_bytes(&r.topic), at, &id),
+            rec.wire().to_vec(),
+        );
+        self.put(
+            keys::timed(keys::AUTHOR, r.author.as_bytes(), at, &id),
+            Vec::new(),
+        );
+        // A petition's endorsements are indexed by their slots (petition, author): the
+        // latest state of each endorser, which is what anyone asks of them. One key less for
+        // the commonest record.
+        if let Some(t) = r.body.target() {
+            if r.kind() != Kind::Endorsement {
+                self.put(keys::timed(keys::TARGET, t.as_bytes(), at, &id), Vec::new());
+            }
+        }
+        match &r.body {
+            Body::Review(rv) => {
+                let pk = ProductKey::of_ref(&rv.product);
+                self.put(
+                    keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id),
+                    Vec::new(),
+                );
+            }
+            Body::Petition(p) => {
+                if let Some(code) = &p.product {
+                    let pk = ProductKey::of(&p.producer, code);
+                    self.put(
+                        keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id),
+                        Vec::new(),
+                    );
+                }
+                if let Some(g) = &p.group {
+                    self.put(
+                        keys::key(keys::GROUP_PETITION, &[g.as_bytes(), id.as_bytes()]),
+                        Vec::new(),
+                    );
+                }
+            }
+            _ => {}
+        }
+        self.added += 1;
+        let (seq, key, value) = self.journal?.entry(&r.topic, &id)?;
+        self.put(key, value);
+        Some(seq)
+    }
+
+    /// The petitions that speak for a group.
+    pub(crate) fn group_petitions(&self, group: &RecordId) -> Result<Vec<RecordId>> {
+        Ok(self
+            .scan_prefix(&keys::key(keys::GROUP_PETITION, &[group.as_bytes()]))?
+            .into_iter()
+            .filter_map(|(k, _)| keys::id_at(&k, 33))
+            .collect())
+    }
+
+    /// Is this record already kept waiting for `target`?
+    pub(crate) fn is_waiting(&self, target: &RecordId, id: &RecordId) -> Result<bool> {
+        self.contains(&keys::key(
+            keys::WAITING,
+            &[target.as_bytes(), id.as_bytes()],
+        ))
+    }
+
+    /// Keeps a record until `target` arrives.
+    pub(crate) fn put_waiting(&mut self, target: &RecordId, id: &RecordId, wire: Vec<u8>) {
+        self.put(
+            keys::key(keys::WAITING, &[target.as_bytes(), id.as_bytes()]),
+            wire,
+        );
+    }
+
+    /// Takes the records that waited for `target` out of the waiting area: their wire bytes.
+    pub(crate) fn take_waiting(&mut self, target: &RecordId) -> Result<Vec<Vec<u8>>> {
+        let waiting = self.scan_prefix(&keys::key(keys::WAITING, &[target.as_bytes()]))?;
+        Ok(waiting
+            .into_iter()
+            .map(|(k, wire)| {
+                self.remove(k);
+                wire
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,413 @@
+//! The derived values the store keeps, and how each is encoded: a petition's tally, a
+//! product's rating, a group's tally, and the slots they are sums over (what each slot class
+//! holds is in [`super::keys::SlotClass`]; how records change them is `crate::tally`).
+
+use std::collections::BTreeMap;
+
+use chorus_protocol::{AuthorKey, RecordId, SignedRecord};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{cbor_decode, cbor_encode, is_cbor_map, Reader, Stored, Writer};
+use crate::{Error, Result};
+
+/// A petition's tally: what `chorus tally` shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PetitionTally {
+    /// The targeted producer.
+    pub producer: AuthorKey,
+    /// Endorsements needed.
+    pub threshold: u64,
+    /// Endorsements created after this (ms) do not count.
+    pub deadline: Option<u64>,
+    /// The group the petition speaks for.
+    pub group: Option<RecordId>,
+    /// Campaign goal: (hundredths, currency).
+    pub goal: Option<(u64, String)>,
+    /// Distinct authors whose latest state is "endorsed".
+    pub endorsers: u64,
+    /// Of those, members of the petition's group.
+    pub member_endorsers: u64,
+    /// Pledged sums per currency, in hundredths.
+    pub pledged: BTreeMap<String, u128>,
+    /// Has the number of endorsers reached the threshold?
+    pub reached: bool,
+    /// `created_at` of the threshold-th earliest counted endorsement.
+    pub reached_at: Option<u64>,
+    /// Has the petition's author retracted it?
+    pub withdrawn: bool,
+    /// The producer's latest response.
+    pub response: Option<ResponseInfo>,
+}
+
+/// A producer's latest answer, as kept in a tally.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ResponseInfo {
+    /// The response record.
+    pub id: RecordId,
+    /// Its status (`acknowledged`, `in-progress`, ...).
+    pub status: String,
+    /// Its creation time.
+    pub created_at: u64,
+}
+
+/// A product's rating over the latest unretracted review of each author.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Rating {
+    /// Number of counted reviews.
+    pub count: u64,
+    /// Sum of their ratings.
+    pub sum: u64,
+    /// Counts of ratings 1..=5.
+    pub histogram: [u64; 5],
+}
+
+impl Rating {
+    /// The mean rating, 0 when there is none.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// A group's derived state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct GroupTally {
+    /// The group's creator, who admits members of approval groups.
+    pub founder: AuthorKey,
+    /// `open` or `approval`.
+    pub admission: String,
+    /// Number of members, founder included.
+    pub members: u64,
+}
+
+/// One slot's winning state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// The winning record's `created_at`.
+    pub(crate) at: u64,
+    /// The winning record.
+    pub(crate) id: RecordId,
+    /// Does the winner count (a review, endorsement, join...) or not (a retraction)?
+    pub(crate) on: bool,
+    /// A review's rating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rating: Option<u8>,
+    /// An endorsement's pledge: (hundredths, currency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pledge: Option<(u64, String)>,
+    /// A response's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<String>,
+}
+
+impl Slot {
+    pub(crate) fn new(rec: &SignedRecord, on: bool) -> Self {
+        Slot {
+            at: rec.record().created_at,
+            id: rec.id(),
+            on,
+            rating: None,
+            pledge: None,
+            status: None,
+        }
+    }
+    /// Where it stands among its slot's competitors: the latest wins.
+    pub(crate) fn order(&self) -> (u64, RecordId) {
+        (self.at, self.id)
+    }
+}
+
+/// Derived values that stay CBOR (small, or rarely written).
+macro_rules! stored_as_cbor {
+    ($($t:ty => $what:literal),*) => {$(
+        impl Stored for $t {
+            fn encode(&self) -> Vec<u8> {
+                cbor_encode(self)
+            }
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                cbor_decode(bytes, $what)
+            }
+        }
+    )*};
+}
+stored_as_cbor!(Rating => "rating", GroupTally => "group tally", u64 => "count");
+
+impl Stored for Slot {
+    fn encode(&self) -> Vec<u8> {
+        let flags = u8::from(self.on)
+            | u8::from(self.rating.is_some()) << 1
+            | u8::from(self.pledge.is_some()) << 2
+            | u8::from(self.status.is_some()) << 3;
+        let mut w = Writer::new(48);
+        w.u64(self.at).bytes32(self.id.as_bytes()).u8(flags);
+        if let Some(r) = self.rating {
+            w.u8(r);
+        }
+        if let Some((amount, currency)) = &self.pledge {
+            w.u64(*amount).str(currency);
+        }
+        if let Some(status) = &self.status {
+            w.str(status);
+        }
+        w.finish()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if is_cbor_map(bytes) {
+            return cbor_decode(bytes, "slot");
+        }
+        let mut r = Reader::new(bytes, "slot")?;
+        let at = r.u64()?;
+        let id = RecordId(r.bytes32()?);
+        let flags = r.u8()?;
+        if flags & !0b1111 != 0 {
+            return Err(Error::Corrupt("slot: unknown flags".into()));
+        }
+        let rating = if flags & 2 != 0 { Some(r.u8()?) } else { None };
+        let pledge = if flags & 4 != 0 {
+            Some((r.u64()?, r.str()?))
+        } else {
+            None
+        };
+        let status = if flags & 8 != 0 { Some(r.str()?) } else { None };
+        r.end()?;
+        Ok(Slot {
+            at,
+            id,
+            on: flags & 1 != 0,
+            rating,
+            pledge,
+            status,
+        })
+    }
+}
+
+impl Stored for PetitionTally {
+    fn encode(&self) -> Vec<u8> {
+        let flags = u8::from(self.deadline.is_some())
+            | u8::from(self.group.is_some()) << 1
+            | u8::from(self.goal.is_some()) << 2
+            | u8::from(self.reached) << 3
+            | u8::from(self.reached_at.is_some()) << 4
+            | u8::from(self.withdrawn) << 5
+            | u8::from(self.response.is_some()) << 6;
+        let mut w = Writer::new(80);
+        w.bytes32(self.producer.as_bytes())
+            .u64(self.threshold)
+            .u64(self.endorsers)
+            .u64(self.member_endorsers)
+            .u8(flags);
+        if let Some(d) = self.deadline {
+            w.u64(d);
+        }
+        if let Some(g) = &self.group {
+            w.bytes32(g.as_bytes());
+        }
+        if let Some((amount, currency)) = &self.goal {
+            w.u64(*amount).str(currency);
+        }
+        if let Some(at) = self.reached_at {
+            w.u64(at);
+        }
+        if let Some(resp) = &self.response {
+            w.bytes32(resp.id.as_bytes())
+                .u64(resp.created_at)
+                .str(&resp.status);
+        }
+        w.u64(self.pledged.len() as u64);
+        for (currency, sum) in &self.pledged {
+            w.str(currency).u128(*sum);
+        }
+        w.finish()
+    }
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if is_cbor_map(bytes) {
+            return cbor_decode(bytes, "tally");
+        }
+        let mut r = Reader::new(bytes, "tally")?;
+        let producer = AuthorKey(r.bytes32()?);
+        let threshold = r.u64()?;
+        let endorsers = r.u64()?;
+        let member_endorsers = r.u64()?;
+        let flags = r.u8()?;
+        if flags & 0x80 != 0 {
+            return Err(Error::Corrupt("tally: unknown flags".into()));
+        }
+        let has = |bit: u8| flags & (1 << bit) != 0;
+        let deadline = if has(0) { Some(r.u64()?) } else { None };
+        let group = if has(1) {
+            Some(RecordId(r.bytes32()?))
+        } else {
+            None
+        };
+        let goal = if has(2) {
+            Some((r.u64()?, r.str()?))
+        } else {
+            None
+        };
+        let reached_at = if has(4) { Some(r.u64()?) } else { None };
+        let response = if has(6) {
+            Some(ResponseInfo {
+                id: RecordId(r.bytes32()?),
+                created_at: r.u64()?,
+                status: r.str()?,
+            })
+        } else {
+            None
+        };
+        let n = r.u64()?;
+        let mut pledged = BTreeMap::new();
+        for _ in 0..n {
+            let currency = r.str()?;
+            pledged.insert(currency, r.u128()?);
+        }
+        r.end()?;
+        Ok(PetitionTally {
+            producer,
+            threshold,
+            deadline,
+            group,
+            goal,
+            endorsers,
+            member_endorsers,
+            pledged,
+            reached: has(3),
+            reached_at,
+            withdrawn: has(5),
+            response,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8) -> RecordId {
+        RecordId([b; 32])
+    }
+
+    fn slots() -> Vec<Slot> {
+        let plain = Slot {
+            at: 1_700_000_000_123,
+            id: id(1),
+            on: true,
+            rating: None,
+            pledge: None,
+            status: None,
+        };
+        vec![
+            plain.clone(),
+            Slot {
+                on: false,
+                ..plain.clone()
+            },
+            Slot {
+                rating: Some(5),
+                ..plain.clone()
+            },
+            Slot {
+                pledge: Some((12_345, "EUR".into())),
+                ..plain.clone()
+            },
+            Slot {
+                rating: Some(1),
+                pledge: Some((0, String::new())),
+                status: Some("in-progress".into()),
+                ..plain
+            },
+        ]
+    }
+
+    fn tallies() -> Vec<PetitionTally> {
+        let plain = PetitionTally {
+            producer: AuthorKey([7; 32]),
+            threshold: 100,
+            deadline: None,
+            group: None,
+            goal: None,
+            endorsers: 3,
+            member_endorsers: 0,
+            pledged: BTreeMap::new(),
+            reached: false,
+            reached_at: None,
+            withdrawn: false,
+            response: None,
+        };
+        vec![
+            plain.clone(),
+            PetitionTally {
+                deadline: Some(u64::MAX),
+                group: Some(id(9)),
+                goal: Some((10_000, "USD".into())),
+                member_endorsers: 2,
+                pledged: BTreeMap::from([("EUR".into(), u128::MAX), ("USD".into(), 5)]),
+                reached: true,
+                reached_at: Some(42),
+                withdrawn: true,
+                response: Some(ResponseInfo {
+                    id: id(3),
+                    status: "accepted".into(),
+                    created_at: 77,
+                }),
+                ..plain
+            },
+        ]
+    }
+
+    #[test]
+    fn compact_values_round_trip_and_are_smaller_than_cbor() {
+        for s in slots() {
+            let b = s.encode();
+            assert_eq!(b[0], super::super::codec::COMPACT);
+            assert_eq!(Slot::decode(&b).unwrap(), s);
+            assert!(b.len() < cbor_encode(&s).len(), "{} bytes", b.len());
+        }
+        // The commonest values: an endorsement's slot and a plain petition's tally.
+        assert_eq!(slots()[0].encode().len(), 42);
+        assert!(slots()[0].encode().len() * 2 < cbor_encode(&slots()[0]).len());
+        assert_eq!(tallies()[0].encode().len(), 66);
+        assert!(tallies()[0].encode().len() * 2 < cbor_encode(&tallies()[0]).len());
+        for t in tallies() {
+            let b = t.encode();
+            assert_eq!(PetitionTally::decode(&b).unwrap(), t);
+            assert!(b.len() < cbor_encode(&t).len(), "{} bytes", b.len());
+        }
+    }
+
+    #[test]
+    fn values_written_as_cbor_by_older_nodes_still_read() {
+        for s in slots() {
+            assert_eq!(Slot::decode(&cbor_encode(&s)).unwrap(), s);
+        }
+        for t in tallies() {
+            assert_eq!(PetitionTally::decode(&cbor_encode(&t)).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_not_panics() {
+        for s in slots() {
+            let b = s.encode();
+            for n in 0..b.len() {
+                assert!(Slot::decode(&b[..n]).is_err());
+            }
+            let mut flags = b.clone();
+            flags[41] |= 0x80;
+            assert!(Slot::decode(&flags).is_err());
+            let mut long = b;
+            long.push(0);
+            assert!(Slot::decode(&long).is_err());
+        }
+        for t in tallies() {
+            let b = t.encode();
+            for n in 0..b.len() {
+                assert!(PetitionTally::decode(&b[..n]).is_err());
+            }
+        }
+        assert!(Slot::decode(&[0x02, 0, 0]).is_err());
+        assert!(PetitionTally::decode(&[0xa1, 0x61]).is_err());
+    }
+}

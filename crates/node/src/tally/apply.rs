@@ -1,0 +1,424 @@
+//! What one record changes in derived state: it offers its state to its slot, and where it
+//! wins, the sums over slot winners (tallies, ratings, memberships) follow.
+
+use std::collections::BTreeMap;
+
+use chorus_protocol::{Admission, AuthorKey, Body, PetitionVariant, RecordId, SignedRecord};
+
+use super::ctx::Ctx;
+use super::event::Event;
+use crate::store::keys::{ProductKey, SlotKey};
+use crate::store::overlay::{Backing, Overlay};
+use crate::store::{GroupTally, PetitionTally, Rating, ResponseInfo, Slot, Store};
+use crate::{Error, Result};
+
+/// Offers a state to a slot; returns the previous winner if the new state wins.
+fn offer<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    k: &SlotKey,
+    new: &Slot,
+) -> Result<Option<Option<Slot>>> {
+    let old = ov.slot(k)?;
+    if let Some(o) = &old {
+        if o.order() >= new.order() {
+            return Ok(None);
+        }
+    }
+    ov.put_slot(k, new);
+    Ok(Some(old))
+}
+
+fn slot_on<B: Backing>(ov: &Overlay<'_, B>, k: &SlotKey) -> Result<bool> {
+    Ok(ov.slot(k)?.is_some_and(|s| s.on))
+}
+
+/// Membership, derived: the founder always; others by their latest join, and in approval
+/// groups also the founder's latest admit.
+fn member<B: Backing>(ov: &Overlay<'_, B>, group: &RecordId, member: &AuthorKey) -> Result<bool> {
+    let Some(g) = ov.group_tally(group)? else {
+        return Ok(false);
+    };
+    if g.founder == *member {
+        return Ok(true);
+    }
+    if !slot_on(ov, &SlotKey::join(group, member))? {
+        return Ok(false);
+    }
+    if g.admission == Admission::Open.as_str() {
+        return Ok(true);
+    }
+    slot_on(ov, &SlotKey::admit(group, member))
+}
+
+/// Is `who` a member of `group` (derived from joins, admits and the founder)?
+pub fn is_member(store: &Store, group: &RecordId, who: &AuthorKey) -> Result<bool> {
+    member(&Overlay::new(store), group, who)
+}
+
+/// Applies what a stored record that is [`super::Readiness::Ready`] changes in derived state,
+/// and queues the events of those changes in `ctx`.
+pub(crate) fn apply<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    rec: &SignedRecord,
+) -> Result<()> {
+    let r = rec.record();
+    let id = rec.id();
+    match &r.body {
+        Body::Profile(_) => {
+            offer(ov, &SlotKey::profile(&r.author), &Slot::new(rec, true))?;
+        }
+        Body::Review(rv) => {
+            let pk = ProductKey::of_ref(&rv.product);
+            let mut s = Slot::new(rec, true);
+            s.rating = Some(rv.rating);
+            review_slot(
+                ov,
+                ctx,
+                &pk,
+                &rv.product.producer,
+                &rv.product.code,
+                &r.author,
+                s,
+            )?;
+        }
+        Body::Group(g) => {
+            let tally = GroupTally {
+                founder: r.author,
+                admission: g.admission.as_str().to_string(),
+                members: 0,
+            };
+            ov.put_group_tally(&id, &tally);
+            membership_changed(ov, ctx, &id, &r.author, false)?;
+        }
+        Body::Join(j) => membership_slot(
+            ov,
+            ctx,
+            SlotKey::join(&j.group, &r.author),
+            &j.group,
+            &r.author,
+            Slot::new(rec, true),
+        )?,
+        Body::Admit(a) => membership_slot(
+            ov,
+            ctx,
+            SlotKey::admit(&a.group, &a.member),
+            &a.group,
+            &a.member,
+            Slot::new(rec, true),
+        )?,
+        Body::Petition(p) => {
+            let goal = match &p.variant {
+                PetitionVariant::Campaign { goal } => Some((goal.value, goal.currency.clone())),
+                _ => None,
+            };
+            let tally = PetitionTally {
+                producer: p.producer,
+                threshold: p.threshold,
+                deadline: p.deadline,
+                group: p.group,
+                goal,
+                endorsers: 0,
+                member_endorsers: 0,
+                pledged: BTreeMap::new(),
+                reached: false,
+                reached_at: None,
+                withdrawn: false,
+                response: None,
+            };
+            ctx.put_tally(id, tally);
+            ctx.changed_petitions.insert(id);
+        }
+        Body::Endorsement(e) => {
+            let mut s = Slot::new(rec, true);
+            s.pledge = e.pledge.as_ref().map(|a| (a.value, a.currency.clone()));
+            endorse_slot(ov, ctx, &e.petition, &r.author, s)?;
+        }
+        Body::Retraction(x) => {
+            let Some(t) = ctx.target(ov, &x.target)? else {
+                return Err(Error::Corrupt(
+                    "retraction applied before its target".into(),
+                ));
+            };
+            let off = Slot::new(rec, false);
+            match &t.record().body {
+                Body::Endorsement(e) => endorse_slot(ov, ctx, &e.petition, &r.author, off)?,
+                Body::Review(rv) => {
+                    let pk = ProductKey::of_ref(&rv.product);
+                    review_slot(
+                        ov,
+                        ctx,
+                        &pk,
+                        &rv.product.producer,
+                        &rv.product.code,
+                        &r.author,
+                        off,
+                    )?;
+                }
+                Body::Join(j) => membership_slot(
+                    ov,
+                    ctx,
+                    SlotKey::join(&j.group, &r.author),
+                    &j.group,
+                    &r.author,
+                    off,
+                )?,
+                Body::Admit(a) => membership_slot(
+                    ov,
+                    ctx,
+                    SlotKey::admit(&a.group, &a.member),
+                    &a.group,
+                    &a.member,
+                    off,
+                )?,
+                Body::Profile(_) => {
+                    offer(ov, &SlotKey::profile(&r.author), &off)?;
+                }
+                Body::Response(resp) => response_slot(ov, ctx, &resp.target, &r.author, off)?,
+                Body::Petition(_) => {
+                    // Withdrawal is final: every retraction is an "on" state of its slot.
+                    let s = Slot::new(rec, true);
+                    offer(ov, &SlotKey::withdrawal(&x.target), &s)?;
+                    if let Some(mut tally) = ctx.take_tally(ov, &x.target)? {
+                        if !tally.withdrawn {
+                            tally.withdrawn = true;
+                            ctx.put_tally(x.target, tally);
+                            ctx.changed_petitions.insert(x.target);
+                        }
+                    }
+                }
+                Body::Group(_) | Body::Attestation(_) | Body::Retraction(_) => {}
+            }
+        }
+        Body::Response(resp) => {
+            let mut s = Slot::new(rec, true);
+            s.status = Some(resp.status.as_str().to_string());
+            response_slot(ov, ctx, &resp.target, &r.author, s)?;
+            ctx.events.push(Event::Responded {
+                target: resp.target,
+                response: id,
+                producer: r.author,
+                status: resp.status.as_str().to_string(),
+            });
+        }
+        Body::Attestation(_) => {}
+    }
+    Ok(())
+}
+
+/// Offers a state to a join or admit slot and follows the membership change.
+fn membership_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    k: SlotKey,
+    group: &RecordId,
+    who: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let before = member(ov, group, who)?;
+    offer(ov, &k, &s)?;
+    membership_changed(ov, ctx, group, who, before)
+}
+
+fn review_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    pk: &ProductKey,
+    producer: &AuthorKey,
+    code: &str,
+    author: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let Some(old) = offer(ov, &SlotKey::review(pk, author), &s)? else {
+        return Ok(());
+    };
+    let mut rating: Rating = ov.rating(pk)?.unwrap_or_default();
+    let mut changed = false;
+    if let Some(Slot {
+        on: true,
+        rating: Some(v),
+        ..
+    }) = old
+    {
+        rating.count -= 1;
+        rating.sum -= u64::from(v);
+        rating.histogram[usize::from(v.clamp(1, 5) - 1)] -= 1;
+        changed = true;
+    }
+    if let Slot {
+        on: true,
+        rating: Some(v),
+        ..
+    } = s
+    {
+        rating.count += 1;
+        rating.sum += u64::from(v);
+        rating.histogram[usize::from(v.clamp(1, 5) - 1)] += 1;
+        changed = true;
+    }
+    if changed {
+        ov.put_rating(pk, &rating);
+        ctx.changed_products
+            .insert(*pk, (*producer, code.to_string()));
+    }
+    Ok(())
+}
+
+fn response_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    target: &RecordId,
+    producer: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let k = SlotKey::response(target, producer);
+    if offer(ov, &k, &s)?.is_none() {
+        return Ok(());
+    }
+    if let Some(mut tally) = ctx.take_tally(ov, target)? {
+        let winner = ov.slot(&k)?;
+        tally.response = winner.filter(|w| w.on).map(|w| ResponseInfo {
+            id: w.id,
+            status: w.status.unwrap_or_default(),
+            created_at: w.at,
+        });
+        ctx.put_tally(*target, tally);
+        ctx.changed_petitions.insert(*target);
+    }
+    Ok(())
+}
+
+fn add_pledge(tally: &mut PetitionTally, p: &Option<(u64, String)>, add: bool) {
+    let Some((v, cur)) = p else { return };
+    let e = tally.pledged.entry(cur.clone()).or_insert(0);
+    *e = if add {
+        e.saturating_add(u128::from(*v))
+    } else {
+        e.saturating_sub(u128::from(*v))
+    };
+    if *e == 0 {
+        tally.pledged.remove(cur);
+    }
+}
+
+fn endorse_slot<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    petition: &RecordId,
+    author: &AuthorKey,
+    s: Slot,
+) -> Result<()> {
+    let Some(mut tally) = ctx.take_tally(ov, petition)? else {
+        return Err(Error::Corrupt(
+            "endorsement applied before its petition".into(),
+        ));
+    };
+    // The state at the deadline is final: later endorsements and retractions do not count.
+    if tally.deadline.is_some_and(|d| s.at > d) {
+        return Ok(());
+    }
+    let Some(old) = offer(ov, &SlotKey::endorsement(petition, author), &s)? else {
+        return Ok(());
+    };
+    let old_on = old.as_ref().is_some_and(|o| o.on);
+    let mut changed_ats = Vec::new();
+    if old_on {
+        tally.endorsers -= 1;
+        if let Some(o) = &old {
+            add_pledge(&mut tally, &o.pledge, false);
+            changed_ats.push(o.at);
+        }
+    }
+    if s.on {
+        tally.endorsers += 1;
+        add_pledge(&mut tally, &s.pledge, true);
+        changed_ats.push(s.at);
+    }
+    if old_on != s.on {
+        if let Some(g) = &tally.group {
+            if member(ov, g, author)? {
+                if s.on {
+                    tally.member_endorsers += 1;
+                } else {
+                    tally.member_endorsers -= 1;
+                }
+            }
+        }
+    }
+    let was = tally.reached;
+    update_reached(ov, petition, &mut tally, &changed_ats)?;
+    if tally.reached && !was {
+        ctx.crossed.insert(*petition);
+    }
+    ctx.put_tally(*petition, tally);
+    ctx.changed_petitions.insert(*petition);
+    Ok(())
+}
+
+fn update_reached<B: Backing>(
+    ov: &Overlay<'_, B>,
+    petition: &RecordId,
+    tally: &mut PetitionTally,
+    changed_ats: &[u64],
+) -> Result<()> {
+    if tally.endorsers < tally.threshold {
+        tally.reached = false;
+        tally.reached_at = None;
+        return Ok(());
+    }
+    // Changes after the current threshold-th endorsement cannot move it.
+    if let (true, Some(t)) = (tally.reached, tally.reached_at) {
+        if changed_ats.iter().all(|a| *a > t) {
+            return Ok(());
+        }
+    }
+    let mut ats: Vec<u64> = ov
+        .endorsement_slots(petition)?
+        .into_iter()
+        .filter(|s| s.on)
+        .map(|s| s.at)
+        .collect();
+    ats.sort_unstable();
+    let k = usize::try_from(tally.threshold).unwrap_or(usize::MAX);
+    tally.reached_at = ats.get(k.saturating_sub(1)).copied();
+    tally.reached = tally.reached_at.is_some();
+    Ok(())
+}
+
+/// Membership of `who` in `group` may have changed from `before`: update the group's member
+/// count and the member counts of the group's petitions.
+fn membership_changed<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    group: &RecordId,
+    who: &AuthorKey,
+    before: bool,
+) -> Result<()> {
+    let after = member(ov, group, who)?;
+    if before == after {
+        return Ok(());
+    }
+    if let Some(mut g) = ov.group_tally(group)? {
+        if after {
+            g.members += 1;
+        } else {
+            g.members -= 1;
+        }
+        ov.put_group_tally(group, &g);
+    }
+    for p in ov.group_petitions(group)? {
+        if !slot_on(ov, &SlotKey::endorsement(&p, who))? {
+            continue;
+        }
+        if let Some(mut t) = ctx.take_tally(ov, &p)? {
+            if after {
+                t.member_endorsers += 1;
+            } else {
+                t.member_endorsers -= 1;
+            }
+            ctx.put_tally(p, t);
+            ctx.changed_petitions.insert(p);
+        }
+    }
+    Ok(())
+}

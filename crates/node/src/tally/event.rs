@@ -1,0 +1,79 @@
+//! What the node tells subscribers after a chunk is durable.
+
+use chorus_protocol::{AuthorKey, RecordId, SignedRecord};
+use serde::Serialize;
+
+use crate::store::{PetitionTally, Rating};
+
+/// What the node tells subscribers after a batch is durable.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new record was stored.
+    RecordStored {
+        /// Its id.
+        id: RecordId,
+        /// Its kind.
+        kind: String,
+        /// Its topic.
+        topic: String,
+        /// Its author.
+        author: AuthorKey,
+        /// Its creation time.
+        created_at: u64,
+        /// The record it points at, if any.
+        target: Option<RecordId>,
+        /// Its place in the arrival journal, if its topic is journaled (watched).
+        seq: Option<u64>,
+    },
+    /// A petition's tally changed.
+    TallyChanged {
+        /// The petition.
+        petition: RecordId,
+        /// Its new tally.
+        tally: Box<PetitionTally>,
+    },
+    /// A petition reached its threshold.
+    ThresholdCrossed {
+        /// The petition.
+        petition: RecordId,
+        /// Its tally.
+        tally: Box<PetitionTally>,
+    },
+    /// A product's rating changed.
+    RatingChanged {
+        /// The producer.
+        producer: AuthorKey,
+        /// The product code.
+        code: String,
+        /// The new rating.
+        rating: Rating,
+    },
+    /// A producer answered a petition or review.
+    Responded {
+        /// The petition or review.
+        target: RecordId,
+        /// The response record.
+        response: RecordId,
+        /// The producer.
+        producer: AuthorKey,
+        /// The status.
+        status: String,
+    },
+}
+
+impl Event {
+    /// A record was stored (with its place in the arrival journal, if journaled).
+    pub(crate) fn stored(rec: &SignedRecord, seq: Option<u64>) -> Self {
+        let r = rec.record();
+        Event::RecordStored {
+            id: rec.id(),
+            kind: r.kind().to_string(),
+            topic: r.topic.to_string(),
+            author: r.author,
+            created_at: r.created_at,
+            target: r.body.target(),
+            seq,
+        }
+    }
+}
