@@ -209,7 +209,7 @@ fn amount_arg(s: &str) -> Result<chorus_protocol::Amount, String> {
 }
 
 fn product_arg(s: &str) -> Result<String, String> {
-    chorus_node::node::parse_product(s)
+    chorus_node::follow::parse_product(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

@@ -35,9 +35,10 @@ pub(crate) struct ApiState {
     pub(crate) author: AuthorKey,
     pub(crate) token: Arc<String>,
     pub(crate) ingest: crate::Ingest,
+    pub(crate) publisher: crate::publish::Publisher,
     pub(crate) signer: Arc<chorus_protocol::SigningKey>,
-    pub(crate) follow: Arc<std::sync::RwLock<crate::Follow>>,
-    pub(crate) follow_file: std::path::PathBuf,
+    pub(crate) following: crate::Following,
+    pub(crate) sync: crate::SyncHandle,
     /// Fires when the node stops: long-lived answers (event streams) end then.
     pub(crate) cancel: CancellationToken,
     pub(crate) audit: crate::audit::AuditConfig,
@@ -166,7 +167,7 @@ async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
         waiting: s.store.waiting(),
         shards: net.shards,
         author: s.author.to_string(),
-        following: records::follow_json(&s.follow.read().map(|f| f.clone()).unwrap_or_default()),
+        following: records::follow_json(&s.following.snapshot()),
     }))
 }
 
@@ -218,7 +219,7 @@ async fn sync(
             });
         }
     }
-    let pulls = s.client.sync_now(peer).await?;
+    let pulls = s.sync.sync_now(peer).await?;
     Ok(Json(SyncAnswer {
         stored: pulls.iter().map(|r| r.stored).sum(),
         pulls,

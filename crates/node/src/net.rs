@@ -1,21 +1,25 @@
-//! Peer-to-peer networking: one task owns the libp2p `Swarm`; the rest of the node talks to it
-//! through a cloneable [`Client`].
+//! Peer-to-peer networking: one task owns the libp2p `Swarm` ([`EventLoop`]); the rest of the
+//! node talks to it through a cloneable [`Client`] and hears from it through [`Events`].
 //!
 //! The swarm speaks TCP (noise + yamux) and QUIC, and runs identify, ping, Kademlia
-//! (bootstrapped from configured multiaddrs), optional mDNS, connection limits, a block list
-//! and gossipsub. Gossipsub runs in strict mode with explicit validation: every received
-//! record is checked (and, for followed topics, ingested) before the verdict is reported, so
-//! invalid records are never forwarded. A peer that sends too many invalid records is
+//! (bootstrapped from configured multiaddrs), optional mDNS, connection limits, a block list,
+//! gossipsub and one request-response protocol. The network knows nothing of records,
+//! ingest or sync: it reports each gossip message to judge ([`GossipMessage`], answered with
+//! [`Client::verdict`]; gossipsub runs in strict mode with explicit validation, so nothing is
+//! forwarded before its verdict) and each inbound request ([`InboundRequest`], answered with
+//! [`Client::respond`]), and sends requests for others ([`Client::request`]). A peer whose
+//! messages are judged invalid, or that others report with [`Client::penalise`], is
 //! disconnected and refused for a while. The message id is the record id, so duplicates die
 //! in the mesh.
 
+pub mod codec;
 pub mod topics;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chorus_protocol::{cbor, AuthorKey, RecordId, SignedRecord};
+use chorus_protocol::{cbor, RecordId};
 use futures::StreamExt;
 use libp2p::allow_block_list::{self, BlockedPeers};
 use libp2p::gossipsub::{
@@ -29,26 +33,28 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::clock::now_ms;
 use crate::config::NetworkConfig;
-use crate::ingest::{Ingest, Outcome, Rejection};
-use crate::sync::session::{self, SyncContext, SyncReport};
+use crate::rate::Buckets;
 use crate::{Error, Result};
-use chorus_protocol::sync::wire::{MAX_REQUEST, MAX_RESPONSE};
+pub use codec::RequestCodec;
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
-pub use topics::{shard_of, Follow};
+pub use topics::shard_of;
 
 /// Protocol string announced by identify.
 pub const PROTOCOL_VERSION: &str = "/chorus/1.0.0";
 /// Records published while no peer listened, kept to publish later.
 const MAX_UNPUBLISHED: usize = 10_000;
-/// Gossip records being validated at once; more are ignored (backpressure).
-const MAX_VALIDATING: usize = 512;
+/// Gossip messages waiting for their judge; more are ignored (backpressure).
+const GOSSIP_QUEUE: usize = 512;
+/// Inbound requests waiting for an answerer; more are dropped (the asker sees a failure).
+const REQUEST_QUEUE: usize = 64;
+/// Peers remembered by the per-peer rate limit at once.
+const MAX_RATED_PEERS: usize = 10_000;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -59,87 +65,21 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
     gossipsub: gossipsub::Behaviour,
-    sync: request_response::Behaviour<SyncCodec>,
+    requests: request_response::Behaviour<RequestCodec>,
 }
 
-/// Frames of the sync protocol: one message per stream, read to its end, size-limited.
-/// The messages themselves are decoded by [`crate::sync::wire`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncCodec;
-
-async fn read_limited<T>(io: &mut T, max: usize) -> std::io::Result<Vec<u8>>
-where
-    T: futures::AsyncRead + Unpin + Send,
-{
-    use futures::AsyncReadExt;
-    let mut buf = Vec::new();
-    io.take(max as u64 + 1).read_to_end(&mut buf).await?;
-    if buf.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "sync message over its size limit",
-        ));
-    }
-    Ok(buf)
+/// The request-response protocol the network carries: its name and limits.
+#[derive(Debug, Clone)]
+pub struct RequestProtocol {
+    /// The protocol id, e.g. `/chorus/sync/1`.
+    pub name: &'static str,
+    /// Largest request, in bytes.
+    pub max_request: usize,
+    /// Largest response, in bytes.
+    pub max_response: usize,
+    /// How long to wait for an answer.
+    pub timeout: Duration,
 }
-
-async fn write_all<T>(io: &mut T, bytes: Vec<u8>) -> std::io::Result<()>
-where
-    T: futures::AsyncWrite + Unpin + Send,
-{
-    use futures::AsyncWriteExt;
-    io.write_all(&bytes).await?;
-    io.close().await
-}
-
-impl request_response::Codec for SyncCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        read_limited(io, MAX_REQUEST).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        read_limited(io, MAX_RESPONSE).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        write_all(io, req).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> std::io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        write_all(io, res).await
-    }
-}
-
-/// Pulls answered at once; more get a `busy` answer.
-const MAX_SERVING: usize = 8;
-/// Sync requests one peer may make per second (bursts of ten times that); more get `busy`.
-const SYNC_REQUEST_RATE: u32 = 100;
 
 /// A snapshot of the network state.
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +109,79 @@ pub enum NetEvent {
     PeerBanned(PeerId),
 }
 
+/// Where a gossip message came from, to answer with its verdict.
+#[derive(Debug)]
+pub struct Receipt {
+    id: MessageId,
+    source: PeerId,
+}
+
+/// A gossip message to judge.
+#[derive(Debug)]
+pub struct GossipMessage {
+    /// The peer that sent it to us (not necessarily its author).
+    pub source: PeerId,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Hand back with the verdict.
+    pub receipt: Receipt,
+}
+
+/// What to do with a gossip message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it.
+    Accept,
+    /// Invalid, the sender's fault: drop it and count a fault against the sender.
+    Reject,
+    /// Drop it, but do not blame the sender.
+    Ignore,
+}
+
+/// A request from a peer, to answer with [`Client::respond`].
+#[derive(Debug)]
+pub struct InboundRequest {
+    /// Who asks.
+    pub peer: PeerId,
+    /// The request's bytes.
+    pub request: Vec<u8>,
+    /// Hand back with the answer.
+    pub reply: Reply,
+}
+
+/// Where an answer to an inbound request goes.
+#[derive(Debug)]
+pub struct Reply(ResponseChannel<Vec<u8>>);
+
+/// What the network reports: one bounded channel per consumer.
+pub struct Events {
+    /// For whoever started the node: listen addresses, connections, bans.
+    pub node: mpsc::Receiver<NetEvent>,
+    /// Gossip messages to judge (each answered with [`Client::verdict`]).
+    pub gossip: mpsc::Receiver<GossipMessage>,
+    /// Inbound requests (each answered with [`Client::respond`]).
+    pub requests: mpsc::Receiver<InboundRequest>,
+    /// Peers, as they connect (their first connection).
+    pub connected: mpsc::Receiver<PeerId>,
+}
+
+/// The senders of [`Events`], kept by the event loop.
+struct Sinks {
+    node: mpsc::Sender<NetEvent>,
+    gossip: mpsc::Sender<GossipMessage>,
+    requests: mpsc::Sender<InboundRequest>,
+    connected: mpsc::Sender<PeerId>,
+}
+
+/// The connected and the refused peers.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    /// Connected now.
+    pub connected: Vec<PeerId>,
+    /// Refused for misbehaving.
+    pub banned: Vec<PeerId>,
+}
+
 enum Command {
     Publish {
         shard: String,
@@ -184,31 +197,25 @@ enum Command {
     Status {
         reply: oneshot::Sender<NetStatus>,
     },
-    Verdict {
-        id: MessageId,
-        source: PeerId,
-        acceptance: MessageAcceptance,
+    Peers {
+        reply: oneshot::Sender<Peers>,
     },
-    SyncRequest {
+    Verdict {
+        receipt: Receipt,
+        verdict: Verdict,
+    },
+    Request {
         peer: PeerId,
         request: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>>>,
     },
-    SyncRespond {
-        channel: ResponseChannel<Vec<u8>>,
+    Respond {
+        reply: Reply,
         response: Vec<u8>,
     },
     Penalise {
         peer: PeerId,
         faults: u32,
-    },
-    SyncNow {
-        peer: Option<PeerId>,
-        reply: oneshot::Sender<Vec<SyncReport>>,
-    },
-    SyncDone {
-        peer: PeerId,
-        report: Box<SyncReport>,
     },
 }
 
@@ -224,6 +231,12 @@ impl Client {
         self.tx.send(c).await.map_err(|_| Error::NodeStopped)
     }
 
+    async fn ask<T>(&self, c: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(c(reply)).await?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+
     /// Publishes wire bytes on a gossip shard. If no peer listens yet, the record is kept and
     /// published when one subscribes.
     pub async fn publish(&self, shard: String, wire: Vec<u8>) -> Result<()> {
@@ -237,9 +250,44 @@ impl Client {
 
     /// Dials a multiaddr.
     pub async fn dial(&self, addr: Multiaddr) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Dial { addr, reply }).await?;
-        rx.await.map_err(|_| Error::NodeStopped)?
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// The current network state.
+    pub async fn status(&self) -> Result<NetStatus> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// The connected and the refused peers.
+    pub async fn peers(&self) -> Result<Peers> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The verdict on a gossip message: forward it, drop it, or drop it and blame its sender.
+    pub async fn verdict(&self, receipt: Receipt, verdict: Verdict) {
+        let _ = self.send(Command::Verdict { receipt, verdict }).await;
+    }
+
+    /// Sends a request to a peer and waits for its answer (bounded by the protocol's
+    /// timeout).
+    pub async fn request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>> {
+        self.ask(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound request.
+    pub async fn respond(&self, reply: Reply, response: Vec<u8>) {
+        let _ = self.send(Command::Respond { reply, response }).await;
+    }
+
+    /// Counts faults against a peer (invalid records, broken protocol); enough of them get
+    /// it disconnected and refused.
+    pub async fn penalise(&self, peer: PeerId, faults: u32) {
+        let _ = self.send(Command::Penalise { peer, faults }).await;
     }
 
     /// Gossip messages received, counting every copy (duplicates included): what the mesh
@@ -257,158 +305,15 @@ impl Client {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
-
-    /// Sends one sync request to a peer and waits for its answer (bounded by the request
-    /// timeout).
-    pub(crate) async fn sync_request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::SyncRequest {
-            peer,
-            request,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| Error::NodeStopped)?
-    }
-
-    /// Counts faults against a peer (invalid records, broken protocol); enough of them get
-    /// it disconnected and refused.
-    pub(crate) async fn penalise(&self, peer: PeerId, faults: u32) {
-        let _ = self.send(Command::Penalise { peer, faults }).await;
-    }
-
-    /// Pulls now from every connected peer (or just `peer`), and reports each pull. For a
-    /// peer already being pulled from, that pull's report.
-    pub async fn sync_now(&self, peer: Option<PeerId>) -> Result<Vec<SyncReport>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::SyncNow { peer, reply }).await?;
-        rx.await.map_err(|_| Error::NodeStopped)
-    }
-
-    /// The current network state.
-    pub async fn status(&self) -> Result<NetStatus> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Status { reply }).await?;
-        rx.await.map_err(|_| Error::NodeStopped)
-    }
-}
-
-/// A token bucket: `rate` per second, bursts of `10 * rate`.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, rate: u32) -> bool {
-        let now = Instant::now();
-        let cap = f64::from(rate) * 10.0;
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * f64::from(rate)).min(cap);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-    fn full(rate: u32) -> Self {
-        Bucket {
-            tokens: f64::from(rate) * 10.0,
-            at: Instant::now(),
-        }
-    }
-}
-
-/// Checks gossiped records: followed topics go through the store's ingest, others through
-/// the protocol checks alone (not stored, but valid ones are forwarded).
-#[derive(Clone)]
-pub(crate) struct Validator {
-    pub(crate) ingest: Ingest,
-    pub(crate) follow: Arc<RwLock<Follow>>,
-    pub(crate) skew_ms: u64,
-    pub(crate) author_rate: u32,
-    authors: Arc<Mutex<HashMap<AuthorKey, Bucket>>>,
-}
-
-impl Validator {
-    pub(crate) fn new(
-        ingest: Ingest,
-        follow: Arc<RwLock<Follow>>,
-        skew_ms: u64,
-        author_rate: u32,
-    ) -> Self {
-        Validator {
-            ingest,
-            follow,
-            skew_ms,
-            author_rate,
-            authors: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    async fn check(&self, wire: Vec<u8>) -> MessageAcceptance {
-        let rec = match SignedRecord::from_bytes(&wire) {
-            Ok(r) => r,
-            Err(e) => {
-                debug!(error = %e, "malformed gossip record");
-                return MessageAcceptance::Reject;
-            }
-        };
-        let allowed = self.authors.lock().map(|mut m| {
-            if m.len() > 100_000 {
-                m.clear();
-            }
-            m.entry(rec.author())
-                .or_insert_with(|| Bucket::full(self.author_rate))
-                .take(self.author_rate)
-        });
-        if !allowed.unwrap_or(true) {
-            return MessageAcceptance::Ignore;
-        }
-        let followed = self
-            .follow
-            .read()
-            .map(|f| f.follows(&rec.record().topic))
-            .unwrap_or(false);
-        if !followed {
-            let now = now_ms();
-            return match rec.check_time(now, self.skew_ms).and_then(|_| rec.verify()) {
-                Ok(()) => MessageAcceptance::Accept,
-                Err(_) => MessageAcceptance::Reject,
-            };
-        }
-        match self
-            .ingest
-            .ingest(vec![wire])
-            .await
-            .ok()
-            .and_then(|mut v| v.pop())
-        {
-            Some(Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_)) => {
-                MessageAcceptance::Accept
-            }
-            // Invalid by the protocol: every node can tell, so the sender is at fault.
-            Some(Outcome::Rejected(Rejection::Invalid(_))) => MessageAcceptance::Reject,
-            // A kind rule that needs other records (wrong producer, not the founder...):
-            // nodes that do not follow the topic cannot check it and rightly forward such
-            // records, so do not forward it, but do not punish the relay either.
-            Some(Outcome::Rejected(
-                Rejection::Rule(_) | Rejection::TooManyWaiting | Rejection::Internal,
-            ))
-            | None => MessageAcceptance::Ignore,
-        }
-    }
 }
 
 /// Gossipsub peer scoring: a peer loses score for every invalid record it delivers (P4:
 /// -10 x count^2), so two invalid records put it under the gossip threshold (-10), three
 /// under publish (-50), and three more graylist it (-80), at which point gossipsub drops its
 /// messages and the housekeeping tick bans it (as our own invalid-record counter does at
-/// `max_invalid`). Penalties that would hurt
-/// honest peers in a quiet network or on one host (too few mesh deliveries, many peers on one
-/// IP, as in loopback tests and LANs behind one NAT) are off.
+/// `max_invalid`). Penalties that would hurt honest peers in a quiet network or on one host
+/// (too few mesh deliveries, many peers on one IP, as in loopback tests and LANs behind one
+/// NAT) are off.
 fn score_params() -> gossipsub::PeerScoreParams {
     let mut p = gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
@@ -442,37 +347,28 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     rx: mpsc::Receiver<Command>,
-    client: Client,
-    validator: Validator,
-    events: mpsc::Sender<NetEvent>,
+    sinks: Sinks,
     config: NetworkConfig,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     shards: HashSet<String>,
     unpublished: VecDeque<(String, Vec<u8>)>,
-    peers: HashMap<PeerId, Bucket>,
+    peers: Buckets<PeerId>,
     invalid: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     rejected: u64,
-    validating: Arc<Semaphore>,
-    sync: SyncContext,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
-    /// Pulls running, with whoever waits for each one's report.
-    pulling: HashMap<PeerId, Vec<oneshot::Sender<SyncReport>>>,
-    serving: Arc<Semaphore>,
-    sync_buckets: HashMap<PeerId, Bucket>,
 }
 
-/// Builds the swarm and its task. `events` receives [`NetEvent`]s (bounded; dropped when
-/// full).
-pub(crate) fn new(
+/// Builds the swarm and its task, carrying one request-response `protocol`. Returns the
+/// client, the channels the network reports on (bounded: a full one drops what does not
+/// fit, see each) and the loop to run.
+pub fn new(
     keypair: Keypair,
     config: NetworkConfig,
-    validator: Validator,
-    sync: SyncContext,
-    events: mpsc::Sender<NetEvent>,
-) -> Result<(Client, EventLoop)> {
-    let sync_config = request_response::Config::default()
-        .with_request_timeout(sync.config.request_timeout)
+    protocol: RequestProtocol,
+) -> Result<(Client, Events, EventLoop)> {
+    let request_config = request_response::Config::default()
+        .with_request_timeout(protocol.timeout)
         .with_max_concurrent_streams(64);
     let net_err = |e: String| Error::Network(e);
     let gossip_config = gossipsub::ConfigBuilder::default()
@@ -482,8 +378,8 @@ pub(crate) fn new(
         .max_transmit_size(64 * 1024)
         .heartbeat_interval(Duration::from_millis(700))
         // A smaller mesh than the default (6, 5..12) and IDONTWANT for records (a few hundred
-        // bytes, under the default 1 KiB threshold) keep copies per record low (about 1.2 measured) while
-        // every record still reaches every follower (BENCHMARKS.md).
+        // bytes, under the default 1 KiB threshold) keep copies per record low (about 1.2
+        // measured) while every record still reaches every follower (BENCHMARKS.md).
         .mesh_n(5)
         .mesh_n_low(4)
         .mesh_n_high(8)
@@ -496,6 +392,7 @@ pub(crate) fn new(
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer));
     let mut registry = Registry::default();
+    let codec = RequestCodec::new(protocol.max_request, protocol.max_response);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -515,11 +412,10 @@ pub(crate) fn new(
             } else {
                 None
             };
-            let gossipsub =
+            let mut gossipsub =
                 gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)
                     .map_err(|e| std::io::Error::other(e.to_string()))?
                     .with_metrics(&mut registry, gossipsub::MetricsConfig::default());
-            let mut gossipsub = gossipsub;
             gossipsub
                 .with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())
                 .map_err(std::io::Error::other)?;
@@ -536,13 +432,10 @@ pub(crate) fn new(
                 kad,
                 mdns: Toggle::from(mdns),
                 gossipsub,
-                sync: request_response::Behaviour::with_codec(
-                    SyncCodec,
-                    [(
-                        StreamProtocol::new(crate::sync::PROTOCOL),
-                        ProtocolSupport::Full,
-                    )],
-                    sync_config,
+                requests: request_response::Behaviour::with_codec(
+                    codec,
+                    [(StreamProtocol::new(protocol.name), ProtocolSupport::Full)],
+                    request_config,
                 ),
             })
         })
@@ -566,28 +459,38 @@ pub(crate) fn new(
         };
         bootstrap.push((peer, addr));
     }
+    let (node_tx, node_rx) = mpsc::channel(256);
+    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    let (connected_tx, connected_rx) = mpsc::channel(256);
+    let events = Events {
+        node: node_rx,
+        gossip: gossip_rx,
+        requests: requests_rx,
+        connected: connected_rx,
+    };
+    let peer_rate = config.peer_rate;
     Ok((
-        client.clone(),
+        client,
+        events,
         EventLoop {
             swarm,
             rx,
-            client,
-            validator,
-            events,
+            sinks: Sinks {
+                node: node_tx,
+                gossip: gossip_tx,
+                requests: requests_tx,
+                connected: connected_tx,
+            },
             config,
             bootstrap,
             shards: HashSet::new(),
             unpublished: VecDeque::new(),
-            peers: HashMap::new(),
+            peers: Buckets::new(peer_rate, MAX_RATED_PEERS),
             invalid: HashMap::new(),
             banned: HashMap::new(),
             rejected: 0,
-            validating: Arc::new(Semaphore::new(MAX_VALIDATING)),
-            sync,
             pending: HashMap::new(),
-            pulling: HashMap::new(),
-            serving: Arc::new(Semaphore::new(MAX_SERVING)),
-            sync_buckets: HashMap::new(),
         },
     ))
 }
@@ -615,8 +518,6 @@ impl EventLoop {
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut kad_tick = tokio::time::interval(Duration::from_secs(60));
-        let jittered = |d: Duration| d.mul_f64(rand::random_range(0.8..1.2));
-        let mut next_sync = tokio::time::Instant::now() + jittered(self.sync.config.interval);
         loop {
             tokio::select! {
                 biased;
@@ -627,13 +528,6 @@ impl EventLoop {
                     None => break,
                 },
                 _ = tick.tick() => self.housekeeping(),
-                _ = tokio::time::sleep_until(next_sync) => {
-                    next_sync = tokio::time::Instant::now() + jittered(self.sync.config.interval);
-                    let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                    for p in peers {
-                        self.start_pull(p, None);
-                    }
-                }
                 _ = kad_tick.tick() => {
                     if !self.bootstrap.is_empty() {
                         let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -646,32 +540,13 @@ impl EventLoop {
     }
 
     fn emit(&self, e: NetEvent) {
-        let _ = self.events.try_send(e);
+        let _ = self.sinks.node.try_send(e);
     }
 
     fn handle_command(&mut self, c: Command) {
         match c {
             Command::Publish { shard, wire } => self.publish(shard, wire),
-            Command::SetShards { shards } => {
-                let want: HashSet<String> = shards.into_iter().collect();
-                for s in self.shards.difference(&want) {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .unsubscribe(&IdentTopic::new(s.clone()));
-                }
-                for s in want.difference(&self.shards) {
-                    if let Err(e) = self
-                        .swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .subscribe(&IdentTopic::new(s.clone()))
-                    {
-                        warn!(shard = %s, error = ?e, "cannot subscribe");
-                    }
-                }
-                self.shards = want;
-            }
+            Command::SetShards { shards } => self.set_shards(shards),
             Command::Dial { addr, reply } => {
                 let r = self
                     .swarm
@@ -680,84 +555,95 @@ impl EventLoop {
                 let _ = reply.send(r);
             }
             Command::Status { reply } => {
-                let me = *self.swarm.local_peer_id();
-                let _ = reply.send(NetStatus {
-                    peer_id: me.to_string(),
-                    listen_addrs: self
-                        .swarm
-                        .listeners()
-                        .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
-                        .collect(),
-                    peers: self
-                        .swarm
-                        .connected_peers()
-                        .map(|p| p.to_string())
-                        .collect(),
-                    shards: {
-                        let mut s: Vec<String> = self.shards.iter().cloned().collect();
-                        s.sort();
-                        s
-                    },
-                    rejected: self.rejected,
-                    banned: self.banned.keys().map(|p| p.to_string()).collect(),
+                let _ = reply.send(self.status());
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(Peers {
+                    connected: self.swarm.connected_peers().copied().collect(),
+                    banned: self.banned.keys().copied().collect(),
                 });
             }
-            Command::Verdict {
-                id,
-                source,
-                acceptance,
-            } => {
-                if matches!(acceptance, MessageAcceptance::Reject) {
-                    self.penalise(source, 1);
-                }
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
-            }
-            Command::SyncRequest {
+            Command::Verdict { receipt, verdict } => self.report(receipt, verdict),
+            Command::Request {
                 peer,
                 request,
                 reply,
             } => {
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .requests
+                    .send_request(&peer, request);
                 self.pending.insert(id, reply);
             }
-            Command::SyncRespond { channel, response } => {
+            Command::Respond { reply, response } => {
                 let _ = self
                     .swarm
                     .behaviour_mut()
-                    .sync
-                    .send_response(channel, response);
+                    .requests
+                    .send_response(reply.0, response);
             }
             Command::Penalise { peer, faults } => self.penalise(peer, faults),
-            Command::SyncNow { peer, reply } => {
-                let peers: Vec<PeerId> = match peer {
-                    Some(p) => vec![p],
-                    None => self.swarm.connected_peers().copied().collect(),
-                };
-                let mut waits = Vec::new();
-                for p in peers {
-                    let (tx, rx) = oneshot::channel();
-                    self.start_pull(p, Some(tx));
-                    waits.push(rx);
-                }
-                tokio::spawn(async move {
-                    let mut reports = Vec::new();
-                    for w in waits {
-                        if let Ok(r) = w.await {
-                            reports.push(r);
-                        }
-                    }
-                    let _ = reply.send(reports);
-                });
-            }
-            Command::SyncDone { peer, report } => {
-                for w in self.pulling.remove(&peer).unwrap_or_default() {
-                    let _ = w.send((*report).clone());
-                }
+        }
+    }
+
+    fn set_shards(&mut self, shards: Vec<String>) {
+        let want: HashSet<String> = shards.into_iter().collect();
+        for s in self.shards.difference(&want) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .unsubscribe(&IdentTopic::new(s.clone()));
+        }
+        for s in want.difference(&self.shards) {
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(s.clone()))
+            {
+                warn!(shard = %s, error = ?e, "cannot subscribe");
             }
         }
+        self.shards = want;
+    }
+
+    fn status(&self) -> NetStatus {
+        let me = *self.swarm.local_peer_id();
+        let mut shards: Vec<String> = self.shards.iter().cloned().collect();
+        shards.sort();
+        NetStatus {
+            peer_id: me.to_string(),
+            listen_addrs: self
+                .swarm
+                .listeners()
+                .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
+                .collect(),
+            peers: self
+                .swarm
+                .connected_peers()
+                .map(|p| p.to_string())
+                .collect(),
+            shards,
+            rejected: self.rejected,
+            banned: self.banned.keys().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// Tells gossipsub what to do with a message; an invalid one counts against its sender.
+    fn report(&mut self, receipt: Receipt, verdict: Verdict) {
+        let acceptance = match verdict {
+            Verdict::Accept => MessageAcceptance::Accept,
+            Verdict::Reject => {
+                self.penalise(receipt.source, 1);
+                MessageAcceptance::Reject
+            }
+            Verdict::Ignore => MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&receipt.id, &receipt.source, acceptance);
     }
 
     /// Counts faults against a peer; at `max_invalid` it is banned.
@@ -770,43 +656,7 @@ impl EventLoop {
         }
     }
 
-    /// Starts a pull from `peer`, unless one is running; either way its report goes to
-    /// `reply` when it ends.
-    fn start_pull(&mut self, peer: PeerId, reply: Option<oneshot::Sender<SyncReport>>) {
-        if self.banned.contains_key(&peer) {
-            if let Some(r) = reply {
-                let _ = r.send(SyncReport {
-                    peer: peer.to_string(),
-                    error: Some("the peer is banned".into()),
-                    ..SyncReport::default()
-                });
-            }
-            return;
-        }
-        if let Some(waiters) = self.pulling.get_mut(&peer) {
-            waiters.extend(reply);
-            return;
-        }
-        self.pulling.insert(peer, reply.into_iter().collect());
-        let ctx = self.sync.clone();
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let report = session::pull(ctx, client.clone(), peer).await;
-            if let Some(e) = &report.error {
-                debug!(%peer, error = %e, "pull stopped early");
-            } else if report.stored > 0 {
-                info!(%peer, stored = report.stored, rounds = report.rounds, "caught up");
-            }
-            let _ = client
-                .send(Command::SyncDone {
-                    peer,
-                    report: Box::new(report),
-                })
-                .await;
-        });
-    }
-
-    fn handle_sync(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn handle_requests(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
         match e {
             request_response::Event::Message {
                 peer,
@@ -816,46 +666,15 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let allowed = self
-                    .sync_buckets
-                    .entry(peer)
-                    .or_insert_with(|| Bucket::full(SYNC_REQUEST_RATE))
-                    .take(SYNC_REQUEST_RATE);
-                let permit = self.serving.clone().try_acquire_owned();
-                let (true, Ok(permit)) = (allowed, permit) else {
-                    let busy = chorus_protocol::sync::wire::Response::error(
-                        "busy",
-                        "too many pulls; retry later",
-                    );
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, busy.encode());
-                    return;
+                let inbound = InboundRequest {
+                    peer,
+                    request,
+                    reply: Reply(channel),
                 };
-                let store = self.sync.store.clone();
-                let params = self.sync.params;
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    let answered = tokio::task::spawn_blocking(move || {
-                        session::answer(&store, &request, &params)
-                    })
-                    .await;
-                    drop(permit);
-                    let (response, malformed) = answered.unwrap_or_else(|_| {
-                        (
-                            chorus_protocol::sync::wire::Response::error("internal", "").encode(),
-                            false,
-                        )
-                    });
-                    let _ = client
-                        .send(Command::SyncRespond { channel, response })
-                        .await;
-                    if malformed {
-                        client.penalise(peer, 1).await;
-                    }
-                });
+                if self.sinks.requests.try_send(inbound).is_err() {
+                    // Nobody can answer now: dropping the channel tells the asker it failed.
+                    debug!(%peer, "inbound request dropped: too many waiting");
+                }
             }
             request_response::Event::Message {
                 message:
@@ -873,10 +692,10 @@ impl EventLoop {
                 request_id, error, ..
             } => {
                 if let Some(tx) = self.pending.remove(&request_id) {
-                    let _ = tx.send(Err(Error::Network(format!("sync request: {error}"))));
+                    let _ = tx.send(Err(Error::Network(format!("request: {error}"))));
                 }
             }
-            other => debug!(event = ?other, "sync event"),
+            other => debug!(event = ?other, "request-response event"),
         }
     }
 
@@ -958,12 +777,6 @@ impl EventLoop {
         if !self.unpublished.is_empty() {
             self.retry_unpublished(None);
         }
-        if self.peers.len() > 10_000 {
-            self.peers.clear();
-        }
-        if self.sync_buckets.len() > 10_000 {
-            self.sync_buckets.clear();
-        }
     }
 
     fn handle_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -981,11 +794,11 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.emit(NetEvent::PeerConnected(peer_id));
-                if num_established.get() == 1 && self.sync.config.on_connect {
-                    self.start_pull(peer_id, None);
+                if num_established.get() == 1 {
+                    let _ = self.sinks.connected.try_send(peer_id);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.handle_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -1020,38 +833,28 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                let rate = self.config.peer_rate;
-                let ok = self
-                    .peers
-                    .entry(propagation_source)
-                    .or_insert_with(|| Bucket::full(rate))
-                    .take(rate);
-                let permit = self.validating.clone().try_acquire_owned();
-                let (true, Ok(permit)) = (ok, permit) else {
-                    // Over the peer's rate, or too much in flight: neither forward nor punish.
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Ignore,
-                        );
-                    return;
+                let receipt = Receipt {
+                    id: message_id,
+                    source: propagation_source,
                 };
-                let validator = self.validator.clone();
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    let acceptance = validator.check(message.data).await;
-                    drop(permit);
-                    let _ = client
-                        .send(Command::Verdict {
-                            id: message_id,
-                            source: propagation_source,
-                            acceptance,
-                        })
-                        .await;
-                });
+                if !self.peers.take(propagation_source) {
+                    // Over the peer's rate: neither forward nor punish.
+                    self.report(receipt, Verdict::Ignore);
+                    return;
+                }
+                let msg = GossipMessage {
+                    source: propagation_source,
+                    data: message.data,
+                    receipt,
+                };
+                if let Err(e) = self.sinks.gossip.try_send(msg) {
+                    // Too much waiting for a verdict (backpressure), or nobody judges.
+                    let msg = match e {
+                        mpsc::error::TrySendError::Full(m)
+                        | mpsc::error::TrySendError::Closed(m) => m,
+                    };
+                    self.report(msg.receipt, Verdict::Ignore);
+                }
             }
             gossipsub::Event::Subscribed { topic, .. } => {
                 if !self.unpublished.is_empty() {
@@ -1066,17 +869,6 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_allow_bursts_then_the_rate() {
-        let mut b = Bucket::full(2);
-        let burst = (0..100).filter(|_| b.take(2)).count();
-        assert_eq!(burst, 20, "burst of ten times the rate");
-        assert!(!b.take(2));
-        b.at -= Duration::from_secs(1);
-        assert!(b.take(2) && b.take(2));
-        assert!(!b.take(2));
-    }
 
     #[test]
     fn score_parameters_are_valid() {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chorus_node::config::Config;
-use chorus_node::net::{PeerId, SyncCodec};
+use chorus_node::net::PeerId;
 use chorus_node::workload::{generate, Params};
 use chorus_node::{DataDir, NetEvent, Node, SyncReport};
 use chorus_protocol::sync::reconcile::{Bound, Mode, Part};
@@ -217,7 +217,7 @@ async fn liar(forged: Vec<Vec<u8>>, stall: bool) -> (String, tokio::task::JoinHa
         .unwrap()
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                SyncCodec,
+                chorus_node::sync::codec(),
                 [(
                     StreamProtocol::new(chorus_node::sync::PROTOCOL),
                     ProtocolSupport::Full,

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiState, JsonBody, Q};
 use crate::clock::now_ms;
+use crate::follow::parse_product;
 use crate::ingest::{Outcome, Rejection};
-use crate::node::{apply_change, change_follow, parse_product};
 use crate::{FollowChange, PetitionTally};
 
 fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -113,7 +113,7 @@ async fn create_on(
     let rec = b
         .sign(&s.signer)
         .map_err(|e| bad(e.code(), e.to_string()))?;
-    let outcome = crate::node::publish_record(&s.ingest, &s.client, &rec).await?;
+    let outcome = s.publisher.publish(&rec).await?;
     let outcome = match outcome {
         Outcome::Stored(_) => "stored",
         Outcome::Duplicate(_) => "duplicate",
@@ -155,8 +155,7 @@ async fn create_on(
 /// answer to their petition or the members of their group. A newly followed topic is
 /// caught up from the connected peers at once, in the background.
 async fn follow_what_i_join(s: &ApiState, topic: &chorus_protocol::Topic) -> Result<(), ApiError> {
-    let followed = s.follow.read().map(|f| f.follows(topic)).unwrap_or(true);
-    if followed {
+    if s.following.follows(topic) {
         return Ok(());
     }
     let change = match topic {
@@ -164,13 +163,10 @@ async fn follow_what_i_join(s: &ApiState, topic: &chorus_protocol::Topic) -> Res
         chorus_protocol::Topic::Group(g) => FollowChange::Group(*g),
         chorus_protocol::Topic::Meta => return Ok(()),
     };
-    change_follow(&s.follow, &s.client, Some(&s.follow_file), |f| {
-        apply_change(f, change, true)
-    })
-    .await?;
-    let client = s.client.clone();
+    s.following.change(change, true).await?;
+    let sync = s.sync.clone();
     tokio::spawn(async move {
-        let _ = client.sync_now(None).await;
+        let _ = sync.sync_now(None).await;
     });
     Ok(())
 }
@@ -850,12 +846,11 @@ pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Value>, ApiE
 }
 
 pub(crate) fn follow_json(f: &crate::Follow) -> Value {
-    serde_json::to_value(crate::node::follow_section(f)).unwrap_or_default()
+    serde_json::to_value(f.to_config()).unwrap_or_default()
 }
 
 pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let f = s.follow.read().map(|f| f.clone()).unwrap_or_default();
-    Ok(Json(follow_json(&f)))
+    Ok(Json(follow_json(&s.following.snapshot())))
 }
 
 /// Body of `POST /v1/follow` and `/v1/unfollow`: exactly one field.
@@ -895,10 +890,7 @@ fn follow_change(r: &FollowReq) -> Result<FollowChange, ApiError> {
 
 async fn set_follow(s: &ApiState, r: FollowReq, add: bool) -> Result<Json<Value>, ApiError> {
     let change = follow_change(&r)?;
-    let now = change_follow(&s.follow, &s.client, Some(&s.follow_file), |f| {
-        apply_change(f, change, add)
-    })
-    .await?;
+    let now = s.following.change(change, add).await?;
     Ok(Json(follow_json(&now)))
 }
 

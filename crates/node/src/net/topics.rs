@@ -1,15 +1,16 @@
-//! Gossip topics: a bounded set of shards, and what a node follows.
+//! Gossip topics: a bounded set of shards that record topics travel on.
 //!
 //! Record topics are unbounded (one per producer, one per group), but a node can subscribe to
 //! at most 100 gossipsub topics, so records travel on **shards**: `chorus/v1/p/NN` (32 shards)
 //! for producer topics, `chorus/v1/g/NN` (8 shards) for group topics, and `chorus/v1/meta`.
 //! A record's shard is a function of its topic alone (BLAKE3 of the 32 key bytes), so every
-//! node agrees. A node subscribes to the shards of what it follows; it stores the records of
-//! followed topics and only checks and forwards the others that share those shards.
+//! node agrees. A node subscribes to the shards of what it follows (`crate::follow`); it
+//! stores the records of followed topics and only checks and forwards the others that share
+//! those shards.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
-use chorus_protocol::{AuthorKey, RecordId, Topic};
+use chorus_protocol::Topic;
 
 /// Shards for producer topics.
 pub const PRODUCER_SHARDS: u16 = 32;
@@ -42,58 +43,10 @@ pub fn all_shards() -> BTreeSet<String> {
     s
 }
 
-/// What a node follows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Follow {
-    /// Everything.
-    pub all: bool,
-    /// Producers whose feedback is stored.
-    pub producers: HashSet<AuthorKey>,
-    /// Groups whose membership records are stored.
-    pub groups: HashSet<RecordId>,
-    /// Products followed. A product's records travel on its producer's topic, so following
-    /// a product subscribes to that shard and stores that producer's topic.
-    pub products: HashSet<(AuthorKey, String)>,
-}
-
-impl Follow {
-    /// Does the node store records of this topic? Meta is always followed: it is small and
-    /// every node needs profiles and groups.
-    pub fn follows(&self, topic: &Topic) -> bool {
-        self.all
-            || match topic {
-                Topic::Meta => true,
-                Topic::Producer(k) => {
-                    self.producers.contains(k) || self.products.iter().any(|(p, _)| p == k)
-                }
-                Topic::Group(g) => self.groups.contains(g),
-            }
-    }
-
-    /// The shards to subscribe to.
-    pub fn shards(&self) -> BTreeSet<String> {
-        if self.all {
-            return all_shards();
-        }
-        let mut s = BTreeSet::from([META.to_string()]);
-        s.extend(
-            self.producers
-                .iter()
-                .map(|k| shard_of(&Topic::Producer(*k))),
-        );
-        s.extend(self.groups.iter().map(|g| shard_of(&Topic::Group(*g))));
-        s.extend(
-            self.products
-                .iter()
-                .map(|(p, _)| shard_of(&Topic::Producer(*p))),
-        );
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chorus_protocol::AuthorKey;
 
     #[test]
     fn shards_are_bounded_and_stable() {
@@ -105,32 +58,5 @@ mod tests {
             assert_eq!(shard_of(&t), shard_of(&t));
         }
         assert_eq!(shard_of(&Topic::Meta), META);
-    }
-
-    #[test]
-    fn following_a_producer_subscribes_its_shard_and_meta() {
-        let k = AuthorKey([3; 32]);
-        let f = Follow {
-            producers: HashSet::from([k]),
-            ..Follow::default()
-        };
-        assert!(f.follows(&Topic::Producer(k)));
-        assert!(!f.follows(&Topic::Producer(AuthorKey([4; 32]))));
-        assert_eq!(
-            f.shards(),
-            BTreeSet::from([META.to_string(), shard_of(&Topic::Producer(k))])
-        );
-    }
-
-    #[test]
-    fn following_a_product_follows_its_producers_topic() {
-        let k = AuthorKey([5; 32]);
-        let f = Follow {
-            products: HashSet::from([(k, "gtin-1".to_string())]),
-            ..Follow::default()
-        };
-        assert!(f.follows(&Topic::Producer(k)));
-        assert!(f.shards().contains(&shard_of(&Topic::Producer(k))));
-        assert!(!f.follows(&Topic::Producer(AuthorKey([6; 32]))));
     }
 }

@@ -1,4 +1,5 @@
-//! One pull from one peer, and the answers this node gives to pulls.
+//! One pull from one peer: what this node lacks on the topics it follows, reconciled, fetched
+//! and ingested.
 //!
 //! A pull reconciles the followed topics' key ranges with the peer ([`super::reconcile`]),
 //! fetches the records it lacks in batches of `fetch_batch` ids (up to
@@ -10,21 +11,21 @@
 //! that gossips invalid records.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use chorus_protocol::{RecordId, SignedRecord};
-use libp2p::PeerId;
+use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH};
+use chorus_protocol::sync::{reconcile, Bound, Id, Params, Scope, StepError};
+use chorus_protocol::SignedRecord;
 use serde::Serialize;
 use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::config::SyncConfig;
+use crate::follow::{Follow, Following};
 use crate::ingest::{Ingest, Outcome, Rejection};
-use crate::net::{Client, Follow};
-use crate::{Error, Result, Store};
-use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH, MAX_RESPONSE};
-use chorus_protocol::sync::{reconcile, Bound, Id, Params, Scope, StepError};
+use crate::net::{Client, PeerId};
+use crate::store::Store;
+use crate::{Error, Result};
 
 /// Most reconciliation round trips in one pull.
 pub const MAX_ROUNDS: u32 = 48;
@@ -36,7 +37,7 @@ pub const FETCH_CONCURRENCY: usize = 4;
 pub(crate) struct SyncContext {
     pub(crate) store: Store,
     pub(crate) ingest: Ingest,
-    pub(crate) follow: Arc<RwLock<Follow>>,
+    pub(crate) following: Following,
     pub(crate) config: SyncConfig,
     pub(crate) params: Params,
 }
@@ -121,40 +122,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| Error::NodeStopped)
 }
 
-/// Answers one sync request (blocking: reads the store). Returns the encoded response and
-/// whether the request was malformed (the requester is then penalised).
-pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>, bool) {
-    match Request::decode(request) {
-        Err(e) => (Response::error("malformed", e.to_string()).encode(), true),
-        Ok(Request::Reconcile(parts)) => {
-            let view = store.sync_view();
-            match reconcile::serve(&view, &parts, params) {
-                Ok(out) => (Response::Reconcile(out).encode(), false),
-                Err(StepError::Malformed(m)) => {
-                    (Response::error("malformed", m.to_string()).encode(), true)
-                }
-                Err(StepError::Index(e)) => {
-                    (Response::error("internal", e.to_string()).encode(), false)
-                }
-            }
-        }
-        Ok(Request::Fetch(ids)) => {
-            let mut wires = Vec::new();
-            let mut size = 0usize;
-            for id in ids {
-                if let Ok(Some(w)) = store.wire(&RecordId(id)) {
-                    size += w.len() + 4;
-                    if size > MAX_RESPONSE - 256 * 1024 {
-                        break;
-                    }
-                    wires.push(w);
-                }
-            }
-            (Response::Records(wires).encode(), false)
-        }
-    }
-}
-
 /// Sends a request; a `busy` answer is retried a few times, backing off. Returns the raw
 /// answer's size and the decoded answer (or the decoding error).
 async fn ask(
@@ -165,7 +132,7 @@ async fn ask(
     let mut wait = std::time::Duration::from_millis(100);
     let mut received = 0;
     for attempt in 0..5 {
-        let raw = client.sync_request(peer, request.clone()).await?;
+        let raw = client.request(peer, request.clone()).await?;
         received += raw.len();
         let answer = Response::decode(&raw);
         match &answer {
@@ -229,11 +196,7 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
             f.invalid += 1;
             continue;
         };
-        let followed = ctx
-            .follow
-            .read()
-            .map(|fo| fo.follows(&rec.record().topic))
-            .unwrap_or(false);
+        let followed = ctx.following.follows(&rec.record().topic);
         // Only what was asked for, once, and on a topic this node follows.
         if !wanted.remove(rec.id().as_bytes()) || !followed {
             f.invalid += 1;
@@ -320,11 +283,7 @@ async fn reconcile_with(
     report: &mut SyncReport,
     fetches: &mut JoinSet<Fetched>,
 ) -> Result<()> {
-    let scope = ctx
-        .follow
-        .read()
-        .map(|f| scope_of(&f))
-        .map_err(|_| Error::NodeStopped)?;
+    let scope = scope_of(&ctx.following.snapshot());
     let mut msg = blocking(&ctx.store, move |s| reconcile::open(&s.sync_view(), &scope)).await??;
     let batch = ctx.config.fetch_batch.clamp(1, MAX_FETCH);
     let mut asked: HashSet<Id> = HashSet::new();

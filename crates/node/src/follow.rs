@@ -1,0 +1,278 @@
+//! What a node follows: the producers, groups and products whose records it stores (and
+//! whose gossip shards it subscribes to), changed at run time and remembered across restarts
+//! in `follow.json`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chorus_protocol::{AuthorKey, ProductRef, RecordId, Topic};
+
+use crate::config::{Config, FollowConfig};
+use crate::net::topics::{all_shards, shard_of, META};
+use crate::net::Client;
+use crate::{Error, Result};
+
+/// What a node follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Follow {
+    /// Everything.
+    pub all: bool,
+    /// Producers whose feedback is stored.
+    pub producers: HashSet<AuthorKey>,
+    /// Groups whose membership records are stored.
+    pub groups: HashSet<RecordId>,
+    /// Products followed. A product's records travel on its producer's topic, so following
+    /// a product subscribes to that shard and stores that producer's topic.
+    pub products: HashSet<(AuthorKey, String)>,
+}
+
+impl Follow {
+    /// Does the node store records of this topic? Meta is always followed: it is small and
+    /// every node needs profiles and groups.
+    pub fn follows(&self, topic: &Topic) -> bool {
+        self.all
+            || match topic {
+                Topic::Meta => true,
+                Topic::Producer(k) => {
+                    self.producers.contains(k) || self.products.iter().any(|(p, _)| p == k)
+                }
+                Topic::Group(g) => self.groups.contains(g),
+            }
+    }
+
+    /// The shards to subscribe to.
+    pub fn shards(&self) -> BTreeSet<String> {
+        if self.all {
+            return all_shards();
+        }
+        let mut s = BTreeSet::from([META.to_string()]);
+        s.extend(
+            self.producers
+                .iter()
+                .map(|k| shard_of(&Topic::Producer(*k))),
+        );
+        s.extend(self.groups.iter().map(|g| shard_of(&Topic::Group(*g))));
+        s.extend(
+            self.products
+                .iter()
+                .map(|(p, _)| shard_of(&Topic::Producer(*p))),
+        );
+        s
+    }
+}
+
+/// A change to what the node follows.
+#[derive(Debug, Clone)]
+pub enum FollowChange {
+    /// Follow a producer's feedback.
+    Producer(AuthorKey),
+    /// Follow a group's membership.
+    Group(RecordId),
+    /// Follow a product (its producer's topic, where its records travel).
+    Product(AuthorKey, String),
+    /// Follow everything.
+    All,
+}
+
+impl Follow {
+    /// Applies a change (`add`: follow, else unfollow).
+    pub fn apply(&mut self, change: FollowChange, add: bool) {
+        match (change, add) {
+            (FollowChange::Producer(k), true) => {
+                self.producers.insert(k);
+            }
+            (FollowChange::Producer(k), false) => {
+                self.producers.remove(&k);
+            }
+            (FollowChange::Group(g), true) => {
+                self.groups.insert(g);
+            }
+            (FollowChange::Group(g), false) => {
+                self.groups.remove(&g);
+            }
+            (FollowChange::Product(p, c), true) => {
+                self.products.insert((p, c));
+            }
+            (FollowChange::Product(p, c), false) => {
+                self.products.remove(&(p, c));
+            }
+            (FollowChange::All, add) => self.all = add,
+        }
+    }
+
+    /// What a config's `[follow]` section (or `follow.json`) says.
+    pub fn from_config(c: &FollowConfig) -> Result<Follow> {
+        let mut f = Follow {
+            all: c.all,
+            ..Follow::default()
+        };
+        for p in &c.producers {
+            f.producers.insert(
+                p.parse::<AuthorKey>()
+                    .map_err(|e| Error::Config(format!("follow.producers {p}: {e}")))?,
+            );
+        }
+        for p in &c.products {
+            f.products.insert(parse_product(p)?);
+        }
+        for g in &c.groups {
+            f.groups.insert(
+                g.parse::<RecordId>()
+                    .map_err(|e| Error::Config(format!("follow.groups {g}: {e}")))?,
+            );
+        }
+        Ok(f)
+    }
+
+    /// In the config's form (keys and ids as hex, sorted): what `follow.json` holds and the
+    /// API shows.
+    pub fn to_config(&self) -> FollowConfig {
+        let mut producers: Vec<String> = self.producers.iter().map(|k| k.to_string()).collect();
+        let mut groups: Vec<String> = self.groups.iter().map(|g| g.to_string()).collect();
+        let mut products: Vec<String> = self
+            .products
+            .iter()
+            .map(|(p, c)| format!("{p}/{c}"))
+            .collect();
+        producers.sort();
+        groups.sort();
+        products.sort();
+        FollowConfig {
+            all: self.all,
+            producers,
+            groups,
+            products,
+        }
+    }
+}
+
+/// Parses `PRODUCERKEY/CODE`.
+pub fn parse_product(s: &str) -> Result<(AuthorKey, String)> {
+    let p: ProductRef = s
+        .parse()
+        .map_err(|e| Error::Config(format!("product {s:?}: {e}")))?;
+    Ok((p.producer, p.code))
+}
+
+/// What the user set at run time, if anything: it replaces the config's `[follow]`.
+fn load(path: &Path) -> Result<Option<Follow>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let section: FollowConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    Follow::from_config(&section).map(Some)
+}
+
+/// Writes what a node follows to `path` (atomically: a temporary file, then a rename).
+fn save(path: &Path, f: &Follow) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&f.to_config()).map_err(|e| Error::Config(e.to_string()))?,
+    )?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// What a running node follows, shared by everything that needs to know (gossip, sync, the
+/// API). Cheap to clone. A change subscribes the network to the shards it needs and is saved
+/// to `follow.json`.
+#[derive(Clone)]
+pub struct Following {
+    now: Arc<RwLock<Follow>>,
+    file: Option<PathBuf>,
+    client: Client,
+}
+
+impl Following {
+    /// What a node starting with `config` and `file` (`follow.json`, if any) follows. The
+    /// user always follows the feedback aimed at their own key `me`: that is how a
+    /// producer's node receives it (for a consumer the topic is simply empty).
+    pub(crate) fn start(
+        config: &Config,
+        file: Option<PathBuf>,
+        me: AuthorKey,
+        client: Client,
+    ) -> Result<Self> {
+        let mut initial = Follow::from_config(&config.follow)?;
+        if let Some(saved) = file.as_deref().map(load).transpose()?.flatten() {
+            initial = saved;
+        }
+        initial.producers.insert(me);
+        Ok(Following {
+            now: Arc::new(RwLock::new(initial)),
+            file,
+            client,
+        })
+    }
+
+    /// What the node follows now.
+    pub fn snapshot(&self) -> Follow {
+        self.now.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Does the node store records of this topic?
+    pub fn follows(&self, topic: &Topic) -> bool {
+        self.now.read().map(|f| f.follows(topic)).unwrap_or(false)
+    }
+
+    /// Subscribes the network to the shards of what the node follows now.
+    pub(crate) async fn subscribe(&self) -> Result<()> {
+        let shards = self.snapshot().shards().into_iter().collect();
+        self.client.set_shards(shards).await
+    }
+
+    /// Follows more (`add`) or less; subscribes to the shards that needs and remembers the
+    /// change across restarts. Returns what the node follows now.
+    pub async fn change(&self, change: FollowChange, add: bool) -> Result<Follow> {
+        let now = {
+            let mut f = self.now.write().map_err(|_| Error::NodeStopped)?;
+            f.apply(change, add);
+            f.clone()
+        };
+        if let Some(p) = &self.file {
+            save(p, &now)?;
+        }
+        self.client
+            .set_shards(now.shards().into_iter().collect())
+            .await?;
+        Ok(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::topics::META;
+
+    #[test]
+    fn following_a_producer_subscribes_its_shard_and_meta() {
+        let k = AuthorKey([3; 32]);
+        let f = Follow {
+            producers: HashSet::from([k]),
+            ..Follow::default()
+        };
+        assert!(f.follows(&Topic::Producer(k)));
+        assert!(!f.follows(&Topic::Producer(AuthorKey([4; 32]))));
+        assert_eq!(
+            f.shards(),
+            BTreeSet::from([META.to_string(), shard_of(&Topic::Producer(k))])
+        );
+    }
+
+    #[test]
+    fn following_a_product_follows_its_producers_topic() {
+        let k = AuthorKey([5; 32]);
+        let f = Follow {
+            products: HashSet::from([(k, "gtin-1".to_string())]),
+            ..Follow::default()
+        };
+        assert!(f.follows(&Topic::Producer(k)));
+        assert!(f.shards().contains(&shard_of(&Topic::Producer(k))));
+        assert!(!f.follows(&Topic::Producer(AuthorKey([6; 32]))));
+    }
+}

@@ -1,0 +1,40 @@
+//! Publishing a record made on this node: stored through the ingest pipeline first, then
+//! gossiped on its topic's shard (queued by the network if nobody listens yet).
+
+use chorus_protocol::SignedRecord;
+
+use crate::ingest::{Ingest, Outcome};
+use crate::net::{shard_of, Client};
+use crate::{Error, Result};
+
+/// Stores and gossips the records this node's user makes. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    ingest: Ingest,
+    client: Client,
+}
+
+impl Publisher {
+    /// A publisher through `ingest` onto `client`'s network.
+    pub fn new(ingest: Ingest, client: Client) -> Self {
+        Publisher { ingest, client }
+    }
+
+    /// Ingests a record made here, then gossips it on its shard. A record nobody hears yet
+    /// is kept (stored, and queued for gossip) rather than dropped; a refused one is not
+    /// gossiped.
+    pub async fn publish(&self, rec: &SignedRecord) -> Result<Outcome> {
+        let outcome = self
+            .ingest
+            .ingest(vec![rec.wire().to_vec()])
+            .await?
+            .pop()
+            .ok_or(Error::NodeStopped)?;
+        if outcome.is_accepted() {
+            self.client
+                .publish(shard_of(&rec.record().topic), rec.wire().to_vec())
+                .await?;
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,177 @@
+//! When this node pulls: from a peer when it connects (if `on_connect`), from every
+//! connected peer every `interval` (jittered by up to 20%), and on demand
+//! ([`SyncHandle::sync_now`]). One pull per peer at a time: asking again while one runs
+//! waits for that one's report.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::session::{pull, SyncContext, SyncReport};
+use crate::net::{Client, PeerId};
+use crate::{Error, Result};
+
+enum Command {
+    Now {
+        peer: Option<PeerId>,
+        reply: oneshot::Sender<Vec<SyncReport>>,
+    },
+    Done {
+        peer: PeerId,
+        report: Box<SyncReport>,
+    },
+}
+
+/// Asks the scheduler for pulls. Cheap to clone.
+#[derive(Clone)]
+pub struct SyncHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl SyncHandle {
+    /// Pulls now from every connected peer (or just `peer`), and reports each pull. For a
+    /// peer already being pulled from, that pull's report.
+    pub async fn sync_now(&self, peer: Option<PeerId>) -> Result<Vec<SyncReport>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Now { peer, reply })
+            .await
+            .map_err(|_| Error::NodeStopped)?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+}
+
+/// Decides when to pull. Run it with [`Scheduler::run`].
+pub(crate) struct Scheduler {
+    ctx: SyncContext,
+    client: Client,
+    rx: mpsc::Receiver<Command>,
+    tx: mpsc::Sender<Command>,
+    /// Pulls running, with whoever waits for each one's report.
+    pulling: HashMap<PeerId, Vec<oneshot::Sender<SyncReport>>>,
+}
+
+impl Scheduler {
+    /// A scheduler of pulls through `client`, and its handle.
+    pub(crate) fn new(ctx: SyncContext, client: Client) -> (Scheduler, SyncHandle) {
+        let (tx, rx) = mpsc::channel(64);
+        let handle = SyncHandle { tx: tx.clone() };
+        (
+            Scheduler {
+                ctx,
+                client,
+                rx,
+                tx,
+                pulling: HashMap::new(),
+            },
+            handle,
+        )
+    }
+
+    /// Runs until `cancel` fires, pulling from peers as they connect (`connected`), every
+    /// interval, and when asked.
+    pub(crate) async fn run(
+        mut self,
+        mut connected: mpsc::Receiver<PeerId>,
+        cancel: CancellationToken,
+    ) {
+        let jittered = |d: Duration| d.mul_f64(rand::random_range(0.8..1.2));
+        let mut next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                cmd = self.rx.recv() => match cmd {
+                    Some(c) => self.handle(c).await,
+                    None => return,
+                },
+                peer = connected.recv() => match peer {
+                    Some(p) if self.ctx.config.on_connect => self.start(p, None),
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(next) => {
+                    next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
+                    if let Ok(peers) = self.client.peers().await {
+                        for p in peers.connected {
+                            self.start(p, None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, c: Command) {
+        match c {
+            Command::Now { peer, reply } => {
+                let peers = match self.client.peers().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+                let targets: Vec<PeerId> = match peer {
+                    Some(p) => vec![p],
+                    None => peers.connected.clone(),
+                };
+                let mut waits = Vec::new();
+                for p in targets {
+                    let (tx, rx) = oneshot::channel();
+                    if peers.banned.contains(&p) {
+                        let _ = tx.send(SyncReport {
+                            peer: p.to_string(),
+                            error: Some("the peer is banned".into()),
+                            ..SyncReport::default()
+                        });
+                    } else {
+                        self.start(p, Some(tx));
+                    }
+                    waits.push(rx);
+                }
+                tokio::spawn(async move {
+                    let mut reports = Vec::new();
+                    for w in waits {
+                        if let Ok(r) = w.await {
+                            reports.push(r);
+                        }
+                    }
+                    let _ = reply.send(reports);
+                });
+            }
+            Command::Done { peer, report } => {
+                for w in self.pulling.remove(&peer).unwrap_or_default() {
+                    let _ = w.send((*report).clone());
+                }
+            }
+        }
+    }
+
+    /// Starts a pull from `peer`, unless one is running; either way its report goes to
+    /// `reply` when it ends.
+    fn start(&mut self, peer: PeerId, reply: Option<oneshot::Sender<SyncReport>>) {
+        if let Some(waiters) = self.pulling.get_mut(&peer) {
+            waiters.extend(reply);
+            return;
+        }
+        self.pulling.insert(peer, reply.into_iter().collect());
+        let ctx = self.ctx.clone();
+        let client = self.client.clone();
+        let done = self.tx.clone();
+        tokio::spawn(async move {
+            let report = pull(ctx, client, peer).await;
+            if let Some(e) = &report.error {
+                debug!(%peer, error = %e, "pull stopped early");
+            } else if report.stored > 0 {
+                info!(%peer, stored = report.stored, rounds = report.rounds, "caught up");
+            }
+            let _ = done
+                .send(Command::Done {
+                    peer,
+                    report: Box::new(report),
+                })
+                .await;
+        });
+    }
+}
