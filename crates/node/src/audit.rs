@@ -3,8 +3,10 @@
 //!
 //! **Errors** (there should be none on any node): a stored record that does not decode, whose
 //! id or signature is wrong; derived state (tallies, ratings, groups, slots) that differs from
-//! what the raw records give; a response not by the targeted producer, an admit not by the
-//! group's founder, a retraction not by the target's author.
+//! what the raw records give; a record that breaks a kind rule (`chorus_protocol::rules`) given
+//! the record it points at: `wrong-key` for a response not by the targeted producer, an admit
+//! not by the group's founder, a retraction not by the target's author, `kind-rule` for the
+//! others (each with the rule's code in its evidence).
 //!
 //! **Warnings** (suspicions; thresholds in `[audit]` of the config):
 //! - `sybil-burst`: at least `burst_keys` keys, each with no activity but endorsing, first
@@ -16,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chorus_protocol::{verify_batch, AuthorKey, Body, Kind, RecordId, SignedRecord};
+use chorus_protocol::{rules, verify_batch, AuthorKey, Body, Kind, Pointed, RecordId, SignedRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -161,49 +163,36 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
         ));
     }
 
-    // 3. Kind rules by key.
+    // 3. Kind rules (chorus_protocol::rules, as ingest applies them), against the records
+    // pointed at.
     let by_id: HashMap<RecordId, &SignedRecord> = valid.iter().map(|r| (r.id(), r)).collect();
     for r in &valid {
+        let Some(target) = rules::depends_on(&r.record().body) else {
+            continue;
+        };
+        let Some(t) = by_id.get(&target) else {
+            continue;
+        };
+        let facts = Pointed::of(t.record());
+        let Err(broken) = rules::check(r.record(), &facts) else {
+            continue;
+        };
         let author = r.author();
-        let check = |code: &'static str, target: &RecordId, who: Option<AuthorKey>, rule: &str| {
-            who.filter(|w| *w != author).map(|w| {
-                error(
-                    code,
-                    format!("{} {} by {author}: {rule} ({w})", r.record().kind(), r.id()),
-                    json!({ "id": r.id().to_string(), "author": author.to_string(),
-                            "target": target.to_string(), "expected": w.to_string() }),
-                )
-            })
-        };
-        let f = match &r.record().body {
-            Body::Response(x) => {
-                let producer = by_id.get(&x.target).and_then(|t| match &t.record().body {
-                    Body::Petition(p) => Some(p.producer),
-                    Body::Review(v) => Some(v.product.producer),
-                    _ => None,
-                });
-                check(
-                    "wrong-key",
-                    &x.target,
-                    producer,
-                    "only the targeted producer answers",
-                )
-            }
-            Body::Admit(x) => check(
+        findings.push(match broken.entitled(&facts) {
+            Some(w) => error(
                 "wrong-key",
-                &x.group,
-                by_id.get(&x.group).map(|g| g.author()),
-                "only the group's founder admits",
+                format!("{} {} by {author}: {broken} ({w})", r.record().kind(), r.id()),
+                json!({ "id": r.id().to_string(), "author": author.to_string(),
+                        "target": target.to_string(), "expected": w.to_string(),
+                        "rule": broken.code() }),
             ),
-            Body::Retraction(x) => check(
-                "wrong-key",
-                &x.target,
-                by_id.get(&x.target).map(|t| t.author()),
-                "only the author retracts",
+            None => error(
+                "kind-rule",
+                format!("{} {} by {author}: {broken}", r.record().kind(), r.id()),
+                json!({ "id": r.id().to_string(), "author": author.to_string(),
+                        "target": target.to_string(), "rule": broken.code() }),
             ),
-            _ => None,
-        };
-        findings.extend(f);
+        });
     }
 
     // 4. Suspicions.

@@ -231,3 +231,29 @@ fn timestamps_out_of_order_or_ahead_are_warnings() {
         .iter()
         .any(|f| f.code == "timestamp" && f.evidence["id"] == p.id().to_string()));
 }
+
+#[test]
+fn a_planted_record_that_breaks_a_kind_rule_is_an_error_naming_the_rule() {
+    let p = petition(1, 2);
+    let store = store_with(std::slice::from_ref(&p));
+    // A join that points at a petition, as if it were a group.
+    let join = sign(
+        &key(5),
+        T0 + 1_000,
+        Body::Join(Join { group: p.id() }),
+        None,
+    );
+    store
+        .plant_record(join.wire(), &join.record().topic, T0 + 1_000, &join.id())
+        .unwrap();
+    let r = audit(&store, &AuditConfig::default(), NOW).unwrap();
+    let broken = r
+        .findings
+        .iter()
+        .find(|f| f.code == "kind-rule")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(broken.severity, Severity::Error);
+    assert_eq!(broken.evidence["id"], join.id().to_string());
+    assert_eq!(broken.evidence["rule"], "not_a_group");
+    assert_eq!(broken.evidence["target"], p.id().to_string());
+}
