@@ -1,0 +1,323 @@
+//! A small blocking client of the local API: one method per endpoint, each returning its
+//! typed answer, with a time limit per call (none for the event stream).
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use ureq::http::Response;
+use ureq::Body;
+
+mod error;
+mod query;
+mod sse;
+
+pub use error::Error;
+pub use sse::{SseEvent, SseReader};
+
+use crate::request::{
+    AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowRequest, GroupRequest,
+    PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest, RetractRequest,
+    ReviewRequest, SyncRequest,
+};
+use crate::response::{
+    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, Peers, Petitions, Rating, Reviews,
+    Status, SyncAnswer, Tally,
+};
+use query::{enc, query};
+
+/// Most calls answer at once.
+const QUICK: Duration = Duration::from_secs(60);
+/// A catch-up or an audit may take minutes on a big store.
+const SLOW: Duration = Duration::from_secs(3600);
+/// A bundle holds every counted endorsement of a petition.
+const BUNDLE: Duration = Duration::from_secs(120);
+/// The largest bundle read (1 GiB).
+const BUNDLE_LIMIT: u64 = 1 << 30;
+
+/// The live event stream of [`Client::events`].
+pub type EventStream = SseReader<Box<dyn BufRead + Send>>;
+
+/// A blocking client of one node's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: String,
+    auth: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the node whose API listens on `addr` (`HOST:PORT`, as in
+    /// [`ApiInfo::addr`](crate::ApiInfo::addr)), authenticating with `token` (the data dir's
+    /// `api.token`). Nothing is sent until a call.
+    pub fn new(addr: &str, token: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            // Error answers carry a JSON body: read it rather than fail on the status.
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            addr: addr.to_string(),
+            auth: format!("Bearer {token}"),
+            agent,
+        }
+    }
+
+    /// `GET /v1/status`.
+    pub fn status(&self) -> Result<Status, Error> {
+        self.get("/v1/status", QUICK)
+    }
+
+    /// `POST /v1/sync`: pulls now and answers when every pull has ended (up to an hour).
+    pub fn sync(&self, req: &SyncRequest) -> Result<SyncAnswer, Error> {
+        self.post("/v1/sync", Some(req), SLOW)
+    }
+
+    /// `GET /v1/peers`.
+    pub fn peers(&self) -> Result<Peers, Error> {
+        self.get("/v1/peers", QUICK)
+    }
+
+    /// `GET /v1/follow`: what the node follows.
+    pub fn following(&self) -> Result<FollowSet, Error> {
+        self.get("/v1/follow", QUICK)
+    }
+
+    /// `POST /v1/follow`: follows one more thing; answers the new follow set.
+    pub fn follow(&self, req: &FollowRequest) -> Result<FollowSet, Error> {
+        self.post("/v1/follow", Some(req), QUICK)
+    }
+
+    /// `POST /v1/unfollow`: stops following one thing; answers the new follow set.
+    pub fn unfollow(&self, req: &FollowRequest) -> Result<FollowSet, Error> {
+        self.post("/v1/unfollow", Some(req), QUICK)
+    }
+
+    /// `POST /v1/profile`.
+    pub fn profile(&self, req: &ProfileRequest) -> Result<Created, Error> {
+        self.post("/v1/profile", Some(req), QUICK)
+    }
+
+    /// `POST /v1/reviews`.
+    pub fn review(&self, req: &ReviewRequest) -> Result<Created, Error> {
+        self.post("/v1/reviews", Some(req), QUICK)
+    }
+
+    /// `GET /v1/reviews`: a page of a product's reviews.
+    pub fn reviews(&self, q: &ProductQuery) -> Result<Reviews, Error> {
+        self.get(&format!("/v1/reviews{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/rating`.
+    pub fn rating(&self, q: &ProductQuery) -> Result<Rating, Error> {
+        self.get(&format!("/v1/rating{}", query(q)?), QUICK)
+    }
+
+    /// `POST /v1/groups`: creates a group.
+    pub fn create_group(&self, req: &GroupRequest) -> Result<Created, Error> {
+        self.post("/v1/groups", Some(req), QUICK)
+    }
+
+    /// `GET /v1/groups/{id}`.
+    pub fn group(&self, id: &str) -> Result<GroupInfo, Error> {
+        self.get(&format!("/v1/groups/{}", enc(id)), QUICK)
+    }
+
+    /// `POST /v1/groups/{id}/join`.
+    pub fn join_group(&self, id: &str) -> Result<Created, Error> {
+        self.post::<(), _>(&format!("/v1/groups/{}/join", enc(id)), None, QUICK)
+    }
+
+    /// `POST /v1/groups/{id}/admit` (only the founder may).
+    pub fn admit(&self, group: &str, req: &AdmitRequest) -> Result<Created, Error> {
+        self.post(
+            &format!("/v1/groups/{}/admit", enc(group)),
+            Some(req),
+            QUICK,
+        )
+    }
+
+    /// `POST /v1/petitions`: opens a petition.
+    pub fn open_petition(&self, req: &PetitionRequest) -> Result<Created, Error> {
+        self.post("/v1/petitions", Some(req), QUICK)
+    }
+
+    /// `GET /v1/petitions`.
+    pub fn petitions(&self, q: &PetitionsQuery) -> Result<Petitions, Error> {
+        self.get(&format!("/v1/petitions{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/tally/{id}`.
+    pub fn tally(&self, id: &str) -> Result<Tally, Error> {
+        self.get(&format!("/v1/tally/{}", enc(id)), QUICK)
+    }
+
+    /// `GET /v1/records/{id}`: a stored record as JSON, with `id`.
+    pub fn record(&self, id: &str) -> Result<Value, Error> {
+        self.get(&format!("/v1/records/{}", enc(id)), QUICK)
+    }
+
+    /// `POST /v1/endorse`.
+    pub fn endorse(&self, req: &EndorseRequest) -> Result<Created, Error> {
+        self.post("/v1/endorse", Some(req), QUICK)
+    }
+
+    /// `POST /v1/retract`.
+    pub fn retract(&self, req: &RetractRequest) -> Result<Created, Error> {
+        self.post("/v1/retract", Some(req), QUICK)
+    }
+
+    /// `POST /v1/respond` (only the targeted producer may).
+    pub fn respond(&self, req: &RespondRequest) -> Result<Created, Error> {
+        self.post("/v1/respond", Some(req), QUICK)
+    }
+
+    /// `POST /v1/attest`.
+    pub fn attest(&self, req: &AttestRequest) -> Result<Created, Error> {
+        self.post("/v1/attest", Some(req), QUICK)
+    }
+
+    /// `GET /v1/audit`: the watchdog audit of the node's store (up to an hour).
+    pub fn audit(&self) -> Result<AuditReport, Error> {
+        self.get("/v1/audit", SLOW)
+    }
+
+    /// `GET /v1/bundle/{id}`: the petition's verifiable bundle, its CBOR bytes.
+    pub fn bundle(&self, petition: &str) -> Result<Vec<u8>, Error> {
+        let path = format!("/v1/bundle/{}", enc(petition));
+        let sent = self
+            .prepare(self.agent.get(self.url(&path)), Some(BUNDLE))
+            .call();
+        let mut resp = self.answer(sent)?;
+        resp.body_mut()
+            .with_config()
+            .limit(BUNDLE_LIMIT)
+            .read_to_vec()
+            .map_err(read_error)
+    }
+
+    /// `GET /v1/events`: the event stream, read as it comes (no time limit); it ends when
+    /// the node ends it (after the replay with `follow: Some(false)`, or when it stops).
+    pub fn events(&self, q: &EventsQuery) -> Result<EventStream, Error> {
+        let path = format!("/v1/events{}", query(q)?);
+        let sent = self.prepare(self.agent.get(self.url(&path)), None).call();
+        let resp = self.answer(sent)?;
+        let reader: Box<dyn BufRead + Send> =
+            Box::new(BufReader::new(resp.into_body().into_reader()));
+        Ok(SseReader::new(reader))
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, limit: Duration) -> Result<T, Error> {
+        let sent = self
+            .prepare(self.agent.get(self.url(path)), Some(limit))
+            .call();
+        decode(&format!("GET {path}"), self.answer(sent)?)
+    }
+
+    /// A `POST`, with `body` as JSON (none: an empty body).
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+        limit: Duration,
+    ) -> Result<T, Error> {
+        let req = self.prepare(self.agent.post(self.url(path)), Some(limit));
+        let sent = match body {
+            None => req.send_empty(),
+            Some(b) => {
+                let bytes = serde_json::to_vec(b).map_err(Error::Encode)?;
+                req.header("Content-Type", "application/json")
+                    .send(&bytes[..])
+            }
+        };
+        decode(&format!("POST {path}"), self.answer(sent)?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The token and the call's time limit (`None`: no limit).
+    fn prepare<S>(
+        &self,
+        req: ureq::RequestBuilder<S>,
+        limit: Option<Duration>,
+    ) -> ureq::RequestBuilder<S> {
+        req.config()
+            .timeout_global(limit)
+            .build()
+            .header("Authorization", &self.auth)
+    }
+
+    /// The answer of a call that went out, or why there is none.
+    fn answer(&self, sent: Result<Response<Body>, ureq::Error>) -> Result<Response<Body>, Error> {
+        let mut resp = sent.map_err(|e| match e {
+            ureq::Error::Timeout(_) => Error::Timeout,
+            e => Error::Unreachable {
+                addr: self.addr.clone(),
+                source: Box::new(e),
+            },
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        // An error answer without the contract's body still says what it could.
+        let (code, message) = match resp.body_mut().read_json::<ErrorBody>() {
+            Ok(b) => (b.code, b.message),
+            Err(_) => ("error".to_string(), "request failed".to_string()),
+        };
+        Err(Error::Api {
+            status,
+            code,
+            message,
+        })
+    }
+}
+
+/// An answer's JSON as `T`.
+fn decode<T: DeserializeOwned>(what: &str, mut resp: Response<Body>) -> Result<T, Error> {
+    resp.body_mut().read_json().map_err(|e| match e {
+        ureq::Error::Json(e) if e.is_io() => Error::Broken(e.into()),
+        ureq::Error::Json(source) => Error::BadAnswer {
+            what: what.to_string(),
+            source,
+        },
+        e => read_error(e),
+    })
+}
+
+/// A failure while an answer's body was read.
+fn read_error(e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::Timeout(_) => Error::Timeout,
+        e => Error::Broken(e.into_io()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_is_not_there_is_unreachable() {
+        // Port 9 (discard) on loopback: nothing listens in a test environment.
+        let c = Client::new("127.0.0.1:9", "token");
+        assert!(matches!(c.status(), Err(Error::Unreachable { .. })));
+    }
+
+    #[test]
+    fn api_errors_print_as_the_cli_prints_them() {
+        let e = Error::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "no petition 00 in this node's store".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no petition 00 in this node's store (not_found)"
+        );
+    }
+}

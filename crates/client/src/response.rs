@@ -1,0 +1,517 @@
+//! What the node answers: one type per answer of `docs/API.md`, with the node's field names
+//! and shapes. Every `Option` is written as `null` (as the node writes it), so an answer
+//! decoded and written again is the same JSON; the one field a node leaves out rather than
+//! nulls, [`Tally::trusted`], is left out again. Unknown fields are ignored, so a newer node's
+//! additions do not break an older client. A stored record, as the node shows it (its CBOR
+//! as JSON, plus `id`), stays a [`serde_json::Value`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Any failed call's body, with the HTTP status: a stable `code` (`bad_key`, `not_found`,
+/// `unauthorized`, ...) and a `message` for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable code (see the table in `docs/API.md`).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// What the node follows (`GET /v1/follow`, and the answer of `POST /v1/follow` and
+/// `/v1/unfollow`; also [`Status::following`]). Lists are sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowSet {
+    /// Everything (archive and watchdog nodes).
+    pub all: bool,
+    /// Producer keys (hex) whose feedback is followed.
+    pub producers: Vec<String>,
+    /// Group ids (hex) whose membership is followed.
+    pub groups: Vec<String>,
+    /// Products, as `PRODUCERKEY/CODE`.
+    pub products: Vec<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Full listen multiaddrs, ending in `/p2p/PEERID`.
+    pub listen_addrs: Vec<String>,
+    /// Number of connected peers.
+    pub peers: u64,
+    /// The connected peers.
+    pub peer_ids: Vec<String>,
+    /// Number of stored records.
+    pub records: u64,
+    /// Records waiting for the record they point at.
+    pub waiting: u64,
+    /// Subscribed gossip shards.
+    pub shards: Vec<String>,
+    /// This user's author key.
+    pub author: String,
+    /// What the node follows.
+    pub following: FollowSet,
+}
+
+/// What one pull of `POST /v1/sync` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// The peer pulled from.
+    pub peer: String,
+    /// Reconciliation round trips.
+    pub rounds: u32,
+    /// Fetch requests.
+    pub fetches: u32,
+    /// Bytes of all requests sent.
+    pub bytes_sent: u64,
+    /// Bytes of all responses received.
+    pub bytes_received: u64,
+    /// Of those, the wire bytes of the records received.
+    pub record_bytes: u64,
+    /// Records found missing here.
+    pub needed: u64,
+    /// Records received.
+    pub fetched: u64,
+    /// Newly stored (or kept waiting for their target).
+    pub stored: u64,
+    /// Already held.
+    pub duplicates: u64,
+    /// Refused by a kind rule (not the peer's fault).
+    pub refused: u64,
+    /// Invalid, forged, unrequested or out of scope: the peer is penalised for each.
+    pub invalid: u64,
+    /// Claimed by the peer and not delivered.
+    pub missing: u64,
+    /// How long the pull took.
+    pub millis: u64,
+    /// Why the pull stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    /// Bytes exchanged beyond the records themselves.
+    pub fn overhead_bytes(&self) -> u64 {
+        (self.bytes_sent + self.bytes_received).saturating_sub(self.record_bytes)
+    }
+}
+
+/// `POST /v1/sync`: what each pull did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncAnswer {
+    /// One report per peer pulled from.
+    pub pulls: Vec<SyncReport>,
+    /// Records newly stored, over all pulls.
+    pub stored: u64,
+}
+
+/// `GET /v1/peers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peers {
+    /// The connected peers (peer ids).
+    pub peers: Vec<String>,
+    /// The banned peers.
+    pub banned: Vec<String>,
+}
+
+/// What became of a record the node made for its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Stored (and gossiped).
+    Stored,
+    /// The very same record was already stored.
+    Duplicate,
+    /// Kept until the record it points at arrives.
+    Waiting,
+}
+
+/// What every record-creating endpoint answers (`POST /v1/profile`, `/v1/reviews`,
+/// `/v1/groups`, `/v1/groups/{id}/join`, `/v1/groups/{id}/admit`, `/v1/petitions`,
+/// `/v1/endorse`, `/v1/retract`, `/v1/respond`, `/v1/attest`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    /// The new record's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: String,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The record as JSON, with `id`.
+    pub record: Value,
+}
+
+/// One review of `GET /v1/reviews`: the stored record's JSON, plus `counted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountedReview {
+    /// Whether it counts: its author's latest, unretracted review of the product.
+    pub counted: bool,
+    /// The record as JSON, with `id` (its fields sit beside `counted`).
+    #[serde(flatten)]
+    pub record: Value,
+}
+
+/// `GET /v1/reviews`: a page of a product's reviews, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reviews {
+    /// The reviews.
+    pub reviews: Vec<CountedReview>,
+    /// The cursor of the next page (`after`), or `null` on the last.
+    pub next: Option<String>,
+}
+
+/// `GET /v1/rating` (and the `rating` event): a product's rating over the counted reviews.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// The producer's author key.
+    pub producer: String,
+    /// The product code.
+    pub product: String,
+    /// Number of counted reviews.
+    pub count: u64,
+    /// Their mean rating (0 when there is none).
+    pub mean: f64,
+    /// How many gave 1, 2, 3, 4 and 5.
+    pub histogram: [u64; 5],
+}
+
+/// `GET /v1/groups/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The group's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What it stands for.
+    pub charter: Option<String>,
+    /// `open` or `approval`.
+    pub admission: String,
+    /// The founder's author key.
+    pub founder: String,
+    /// Number of members.
+    pub members: u64,
+    /// Whether this node's user is one.
+    pub member: bool,
+}
+
+/// The producer's latest answer to a petition, in a [`Tally`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestResponse {
+    /// The response record's id.
+    pub id: String,
+    /// Its status (`acknowledged`, `in-progress`, ...).
+    pub status: String,
+    /// Its creation time (ms).
+    pub created_at: u64,
+}
+
+/// The count as the user's trusted watchdogs see it, in a [`Tally`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trusted {
+    /// The trusted watchdogs (author keys, from the config's `[trust]`).
+    pub watchdogs: Vec<String>,
+    /// Endorsers, leaving out the keys those watchdogs flagged as one actor.
+    pub endorsers: u64,
+    /// How many were left out.
+    pub excluded: u64,
+    /// The set root (hex) of the counted endorsements.
+    pub root: String,
+    /// The trusted watchdogs whose `verified-count` attestation matches the current count
+    /// and root.
+    pub vouched_by: Vec<String>,
+}
+
+/// A petition's tally (`GET /v1/tally/{id}`, each of `GET /v1/petitions`, and the `tally`
+/// and `threshold` events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// The petition's id.
+    pub id: String,
+    /// Its title (`null` while the petition record itself is not stored).
+    pub title: Option<String>,
+    /// `demand`, `proposal` or `campaign` (`null` likewise).
+    pub variant: Option<String>,
+    /// The targeted producer's author key.
+    pub producer: String,
+    /// The product it is about.
+    pub product: Option<String>,
+    /// The group it speaks for.
+    pub group: Option<String>,
+    /// Endorsements needed.
+    pub threshold: u64,
+    /// Distinct endorsers counted.
+    pub endorsers: u64,
+    /// Of those, members of the petition's group.
+    pub member_endorsers: u64,
+    /// Whether the count reached the threshold.
+    pub reached: bool,
+    /// When it did (ms: the creation time of the threshold-th endorsement).
+    pub reached_at: Option<u64>,
+    /// After this (ms), endorsements no longer count.
+    pub deadline: Option<u64>,
+    /// Not withdrawn and the deadline not passed.
+    pub open: bool,
+    /// Retracted by its author.
+    pub withdrawn: bool,
+    /// A campaign's goal, like `3000EUR`.
+    pub goal: Option<String>,
+    /// Pledged sums per currency, like `{"EUR": "1250.00"}`.
+    pub pledged: BTreeMap<String, String>,
+    /// The producer's latest answer.
+    pub response: Option<LatestResponse>,
+    /// The trusted view: present (never `null`) only when the config trusts watchdogs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<Trusted>,
+}
+
+/// `GET /v1/petitions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Petitions {
+    /// The petitions' tallies.
+    pub petitions: Vec<Tally>,
+}
+
+/// How bad an audit finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Something is wrong.
+    Error,
+    /// Something looks wrong.
+    Warning,
+}
+
+/// One audit finding, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code (`invalid-record`, `tally-mismatch`, `wrong-key`, `sybil-burst`,
+    /// `idle-keys`, `timestamp`).
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// Ids, keys, values: what a third party needs to check the finding.
+    pub evidence: Value,
+}
+
+/// `GET /v1/audit` (and `chorus audit --offline`): what the watchdog audit found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Records read.
+    pub records: u64,
+    /// Records whose id and signature were verified.
+    pub verified: u64,
+    /// Petitions whose tallies were recomputed.
+    pub petitions: u64,
+    /// Number of errors.
+    pub errors: u64,
+    /// Number of warnings.
+    pub warnings: u64,
+    /// The findings, errors first.
+    pub findings: Vec<Finding>,
+}
+
+#[cfg(test)]
+pub(crate) mod samples {
+    //! Answers as today's node writes them, for the round-trip tests here and in `event`.
+    use serde_json::{json, Value};
+
+    pub(crate) const KEY: &str = "03a107bf03a107bf03a107bf03a107bf03a107bf03a107bf03a107bf03a107bf";
+    pub(crate) const ID: &str = "64e5c1d0a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbcc";
+
+    pub(crate) fn follow() -> Value {
+        json!({ "all": false, "producers": [KEY], "groups": [], "products": [format!("{KEY}/soap-1")] })
+    }
+
+    pub(crate) fn record() -> Value {
+        json!({
+            "id": ID, "author": KEY, "kind": "review", "created_at": 1_764_085_000_000u64,
+            "topic": format!("producer:{KEY}"),
+            "body": { "product": { "producer": KEY, "code": "soap-1" }, "rating": 4,
+                      "title": null, "text": "lathers well" },
+        })
+    }
+
+    pub(crate) fn tally(trusted: bool) -> Value {
+        let mut t = json!({
+            "id": ID, "title": "Repairable", "variant": "campaign", "producer": KEY,
+            "product": "gtin-1", "group": null, "threshold": 100, "endorsers": 42,
+            "member_endorsers": 0, "reached": false, "reached_at": null,
+            "deadline": 1_798_847_999_999u64, "open": true, "withdrawn": false,
+            "goal": "3000EUR", "pledged": { "EUR": "1250.00" },
+            "response": { "id": ID, "status": "acknowledged", "created_at": 1_764_085_000_000u64 },
+        });
+        if trusted {
+            t["trusted"] = json!({
+                "watchdogs": [KEY], "endorsers": 40, "excluded": 2,
+                "root": "ab".repeat(32), "vouched_by": [],
+            });
+        }
+        t
+    }
+
+    pub(crate) fn rating() -> Value {
+        json!({ "producer": KEY, "product": "soap-1", "count": 3, "mean": 3.5,
+                "histogram": [0, 1, 0, 1, 1] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+
+    use super::samples::*;
+    use super::*;
+
+    /// Decodes `v` as `T` and writes it again: the same JSON.
+    fn round_trip<T: DeserializeOwned + Serialize>(v: Value) -> T {
+        let t: T = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&t).unwrap(), v);
+        t
+    }
+
+    #[test]
+    fn error_and_follow_answers_round_trip() {
+        let e: ErrorBody =
+            round_trip(json!({ "code": "bad_key", "message": "producer \"x\": bad" }));
+        assert_eq!(e.code, "bad_key");
+        let f: FollowSet = round_trip(follow());
+        assert_eq!(f.producers, [KEY]);
+        round_trip::<FollowSet>(
+            json!({ "all": true, "producers": [], "groups": [ID], "products": [] }),
+        );
+    }
+
+    #[test]
+    fn status_round_trips() {
+        let s: Status = round_trip(json!({
+            "peer_id": "12D3KooWabc", "listen_addrs": ["/ip4/127.0.0.1/tcp/7470/p2p/12D3KooWabc"],
+            "peers": 3, "peer_ids": ["12D3KooWdef"], "records": 1024, "waiting": 0,
+            "shards": ["chorus/v1/meta", "chorus/v1/p/07"], "author": KEY, "following": follow(),
+        }));
+        assert_eq!(s.peers, 3);
+        assert_eq!(s.following.producers, [KEY]);
+    }
+
+    #[test]
+    fn sync_answers_round_trip() {
+        let pull = |error: Value| {
+            json!({
+                "peer": "12D3KooWabc", "rounds": 3, "fetches": 1, "bytes_sent": 1410,
+                "bytes_received": 33112, "record_bytes": 31700, "needed": 100, "fetched": 100,
+                "stored": 100, "duplicates": 0, "refused": 0, "invalid": 0, "missing": 0,
+                "millis": 42, "error": error,
+            })
+        };
+        let a: SyncAnswer = round_trip(json!({
+            "pulls": [pull(Value::Null), pull(json!("timeout"))], "stored": 200,
+        }));
+        assert_eq!(a.pulls[0].overhead_bytes(), 1410 + 33112 - 31700);
+        assert_eq!(a.pulls[1].error.as_deref(), Some("timeout"));
+        round_trip::<SyncAnswer>(json!({ "pulls": [], "stored": 0 }));
+    }
+
+    #[test]
+    fn peers_round_trip() {
+        round_trip::<Peers>(json!({ "peers": ["12D3KooWabc"], "banned": [] }));
+    }
+
+    #[test]
+    fn created_round_trips_with_each_outcome() {
+        for outcome in ["stored", "duplicate", "waiting"] {
+            let c: Created = round_trip(json!({
+                "id": ID, "kind": "review", "outcome": outcome, "record": record(),
+            }));
+            assert_eq!(c.record["body"]["rating"], 4);
+        }
+        assert!(serde_json::from_value::<Created>(
+            json!({ "id": ID, "kind": "review", "outcome": "lost", "record": record() })
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn reviews_round_trip_with_counted_beside_the_record() {
+        let mut counted = record();
+        counted["counted"] = json!(true);
+        let mut not = record();
+        not["counted"] = json!(false);
+        let r: Reviews = round_trip(json!({ "reviews": [counted, not], "next": null }));
+        assert!(r.reviews[0].counted && !r.reviews[1].counted);
+        assert_eq!(
+            r.reviews[0].record,
+            record(),
+            "counted is not left in the record"
+        );
+        round_trip::<Reviews>(json!({ "reviews": [], "next": format!("1764085000000-{ID}") }));
+    }
+
+    #[test]
+    fn rating_round_trips() {
+        let r: Rating = round_trip(rating());
+        assert_eq!(r.mean, 3.5);
+        round_trip::<Rating>(
+            json!({ "producer": KEY, "product": "x", "count": 0, "mean": 0.0,
+                                      "histogram": [0, 0, 0, 0, 0] }),
+        );
+    }
+
+    #[test]
+    fn group_round_trips() {
+        for charter in [json!("soap for all"), Value::Null] {
+            round_trip::<GroupInfo>(json!({
+                "id": ID, "name": "Soap lovers", "charter": charter, "admission": "approval",
+                "founder": KEY, "members": 2, "member": true,
+            }));
+        }
+    }
+
+    #[test]
+    fn tallies_round_trip_with_and_without_the_trusted_view() {
+        let t: Tally = round_trip(tally(false));
+        assert!(t.trusted.is_none());
+        let t: Tally = round_trip(tally(true));
+        assert_eq!(t.trusted.map(|t| t.excluded), Some(2));
+        // A tally of a petition whose record is not stored yet.
+        let mut bare = tally(false);
+        for f in [
+            "title", "variant", "product", "goal", "response", "deadline",
+        ] {
+            bare[f] = Value::Null;
+        }
+        bare["pledged"] = json!({});
+        round_trip::<Tally>(bare);
+        let p: Petitions = round_trip(json!({ "petitions": [tally(false), tally(true)] }));
+        assert_eq!(p.petitions.len(), 2);
+    }
+
+    #[test]
+    fn audit_reports_round_trip() {
+        let a: AuditReport = round_trip(json!({
+            "records": 1024, "verified": 1024, "petitions": 12, "errors": 1, "warnings": 1,
+            "findings": [
+                { "severity": "error", "code": "tally-mismatch", "message": "differs",
+                  "evidence": { "petition": ID } },
+                { "severity": "warning", "code": "sybil-burst", "message": "30 keys ...",
+                  "evidence": { "petition": ID, "count": 30, "from": 1_764_085_000_000u64,
+                                "to": 1_764_085_058_000u64, "keys": [KEY] } },
+            ],
+        }));
+        assert_eq!(a.findings[0].severity, Severity::Error);
+        assert_eq!(a.findings[1].code, "sybil-burst");
+        round_trip::<AuditReport>(json!({ "records": 0, "verified": 0, "petitions": 0,
+                                          "errors": 0, "warnings": 0, "findings": [] }));
+    }
+
+    #[test]
+    fn answers_ignore_fields_they_do_not_know() {
+        let mut p = json!({ "peers": [], "banned": [] });
+        p["later"] = json!(1);
+        assert!(serde_json::from_value::<Peers>(p).is_ok());
+    }
+}
