@@ -284,6 +284,16 @@ pub enum Severity {
     Warning,
 }
 
+impl Severity {
+    /// `error` or `warning`, as in the JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One audit finding, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -503,6 +513,8 @@ mod tests {
             ],
         }));
         assert_eq!(a.findings[0].severity, Severity::Error);
+        assert_eq!(a.findings[0].severity.as_str(), "error");
+        assert_eq!(a.findings[1].severity.as_str(), "warning");
         assert_eq!(a.findings[1].code, "sybil-burst");
         round_trip::<AuditReport>(json!({ "records": 0, "verified": 0, "petitions": 0,
                                           "errors": 0, "warnings": 0, "findings": [] }));
