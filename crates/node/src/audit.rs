@@ -51,59 +51,21 @@ impl Default for AuditConfig {
     }
 }
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Something is wrong.
-    Error,
-    /// Something looks wrong.
-    Warning,
-}
+pub use chorus_client::{AuditReport as Report, Finding, Severity};
 
-/// One finding, with its evidence.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Finding {
-    /// Error or warning.
-    pub severity: Severity,
-    /// Stable code (`invalid-record`, `tally-mismatch`, `wrong-key`, `sybil-burst`, ...).
-    pub code: &'static str,
-    /// For people.
-    pub message: String,
-    /// Ids, keys, values: what a third party needs to check the finding.
-    pub evidence: Value,
-}
-
-/// What an audit found.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Report {
-    /// Records read.
-    pub records: u64,
-    /// Records whose id and signature were verified.
-    pub verified: u64,
-    /// Petitions whose tallies were recomputed (with everything else derived).
-    pub petitions: u64,
-    /// Number of errors.
-    pub errors: usize,
-    /// Number of warnings.
-    pub warnings: usize,
-    /// The findings, errors first.
-    pub findings: Vec<Finding>,
-}
-
-fn error(code: &'static str, message: String, evidence: Value) -> Finding {
+fn error(code: &str, message: String, evidence: Value) -> Finding {
     Finding {
         severity: Severity::Error,
-        code,
+        code: code.to_string(),
         message,
         evidence,
     }
 }
 
-fn warning(code: &'static str, message: String, evidence: Value) -> Finding {
+fn warning(code: &str, message: String, evidence: Value) -> Finding {
     Finding {
         severity: Severity::Warning,
-        code,
+        code: code.to_string(),
         message,
         evidence,
     }
@@ -294,8 +256,8 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
     report.errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
-        .count();
-    report.warnings = findings.len() - report.errors;
+        .count() as u64;
+    report.warnings = findings.len() as u64 - report.errors;
     report.findings = findings;
     Ok(report)
 }

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use chorus_protocol::bundle::merkle_root;
 use chorus_protocol::{AuthorKey, Body, Kind, RecordId, Subject, Verdict};
+use chorus_client::Trusted;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::{PetitionTally, Result, Store};
 
@@ -63,7 +63,7 @@ pub fn view(
     watchdogs: &[AuthorKey],
     petition: &RecordId,
     t: &PetitionTally,
-) -> Result<Option<Value>> {
+) -> Result<Option<Trusted>> {
     if watchdogs.is_empty() {
         return Ok(None);
     }
@@ -102,11 +102,11 @@ pub fn view(
         .collect();
     vouched.sort();
     vouched.dedup();
-    Ok(Some(json!({
-        "watchdogs": watchdogs.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-        "endorsers": t.endorsers.saturating_sub(excluded),
-        "excluded": excluded,
-        "root": hex::encode(root),
-        "vouched_by": vouched,
-    })))
+    Ok(Some(Trusted {
+        watchdogs: watchdogs.iter().map(|k| k.to_string()).collect(),
+        endorsers: t.endorsers.saturating_sub(excluded),
+        excluded,
+        root: hex::encode(root),
+        vouched_by: vouched,
+    }))
 }

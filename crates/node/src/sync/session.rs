@@ -16,9 +16,10 @@ use std::time::Instant;
 use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH};
 use chorus_protocol::sync::{reconcile, Bound, Id, Params, Scope, StepError};
 use chorus_protocol::SignedRecord;
-use serde::Serialize;
 use tokio::task::JoinSet;
 use tracing::debug;
+
+pub use chorus_client::SyncReport;
 
 use crate::config::SyncConfig;
 use crate::follow::{Follow, Following};
@@ -40,48 +41,6 @@ pub(crate) struct SyncContext {
     pub(crate) following: Following,
     pub(crate) config: SyncConfig,
     pub(crate) params: Params,
-}
-
-/// What one pull did.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct SyncReport {
-    /// The peer pulled from.
-    pub peer: String,
-    /// Reconciliation round trips.
-    pub rounds: u32,
-    /// Fetch requests.
-    pub fetches: u32,
-    /// Bytes of all requests sent.
-    pub bytes_sent: u64,
-    /// Bytes of all responses received.
-    pub bytes_received: u64,
-    /// Of those, the wire bytes of the records received.
-    pub record_bytes: u64,
-    /// Records found missing here.
-    pub needed: u64,
-    /// Records received.
-    pub fetched: u64,
-    /// Newly stored (or kept waiting for their target).
-    pub stored: u64,
-    /// Already held.
-    pub duplicates: u64,
-    /// Refused by a kind rule (not the peer's fault).
-    pub refused: u64,
-    /// Invalid, forged, unrequested or out of scope: the peer is penalised for each.
-    pub invalid: u64,
-    /// Claimed by the peer and not delivered.
-    pub missing: u64,
-    /// How long the pull took.
-    pub millis: u64,
-    /// Why the pull stopped early, if it did.
-    pub error: Option<String>,
-}
-
-impl SyncReport {
-    /// Bytes exchanged beyond the records themselves.
-    pub fn overhead_bytes(&self) -> u64 {
-        (self.bytes_sent + self.bytes_received).saturating_sub(self.record_bytes)
-    }
 }
 
 /// The key ranges of what the node follows: one per followed topic, or everything.

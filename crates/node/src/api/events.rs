@@ -16,29 +16,20 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::Sse as SseResponse;
+use chorus_client::{
+    ErrorEvent, Event as ApiEvent, EventsQuery, LaggedEvent, ReadyEvent, RecordEvent,
+    ResponseEvent, TallyEvent,
+};
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 use futures::Stream;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::records::{record_json, tally_json, tally_with_trust};
-use super::{ApiError, ApiState, Q};
-use crate::Event;
-
-/// Query of `GET /v1/events`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    producer: Option<String>,
-    petition: Option<String>,
-    group: Option<String>,
-    kind: Option<String>,
-    /// Replay journaled arrivals after this sequence number first.
-    after: Option<u64>,
-    /// `false`: end the stream after the replay (default `true`: then follow live).
-    follow: Option<bool>,
-}
+use super::error::{ApiError, Q};
+use super::parse::{id, key};
+use super::state::ApiState;
+use super::views::{record_json, tally, tally_with_trust};
+use crate::store::PetitionTally;
+use crate::tally::Event;
 
 /// What a client asked to see.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +51,7 @@ impl Filter {
             && self.kind.as_deref().is_none_or(|k| r.kind().as_str() == k)
     }
 
-    fn petition_tally(&self, petition: &RecordId, t: &crate::PetitionTally) -> bool {
+    fn petition_tally(&self, petition: &RecordId, t: &PetitionTally) -> bool {
         self.kind.is_none()
             && self.producer.is_none_or(|p| t.producer == p)
             && self.petition.is_none_or(|p| p == *petition)
@@ -68,8 +59,20 @@ impl Filter {
     }
 }
 
-fn sse(kind: &str, id: Option<u64>, data: &Value) -> Sse {
-    let mut e = Sse::default().event(kind).data(data.to_string());
+/// One SSE event: its name is the payload's `type`, its id a journal sequence number.
+fn sse(id: Option<u64>, data: &ApiEvent) -> Sse {
+    let kind = match data {
+        ApiEvent::Record(_) => "record",
+        ApiEvent::Tally(_) => "tally",
+        ApiEvent::Threshold(_) => "threshold",
+        ApiEvent::Rating(_) => "rating",
+        ApiEvent::Response(_) => "response",
+        ApiEvent::Ready(_) => "ready",
+        ApiEvent::Lagged(_) => "lagged",
+        ApiEvent::Error(_) => "error",
+    };
+    let json = serde_json::to_string(data).unwrap_or_default();
+    let mut e = Sse::default().event(kind).data(json);
     if let Some(id) = id {
         e = e.id(id.to_string());
     }
@@ -77,13 +80,31 @@ fn sse(kind: &str, id: Option<u64>, data: &Value) -> Sse {
 }
 
 fn record_event(seq: Option<u64>, rec: &SignedRecord) -> Sse {
-    let mut v = json!({ "type": "record", "seq": seq });
-    v["record"] = record_json(rec);
-    sse("record", seq, &v)
+    let data = ApiEvent::Record(RecordEvent {
+        seq,
+        record: record_json(rec),
+    });
+    sse(seq, &data)
+}
+
+/// A petition's tally as an event (with the trusted view when there is one).
+fn tally_event(state: &ApiState, petition: &RecordId, t: &PetitionTally, crossed: bool) -> Sse {
+    let rec = state.store.record(petition).ok().flatten();
+    let view = tally_with_trust(state, petition, rec.as_ref(), t)
+        .unwrap_or_else(|_| tally(petition, rec.as_ref(), t));
+    let data = TallyEvent { tally: view };
+    sse(
+        None,
+        &if crossed {
+            ApiEvent::Threshold(data)
+        } else {
+            ApiEvent::Tally(data)
+        },
+    )
 }
 
 /// The petition a record changes the tally of, if any.
-fn petition_of(rec: &SignedRecord, store: &crate::Store) -> Option<RecordId> {
+fn petition_of(rec: &SignedRecord, store: &crate::store::Store) -> Option<RecordId> {
     use chorus_protocol::Body;
     match &rec.record().body {
         Body::Petition(_) => Some(rec.id()),
@@ -112,16 +133,8 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
             if !f.petition_tally(petition, tally) {
                 return None;
             }
-            let rec = store.record(petition).ok().flatten();
-            let kind = if matches!(e, Event::ThresholdCrossed { .. }) {
-                "threshold"
-            } else {
-                "tally"
-            };
-            let mut v = json!({ "type": kind });
-            v["tally"] = tally_with_trust(state, petition, rec.as_ref(), tally)
-                .unwrap_or_else(|_| tally_json(petition, rec.as_ref(), tally));
-            Some(sse(kind, None, &v))
+            let crossed = matches!(e, Event::ThresholdCrossed { .. });
+            Some(tally_event(state, petition, tally, crossed))
         }
         Event::RatingChanged {
             producer,
@@ -134,11 +147,13 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                 && f.producer.is_none_or(|p| p == *producer);
             ok.then(|| {
                 sse(
-                    "rating",
                     None,
-                    &json!({
-                        "type": "rating", "producer": producer.to_string(), "product": code,
-                        "count": rating.count, "mean": rating.mean(), "histogram": rating.histogram,
+                    &ApiEvent::Rating(chorus_client::Rating {
+                        producer: producer.to_string(),
+                        product: code.clone(),
+                        count: rating.count,
+                        mean: rating.mean(),
+                        histogram: rating.histogram,
                     }),
                 )
             })
@@ -155,12 +170,12 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                 && f.petition.is_none_or(|p| p == *target);
             ok.then(|| {
                 sse(
-                    "response",
                     None,
-                    &json!({
-                        "type": "response", "target": target.to_string(),
-                        "response": response.to_string(), "producer": producer.to_string(),
-                        "status": status,
+                    &ApiEvent::Response(ResponseEvent {
+                        target: target.to_string(),
+                        response: response.to_string(),
+                        producer: producer.to_string(),
+                        status: status.clone(),
                     }),
                 )
             })
@@ -204,14 +219,8 @@ async fn replay(
     // Where the counts stand now, for every petition the replay touched.
     for p in touched {
         if let Some(t) = s.store.tally(&p)? {
-            if f.petition_tally(&p, &t) {
-                let rec = s.store.record(&p)?;
-                let mut v = json!({ "type": "tally" });
-                v["tally"] = tally_with_trust(s, &p, rec.as_ref(), &t)
-                    .unwrap_or_else(|_| tally_json(&p, rec.as_ref(), &t));
-                if tx.send(sse("tally", None, &v)).await.is_err() {
-                    break;
-                }
+            if f.petition_tally(&p, &t) && tx.send(tally_event(s, &p, &t, false)).await.is_err() {
+                break;
             }
         }
     }
@@ -223,36 +232,15 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Q(q): Q<EventsQuery>,
 ) -> Result<SseResponse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
-    let bad = |code: &'static str, m: String| ApiError {
-        status: axum::http::StatusCode::BAD_REQUEST,
-        code,
-        message: m,
-    };
-    let mut f = Filter {
+    let f = Filter {
         kind: q.kind.clone(),
-        ..Filter::default()
+        producer: q.producer.as_deref().map(|p| key("producer", p)).transpose()?,
+        petition: q.petition.as_deref().map(|p| id("petition", p)).transpose()?,
+        group: q.group.as_deref().map(|g| id("group", g)).transpose()?,
     };
-    if let Some(p) = &q.producer {
-        f.producer = Some(
-            p.parse()
-                .map_err(|e| bad("bad_key", format!("producer {p:?}: {e}")))?,
-        );
-    }
-    if let Some(p) = &q.petition {
-        f.petition = Some(
-            p.parse()
-                .map_err(|e| bad("bad_id", format!("petition {p:?}: {e}")))?,
-        );
-    }
-    if let Some(g) = &q.group {
-        f.group = Some(
-            g.parse()
-                .map_err(|e| bad("bad_id", format!("group {g:?}: {e}")))?,
-        );
-    }
     if let Some(k) = &q.kind {
         k.parse::<chorus_protocol::Kind>()
-            .map_err(|e| bad("bad_kind", format!("kind {k:?}: {e}")))?;
+            .map_err(|e| ApiError::bad("bad_kind", format!("kind {k:?}: {e}")))?;
     }
     // Journal what this watch is about from now on, so the next watch can resume.
     if let Some(p) = f.producer {
@@ -282,20 +270,17 @@ pub(crate) async fn events(
             match replay(&state, &f, after, &tx).await {
                 Ok(l) => last = l.max(after),
                 Err(e) => {
-                    let _ = tx
-                        .send(sse(
-                            "error",
-                            None,
-                            &json!({ "type": "error", "message": e.to_string() }),
-                        ))
-                        .await;
+                    let error = ApiEvent::Error(ErrorEvent {
+                        message: e.to_string(),
+                    });
+                    let _ = tx.send(sse(None, &error)).await;
                     return;
                 }
             }
         }
         // Tell the client where the replay ended, so it can keep its cursor.
-        let ready = json!({ "type": "ready", "seq": last });
-        if tx.send(sse("ready", Some(last), &ready)).await.is_err() || !follow {
+        let ready = ApiEvent::Ready(ReadyEvent { seq: last });
+        if tx.send(sse(Some(last), &ready)).await.is_err() || !follow {
             return;
         }
         loop {
@@ -312,8 +297,8 @@ pub(crate) async fn events(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let m = json!({ "type": "lagged", "missed": n });
-                    if tx.send(sse("lagged", None, &m)).await.is_err() {
+                    let m = ApiEvent::Lagged(LaggedEvent { missed: n });
+                    if tx.send(sse(None, &m)).await.is_err() {
                         return;
                     }
                 }

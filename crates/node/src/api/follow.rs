@@ -1,0 +1,58 @@
+//! Endpoints that show and change what the node follows.
+
+use axum::extract::State;
+use axum::Json;
+use chorus_client::{FollowRequest, FollowSet};
+
+use super::error::{ApiError, JsonBody};
+use super::parse::{id, key};
+use super::state::ApiState;
+use super::views::follow_set;
+use crate::follow::{parse_product, FollowChange};
+
+/// `GET /v1/follow`.
+pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<FollowSet>, ApiError> {
+    Ok(Json(follow_set(&s.following.snapshot())))
+}
+
+/// The one change a request names.
+fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
+    if r.given() != 1 {
+        return Err(ApiError::bad(
+            "bad_follow",
+            "give exactly one of producer, group, product or all",
+        ));
+    }
+    Ok(if let Some(p) = &r.producer {
+        FollowChange::Producer(key("producer", p)?)
+    } else if let Some(g) = &r.group {
+        FollowChange::Group(id("group", g)?)
+    } else if let Some(p) = &r.product {
+        let (k, c) = parse_product(p).map_err(|e| ApiError::bad("bad_product", e.to_string()))?;
+        FollowChange::Product(k, c)
+    } else {
+        FollowChange::All
+    })
+}
+
+async fn set(s: &ApiState, r: FollowRequest, add: bool) -> Result<Json<FollowSet>, ApiError> {
+    let change = change_of(&r)?;
+    let now = s.following.change(change, add).await?;
+    Ok(Json(follow_set(&now)))
+}
+
+/// `POST /v1/follow`.
+pub(crate) async fn follow(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<FollowRequest>,
+) -> Result<Json<FollowSet>, ApiError> {
+    set(&s, r, true).await
+}
+
+/// `POST /v1/unfollow`.
+pub(crate) async fn unfollow(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<FollowRequest>,
+) -> Result<Json<FollowSet>, ApiError> {
+    set(&s, r, false).await
+}

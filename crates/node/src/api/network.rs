@@ -1,0 +1,71 @@
+//! Endpoints about the node on the network: its status, its peers, and catching up now.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chorus_client::{Peers, Status, SyncAnswer, SyncRequest};
+
+use super::error::ApiError;
+use super::state::ApiState;
+use super::views::follow_set;
+use crate::net::PeerId;
+
+/// `GET /v1/status`.
+pub(crate) async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    let net = s.client.status().await?;
+    Ok(Json(Status {
+        peer_id: net.peer_id,
+        listen_addrs: net.listen_addrs,
+        peers: net.peers.len() as u64,
+        peer_ids: net.peers,
+        records: s.store.len()?,
+        waiting: s.store.waiting() as u64,
+        shards: net.shards,
+        author: s.author.to_string(),
+        following: follow_set(&s.following.snapshot()),
+    }))
+}
+
+/// `GET /v1/peers`.
+pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Peers>, ApiError> {
+    let net = s.client.status().await?;
+    Ok(Json(Peers {
+        peers: net.peers,
+        banned: net.banned,
+    }))
+}
+
+/// `POST /v1/sync`: what each pull did. The body is optional.
+pub(crate) async fn sync(
+    State(s): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<SyncAnswer>, ApiError> {
+    let req: SyncRequest = if body.is_empty() {
+        SyncRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad("bad_request", format!("body: {e}")))?
+    };
+    let peer = match req.peer {
+        None => None,
+        Some(p) => Some(p.parse::<PeerId>().map_err(|e| {
+            ApiError::bad("bad_peer", format!("{p} is not a peer id: {e}"))
+        })?),
+    };
+    if let Some(p) = peer {
+        let net = s.client.status().await?;
+        if !net.peers.contains(&p.to_string()) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "peer_not_connected",
+                format!("{p} is not connected"),
+            ));
+        }
+    }
+    let pulls = s.sync.sync_now(peer).await?;
+    Ok(Json(SyncAnswer {
+        stored: pulls.iter().map(|r| r.stored).sum(),
+        pulls,
+    }))
+}

@@ -1,0 +1,135 @@
+//! Endpoints that read what the store knows: a product's reviews and rating, a group,
+//! petitions and their tallies, any record.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chorus_client::{
+    CountedReview, GroupInfo, Petitions, PetitionsQuery, ProductQuery, Rating, Reviews, Tally,
+};
+use chorus_protocol::{Body, Kind};
+use serde_json::Value;
+
+use super::error::{ApiError, Q};
+use super::parse::{cursor, group_record, id, key, parse_cursor, stored};
+use super::state::ApiState;
+use super::views::{is_open, record_json, tally_with_trust};
+use crate::clock::now_ms;
+
+/// `GET /v1/reviews`: the product's reviews, oldest first, each with whether it counts (its
+/// author's latest, not retracted).
+pub(crate) async fn reviews(
+    State(s): State<ApiState>,
+    Q(q): Q<ProductQuery>,
+) -> Result<Json<Reviews>, ApiError> {
+    let producer = key("producer", &q.producer)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page = s.store.by_product(
+        &producer,
+        &q.product,
+        parse_cursor(q.after.as_deref())?,
+        limit,
+    )?;
+    let mut reviews = Vec::new();
+    for rec in &page.records {
+        if rec.record().kind() != Kind::Review {
+            continue;
+        }
+        let counted =
+            s.store.review_of(&producer, &q.product, &rec.author())? == Some((rec.id(), true));
+        reviews.push(CountedReview {
+            counted,
+            record: record_json(rec),
+        });
+    }
+    Ok(Json(Reviews {
+        reviews,
+        next: cursor(page.next),
+    }))
+}
+
+/// `GET /v1/rating`.
+pub(crate) async fn rating(
+    State(s): State<ApiState>,
+    Q(q): Q<ProductQuery>,
+) -> Result<Json<Rating>, ApiError> {
+    let producer = key("producer", &q.producer)?;
+    let r = s.store.rating(&producer, &q.product)?;
+    Ok(Json(Rating {
+        producer: producer.to_string(),
+        product: q.product,
+        count: r.count,
+        mean: r.mean(),
+        histogram: r.histogram,
+    }))
+}
+
+/// `GET /v1/groups/{id}`.
+pub(crate) async fn group_show(
+    State(s): State<ApiState>,
+    Path(g): Path<String>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    let (gid, rec) = group_record(&s, &g)?;
+    let t = s.store.group(&gid)?;
+    let Body::Group(body) = &rec.record().body else {
+        return Err(ApiError::bad("not_a_group", format!("{gid} is not a group")));
+    };
+    Ok(Json(GroupInfo {
+        id: gid.to_string(),
+        name: body.name.clone(),
+        charter: body.charter.clone(),
+        admission: body.admission.as_str().to_string(),
+        founder: rec.author().to_string(),
+        members: t.as_ref().map(|t| t.members).unwrap_or(1),
+        member: crate::tally::is_member(&s.store, &gid, &s.author)?,
+    }))
+}
+
+/// `GET /v1/petitions`.
+pub(crate) async fn petitions(
+    State(s): State<ApiState>,
+    Q(q): Q<PetitionsQuery>,
+) -> Result<Json<Petitions>, ApiError> {
+    let producer = q
+        .producer
+        .as_deref()
+        .map(|p| key("producer", p))
+        .transpose()?;
+    let group = q.group.as_deref().map(|g| id("group", g)).transpose()?;
+    let now = now_ms();
+    let mut petitions = Vec::new();
+    for (pid, t) in s.store.petitions()? {
+        if producer.is_some_and(|p| p != t.producer)
+            || group.is_some_and(|g| Some(g) != t.group)
+            || (q.open && !is_open(&t, now))
+        {
+            continue;
+        }
+        let rec = s.store.record(&pid)?;
+        petitions.push(tally_with_trust(&s, &pid, rec.as_ref(), &t)?);
+    }
+    Ok(Json(Petitions { petitions }))
+}
+
+/// `GET /v1/tally/{id}`.
+pub(crate) async fn tally(
+    State(s): State<ApiState>,
+    Path(p): Path<String>,
+) -> Result<Json<Tally>, ApiError> {
+    let pid = id("petition", &p)?;
+    let t = s
+        .store
+        .tally(&pid)?
+        .ok_or_else(|| ApiError::not_found(format!("no petition {pid} in this node's store")))?;
+    let rec = s.store.record(&pid)?;
+    Ok(Json(tally_with_trust(&s, &pid, rec.as_ref(), &t)?))
+}
+
+/// `GET /v1/records/{id}`.
+pub(crate) async fn show(
+    State(s): State<ApiState>,
+    Path(r): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = id("record", &r)?;
+    let rec = stored(&s, "record", &rid)?;
+    Ok(Json(record_json(&rec)))
+}

@@ -1,0 +1,104 @@
+//! The routes, the bearer-token check in front of them, and the server.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::error::ApiError;
+use super::state::ApiState;
+use super::{events, follow, network, read, watchdog, write};
+use crate::{Error, Result};
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if same(t.as_bytes(), s.token.as_bytes()) => next.run(req).await,
+        _ => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token (see api.token in the data dir)",
+        )
+        .into_response(),
+    }
+}
+
+async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Every endpoint of `docs/API.md`, behind the token check.
+pub(crate) fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(network::status))
+        .route("/v1/sync", post(network::sync))
+        .route("/v1/peers", get(network::peers))
+        .route("/v1/follow", get(follow::following).post(follow::follow))
+        .route("/v1/unfollow", post(follow::unfollow))
+        .route("/v1/profile", post(write::profile))
+        .route("/v1/reviews", get(read::reviews).post(write::review))
+        .route("/v1/rating", get(read::rating))
+        .route("/v1/groups", post(write::group_create))
+        .route("/v1/groups/{id}", get(read::group_show))
+        .route("/v1/groups/{id}/join", post(write::group_join))
+        .route("/v1/groups/{id}/admit", post(write::group_admit))
+        .route(
+            "/v1/petitions",
+            get(read::petitions).post(write::petition_open),
+        )
+        .route("/v1/tally/{id}", get(read::tally))
+        .route("/v1/records/{id}", get(read::show))
+        .route("/v1/endorse", post(write::endorse))
+        .route("/v1/retract", post(write::retract))
+        .route("/v1/respond", post(write::respond))
+        .route("/v1/attest", post(watchdog::attest))
+        .route("/v1/events", get(events::events))
+        .route("/v1/audit", get(watchdog::audit))
+        .route("/v1/bundle/{id}", get(watchdog::bundle))
+        .fallback(no_such_endpoint)
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Binds `listen` and serves until `cancel`; returns the bound address.
+pub(crate) async fn serve(
+    listen: &str,
+    state: ApiState,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| Error::Config(format!("api.listen {listen}: {e}")))?;
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the API is served beyond loopback; anyone with the token can use it");
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    info!(addr = %bound, "api listening");
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!(error = %e, "api server stopped");
+        }
+    });
+    Ok((bound, task))
+}

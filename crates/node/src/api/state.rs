@@ -1,0 +1,39 @@
+//! What the API's handlers reach: the node's parts, shared.
+
+use std::sync::Arc;
+
+use chorus_protocol::{AuthorKey, SigningKey};
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditConfig;
+use crate::clock::Clock;
+use crate::follow::Following;
+use crate::ingest::Ingest;
+use crate::net::Client;
+use crate::publish::Publisher;
+use crate::store::Store;
+use crate::sync::SyncHandle;
+
+/// The handlers' view of the node. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) store: Store,
+    pub(crate) client: Client,
+    /// This user's key.
+    pub(crate) author: AuthorKey,
+    /// The bearer token every request must carry.
+    pub(crate) token: Arc<String>,
+    /// Live events come from the pipeline.
+    pub(crate) ingest: Ingest,
+    pub(crate) publisher: Publisher,
+    pub(crate) signer: Arc<SigningKey>,
+    pub(crate) following: Following,
+    pub(crate) sync: SyncHandle,
+    /// Fires when the node stops: long-lived answers (event streams) end then.
+    pub(crate) cancel: CancellationToken,
+    pub(crate) audit: AuditConfig,
+    /// The watchdogs whose flags the trusted counts follow.
+    pub(crate) trusted: Arc<Vec<AuthorKey>>,
+    /// Creation times of the records made for this node's user.
+    pub(crate) clock: Arc<Clock>,
+}

@@ -1,0 +1,108 @@
+//! How the node's records and derived values are shown to clients: conversions into the
+//! answer types of `chorus_client`.
+
+use chorus_client::{FollowSet, LatestResponse, Tally};
+use chorus_protocol::{cbor, Amount, Body, PetitionVariant, RecordId, SignedRecord};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::state::ApiState;
+use crate::clock::now_ms;
+use crate::config::FollowConfig;
+use crate::follow::Follow;
+use crate::store::PetitionTally;
+
+/// A stored record as JSON: its fields, plus `id`.
+pub(crate) fn record_json(rec: &SignedRecord) -> Value {
+    let mut v = cbor::record_to_json(rec.record_bytes()).unwrap_or_else(|_| json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(rec.id().to_string()));
+    }
+    v
+}
+
+/// What a node follows, as the API shows it.
+pub(crate) fn follow_set(f: &Follow) -> FollowSet {
+    let FollowConfig {
+        all,
+        producers,
+        groups,
+        products,
+    } = f.to_config();
+    FollowSet {
+        all,
+        producers,
+        groups,
+        products,
+    }
+}
+
+/// Is the petition still open at `now` (not withdrawn, deadline not passed)?
+pub(crate) fn is_open(t: &PetitionTally, now: u64) -> bool {
+    !t.withdrawn && t.deadline.is_none_or(|d| d >= now)
+}
+
+/// A petition's tally, with what its record says (title, variant, product) if at hand.
+pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> Tally {
+    let (title, variant, product) = match rec.map(|r| &r.record().body) {
+        Some(Body::Petition(p)) => (
+            Some(p.title.clone()),
+            Some(
+                match &p.variant {
+                    PetitionVariant::Demand => "demand",
+                    PetitionVariant::Proposal => "proposal",
+                    PetitionVariant::Campaign { .. } => "campaign",
+                }
+                .to_string(),
+            ),
+            p.product.clone(),
+        ),
+        _ => (None, None, None),
+    };
+    Tally {
+        id: id.to_string(),
+        title,
+        variant,
+        producer: t.producer.to_string(),
+        product,
+        group: t.group.map(|g| g.to_string()),
+        threshold: t.threshold,
+        endorsers: t.endorsers,
+        member_endorsers: t.member_endorsers,
+        reached: t.reached,
+        reached_at: t.reached_at,
+        deadline: t.deadline,
+        open: is_open(t, now_ms()),
+        withdrawn: t.withdrawn,
+        goal: t.goal.as_ref().map(|(v, c)| {
+            Amount {
+                value: *v,
+                currency: c.clone(),
+            }
+            .to_string()
+        }),
+        pledged: t
+            .pledged
+            .iter()
+            .map(|(cur, v)| (cur.clone(), format!("{}.{:02}", v / 100, v % 100)))
+            .collect(),
+        response: t.response.as_ref().map(|r| LatestResponse {
+            id: r.id.to_string(),
+            status: r.status.clone(),
+            created_at: r.created_at,
+        }),
+        trusted: None,
+    }
+}
+
+/// A tally, with the trusted view when the user trusts watchdogs.
+pub(crate) fn tally_with_trust(
+    s: &ApiState,
+    id: &RecordId,
+    rec: Option<&SignedRecord>,
+    t: &PetitionTally,
+) -> Result<Tally, ApiError> {
+    let mut v = tally(id, rec, t);
+    v.trusted = crate::trust::view(&s.store, &s.trusted, id, t)?;
+    Ok(v)
+}

@@ -1,0 +1,130 @@
+//! Endpoints for watchdogs: the audit of this node's store, a petition's verifiable bundle,
+//! and signed attestations.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chorus_client::{AttestRequest, AuditReport, Created};
+use chorus_protocol::{Attestation, Body, Subject, Topic, Verdict};
+
+use super::error::{ApiError, JsonBody};
+use super::parse::{id, key, stored};
+use super::state::ApiState;
+use super::write::create_on;
+use crate::clock::now_ms;
+use crate::Error;
+
+/// `GET /v1/audit`: the watchdog's audit of this node's store.
+pub(crate) async fn audit(State(s): State<ApiState>) -> Result<Json<AuditReport>, ApiError> {
+    let store = s.store.clone();
+    let cfg = s.audit.clone();
+    let report = tokio::task::spawn_blocking(move || crate::audit::audit(&store, &cfg, now_ms()))
+        .await
+        .map_err(|_| Error::NodeStopped)??;
+    Ok(Json(report))
+}
+
+/// `GET /v1/bundle/{id}`: the petition's verifiable bundle (`application/cbor`).
+pub(crate) async fn bundle(
+    State(s): State<ApiState>,
+    Path(id_text): Path<String>,
+) -> Result<Response, ApiError> {
+    let pid: chorus_protocol::RecordId = id_text
+        .parse()
+        .map_err(|e| ApiError::bad("bad_id", format!("petition {id_text:?}: {e}")))?;
+    let store = s.store.clone();
+    let exported = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &pid))
+        .await
+        .map_err(|_| Error::NodeStopped)?
+        .map_err(|e| ApiError::bad("not_a_petition", e.to_string()))?;
+    match exported {
+        None => Err(ApiError::not_found(format!(
+            "no petition {pid} in this node's store"
+        ))),
+        Some(b) => Ok(([(header::CONTENT_TYPE, "application/cbor")], b.encode()).into_response()),
+    }
+}
+
+/// `POST /v1/attest`.
+pub(crate) async fn attest(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<AttestRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let verdict: Verdict = r.verdict.parse().map_err(|_| {
+        ApiError::bad(
+            "bad_verdict",
+            format!(
+                "verdict {:?}: expected valid, invalid, verified-count or one-actor",
+                r.verdict
+            ),
+        )
+    })?;
+    match (verdict, &r.record, &r.keys) {
+        (Verdict::OneActor, None, Some(keys)) => {
+            let mut ks = keys
+                .iter()
+                .map(|k| key("keys", k))
+                .collect::<Result<Vec<_>, _>>()?;
+            ks.sort();
+            ks.dedup();
+            if ks.is_empty() || ks.len() > 64 {
+                return Err(ApiError::bad("bad_keys", "one-actor names 1 to 64 keys"));
+            }
+            create_on(
+                &s,
+                Body::Attestation(Attestation {
+                    subject: Subject::Keys(ks),
+                    verdict,
+                    count: None,
+                    root: None,
+                    note: r.note,
+                }),
+                Some(Topic::Meta),
+            )
+            .await
+        }
+        (Verdict::OneActor, _, _) => Err(ApiError::bad(
+            "bad_subject",
+            "one-actor is about keys, not a record",
+        )),
+        (_, Some(rid), None) => {
+            let rid = id("record", rid)?;
+            let rec = stored(&s, "record", &rid)?;
+            let (count, root) = if verdict == Verdict::VerifiedCount {
+                let store = s.store.clone();
+                let b = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &rid))
+                    .await
+                    .map_err(|_| Error::NodeStopped)?
+                    .map_err(|e| ApiError::bad("not_a_petition", e.to_string()))?
+                    .ok_or_else(|| ApiError::not_found(format!("no petition {rid}")))?;
+                let v = chorus_protocol::bundle::verify(&b).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "unverifiable",
+                        format!("this node's own count does not verify: {e}"),
+                    )
+                })?;
+                (Some(v.count), Some(v.root))
+            } else {
+                (None, None)
+            };
+            create_on(
+                &s,
+                Body::Attestation(Attestation {
+                    subject: Subject::Record(rid),
+                    verdict,
+                    count,
+                    root,
+                    note: r.note,
+                }),
+                Some(rec.record().topic),
+            )
+            .await
+        }
+        _ => Err(ApiError::bad(
+            "bad_subject",
+            "give a record (valid, invalid, verified-count) or keys (one-actor)",
+        )),
+    }
+}

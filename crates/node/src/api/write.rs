@@ -1,0 +1,372 @@
+//! Endpoints that act as the node's user: each makes one record (profile, review, group,
+//! join, admit, petition, endorsement, retraction, response), signs it, stores and gossips
+//! it, and answers what became of it. The kind rules are checked before signing
+//! (`chorus_protocol::rules`), so a refused action says why in the rule's code.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chorus_client::{
+    AdmitRequest, Created, EndorseRequest, GroupRequest, PetitionRequest, ProfileRequest,
+    RespondRequest, RetractRequest, ReviewRequest,
+};
+use chorus_protocol::{
+    rules, Admission, Admit, Body, Endorsement, Group, Join, Kind, Petition, PetitionVariant,
+    Pointed, ProductRef, Profile, RecordBuilder, Response, ResponseStatus, Retraction, Review,
+    Role, Topic,
+};
+
+use super::error::{ApiError, JsonBody};
+use super::parse::{amount, group_record, id, key, stored};
+use super::state::ApiState;
+use super::views::record_json;
+use crate::clock::now_ms;
+use crate::follow::FollowChange;
+use crate::ingest::{Outcome, Rejection};
+
+/// Creates a record with the node's key and publishes it; records about another record
+/// (endorsements, retractions, attestations) go on `topic`, that record's topic.
+pub(crate) async fn create_on(
+    s: &ApiState,
+    body: Body,
+    topic: Option<Topic>,
+) -> Result<Json<Created>, ApiError> {
+    let mut b = RecordBuilder::new(body).created_at(s.clock.next_created_at());
+    if let Some(t) = topic {
+        b = b.topic(t);
+    }
+    let rec = b
+        .sign(&s.signer)
+        .map_err(|e| ApiError::bad(e.code(), e.to_string()))?;
+    let outcome = match s.publisher.publish(&rec).await? {
+        Outcome::Stored(_) => chorus_client::Outcome::Stored,
+        Outcome::Duplicate(_) => chorus_client::Outcome::Duplicate,
+        Outcome::Waiting(_) => chorus_client::Outcome::Waiting,
+        Outcome::Rejected(Rejection::Invalid(e)) => {
+            return Err(ApiError::bad(e.code(), e.to_string()))
+        }
+        Outcome::Rejected(Rejection::Rule(r)) => return Err(ApiError::rule(r, r.to_string())),
+        Outcome::Rejected(Rejection::Internal) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the node gave no verdict",
+            ))
+        }
+        Outcome::Rejected(Rejection::TooManyWaiting) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many records wait for their target; try later",
+            ))
+        }
+    };
+    follow_what_i_join(s, &rec.record().topic).await?;
+    if rec.record().kind() == Kind::Group {
+        // A group record travels on meta; its members' records on the group's own topic.
+        follow_what_i_join(s, &Topic::Group(rec.id())).await?;
+    }
+    Ok(Json(Created {
+        id: rec.id().to_string(),
+        kind: rec.record().kind().as_str().to_string(),
+        outcome,
+        record: record_json(&rec),
+    }))
+}
+
+async fn create(s: &ApiState, body: Body) -> Result<Json<Created>, ApiError> {
+    create_on(s, body, None).await
+}
+
+/// A user follows every topic they take part in: the producer they review, petition or
+/// endorse, the group they create or join. Otherwise their node would never hear the
+/// answer to their petition or the members of their group. A newly followed topic is
+/// caught up from the connected peers at once, in the background.
+async fn follow_what_i_join(s: &ApiState, topic: &Topic) -> Result<(), ApiError> {
+    if s.following.follows(topic) {
+        return Ok(());
+    }
+    let change = match topic {
+        Topic::Producer(k) => FollowChange::Producer(*k),
+        Topic::Group(g) => FollowChange::Group(*g),
+        Topic::Meta => return Ok(()),
+    };
+    s.following.change(change, true).await?;
+    let sync = s.sync.clone();
+    tokio::spawn(async move {
+        let _ = sync.sync_now(None).await;
+    });
+    Ok(())
+}
+
+/// `POST /v1/profile`.
+pub(crate) async fn profile(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<ProfileRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let role: Role = r.role.parse().map_err(|_| {
+        ApiError::bad(
+            "bad_role",
+            format!("role {:?}: expected consumer, producer or watchdog", r.role),
+        )
+    })?;
+    create(
+        &s,
+        Body::Profile(Profile {
+            name: r.name,
+            role,
+            about: r.about,
+        }),
+    )
+    .await
+}
+
+/// `POST /v1/reviews`.
+pub(crate) async fn review(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<ReviewRequest>,
+) -> Result<Json<Created>, ApiError> {
+    if !(1..=5).contains(&r.rating) {
+        return Err(ApiError::bad(
+            "bad_rating",
+            format!("rating {}: must be 1 to 5", r.rating),
+        ));
+    }
+    create(
+        &s,
+        Body::Review(Review {
+            product: ProductRef {
+                producer: key("producer", &r.producer)?,
+                code: r.product,
+            },
+            rating: r.rating,
+            title: r.title,
+            text: r.text,
+        }),
+    )
+    .await
+}
+
+/// `POST /v1/groups`.
+pub(crate) async fn group_create(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<GroupRequest>,
+) -> Result<Json<Created>, ApiError> {
+    create(
+        &s,
+        Body::Group(Group {
+            name: r.name,
+            charter: r.charter,
+            admission: if r.approval {
+                Admission::Approval
+            } else {
+                Admission::Open
+            },
+        }),
+    )
+    .await
+}
+
+/// `POST /v1/groups/{id}/join`.
+pub(crate) async fn group_join(
+    State(s): State<ApiState>,
+    Path(g): Path<String>,
+) -> Result<Json<Created>, ApiError> {
+    let group = id("group", &g)?;
+    let rec = stored(&s, "group", &group)?;
+    rules::join(&Pointed::of(rec.record()))
+        .map_err(|e| ApiError::rule(e, format!("{group} is a {}", rec.record().kind())))?;
+    create(&s, Body::Join(Join { group })).await
+}
+
+/// `POST /v1/groups/{id}/admit`.
+pub(crate) async fn group_admit(
+    State(s): State<ApiState>,
+    Path(g): Path<String>,
+    JsonBody(r): JsonBody<AdmitRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let group = id("group", &g)?;
+    let rec = stored(&s, "group", &group)?;
+    rules::admit(&s.author, &Pointed::of(rec.record())).map_err(|e| {
+        let message = match e {
+            chorus_protocol::RuleError::AdmitNotFounder => format!(
+                "only the group's founder ({}) admits members",
+                rec.author()
+            ),
+            _ => format!("{group} is a {}", rec.record().kind()),
+        };
+        ApiError::rule(e, message)
+    })?;
+    let member = key("member", &r.member)?;
+    create(&s, Body::Admit(Admit { group, member })).await
+}
+
+/// `POST /v1/petitions`.
+pub(crate) async fn petition_open(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<PetitionRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let variant = match (r.variant.as_deref().unwrap_or("demand"), &r.goal) {
+        ("demand", None) => PetitionVariant::Demand,
+        ("proposal", None) => PetitionVariant::Proposal,
+        ("campaign", Some(g)) => PetitionVariant::Campaign {
+            goal: amount("goal", g)?,
+        },
+        ("campaign", None) => {
+            return Err(ApiError::bad(
+                "bad_goal",
+                "a campaign needs a goal, like 3000EUR",
+            ))
+        }
+        ("demand" | "proposal", Some(_)) => {
+            return Err(ApiError::bad("bad_goal", "only a campaign has a goal"))
+        }
+        (v, _) => {
+            return Err(ApiError::bad(
+                "bad_variant",
+                format!("variant {v:?}: expected demand, proposal or campaign"),
+            ))
+        }
+    };
+    let group = match &r.group {
+        Some(g) => Some(group_record(&s, g)?.0),
+        None => None,
+    };
+    let deadline = match &r.deadline {
+        Some(d) => Some(
+            chorus_client::parse_deadline(d).map_err(|e| ApiError::bad("bad_deadline", e))?,
+        ),
+        None => None,
+    };
+    if deadline.is_some_and(|d| d <= now_ms()) {
+        return Err(ApiError::bad("bad_deadline", "the deadline is in the past"));
+    }
+    create(
+        &s,
+        Body::Petition(Petition {
+            producer: key("producer", &r.producer)?,
+            product: r.product,
+            group,
+            title: r.title,
+            text: r.text,
+            threshold: r.threshold,
+            deadline,
+            variant,
+        }),
+    )
+    .await
+}
+
+/// `POST /v1/endorse`.
+pub(crate) async fn endorse(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<EndorseRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let petition = id("petition", &r.petition)?;
+    let rec = stored(&s, "petition", &petition)?;
+    // Endorsements travel on their petition's topic.
+    let topic = rec.record().topic;
+    rules::endorsement(&topic, &Pointed::of(rec.record()))
+        .map_err(|e| ApiError::rule(e, format!("{petition} is a {}", rec.record().kind())))?;
+    if let Body::Petition(p) = &rec.record().body {
+        if p.deadline.is_some_and(|d| d < now_ms()) {
+            return Err(ApiError::bad("closed", "the petition's deadline has passed"));
+        }
+    }
+    let pledge = r
+        .pledge
+        .as_deref()
+        .map(|a| amount("pledge", a))
+        .transpose()?;
+    create_on(
+        &s,
+        Body::Endorsement(Endorsement {
+            petition,
+            comment: r.comment,
+            pledge,
+        }),
+        Some(topic),
+    )
+    .await
+}
+
+/// `POST /v1/retract`.
+pub(crate) async fn retract(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<RetractRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let target = id("id", &r.id)?;
+    let rec = stored(&s, "record", &target)?;
+    let topic = rec.record().topic;
+    // Given a petition I endorse, my endorsement goes first (even on my own petition: the
+    // least drastic reading); a record of mine is retracted itself.
+    if rec.record().kind() == Kind::Petition {
+        if let Some((e, true)) = s.store.endorsement_of(&target, &s.author)? {
+            return create_on(&s, Body::Retraction(Retraction { target: e }), Some(topic)).await;
+        }
+        if rec.author() != s.author {
+            return Err(ApiError::bad(
+                "not_endorsed",
+                format!("you do not endorse petition {target}"),
+            ));
+        }
+    }
+    rules::retraction(&s.author, &topic, &Pointed::of(rec.record())).map_err(|e| {
+        let message = match e {
+            chorus_protocol::RuleError::RetractionNotAuthor => {
+                format!("{target} is not your record; only its author retracts it")
+            }
+            chorus_protocol::RuleError::RetractionOfRetraction => {
+                "a retraction cannot be retracted".to_string()
+            }
+            _ => e.to_string(),
+        };
+        ApiError::rule(e, message)
+    })?;
+    create_on(&s, Body::Retraction(Retraction { target }), Some(topic)).await
+}
+
+/// `POST /v1/respond`.
+pub(crate) async fn respond(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<RespondRequest>,
+) -> Result<Json<Created>, ApiError> {
+    let target = id("target", &r.target)?;
+    let status: ResponseStatus = r.status.parse().map_err(|_| {
+        ApiError::bad(
+            "bad_status",
+            format!(
+                "status {:?}: expected acknowledged, in-progress, accepted, declined or done",
+                r.status
+            ),
+        )
+    })?;
+    let rec = stored(&s, "petition or review", &target)?;
+    let facts = Pointed::of(rec.record());
+    rules::response(&s.author, &facts).map_err(|e| {
+        let message = match facts.producer {
+            Some(producer) => format!(
+                "only the targeted producer ({producer}) answers {target}; your key is {}",
+                s.author
+            ),
+            None => format!(
+                "{target} is a {}: producers answer petitions and reviews",
+                rec.record().kind()
+            ),
+        };
+        ApiError::rule(e, message)
+    })?;
+    let root = match &r.root {
+        None => None,
+        Some(h) => Some(*id("root", h)?.as_bytes()),
+    };
+    create(
+        &s,
+        Body::Response(Response {
+            target,
+            status,
+            text: r.text,
+            root,
+        }),
+    )
+    .await
+}
