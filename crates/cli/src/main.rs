@@ -3,445 +3,18 @@
 //! Exit codes: 0 success, 1 a check failed (reserved for audits and verification), 2 any
 //! error (bad arguments, no node, I/O), with a one-line reason on stderr.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chorus_node::{Config, DataDir, NetEvent, Node};
 use chorus_protocol::AuthorKey;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
-/// Chorus: consumers speak to producers together, peer to peer.
-#[derive(Parser, Debug)]
-#[command(name = "chorus", version, about, long_about = None)]
-struct Cli {
-    /// Data dir (keys, config, store). Default: $CHORUS_DATA_DIR, else ~/.local/share/chorus.
-    #[arg(long, global = true, env = "CHORUS_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
+mod args;
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run a node: creates the data dir, keys and config on first run, joins the network and
-    /// serves until Ctrl-C or SIGTERM.
-    Node(NodeArgs),
-    /// Create the data dir, keys and config without starting a node.
-    Init(InitArgs),
-    /// Print this user's author key (the key that signs their records).
-    Id,
-    /// Show the running node: peer id, addresses, peers, records, followed shards.
-    Status,
-    /// Catch up now: pull what this node lacks on the topics it follows from every
-    /// connected peer (or one), and report what each pull did.
-    Sync(SyncArgs),
-    /// List the connected peers.
-    Peers,
-    /// Follow (store and relay) a producer's feedback, a group, a product, or everything.
-    /// Without an option, show what the node follows. Remembered across restarts.
-    Follow(FollowArgs),
-    /// Stop following a producer, group, product, or everything.
-    Unfollow(FollowArgs),
-    /// Publish your profile: a name and what you are (consumer, producer, watchdog).
-    Profile(ProfileArgs),
-    /// Review a product (1 to 5 stars); prints the review's id.
-    Review(ReviewArgs),
-    /// List a product's reviews, oldest first (`*` marks the ones that count).
-    Reviews(ProductArgs),
-    /// A product's rating: count, mean and histogram of the counted reviews.
-    Rating(ProductArgs),
-    /// Create, join, admit to and show groups.
-    #[command(subcommand)]
-    Group(GroupCommand),
-    /// Open a petition (a demand, a proposal or a campaign).
-    #[command(subcommand)]
-    Petition(PetitionCommand),
-    /// Endorse a petition; endorsing again updates your endorsement (it never counts twice).
-    Endorse(EndorseArgs),
-    /// Retract a record of yours (endorsement, review, petition, join). Given a petition you
-    /// endorse, retracts your endorsement first (retract again to withdraw a petition of
-    /// your own).
-    Retract(IdArg),
-    /// List petitions with their counts.
-    Petitions(PetitionsArgs),
-    /// Show any stored record.
-    Show(IdArg),
-    /// A petition's tally: endorsers, threshold, pledges, the producer's answer.
-    Tally(IdArg),
-    /// Answer a petition or review aimed at you, as its producer.
-    Respond(RespondArgs),
-    /// Watchdog audit: re-verify every stored record, recompute every tally, report errors
-    /// and suspicions with their evidence. Exit 0 without errors, 1 with errors (and with
-    /// warnings too under --strict).
-    Audit(AuditArgs),
-    /// Publish a signed watchdog attestation: a verdict on a record, a petition's verified
-    /// count (with its set root, computed by this node), or keys judged to be one actor.
-    #[command(subcommand)]
-    Attest(AttestCommand),
-    /// Write a petition's verifiable bundle (the petition, every counted endorsement, the
-    /// retractions that matter, the producer's responses, attestations, count and Merkle
-    /// root) to a file anyone can check offline with `chorus verify`.
-    Export(ExportArgs),
-    /// Check a bundle file alone, offline: prints the count it proves; exit 1 naming the
-    /// culprit if any piece is altered, forged, duplicated or missing.
-    Verify {
-        /// The bundle file.
-        file: PathBuf,
-    },
-    /// Print (JSON) a proof that an endorsement is counted under the petition's root.
-    Proof {
-        /// The petition.
-        #[arg(value_parser = id_arg)]
-        petition: chorus_protocol::RecordId,
-        /// The endorsement.
-        #[arg(value_parser = id_arg)]
-        endorsement: chorus_protocol::RecordId,
-    },
-    /// Check a proof printed by `chorus proof` (a file, or - for stdin), offline; exit 1 if
-    /// it does not hold.
-    VerifyProof {
-        /// The proof file, or - for stdin.
-        file: String,
-    },
-    /// Follow the live feedback stream, one event per line: first what arrived since you
-    /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
-    /// at your own key (how producers subscribe).
-    Watch(WatchArgs),
-}
-
-#[derive(Subcommand, Debug)]
-enum AttestCommand {
-    /// The record was checked and is valid.
-    Valid {
-        /// The record.
-        #[arg(value_parser = id_arg)]
-        id: chorus_protocol::RecordId,
-        /// A note.
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// The record is forged, malformed or breaks a kind rule.
-    Invalid {
-        /// The record.
-        #[arg(value_parser = id_arg)]
-        id: chorus_protocol::RecordId,
-        /// A note.
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// The petition's count, recomputed here, with the root of its counted endorsements.
-    Count {
-        /// The petition.
-        #[arg(value_parser = id_arg)]
-        petition: chorus_protocol::RecordId,
-        /// A note.
-        #[arg(long)]
-        note: Option<String>,
-    },
-    /// These keys (1 to 64) look like one actor.
-    OneActor {
-        /// The keys.
-        #[arg(required = true, value_parser = author_arg)]
-        keys: Vec<AuthorKey>,
-        /// Why.
-        #[arg(long)]
-        note: Option<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-struct ExportArgs {
-    /// The petition.
-    #[arg(value_parser = id_arg)]
-    petition: chorus_protocol::RecordId,
-    /// Where to write the bundle.
-    #[arg(short, long, value_name = "FILE")]
-    output: PathBuf,
-}
-
-#[derive(Args, Debug)]
-struct AuditArgs {
-    /// Audit a stopped node's data dir directly instead of asking the running node.
-    #[arg(long)]
-    offline: bool,
-    /// Warnings fail the audit too (exit 1).
-    #[arg(long)]
-    strict: bool,
-}
-
-#[derive(Args, Debug)]
-struct WatchArgs {
-    /// Events about this producer's topic (default: your own key, unless --petition or
-    /// --group is given).
-    #[arg(long, value_parser = author_arg)]
-    producer: Option<AuthorKey>,
-    /// Events about this petition (its endorsements, tally, responses).
-    #[arg(long, value_parser = id_arg)]
-    petition: Option<chorus_protocol::RecordId>,
-    /// Events on this group's topic.
-    #[arg(long, value_parser = id_arg)]
-    group: Option<chorus_protocol::RecordId>,
-    /// Only records of this kind (review, petition, endorsement, response, ...).
-    #[arg(long)]
-    kind: Option<String>,
-    /// Print what was missed, then exit instead of following live.
-    #[arg(long)]
-    no_follow: bool,
-}
-
-fn author_arg(s: &str) -> Result<AuthorKey, String> {
-    s.parse()
-        .map_err(|e| format!("not an author key (64 hex digits): {e}"))
-}
-
-fn id_arg(s: &str) -> Result<chorus_protocol::RecordId, String> {
-    s.parse()
-        .map_err(|e| format!("not a record id (64 hex digits): {e}"))
-}
-
-fn amount_arg(s: &str) -> Result<chorus_protocol::Amount, String> {
-    s.parse()
-        .map_err(|e| format!("not an amount like 3000EUR: {e}"))
-}
-
-fn product_arg(s: &str) -> Result<String, String> {
-    chorus_node::follow::parse_product(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn deadline_arg(s: &str) -> Result<String, String> {
-    chorus_node::api::parse_deadline(s).map(|_| s.to_string())
-}
-
-#[derive(Args, Debug)]
-struct FollowArgs {
-    /// A producer's author key.
-    #[arg(long, value_name = "KEY", value_parser = author_arg)]
-    producer: Option<AuthorKey>,
-    /// A group's id.
-    #[arg(long, value_name = "GROUP", value_parser = id_arg)]
-    group: Option<chorus_protocol::RecordId>,
-    /// A product, as PRODUCERKEY/CODE.
-    #[arg(long, value_name = "PRODUCERKEY/CODE", value_parser = product_arg)]
-    product: Option<String>,
-    /// Everything (archive and watchdog nodes).
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Args, Debug)]
-struct ProfileArgs {
-    /// Your display name.
-    #[arg(long)]
-    name: String,
-    /// consumer, producer or watchdog.
-    #[arg(long, value_parser = ["consumer", "producer", "watchdog"])]
-    role: String,
-    /// A few words about you.
-    #[arg(long)]
-    about: Option<String>,
-}
-
-#[derive(Args, Debug)]
-struct ReviewArgs {
-    /// The producer's author key.
-    #[arg(value_parser = author_arg)]
-    producer: AuthorKey,
-    /// The product code (EAN/GTIN or a slug).
-    product: String,
-    /// 1 to 5.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
-    rating: u8,
-    /// A title.
-    #[arg(long)]
-    title: Option<String>,
-    /// The review.
-    #[arg(long)]
-    text: String,
-}
-
-#[derive(Args, Debug)]
-struct ProductArgs {
-    /// The producer's author key.
-    #[arg(value_parser = author_arg)]
-    producer: AuthorKey,
-    /// The product code.
-    product: String,
-}
-
-#[derive(Subcommand, Debug)]
-enum GroupCommand {
-    /// Create a group; prints its id.
-    Create {
-        /// The group's name.
-        name: String,
-        /// Members need your approval (`chorus group admit`); default: anyone joins.
-        #[arg(long)]
-        approval: bool,
-        /// What the group stands for.
-        #[arg(long)]
-        charter: Option<String>,
-    },
-    /// Join a group.
-    Join {
-        /// The group's id.
-        #[arg(value_parser = id_arg)]
-        group: chorus_protocol::RecordId,
-    },
-    /// Admit a member to an approval group you founded.
-    Admit {
-        /// The group's id.
-        #[arg(value_parser = id_arg)]
-        group: chorus_protocol::RecordId,
-        /// The member's author key.
-        #[arg(value_parser = author_arg)]
-        member: AuthorKey,
-    },
-    /// Show a group: name, charter, founder, admission, members.
-    Show {
-        /// The group's id.
-        #[arg(value_parser = id_arg)]
-        group: chorus_protocol::RecordId,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum PetitionCommand {
-    /// Open a petition aimed at a producer; prints its id.
-    Open(PetitionArgs),
-}
-
-#[derive(Args, Debug)]
-struct PetitionArgs {
-    /// The producer it is aimed at (author key).
-    #[arg(long, value_parser = author_arg)]
-    producer: AuthorKey,
-    /// The product it is about (code).
-    #[arg(long)]
-    product: Option<String>,
-    /// The group it speaks for (group id).
-    #[arg(long, value_parser = id_arg)]
-    group: Option<chorus_protocol::RecordId>,
-    /// A short title.
-    #[arg(long)]
-    title: String,
-    /// The demand.
-    #[arg(long)]
-    text: String,
-    /// Endorsements needed.
-    #[arg(long)]
-    threshold: u64,
-    /// Last day (YYYY-MM-DD, end of day UTC) or time (RFC 3339) for endorsements to count.
-    #[arg(long, value_parser = deadline_arg)]
-    deadline: Option<String>,
-    /// A feature proposed for the product's specification (co-design).
-    #[arg(long, conflicts_with = "campaign")]
-    proposal: bool,
-    /// A funding campaign: endorsers may pledge; it succeeds only if the goal is reached.
-    #[arg(long, requires = "goal")]
-    campaign: bool,
-    /// The campaign's goal, like 3000EUR.
-    #[arg(long, value_parser = amount_arg, requires = "campaign")]
-    goal: Option<chorus_protocol::Amount>,
-}
-
-#[derive(Args, Debug)]
-struct EndorseArgs {
-    /// The petition's id.
-    #[arg(value_parser = id_arg)]
-    id: chorus_protocol::RecordId,
-    /// A comment.
-    #[arg(long)]
-    comment: Option<String>,
-    /// A pledge toward a campaign, like 50EUR (a promise, not a payment).
-    #[arg(long, value_parser = amount_arg)]
-    pledge: Option<chorus_protocol::Amount>,
-}
-
-#[derive(Args, Debug)]
-struct IdArg {
-    /// A record id (64 hex digits).
-    #[arg(value_parser = id_arg)]
-    id: chorus_protocol::RecordId,
-}
-
-#[derive(Args, Debug)]
-struct PetitionsArgs {
-    /// Only those aimed at this producer.
-    #[arg(long, value_parser = author_arg)]
-    producer: Option<AuthorKey>,
-    /// Only those of this group.
-    #[arg(long, value_parser = id_arg)]
-    group: Option<chorus_protocol::RecordId>,
-    /// Only those still open (not withdrawn, deadline not passed).
-    #[arg(long)]
-    open: bool,
-}
-
-#[derive(Args, Debug)]
-struct RespondArgs {
-    /// The petition or review answered.
-    #[arg(value_parser = id_arg)]
-    id: chorus_protocol::RecordId,
-    /// Where it stands.
-    #[arg(long, value_parser = ["acknowledged", "in-progress", "accepted", "declined", "done"])]
-    status: String,
-    /// The answer.
-    #[arg(long)]
-    text: String,
-    /// The set root of the endorsements you acknowledge (from `chorus proof` or `chorus
-    /// export`): makes "N asked, and the producer saw all N" provable.
-    #[arg(long, value_name = "HEX")]
-    root: Option<String>,
-}
-
-#[derive(Args, Debug)]
-struct SyncArgs {
-    /// Pull only from this connected peer (a peer id, as `chorus status` shows them).
-    #[arg(long, value_name = "PEERID")]
-    peer: Option<String>,
-}
-
-#[derive(Args, Debug)]
-struct InitArgs {
-    /// Seal the author key with a passphrase (Argon2id + XChaCha20-Poly1305): taken from
-    /// CHORUS_PASSPHRASE, else asked for. A node then needs CHORUS_PASSPHRASE to start.
-    /// (CHORUS_PASSPHRASE set at init seals the key even without this flag.)
-    #[arg(long)]
-    passphrase: bool,
-}
-
-#[derive(Args, Debug)]
-struct NodeArgs {
-    /// Listen on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7470. Replaces the
-    /// config's list.
-    #[arg(long, value_name = "MULTIADDR")]
-    listen: Vec<String>,
-    /// Bootstrap peer, a multiaddr ending in /p2p/PEERID (repeatable). Added to the config's.
-    #[arg(long, value_name = "MULTIADDR")]
-    bootstrap: Vec<String>,
-    /// Serve the local API on HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT")]
-    api: Option<String>,
-    /// Do not discover peers on the LAN with mDNS.
-    #[arg(long)]
-    no_mdns: bool,
-    /// Follow (store) everything: archive and watchdog nodes.
-    #[arg(long)]
-    follow_all: bool,
-}
-
-fn data_dir(cli: &Cli) -> DataDir {
-    match &cli.data_dir {
-        Some(d) => DataDir::new(d),
-        None => DataDir::default_location(),
-    }
-}
+use args::{
+    AttestCommand, Cli, Command, FollowArgs, GroupCommand, NodeArgs, PetitionCommand, WatchArgs,
+};
 
 fn author_of(dir: &DataDir) -> Result<AuthorKey> {
     if !dir.author_key_path().exists() {
@@ -517,7 +90,7 @@ fn check_node_args(a: &NodeArgs) -> Result<()> {
 
 async fn run_node(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
     check_node_args(args)?;
-    let dir = data_dir(cli);
+    let dir = cli.data_dir();
     let created = dir
         .init()
         .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
@@ -693,7 +266,7 @@ async fn call(
     path: String,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value> {
-    let dir = data_dir(cli);
+    let dir = cli.data_dir();
     tokio::task::spawn_blocking(move || api_call(&dir, &path, body)).await?
 }
 
@@ -940,7 +513,7 @@ fn describe_event(kind: &str, v: &serde_json::Value) -> String {
 }
 
 fn watch(cli: &Cli, a: &WatchArgs) -> Result<()> {
-    let dir = data_dir(cli);
+    let dir = cli.data_dir();
     let producer = match (a.producer, a.petition, a.group) {
         (Some(p), _, _) => Some(p),
         (None, None, None) => Some(author_of(&dir)?),
@@ -1042,7 +615,7 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 fn fetch_bundle(cli: &Cli, petition: &chorus_protocol::RecordId) -> Result<Vec<u8>> {
-    let dir = data_dir(cli);
+    let dir = cli.data_dir();
     let path = format!("/v1/bundle/{petition}");
     api_bytes(&dir, &path)
 }
@@ -1225,7 +798,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Audit(a) => {
             let v = if a.offline {
-                let dir = data_dir(&cli);
+                let dir = cli.data_dir();
                 if !dir.store_path().exists() {
                     anyhow::bail!("no store in {}", dir.root().display());
                 }
@@ -1520,7 +1093,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
-            let dir = data_dir(&cli);
+            let dir = cli.data_dir();
             let s =
                 tokio::task::spawn_blocking(move || api_call(&dir, "/v1/status", None)).await??;
             if cli.json {
@@ -1561,7 +1134,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 p.parse::<chorus_node::net::PeerId>()
                     .map_err(|e| anyhow::anyhow!("--peer {p}: not a peer id: {e}"))?;
             }
-            let dir = data_dir(&cli);
+            let dir = cli.data_dir();
             let body = serde_json::json!({ "peer": args.peer });
             let s = tokio::task::spawn_blocking(move || api_call(&dir, "/v1/sync", Some(body)))
                 .await??;
@@ -1590,7 +1163,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Node(args) => run_node(&cli, args).await,
         Command::Init(a) => {
-            let dir = data_dir(&cli);
+            let dir = cli.data_dir();
             let from_env = std::env::var(chorus_node::PASSPHRASE_ENV)
                 .ok()
                 .filter(|p| !p.is_empty());
@@ -1639,7 +1212,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Id => {
-            let author = author_of(&data_dir(&cli))?;
+            let author = author_of(&cli.data_dir())?;
             if cli.json {
                 println!("{}", serde_json::json!({ "author": author.to_string() }));
             } else {
