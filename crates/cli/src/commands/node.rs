@@ -1,0 +1,205 @@
+//! Running a node, and the identity in the data dir: `chorus node`, `init`, `id`. The only
+//! commands that need no running node, and `chorus node` the only one with an async runtime.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chorus_node::net::{Multiaddr, Protocol};
+use chorus_node::{Config, DataDir, NetEvent, Node, PASSPHRASE_ENV};
+use chorus_protocol::AuthorKey;
+
+use crate::args::{Cli, InitArgs, NodeArgs};
+
+/// This user's author key, from the data dir (which must be initialised).
+pub(crate) fn author_of(dir: &DataDir) -> Result<AuthorKey> {
+    if !dir.author_key_path().exists() {
+        anyhow::bail!(
+            "no identity in {}: run `chorus init` first",
+            dir.root().display()
+        );
+    }
+    Ok(dir.author_public()?)
+}
+
+/// `chorus id`.
+pub(crate) fn id(cli: &Cli) -> Result<ExitCode> {
+    let author = author_of(&cli.data_dir())?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "author": author.to_string() }));
+    } else {
+        println!("{author}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus init`.
+pub(crate) fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
+    let dir = cli.data_dir();
+    let from_env = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
+    let passphrase = match (a.passphrase, from_env) {
+        (_, Some(p)) => Some(p),
+        (true, None) if dir.author_key_path().exists() => {
+            anyhow::bail!(
+                "{} already exists: a key is never overwritten",
+                dir.author_key_path().display()
+            )
+        }
+        (true, None) => {
+            let p = rpassword::prompt_password("passphrase for the new author key: ")
+                .context("cannot read a passphrase (or set CHORUS_PASSPHRASE)")?;
+            let again =
+                rpassword::prompt_password("again: ").context("cannot read a passphrase")?;
+            if p.is_empty() || p != again {
+                anyhow::bail!("the passphrases are empty or differ; nothing written");
+            }
+            Some(p)
+        }
+        (false, None) => None,
+    };
+    let created = dir
+        .init_with(passphrase.as_deref())
+        .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
+    let author = author_of(&dir)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "data_dir": dir.root().display().to_string(),
+                "author": author.to_string(),
+                "created": created.author_key || created.config || created.node_key,
+            })
+        );
+    } else {
+        let what = if created.author_key {
+            "created"
+        } else {
+            "already initialised"
+        };
+        println!("{what}: {}", dir.root().display());
+        println!("author {author}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus node`: checks the flags, then runs the node on a runtime of its own until Ctrl-C
+/// or SIGTERM.
+pub(crate) fn run(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(serve(cli, args))
+}
+
+fn apply_overrides(mut c: Config, a: &NodeArgs) -> Config {
+    if !a.listen.is_empty() {
+        c.network.listen = a.listen.clone();
+    }
+    c.network.bootstrap.extend(a.bootstrap.iter().cloned());
+    if let Some(api) = &a.api {
+        c.api.listen = api.clone();
+    }
+    if a.no_mdns {
+        c.network.mdns = false;
+    }
+    if a.follow_all {
+        c.follow.all = true;
+    }
+    c
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Checks the flags before anything is written.
+fn check_node_args(a: &NodeArgs) -> Result<()> {
+    for l in &a.listen {
+        l.parse::<Multiaddr>().with_context(|| {
+            format!("--listen {l}: not a multiaddr (e.g. /ip4/0.0.0.0/tcp/7470)")
+        })?;
+    }
+    for b in &a.bootstrap {
+        let addr: Multiaddr = b
+            .parse()
+            .with_context(|| format!("--bootstrap {b}: not a multiaddr"))?;
+        if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+            anyhow::bail!("--bootstrap {b}: must end in /p2p/PEERID");
+        }
+    }
+    if let Some(api) = &a.api {
+        api.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--api {api}: expected HOST:PORT, e.g. 127.0.0.1:7471"))?;
+    }
+    Ok(())
+}
+
+async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
+    check_node_args(args)?;
+    let dir = cli.data_dir();
+    let created = dir
+        .init()
+        .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
+    if created.dir || created.author_key {
+        eprintln!(
+            "created data dir {} (keys and config.toml)",
+            dir.root().display()
+        );
+    }
+    let config = apply_overrides(dir.config().context("cannot read config")?, args);
+    let (node, mut events) = Node::start(&dir, config)
+        .await
+        .context("cannot start the node")?;
+    let status = node.status().await?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "started", "peer_id": status.peer_id, "author": node.author().to_string() })
+        );
+    } else {
+        println!("peer id  {}", status.peer_id);
+        println!("author   {}", node.author());
+        println!("data dir {}", dir.root().display());
+        if let Some(api) = node.api_addr() {
+            println!("api      http://{api}");
+        }
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            ev = events.recv() => match ev {
+                Some(NetEvent::Listening(addr)) => {
+                    if cli.json {
+                        println!("{}", serde_json::json!({ "event": "listening", "addr": addr.to_string() }));
+                    } else {
+                        println!("listening {addr}");
+                    }
+                }
+                Some(NetEvent::PeerConnected(p)) => tracing::info!(peer = %p, "peer connected"),
+                Some(NetEvent::PeerBanned(p)) => tracing::warn!(peer = %p, "peer banned"),
+                None => break,
+            }
+        }
+    }
+    eprintln!("shutting down...");
+    node.shutdown().await.context("shutdown")?;
+    Ok(ExitCode::SUCCESS)
+}

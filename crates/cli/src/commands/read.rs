@@ -1,0 +1,74 @@
+//! What the node's store knows: `chorus reviews`, `rating`, `group show`, `petitions`,
+//! `show`, `tally`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chorus_client::{PetitionsQuery, ProductQuery};
+use chorus_protocol::RecordId;
+
+use crate::args::{Cli, IdArg, PetitionsArgs, ProductArgs};
+use crate::{print, running};
+
+/// `chorus reviews`: the first thousand (the node's largest page).
+pub(crate) fn reviews(cli: &Cli, a: &ProductArgs) -> Result<ExitCode> {
+    let q = ProductQuery {
+        producer: a.producer.to_string(),
+        product: a.product.clone(),
+        after: None,
+        limit: Some(1000),
+    };
+    let r = running::call(&cli.data_dir(), |c| c.reviews(&q))?;
+    print::answer(cli.json, &r, print::reviews)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus rating`.
+pub(crate) fn rating(cli: &Cli, a: &ProductArgs) -> Result<ExitCode> {
+    let q = ProductQuery {
+        producer: a.producer.to_string(),
+        product: a.product.clone(),
+        after: None,
+        limit: None,
+    };
+    let r = running::call(&cli.data_dir(), |c| c.rating(&q))?;
+    print::answer(cli.json, &r, print::rating)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus group show`.
+pub(crate) fn group(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
+    let g = running::call(&cli.data_dir(), |c| c.group(&group.to_string()))?;
+    print::answer(cli.json, &g, print::group)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus petitions`.
+pub(crate) fn petitions(cli: &Cli, a: &PetitionsArgs) -> Result<ExitCode> {
+    let q = PetitionsQuery {
+        producer: a.producer.map(|p| p.to_string()),
+        group: a.group.map(|g| g.to_string()),
+        open: a.open,
+    };
+    let p = running::call(&cli.data_dir(), |c| c.petitions(&q))?;
+    print::answer(cli.json, &p, print::petitions)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus show`: the record's JSON, pretty for people.
+pub(crate) fn show(cli: &Cli, a: &IdArg) -> Result<ExitCode> {
+    let r = running::call(&cli.data_dir(), |c| c.record(&a.id.to_string()))?;
+    if cli.json {
+        print::json(&r)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus tally`.
+pub(crate) fn tally(cli: &Cli, a: &IdArg) -> Result<ExitCode> {
+    let t = running::call(&cli.data_dir(), |c| c.tally(&a.id.to_string()))?;
+    print::answer(cli.json, &t, print::tally)?;
+    Ok(ExitCode::SUCCESS)
+}

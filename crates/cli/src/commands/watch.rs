@@ -1,0 +1,89 @@
+//! `chorus watch`: the live event stream, one line per event, resumed from a cursor kept in
+//! the data dir (`watch/NAME`, one per filter).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chorus_client::{Event, EventsQuery};
+
+use super::node::author_of;
+use crate::args::{Cli, WatchArgs};
+use crate::{print, running};
+
+/// `chorus watch`.
+pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
+    if let Some(k) = &a.kind {
+        k.parse::<chorus_protocol::Kind>()
+            .map_err(|e| anyhow::anyhow!("--kind {k}: {e}"))?;
+    }
+    let dir = cli.data_dir();
+    let producer = match (a.producer, a.petition, a.group) {
+        (Some(p), _, _) => Some(p),
+        (None, None, None) => Some(author_of(&dir)?),
+        _ => None,
+    };
+    let name = match (producer, a.petition, a.group) {
+        (Some(p), _, _) => format!("producer-{p}"),
+        (None, Some(p), _) => format!("petition-{p}"),
+        (None, None, Some(g)) => format!("group-{g}"),
+        _ => "all".into(),
+    };
+    let name = match &a.kind {
+        Some(k) => format!("{name}-{k}"),
+        None => name,
+    };
+    let cursor_dir = dir.root().join("watch");
+    std::fs::create_dir_all(&cursor_dir).context("cannot create the watch cursor dir")?;
+    let cursor_file = cursor_dir.join(&name);
+    let after: u64 = std::fs::read_to_string(&cursor_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let q = EventsQuery {
+        producer: producer.map(|p| p.to_string()),
+        petition: a.petition.map(|p| p.to_string()),
+        group: a.group.map(|g| g.to_string()),
+        kind: a.kind.clone(),
+        after: Some(after),
+        follow: a.no_follow.then_some(false),
+    };
+    let save = |seq: u64| -> Result<()> {
+        let tmp = cursor_file.with_extension("tmp");
+        std::fs::write(&tmp, seq.to_string())?;
+        std::fs::rename(&tmp, &cursor_file)?;
+        Ok(())
+    };
+    for e in running::call(&dir, |c| c.events(&q))? {
+        let e = e?;
+        if e.event == "ready" {
+            if let Some(seq) = e.id {
+                save(seq)?;
+            }
+            if cli.json {
+                // Machines learn where the replay ended.
+                println!("{}", e.data);
+            } else if !a.no_follow {
+                eprintln!("-- caught up; following live (Ctrl-C to stop) --");
+            }
+            continue;
+        }
+        if e.event == "error" {
+            let message = match e.decode() {
+                Ok(Event::Error(err)) => err.message,
+                _ => "the stream failed".to_string(),
+            };
+            anyhow::bail!("{message}");
+        }
+        if cli.json {
+            println!("{}", e.data);
+        } else {
+            println!("{}", print::event(&e));
+        }
+        std::io::stdout().flush()?;
+        if let Some(seq) = e.id {
+            save(seq)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

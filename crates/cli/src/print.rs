@@ -1,0 +1,330 @@
+//! What the CLI prints of the node's answers: one line of JSON under `--json`, else text for
+//! people.
+
+use anyhow::Result;
+use chorus_client::{
+    AuditReport, Created, Event, FollowSet, GroupInfo, Outcome, Peers, Petitions, Rating, Reviews,
+    SseEvent, Status, SyncAnswer, Tally,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An answer as one line of JSON. Written through a [`Value`], whose keys are sorted: the CLI
+/// has always printed the node's JSON that way.
+pub(crate) fn json<T: Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_value(v)?);
+    Ok(())
+}
+
+/// An answer: JSON under `--json`, else `text`.
+pub(crate) fn answer<T: Serialize>(json: bool, v: &T, text: impl FnOnce(&T)) -> Result<()> {
+    if json {
+        return self::json(v);
+    }
+    text(v);
+    Ok(())
+}
+
+/// What a record-creating call answered: the id (or the whole answer under `--json`), and
+/// on stderr what became of a record not simply stored.
+pub(crate) fn created(json: bool, c: &Created) -> Result<()> {
+    if json {
+        return self::json(c);
+    }
+    println!("{}", c.id);
+    match c.outcome {
+        Outcome::Duplicate => eprintln!("(already stored: the same record exists)"),
+        Outcome::Waiting => eprintln!("(kept: it counts once the record it points at arrives)"),
+        Outcome::Stored => {}
+    }
+    Ok(())
+}
+
+/// The followed producers, groups and products, each list with its singular label.
+fn followed(f: &FollowSet) -> [(&'static str, &[String]); 3] {
+    [
+        ("producer", &f.producers),
+        ("group", &f.groups),
+        ("product", &f.products),
+    ]
+}
+
+/// `chorus status`.
+pub(crate) fn status(s: &Status) {
+    println!("peer id  {}", s.peer_id);
+    println!("author   {}", s.author);
+    for a in &s.listen_addrs {
+        println!("listen   {a}");
+    }
+    println!("peers    {}", s.peers);
+    println!("records  {} ({} waiting)", s.records, s.waiting);
+    println!("shards   {}", s.shards.join(" "));
+    if s.following.all {
+        println!("follows  everything");
+    }
+    for (label, list) in followed(&s.following) {
+        for x in list {
+            println!("follows  {label} {x}");
+        }
+    }
+}
+
+/// `chorus follow` and `chorus unfollow`.
+pub(crate) fn follow(f: &FollowSet) {
+    if f.all {
+        println!("all      everything");
+    }
+    for (label, list) in followed(f) {
+        for x in list {
+            println!("{label:<8} {x}");
+        }
+    }
+}
+
+/// `chorus sync`: a line per pull.
+pub(crate) fn sync(s: &SyncAnswer) {
+    if s.pulls.is_empty() {
+        println!("no connected peers to sync with");
+    }
+    for p in &s.pulls {
+        match &p.error {
+            Some(e) => println!("{}: stopped: {e} (stored {})", p.peer, p.stored),
+            None => println!(
+                "{}: {} round trips, {} missing here, {} stored",
+                p.peer, p.rounds, p.needed, p.stored
+            ),
+        }
+    }
+}
+
+/// `chorus peers`.
+pub(crate) fn peers(p: &Peers) {
+    for p in &p.peers {
+        println!("{p}");
+    }
+}
+
+/// `chorus reviews`: a line per review, `*` for those that count.
+pub(crate) fn reviews(r: &Reviews) {
+    for r in &r.reviews {
+        let body = &r.record["body"];
+        println!(
+            "{} {}/5  {}  {}{}",
+            if r.counted { "*" } else { " " },
+            body["rating"],
+            r.record["id"].as_str().unwrap_or(""),
+            body["title"]
+                .as_str()
+                .map(|t| format!("{t}: "))
+                .unwrap_or_default(),
+            body["text"].as_str().unwrap_or("")
+        );
+    }
+}
+
+/// `chorus rating`.
+pub(crate) fn rating(r: &Rating) {
+    let h: Vec<String> = r
+        .histogram
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{}:{n}", i + 1))
+        .collect();
+    println!("{:.2} from {} reviews  [{}]", r.mean, r.count, h.join(" "));
+}
+
+/// `chorus group show`.
+pub(crate) fn group(g: &GroupInfo) {
+    println!("group      {}", g.id);
+    println!("name       {}", g.name);
+    if let Some(c) = &g.charter {
+        println!("charter    {c}");
+    }
+    println!("founder    {}", g.founder);
+    println!("admission  {}", g.admission);
+    println!("members    {}", g.members);
+    println!(
+        "you        {}",
+        if g.member { "a member" } else { "not a member" }
+    );
+}
+
+/// `chorus petitions`: a line per petition.
+pub(crate) fn petitions(p: &Petitions) {
+    for t in &p.petitions {
+        // The counts stand unpadded: the CLI printed them through serde_json's Display,
+        // which ignores widths.
+        println!(
+            "{}  {}/{} {:<8} {}",
+            t.id,
+            t.endorsers,
+            t.threshold,
+            if t.reached {
+                "reached"
+            } else if t.open {
+                "open"
+            } else {
+                "closed"
+            },
+            t.title.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// A time in milliseconds as RFC 3339 (seconds), or `-`.
+fn when(ms: Option<u64>) -> String {
+    match ms {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".into(),
+    }
+}
+
+/// `chorus tally`.
+pub(crate) fn tally(t: &Tally) {
+    println!("petition  {}", t.id);
+    if let Some(title) = &t.title {
+        println!("title     {title}");
+    }
+    println!("producer  {}", t.producer);
+    println!(
+        "count     {} of {}{}",
+        t.endorsers,
+        t.threshold,
+        if t.reached {
+            format!(" — reached {}", when(t.reached_at))
+        } else {
+            String::new()
+        }
+    );
+    if let Some(g) = &t.group {
+        println!(
+            "group     {g} ({} endorsers are members)",
+            t.member_endorsers
+        );
+    }
+    if let Some(goal) = &t.goal {
+        println!("goal      {goal}");
+    }
+    for (cur, v) in &t.pledged {
+        println!("pledged   {v}{cur}");
+    }
+    if t.deadline.is_some() {
+        println!("deadline  {}", when(t.deadline));
+    }
+    println!(
+        "state     {}",
+        if t.withdrawn {
+            "withdrawn"
+        } else if t.open {
+            "open"
+        } else {
+            "closed"
+        }
+    );
+    if let Some(tr) = &t.trusted {
+        println!(
+            "trusted   {} ({} excluded as flagged by your watchdogs); vouched by: {}",
+            tr.endorsers,
+            tr.excluded,
+            if tr.vouched_by.is_empty() {
+                "none".to_string()
+            } else {
+                tr.vouched_by.join(", ")
+            }
+        );
+    }
+    match &t.response {
+        Some(r) => println!(
+            "response  {} ({}, {})",
+            r.status,
+            r.id,
+            when(Some(r.created_at))
+        ),
+        None => println!("response  none yet"),
+    }
+}
+
+/// `chorus audit`: the totals, then a line per finding.
+pub(crate) fn audit(a: &AuditReport) {
+    println!(
+        "{} records, {} verified, {} petitions: {} errors, {} warnings",
+        a.records, a.verified, a.petitions, a.errors, a.warnings
+    );
+    for f in &a.findings {
+        println!("{:<7} {:<15} {}", f.severity.as_str(), f.code, f.message);
+    }
+}
+
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}
+
+/// `chorus watch`: an event as one line for a person.
+pub(crate) fn event(e: &SseEvent) -> String {
+    match e.decode() {
+        Ok(Event::Record(r)) => record_line(&r.record),
+        Ok(Event::Tally(t)) => tally_line("tally    ", &t.tally),
+        Ok(Event::Threshold(t)) => tally_line("THRESHOLD", &t.tally),
+        Ok(Event::Response(r)) => format!(
+            "response  {} answered {}: {}",
+            short(&r.producer),
+            r.target,
+            r.status
+        ),
+        Ok(Event::Rating(r)) => {
+            format!("rating    {} {:.2} from {}", r.product, r.mean, r.count)
+        }
+        // Anything else (`lagged`, an event this CLI does not know): its name and data.
+        _ => format!(
+            "{} {}",
+            e.event,
+            serde_json::from_str::<Value>(&e.data).unwrap_or_default()
+        ),
+    }
+}
+
+fn record_line(r: &Value) -> String {
+    let b = &r["body"];
+    let what = match r["kind"].as_str().unwrap_or("") {
+        "review" => format!(
+            "{}/5 for {} {}",
+            b["rating"],
+            b["product"]["code"].as_str().unwrap_or(""),
+            b["title"].as_str().or(b["text"].as_str()).unwrap_or("")
+        ),
+        "petition" => format!(
+            "\"{}\" (threshold {})",
+            b["title"].as_str().unwrap_or(""),
+            b["threshold"]
+        ),
+        "endorsement" => format!("of {}", short(b["petition"].as_str().unwrap_or(""))),
+        "response" => format!(
+            "{} to {}",
+            b["status"].as_str().unwrap_or(""),
+            short(b["target"].as_str().unwrap_or(""))
+        ),
+        "retraction" => format!("of {}", short(b["target"].as_str().unwrap_or(""))),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:<11} {} by {}  {what}",
+        when(r["created_at"].as_u64()),
+        r["kind"].as_str().unwrap_or(""),
+        r["id"].as_str().unwrap_or(""),
+        short(r["author"].as_str().unwrap_or(""))
+    )
+}
+
+fn tally_line(label: &str, t: &Tally) -> String {
+    format!(
+        "{label} {} {}/{}{}  {}",
+        t.id,
+        t.endorsers,
+        t.threshold,
+        if t.reached { " reached" } else { "" },
+        t.title.as_deref().unwrap_or("")
+    )
+}
