@@ -299,25 +299,144 @@ fn read_error(e: ureq::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
     use super::*;
 
-    #[test]
-    fn a_node_that_is_not_there_is_unreachable() {
-        // Port 9 (discard) on loopback: nothing listens in a test environment.
-        let c = Client::new("127.0.0.1:9", "token");
-        assert!(matches!(c.status(), Err(Error::Unreachable { .. })));
+    /// A one-shot HTTP server on loopback: answers one request with `answer` and hands back
+    /// the request's head (request line and headers).
+    fn serve_once(answer: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                conn.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            conn.write_all(answer.as_bytes()).unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (addr, server)
+    }
+
+    fn http(status: &str, body: &str) -> &'static str {
+        let text = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        Box::leak(text.into_boxed_str())
     }
 
     #[test]
-    fn api_errors_print_as_the_cli_prints_them() {
-        let e = Error::Api {
-            status: 404,
-            code: "not_found".into(),
-            message: "no petition 00 in this node's store".into(),
-        };
+    fn an_answer_decodes_as_its_type_and_the_token_is_sent() {
+        let (addr, server) = serve_once(http(
+            "200 OK",
+            r#"{"peers": ["12D3KooWabc"], "banned": []}"#,
+        ));
+        let peers = Client::new(&addr, "s3cret").peers().unwrap();
+        assert_eq!(peers.peers, ["12D3KooWabc"]);
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /v1/peers HTTP/1.1"), "{head}");
+        assert!(head.contains("Bearer s3cret"), "{head}");
+    }
+
+    #[test]
+    fn an_error_answer_is_an_api_error_with_its_code() {
+        let (addr, server) = serve_once(http(
+            "404 Not Found",
+            r#"{"code": "not_found", "message": "no petition 00 in this node's store"}"#,
+        ));
+        let e = Client::new(&addr, "t").tally("00").unwrap_err();
+        assert!(
+            matches!(&e, Error::Api { status: 404, code, .. } if code == "not_found"),
+            "{e:?}"
+        );
         assert_eq!(
             e.to_string(),
             "no petition 00 in this node's store (not_found)"
         );
+        assert!(server.join().unwrap().starts_with("GET /v1/tally/00 "));
+    }
+
+    #[test]
+    fn an_error_without_the_contracts_body_still_is_an_api_error() {
+        let (addr, _server) = serve_once(http("500 Internal Server Error", "oops"));
+        let e = Client::new(&addr, "t").status().unwrap_err();
+        assert_eq!(e.to_string(), "request failed (error)");
+    }
+
+    #[test]
+    fn an_answer_of_another_shape_is_a_bad_answer() {
+        let (addr, _server) = serve_once(http("200 OK", r#"{"peers": 3}"#));
+        let e = Client::new(&addr, "t").peers().unwrap_err();
+        assert!(
+            matches!(&e, Error::BadAnswer { what, .. } if what == "GET /v1/peers"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_post_sends_the_request_as_json() {
+        let (addr, server) = serve_once(http(
+            "200 OK",
+            r#"{"all": true, "producers": [], "groups": [], "products": []}"#,
+        ));
+        let req = FollowRequest {
+            all: true,
+            ..FollowRequest::default()
+        };
+        assert!(Client::new(&addr, "t").follow(&req).unwrap().all);
+        let head = server.join().unwrap();
+        assert!(head.starts_with("POST /v1/follow "), "{head}");
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"));
+    }
+
+    #[test]
+    fn the_event_stream_yields_events_until_the_node_ends_it() {
+        let (addr, server) = serve_once(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+             : keep-alive\n\n\
+             event: ready\nid: 4\ndata: {\"type\":\"ready\",\"seq\":4}\n\n",
+        );
+        let q = EventsQuery {
+            after: Some(4),
+            follow: Some(false),
+            ..EventsQuery::default()
+        };
+        let events: Vec<SseEvent> = Client::new(&addr, "t")
+            .events(&q)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id, Some(4));
+        assert!(matches!(
+            events[0].decode(),
+            Ok(crate::Event::Ready(crate::ReadyEvent { seq: 4 }))
+        ));
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("GET /v1/events?after=4&follow=false "),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn a_node_that_is_not_there_is_unreachable() {
+        // A port just freed: nothing listens on it.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let c = Client::new(&addr, "token");
+        assert!(matches!(c.status(), Err(Error::Unreachable { .. })));
     }
 }
