@@ -18,7 +18,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chorus_protocol::{rules, verify_batch, AuthorKey, Body, Kind, Pointed, RecordId, SignedRecord};
+use chorus_protocol::{
+    rules, verify_batch, AuthorKey, Body, Kind, Pointed, RecordId, SignedRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -143,7 +145,11 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
         findings.push(match broken.entitled(&facts) {
             Some(w) => error(
                 "wrong-key",
-                format!("{} {} by {author}: {broken} ({w})", r.record().kind(), r.id()),
+                format!(
+                    "{} {} by {author}: {broken} ({w})",
+                    r.record().kind(),
+                    r.id()
+                ),
                 json!({ "id": r.id().to_string(), "author": author.to_string(),
                         "target": target.to_string(), "expected": w.to_string(),
                         "rule": broken.code() }),

@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 
+use chorus_client::Trusted;
 use chorus_protocol::bundle::merkle_root;
 use chorus_protocol::{AuthorKey, Body, Kind, RecordId, Subject, Verdict};
-use chorus_client::Trusted;
 use serde::{Deserialize, Serialize};
 
 use crate::{PetitionTally, Result, Store};

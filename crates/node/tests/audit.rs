@@ -63,11 +63,11 @@ fn store_with(recs: &[SignedRecord]) -> Store {
     store
 }
 
-fn codes(r: &Report, severity: Severity) -> Vec<&'static str> {
+fn codes(r: &Report, severity: Severity) -> Vec<&str> {
     r.findings
         .iter()
         .filter(|f| f.severity == severity)
-        .map(|f| f.code)
+        .map(|f| f.code.as_str())
         .collect()
 }
 

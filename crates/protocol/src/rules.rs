@@ -338,6 +338,24 @@ mod tests {
     }
 
     #[test]
+    fn the_specification_lists_every_rule_with_its_code_and_message() {
+        let spec = include_str!("../../../docs/PROTOCOL.md");
+        let table: Vec<&str> = spec
+            .split("### 9.1")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("PROTOCOL.md has §9.1")
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .collect();
+        assert_eq!(table.len(), RuleError::ALL.len(), "{table:#?}");
+        for (row, e) in table.iter().zip(RuleError::ALL) {
+            assert!(row.contains(&format!("`{}`", e.code())), "{row}");
+            assert!(row.contains(&format!("`{e}`")), "{row}");
+        }
+    }
+
+    #[test]
     fn check_applies_the_rule_of_the_records_kind() {
         use crate::record::{Admit, Endorsement, Join, Response, ResponseStatus, Retraction};
         let id = RecordId([7; 32]);

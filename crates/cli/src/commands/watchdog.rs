@@ -42,10 +42,11 @@ fn offline_audit(dir: &DataDir) -> Result<AuditReport> {
             "cannot open the store ({e}); if its node is running, audit without --offline"
         )
     })?;
-    let report = chorus_node::audit::audit(&store, &cfg, chorus_node::clock::now_ms())?;
-    // The node's own report has the contract's JSON; until the node returns the contract's
-    // type itself, it becomes one through that JSON.
-    Ok(serde_json::from_value(serde_json::to_value(report)?)?)
+    Ok(chorus_node::audit::audit(
+        &store,
+        &cfg,
+        chorus_node::clock::now_ms(),
+    )?)
 }
 
 /// The running node's bundle of `petition`, checked here: its bytes and what it proves.

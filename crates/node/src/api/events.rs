@@ -234,8 +234,16 @@ pub(crate) async fn events(
 ) -> Result<SseResponse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
     let f = Filter {
         kind: q.kind.clone(),
-        producer: q.producer.as_deref().map(|p| key("producer", p)).transpose()?,
-        petition: q.petition.as_deref().map(|p| id("petition", p)).transpose()?,
+        producer: q
+            .producer
+            .as_deref()
+            .map(|p| key("producer", p))
+            .transpose()?,
+        petition: q
+            .petition
+            .as_deref()
+            .map(|p| id("petition", p))
+            .transpose()?,
         group: q.group.as_deref().map(|g| id("group", g)).transpose()?,
     };
     if let Some(k) = &q.kind {

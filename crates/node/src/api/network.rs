@@ -49,9 +49,10 @@ pub(crate) async fn sync(
     };
     let peer = match req.peer {
         None => None,
-        Some(p) => Some(p.parse::<PeerId>().map_err(|e| {
-            ApiError::bad("bad_peer", format!("{p} is not a peer id: {e}"))
-        })?),
+        Some(p) => Some(
+            p.parse::<PeerId>()
+                .map_err(|e| ApiError::bad("bad_peer", format!("{p} is not a peer id: {e}")))?,
+        ),
     };
     if let Some(p) = peer {
         let net = s.client.status().await?;

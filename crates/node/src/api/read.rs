@@ -71,7 +71,10 @@ pub(crate) async fn group_show(
     let (gid, rec) = group_record(&s, &g)?;
     let t = s.store.group(&gid)?;
     let Body::Group(body) = &rec.record().body else {
-        return Err(ApiError::bad("not_a_group", format!("{gid} is not a group")));
+        return Err(ApiError::bad(
+            "not_a_group",
+            format!("{gid} is not a group"),
+        ));
     };
     Ok(Json(GroupInfo {
         id: gid.to_string(),

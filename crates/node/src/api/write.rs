@@ -188,10 +188,9 @@ pub(crate) async fn group_admit(
     let rec = stored(&s, "group", &group)?;
     rules::admit(&s.author, &Pointed::of(rec.record())).map_err(|e| {
         let message = match e {
-            chorus_protocol::RuleError::AdmitNotFounder => format!(
-                "only the group's founder ({}) admits members",
-                rec.author()
-            ),
+            chorus_protocol::RuleError::AdmitNotFounder => {
+                format!("only the group's founder ({}) admits members", rec.author())
+            }
             _ => format!("{group} is a {}", rec.record().kind()),
         };
         ApiError::rule(e, message)
@@ -232,9 +231,9 @@ pub(crate) async fn petition_open(
         None => None,
     };
     let deadline = match &r.deadline {
-        Some(d) => Some(
-            chorus_client::parse_deadline(d).map_err(|e| ApiError::bad("bad_deadline", e))?,
-        ),
+        Some(d) => {
+            Some(chorus_client::parse_deadline(d).map_err(|e| ApiError::bad("bad_deadline", e))?)
+        }
         None => None,
     };
     if deadline.is_some_and(|d| d <= now_ms()) {
@@ -269,7 +268,10 @@ pub(crate) async fn endorse(
         .map_err(|e| ApiError::rule(e, format!("{petition} is a {}", rec.record().kind())))?;
     if let Body::Petition(p) = &rec.record().body {
         if p.deadline.is_some_and(|d| d < now_ms()) {
-            return Err(ApiError::bad("closed", "the petition's deadline has passed"));
+            return Err(ApiError::bad(
+                "closed",
+                "the petition's deadline has passed",
+            ));
         }
     }
     let pledge = r
