@@ -7,14 +7,14 @@
 //! `code` and a human `message`. The address actually bound is written to `api.json` in the
 //! data dir so the CLI can find the node.
 //!
-//! - [`router`]: the routes, the token check, the server;
+//! - `router`: the routes, the token check, the server;
 //! - [`write`]: endpoints that make, sign and publish one record each;
-//! - [`read`]: endpoints that read the store;
-//! - [`follow`]: what the node follows;
-//! - [`network`]: status, peers, catching up;
-//! - [`watchdog`]: audit, bundles, attestations;
-//! - [`events`]: the live event stream;
-//! - [`error`], [`parse`], [`views`], [`state`]: errors, reading requests, showing values,
+//! - `read`: endpoints that read the store;
+//! - `follow`: what the node follows;
+//! - `network`: status, peers, catching up;
+//! - `watchdog`: audit, bundles, attestations;
+//! - `events`: the live event stream;
+//! - `error`, `parse`, `views`, `state`: errors, reading requests, showing values,
 //!   what the handlers reach.
 
 mod error;

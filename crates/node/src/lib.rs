@@ -1,18 +1,23 @@
-//! The Chorus node: it remembers signed records and counts them.
+//! The Chorus node: it stores signed records, counts them, gossips them and catches up with
+//! peers, and serves its user a local API. `docs/ARCHITECTURE.md` maps every module.
 //!
-//! Components:
-//! - [`Store`] (`store`): one sled tree holding records by id (verbatim wire bytes), indexes
-//!   by topic and time, author, target and product, and the derived state; one crash-atomic
+//! Components, bottom up:
+//! - [`Store`] (`store`): one sled tree holding records by id (verbatim wire bytes), their
+//!   indexes, the derived values, the arrival journal and the sync index; one crash-atomic
 //!   write set (a redo intent, then its writes) per ingest chunk.
+//! - `tally`: derived state — petition tallies, product ratings, group membership — as a
+//!   pure function of the set of records, and [`recompute()`] to check it from raw records.
+//!   The kind rules are `chorus_protocol::rules`.
 //! - [`Ingest`] (`ingest`): the pipeline that decodes, validates, batch-verifies on all cores,
 //!   drops duplicates, applies and durably commits records, then broadcasts [`Event`]s.
-//! - `tally`: derived state — petition tallies, product ratings, group membership, profiles —
-//!   as a pure function of the set of records, and [`recompute`] to check it from raw records.
-//! - [`Node`] (`node`): the daemon — data dir, keys, config ([`Config`]), store, ingest and
-//!   the libp2p network (`net`: one event loop owns the swarm; [`Client`] talks to it).
-//! - `sync`: catch-up sync — range-based set reconciliation over the store's topic/time
-//!   keys with incrementally maintained range fingerprints, pulled from peers on connect,
-//!   periodically and on demand ([`SyncReport`]).
+//! - `net`: one event loop owns the libp2p swarm; [`Client`] talks to it, and it reports
+//!   gossip to judge and requests to answer. It knows nothing of records or sync.
+//! - `gossip` judges gossip into ingest; `sync` schedules catch-up pulls and answers them;
+//!   `follow` ([`Following`]) is what the node follows; `publish` stores then gossips
+//!   what the user makes.
+//! - `api`: the local JSON API (its contract is the `chorus_client` crate); `audit`,
+//!   `trust` and `bundle` serve watchdogs.
+//! - [`Node`] (`node`): starts and stops all of it on a [`DataDir`] with a [`Config`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 

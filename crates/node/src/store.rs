@@ -2,12 +2,12 @@
 //! values, the arrival journal and the sync index; nothing here knows how records change
 //! derived values (that is `crate::tally`) or when peers reconcile (`crate::sync`).
 //!
-//! Everything lives in one sled tree (layout in [`keys`]). One ingest chunk — records, index
-//! entries and the derived values they change — is one write set, built in an [`Overlay`] of
-//! pending writes over what is stored ([`index`]: the record and index writes; the overlay
-//! itself: the typed derived values of [`values`], encoded by [`codec`]) and made
-//! crash-atomic by a redo intent written before it ([`intent`]). The store keeps caches in
-//! front of sled ([`cache`]) and range fingerprints of the records for catch-up sync
+//! Everything lives in one sled tree (layout in `keys`). One ingest chunk — records, index
+//! entries and the derived values they change — is one write set, built in an `Overlay` of
+//! pending writes over what is stored (`index`: the record and index writes; the overlay
+//! itself: the typed derived values of [`values`], encoded by `codec`) and made
+//! crash-atomic by a redo intent written before it (`intent`). The store keeps caches in
+//! front of sled (`cache`) and range fingerprints of the records for catch-up sync
 //! ([`sync_index`]).
 
 pub(crate) mod cache;

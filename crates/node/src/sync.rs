@@ -5,7 +5,7 @@
 //!
 //! - [`schedule`]: when this node pulls (on connect, periodically, on demand);
 //! - [`session`]: one pull from one peer (reconcile, fetch in batches, ingest);
-//! - [`serve`]: the answers this node gives to pulls.
+//! - `serve`: the answers this node gives to pulls.
 
 pub mod schedule;
 pub(crate) mod serve;

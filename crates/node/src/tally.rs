@@ -22,15 +22,15 @@
 //! counted endorsement, recomputed from the petition's slots when a change could move it.
 //!
 //! The same code runs on the store (through an overlay of one chunk's writes) and on an
-//! in-memory map, which is how [`recompute`] rebuilds everything from raw records.
+//! in-memory map, which is how [`recompute()`] rebuilds everything from raw records.
 //!
-//! - [`ready`]: can a record be applied now (what it points at is here, and it keeps the
+//! - `ready`: can a record be applied now (what it points at is here, and it keeps the
 //!   kind rules)?
-//! - [`apply`]: what a record changes in derived state;
-//! - [`ctx`]: what is kept across the records of one writer (decoded targets, the chunk's
+//! - `apply`: what a record changes in derived state;
+//! - `ctx`: what is kept across the records of one writer (decoded targets, the chunk's
 //!   tallies and events);
 //! - [`event`]: what subscribers are told;
-//! - [`recompute`]: derived state rebuilt from raw records and compared.
+//! - [`mod@recompute`]: derived state rebuilt from raw records and compared.
 
 pub(crate) mod apply;
 pub(crate) mod ctx;

@@ -1,6 +1,6 @@
 //! The derived values the store keeps, and how each is encoded: a petition's tally, a
 //! product's rating, a group's tally, and the slots they are sums over (what each slot class
-//! holds is in [`super::keys::SlotClass`]; how records change them is `crate::tally`).
+//! holds is in `super::keys::SlotClass`; how records change them is `crate::tally`).
 
 use std::collections::BTreeMap;
 
