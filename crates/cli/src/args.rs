@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chorus_node::DataDir;
-use chorus_protocol::{Amount, AuthorKey, ProductRef, RecordId};
+use chorus_protocol::{Amount, AuthorKey, RecordId};
 use clap::{Args, Parser, Subcommand};
 
 /// Chorus: consumers speak to producers together, peer to peer.
@@ -204,10 +204,9 @@ fn amount_arg(s: &str) -> Result<Amount, String> {
 }
 
 fn product_arg(s: &str) -> Result<String, String> {
-    // The wording the node's own product parser gave when the CLI used it.
-    s.parse::<ProductRef>()
+    chorus_node::follow::parse_product(s)
         .map(|_| s.to_string())
-        .map_err(|e| format!("config: product {s:?}: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 fn deadline_arg(s: &str) -> Result<String, String> {

@@ -33,9 +33,9 @@ pub use event::{
     ErrorEvent, Event, LaggedEvent, ReadyEvent, RecordEvent, ResponseEvent, TallyEvent,
 };
 pub use request::{
-    AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowRequest, GroupRequest,
-    PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest, RetractRequest,
-    ReviewRequest, SyncRequest,
+    AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowCount, FollowRequest,
+    GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest,
+    RetractRequest, ReviewRequest, SyncRequest,
 };
 pub use response::{
     AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo, LatestResponse,

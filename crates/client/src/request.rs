@@ -30,14 +30,33 @@ pub struct FollowRequest {
     pub all: bool,
 }
 
+/// What is wrong with a [`FollowRequest`]: a follow or unfollow names exactly one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FollowCount {
+    /// Nothing is named (`chorus follow` alone shows the follow set instead).
+    #[error("give exactly one of producer, group, product or all (none given)")]
+    None,
+    /// More than one is named.
+    #[error("give exactly one of producer, group, product or all")]
+    Several,
+}
+
 impl FollowRequest {
-    /// How many of `producer`, `group`, `product` and `all` are given. A follow or unfollow
-    /// needs exactly one; `chorus follow` with none shows the follow set instead.
+    /// How many of `producer`, `group`, `product` and `all` are given.
     pub fn given(&self) -> usize {
         usize::from(self.producer.is_some())
             + usize::from(self.group.is_some())
             + usize::from(self.product.is_some())
             + usize::from(self.all)
+    }
+
+    /// The one check of a follow or unfollow: exactly one thing named.
+    pub fn check(&self) -> Result<(), FollowCount> {
+        match self.given() {
+            1 => Ok(()),
+            0 => Err(FollowCount::None),
+            _ => Err(FollowCount::Several),
+        }
     }
 }
 
@@ -228,6 +247,9 @@ mod tests {
             ..FollowRequest::default()
         };
         assert_eq!(only_all.given(), 1);
+        assert_eq!(only_all.check(), Ok(()));
+        assert_eq!(FollowRequest::default().check(), Err(FollowCount::None));
+        assert_eq!(r.check(), Err(FollowCount::Several));
     }
 
     #[test]

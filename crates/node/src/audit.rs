@@ -24,7 +24,8 @@ use chorus_protocol::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{Result, Store};
+use crate::error::Result;
+use crate::store::Store;
 
 /// Thresholds of the warnings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -116,7 +117,7 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
     }
 
     // 2. Derived state recomputed from raw records.
-    for d in crate::recompute(store)? {
+    for d in crate::tally::recompute(store)? {
         findings.push(error(
             "tally-mismatch",
             format!(

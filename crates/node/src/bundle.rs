@@ -4,7 +4,8 @@
 use chorus_protocol::bundle::{merkle_root, Bundle};
 use chorus_protocol::{Body, Kind, RecordId};
 
-use crate::{Error, Result, Store};
+use crate::error::{Error, Result};
+use crate::store::Store;
 
 /// Builds the bundle of a petition: the petition, every counted endorsement, the
 /// retractions that took an endorser out (with the endorsements they retract), the

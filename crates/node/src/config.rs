@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Everything a node can be told.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]

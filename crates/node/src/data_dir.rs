@@ -12,7 +12,7 @@ use chorus_protocol::{AuthorKey, SigningKey};
 use libp2p::identity::Keypair;
 
 use crate::config::{self, Config};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The environment variable holding the passphrase of a sealed author key.
 pub const PASSPHRASE_ENV: &str = "CHORUS_PASSPHRASE";

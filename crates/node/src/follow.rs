@@ -9,9 +9,9 @@ use std::sync::{Arc, RwLock};
 use chorus_protocol::{AuthorKey, ProductRef, RecordId, Topic};
 
 use crate::config::{Config, FollowConfig};
+use crate::error::{Error, Result};
 use crate::net::topics::{all_shards, shard_of, META};
 use crate::net::Client;
-use crate::{Error, Result};
 
 /// What a node follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,6 +149,11 @@ impl Follow {
 
 /// Parses `PRODUCERKEY/CODE`.
 pub fn parse_product(s: &str) -> Result<(AuthorKey, String)> {
+    if !s.contains('/') {
+        return Err(Error::Config(format!(
+            "product {s:?}: expected PRODUCERKEY/CODE"
+        )));
+    }
     let p: ProductRef = s
         .parse()
         .map_err(|e| Error::Config(format!("product {s:?}: {e}")))?;

@@ -35,6 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::clock::now_ms;
+use crate::error::{Error, Result};
 use crate::store::intent::Writes;
 use crate::store::overlay::{Backing, Overlay};
 use crate::store::Store;
@@ -42,7 +43,6 @@ use crate::tally::apply::apply;
 use crate::tally::ctx::Ctx;
 use crate::tally::ready::readiness;
 use crate::tally::{Event, Readiness};
-use crate::{Error, Result};
 
 /// Records verified together in one batch equation.
 pub const VERIFY_CHUNK: usize = 64;

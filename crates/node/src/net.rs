@@ -3,11 +3,13 @@
 //!
 //! The swarm speaks TCP (noise + yamux) and QUIC, and runs identify, ping, Kademlia
 //! (bootstrapped from configured multiaddrs), optional mDNS, connection limits, a block list,
-//! gossipsub and one request-response protocol. The network knows nothing of records,
-//! ingest or sync: it reports each gossip message to judge ([`GossipMessage`], answered with
+//! gossipsub and one request-response protocol. The network knows nothing of ingest or sync
+//! (of a record it reads only the id, from the wire framing, as gossipsub's message id): it
+//! reports each gossip message to judge ([`GossipMessage`], answered with
 //! [`Client::verdict`]; gossipsub runs in strict mode with explicit validation, so nothing is
 //! forwarded before its verdict) and each inbound request ([`InboundRequest`], answered with
-//! [`Client::respond`]), and sends requests for others ([`Client::request`]). A peer whose
+//! [`Client::respond`]; answered `busy` by the network itself when too many wait), and sends
+//! requests for others ([`Client::request`]). A peer whose
 //! messages are judged invalid, or that others report with [`Client::penalise`], is
 //! disconnected and refused for a while. The message id is the record id, so duplicates die
 //! in the mesh.
@@ -38,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::NetworkConfig;
+use crate::error::{Error, Result};
 use crate::rate::Buckets;
-use crate::{Error, Result};
 pub use codec::RequestCodec;
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
@@ -49,9 +51,10 @@ pub use topics::shard_of;
 pub const PROTOCOL_VERSION: &str = "/chorus/1.0.0";
 /// Records published while no peer listened, kept to publish later.
 const MAX_UNPUBLISHED: usize = 10_000;
-/// Gossip messages waiting for their judge; more are ignored (backpressure).
-const GOSSIP_QUEUE: usize = 512;
-/// Inbound requests waiting for an answerer; more are dropped (the asker sees a failure).
+/// Gossip messages waiting for their judge (who takes each at once, and ignores it when too
+/// many are being validated); more are ignored here (backpressure).
+const GOSSIP_QUEUE: usize = 64;
+/// Inbound requests waiting for an answerer; more are answered with the protocol's `busy`.
 const REQUEST_QUEUE: usize = 64;
 /// Peers remembered by the per-peer rate limit at once.
 const MAX_RATED_PEERS: usize = 10_000;
@@ -79,6 +82,9 @@ pub struct RequestProtocol {
     pub max_response: usize,
     /// How long to wait for an answer.
     pub timeout: Duration,
+    /// The answer given, unread, to a request that arrives while too many wait for an
+    /// answerer (the protocol's "busy, retry later").
+    pub busy: Vec<u8>,
 }
 
 /// A snapshot of the network state.
@@ -357,6 +363,8 @@ pub struct EventLoop {
     banned: HashMap<PeerId, Instant>,
     rejected: u64,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
+    /// The protocol's answer when nobody can answer now.
+    busy: Vec<u8>,
 }
 
 /// Builds the swarm and its task, carrying one request-response `protocol`. Returns the
@@ -393,6 +401,7 @@ pub fn new(
         .with_max_established_per_peer(Some(config.max_connections_per_peer));
     let mut registry = Registry::default();
     let codec = RequestCodec::new(protocol.max_request, protocol.max_response);
+    let busy = protocol.busy.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -491,6 +500,7 @@ pub fn new(
             banned: HashMap::new(),
             rejected: 0,
             pending: HashMap::new(),
+            busy,
         },
     ))
 }
@@ -671,9 +681,18 @@ impl EventLoop {
                     request,
                     reply: Reply(channel),
                 };
-                if self.sinks.requests.try_send(inbound).is_err() {
-                    // Nobody can answer now: dropping the channel tells the asker it failed.
-                    debug!(%peer, "inbound request dropped: too many waiting");
+                match self.sinks.requests.try_send(inbound) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(r)) => {
+                        debug!(%peer, "inbound request: too many waiting, answered busy");
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .requests
+                            .send_response(r.reply.0, self.busy.clone());
+                    }
+                    // Nobody answers any more (the node stops): the asker sees a failure.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
             request_response::Event::Message {

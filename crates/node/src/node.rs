@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::data_dir::DataDir;
+use crate::error::{Error, Result};
 use crate::follow::{Follow, FollowChange, Following};
 use crate::gossip::Judge;
 use crate::ingest::{Ingest, IngestConfig, IngestThreads, Outcome};
@@ -20,7 +21,7 @@ use crate::publish::Publisher;
 use crate::store::Store;
 use crate::sync::schedule::{Scheduler, SyncHandle};
 use crate::sync::session::{SyncContext, SyncReport};
-use crate::{api, sync, Error, Result};
+use crate::{api, sync};
 
 /// A running node.
 pub struct Node {
@@ -150,8 +151,12 @@ impl Node {
         self.tasks.spawn(infallible(async move {
             let _ = task.await;
         }));
-        let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
-        std::fs::write(&self.api_info, info.to_string())?;
+        let info = chorus_client::ApiInfo {
+            addr: addr.to_string(),
+            pid: std::process::id(),
+        };
+        let json = serde_json::to_vec(&info).map_err(|e| Error::Config(e.to_string()))?;
+        std::fs::write(&self.api_info, json)?;
         self.api = Some(addr);
         Ok(())
     }

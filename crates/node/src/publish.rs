@@ -3,9 +3,9 @@
 
 use chorus_protocol::SignedRecord;
 
+use crate::error::{Error, Result};
 use crate::ingest::{Ingest, Outcome};
 use crate::net::{shard_of, Client};
-use crate::{Error, Result};
 
 /// Stores and gossips the records this node's user makes. Cheap to clone.
 #[derive(Clone)]

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use cache::{Hot, Seen};
 use codec::Stored;
 use intent::Writes;
@@ -232,11 +232,7 @@ impl Store {
 
     /// Is a record with this id stored?
     pub fn contains(&self, id: &RecordId) -> Result<bool> {
-        let k = keys::record(id);
-        if !self.seen.maybe(&k) {
-            return Ok(false);
-        }
-        Ok(self.tree.contains_key(k)?)
+        self.seen.has_record(&self.tree, id)
     }
 
     /// The arrival journal (for the ingest pipeline).
@@ -698,5 +694,33 @@ impl Backing for Store {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Backing::scan_prefix(&self.tree, prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_protocol::sync::{Bound, MemoryIndex, RangeIndex};
+    use chorus_protocol::testing::sync_key;
+
+    #[test]
+    fn the_store_keeps_its_sync_index_in_step_with_its_writes() {
+        let store = Store::temporary().unwrap();
+        let all: Vec<_> = (0..3_000u64).map(|n| sync_key(n * 7919 % 10_007)).collect();
+        for batch in all.chunks(700) {
+            let writes: Writes = batch
+                .iter()
+                .map(|k| ([&[keys::TOPIC][..], &k[..]].concat(), Some(vec![1])))
+                .collect();
+            store.write(&writes).unwrap();
+        }
+        let mem = MemoryIndex(all.iter().copied().collect());
+        let view = store.sync_view();
+        assert_eq!(view.len(), 3_000);
+        assert_eq!(
+            view.accumulate(&[], &Bound::End).unwrap(),
+            mem.accumulate(&[], &Bound::End).unwrap()
+        );
+        drop(store);
     }
 }

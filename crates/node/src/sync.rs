@@ -27,6 +27,7 @@ pub(crate) fn request_protocol(config: &SyncConfig) -> RequestProtocol {
         max_request: MAX_REQUEST,
         max_response: MAX_RESPONSE,
         timeout: config.request_timeout,
+        busy: serve::busy(),
     }
 }
 

@@ -10,7 +10,8 @@ use chorus_protocol::bundle::merkle_root;
 use chorus_protocol::{AuthorKey, Body, Kind, RecordId, Subject, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::{PetitionTally, Result, Store};
+use crate::error::Result;
+use crate::store::{PetitionTally, Store};
 
 /// Which watchdogs the user trusts.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
@@ -27,7 +28,7 @@ impl TrustConfig {
             .iter()
             .map(|k| {
                 k.parse()
-                    .map_err(|e| crate::Error::Config(format!("trust.watchdogs {k}: {e}")))
+                    .map_err(|e| crate::error::Error::Config(format!("trust.watchdogs {k}: {e}")))
             })
             .collect()
     }

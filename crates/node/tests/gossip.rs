@@ -113,10 +113,7 @@ fn producer_keys_avoiding(avoid: &[AuthorKey]) -> (SigningKey, SigningKey) {
 }
 
 fn review(author: &SigningKey, producer: AuthorKey, text: &str) -> SignedRecord {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = chorus_node::clock::now_ms();
     RecordBuilder::new(Body::Review(Review {
         product: ProductRef {
             producer,

@@ -25,6 +25,7 @@ fn protocol() -> RequestProtocol {
         max_request: 1024,
         max_response: 1024,
         timeout: Duration::from_secs(10),
+        busy: b"busy".to_vec(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chorus_client::FollowRequest;
+use chorus_client::{FollowCount, FollowRequest};
 
 use crate::args::{Cli, FollowArgs};
 use crate::{print, running};
@@ -16,14 +16,16 @@ pub(crate) fn follow(cli: &Cli, a: &FollowArgs, add: bool) -> Result<ExitCode> {
         product: a.product.clone(),
         all: a.all,
     };
-    let given = req.given();
-    if given > 1 || (!add && given == 0) {
-        anyhow::bail!("give exactly one of --producer, --group, --product or --all");
-    }
-    let now = running::call(&cli.data_dir(), |c| match (given, add) {
-        (0, _) => c.following(),
-        (_, true) => c.follow(&req),
-        (_, false) => c.unfollow(&req),
+    // `chorus follow` alone shows what the node follows.
+    let show = match req.check() {
+        Ok(()) => false,
+        Err(FollowCount::None) if add => true,
+        Err(_) => anyhow::bail!("give exactly one of --producer, --group, --product or --all"),
+    };
+    let now = running::call(&cli.data_dir(), |c| match (show, add) {
+        (true, _) => c.following(),
+        (false, true) => c.follow(&req),
+        (false, false) => c.unfollow(&req),
     })?;
     print::answer(cli.json, &now, print::follow)?;
     Ok(ExitCode::SUCCESS)

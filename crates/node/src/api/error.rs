@@ -9,7 +9,7 @@ use axum::Json;
 use chorus_client::ErrorBody;
 use chorus_protocol::RuleError;
 
-use crate::Error;
+use crate::error::Error;
 
 /// An API error.
 #[derive(Debug)]

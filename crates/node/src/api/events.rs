@@ -88,8 +88,13 @@ fn record_event(seq: Option<u64>, rec: &SignedRecord) -> Sse {
 }
 
 /// A petition's tally as an event (with the trusted view when there is one).
-fn tally_event(state: &ApiState, petition: &RecordId, t: &PetitionTally, crossed: bool) -> Sse {
-    let rec = state.store.record(petition).ok().flatten();
+fn tally_event(
+    state: &ApiState,
+    petition: &RecordId,
+    rec: Option<SignedRecord>,
+    t: &PetitionTally,
+    crossed: bool,
+) -> Sse {
     let view = tally_with_trust(state, petition, rec.as_ref(), t)
         .unwrap_or_else(|_| tally(petition, rec.as_ref(), t));
     let data = TallyEvent { tally: view };
@@ -134,7 +139,8 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                 return None;
             }
             let crossed = matches!(e, Event::ThresholdCrossed { .. });
-            Some(tally_event(state, petition, tally, crossed))
+            let rec = store.record(petition).ok().flatten();
+            Some(tally_event(state, petition, rec, tally, crossed))
         }
         Event::RatingChanged {
             producer,
@@ -189,14 +195,14 @@ async fn replay(
     f: &Filter,
     mut after: u64,
     tx: &mpsc::Sender<Sse>,
-) -> Result<u64, crate::Error> {
+) -> Result<u64, crate::error::Error> {
     let mut touched = BTreeSet::new();
     loop {
         let store = s.store.clone();
         let from = after;
         let batch = tokio::task::spawn_blocking(move || store.journal_after(from, 1024))
             .await
-            .map_err(|_| crate::Error::NodeStopped)??;
+            .map_err(|_| crate::error::Error::NodeStopped)??;
         let Some(&(last, _)) = batch.last() else {
             break;
         };
@@ -219,8 +225,11 @@ async fn replay(
     // Where the counts stand now, for every petition the replay touched.
     for p in touched {
         if let Some(t) = s.store.tally(&p)? {
-            if f.petition_tally(&p, &t) && tx.send(tally_event(s, &p, &t, false)).await.is_err() {
-                break;
+            if f.petition_tally(&p, &t) {
+                let rec = s.store.record(&p)?;
+                if tx.send(tally_event(s, &p, rec, &t, false)).await.is_err() {
+                    break;
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<FollowSe
 
 /// The one change a request names.
 fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
-    if r.given() != 1 {
+    if r.check().is_err() {
         return Err(ApiError::bad(
             "bad_follow",
             "give exactly one of producer, group, product or all",

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{events, follow, network, read, watchdog, write};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {

@@ -13,7 +13,7 @@ use super::parse::{id, key, stored};
 use super::state::ApiState;
 use super::write::create_on;
 use crate::clock::now_ms;
-use crate::Error;
+use crate::error::Error;
 
 /// `GET /v1/audit`: the watchdog's audit of this node's store.
 pub(crate) async fn audit(State(s): State<ApiState>) -> Result<Json<AuditReport>, ApiError> {

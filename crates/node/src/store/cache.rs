@@ -1,8 +1,10 @@
 //! In-memory caches in front of sled: the derived values read most ([`Hot`]), and a filter
 //! of the record and slot keys that may exist ([`Seen`]).
 
+use chorus_protocol::RecordId;
+
 use super::keys;
-use crate::Result;
+use crate::error::Result;
 
 /// The encoded tallies, ratings and group tallies, kept in memory as they are written and
 /// read, so that a query is a hash lookup even when sled's page cache would miss. Bounded:
@@ -95,6 +97,15 @@ impl Seen {
             *o = (w as usize) & ((1 << 25) - 1);
         }
         out
+    }
+
+    /// Is a record with this id in `tree`? Answered without a read when the filter can.
+    pub(crate) fn has_record(&self, tree: &sled::Tree, id: &RecordId) -> Result<bool> {
+        let k = keys::record(id);
+        if !self.maybe(&k) {
+            return Ok(false);
+        }
+        Ok(tree.contains_key(k)?)
     }
 
     /// False only if the key is certainly absent.

@@ -9,10 +9,10 @@
 //!
 //! A compact value starts with [`COMPACT`]; a CBOR map starts with a byte in `0xa0..=0xbf`,
 //! so a value written by an older node is still read (and rewritten compact by
-//! [`crate::Store::open`]'s one-off migration, so that stored bytes compare equal to
+//! [`crate::store::Store::open`]'s one-off migration, so that stored bytes compare equal to
 //! recomputed ones).
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// First byte of a compact value.
 pub(crate) const COMPACT: u8 = 0x01;

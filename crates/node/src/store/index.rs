@@ -6,7 +6,7 @@ use chorus_protocol::{Body, Kind, RecordId, SignedRecord};
 
 use super::keys::{self, ProductKey};
 use super::overlay::{Backing, Overlay};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 impl<B: Backing> Overlay<'_, B> {
     /// Is a record with this id stored (or about to be)?

@@ -3,7 +3,7 @@
 //! A `sled::Batch` is atomic, but while sled applies one, every read in the process waits
 //! (sled's global concurrency control, switched on for good by the first batch): the ingest
 //! pipeline's lookups stalled behind each chunk's batch, and the committing thread paid for
-//! the batch's bookkeeping. So [`crate::Store`] applies a write set with plain inserts and
+//! the batch's bookkeeping. So [`crate::store::Store`] applies a write set with plain inserts and
 //! removals, and makes it atomic the way databases make page writes atomic, with a redo log
 //! kept in sled itself (in its own tree, `chorus/v1/intents`):
 //!
@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 
 use super::codec::{Reader, Writer};
 use super::keys;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Keys and values to write (`None` removes).
 pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;

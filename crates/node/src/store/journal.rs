@@ -10,7 +10,7 @@ use std::sync::RwLock;
 use chorus_protocol::{RecordId, Topic};
 
 use super::keys;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Which topics are journaled, and the next sequence number.
 #[derive(Debug, Default)]

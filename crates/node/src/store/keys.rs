@@ -159,6 +159,9 @@ impl SlotKey {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
 }
 
 /// `prefix || parts...`

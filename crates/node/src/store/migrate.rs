@@ -3,7 +3,7 @@
 use super::codec::{self, Stored};
 use super::keys;
 use super::values::{PetitionTally, Slot};
-use crate::Result;
+use crate::error::Result;
 
 /// Rewrites the slots and petition tallies an older node stored as CBOR maps in the compact
 /// encoding ([`super::codec`]), once per store (marked by [`keys::FORMAT`]): values read the same

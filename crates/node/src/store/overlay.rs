@@ -15,7 +15,7 @@ use super::intent::Writes;
 use super::journal::Journal;
 use super::keys::{self, ProductKey, SlotKey};
 use super::values::{GroupTally, PetitionTally, Rating, Slot};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Read access to a key-value space: the sled tree, or an in-memory map.
 pub(crate) trait Backing {
@@ -156,8 +156,8 @@ impl<'a, B: Backing> Overlay<'a, B> {
     }
 
     /// Sets a slot's winning state.
-    pub(crate) fn put_slot(&mut self, k: &SlotKey, s: &Slot) {
-        self.put_value(k.as_bytes().to_vec(), s);
+    pub(crate) fn put_slot(&mut self, k: SlotKey, s: &Slot) {
+        self.put_value(k.into_bytes(), s);
     }
 
     /// The winning state of every endorser of a petition.

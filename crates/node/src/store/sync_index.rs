@@ -22,7 +22,7 @@ use chorus_protocol::RecordId;
 
 use super::cache::Seen;
 use super::keys;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Target keys per chunk.
 pub const CHUNK: u64 = 64;
@@ -366,11 +366,7 @@ impl RangeIndex for SyncView<'_> {
     }
 
     fn contains(&self, id: &Id) -> Result<bool> {
-        let k = keys::record(&RecordId(*id));
-        if !self.seen.maybe(&k) {
-            return Ok(false);
-        }
-        Ok(self.tree.contains_key(k)?)
+        self.seen.has_record(self.tree, &RecordId(*id))
     }
 }
 

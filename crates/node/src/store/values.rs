@@ -8,7 +8,7 @@ use chorus_protocol::{AuthorKey, RecordId, SignedRecord};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{cbor_decode, cbor_encode, is_cbor_map, Reader, Stored, Writer};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A petition's tally: what `chorus tally` shows.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::session::{pull, SyncContext, SyncReport};
+use crate::error::{Error, Result};
 use crate::net::{Client, PeerId};
-use crate::{Error, Result};
 
 enum Command {
     Now {

@@ -55,6 +55,11 @@ pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>
     }
 }
 
+/// The `busy` answer: the asker retries later, unpenalised.
+pub(crate) fn busy() -> Vec<u8> {
+    Response::error("busy", "too many pulls; retry later").encode()
+}
+
 /// Answers every inbound sync request until `cancel` fires or the network stops.
 pub(crate) async fn run(
     mut requests: mpsc::Receiver<InboundRequest>,
@@ -77,8 +82,7 @@ pub(crate) async fn run(
         let allowed = rates.take(req.peer);
         let permit = serving.clone().try_acquire_owned();
         let (true, Ok(permit)) = (allowed, permit) else {
-            let busy = Response::error("busy", "too many pulls; retry later");
-            client.respond(req.reply, busy.encode()).await;
+            client.respond(req.reply, busy()).await;
             continue;
         };
         let store = store.clone();

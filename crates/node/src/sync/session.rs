@@ -1,11 +1,11 @@
 //! One pull from one peer: what this node lacks on the topics it follows, reconciled, fetched
 //! and ingested.
 //!
-//! A pull reconciles the followed topics' key ranges with the peer (`super::reconcile`),
+//! A pull reconciles the followed topics' key ranges with the peer (`chorus_protocol::sync::reconcile`),
 //! fetches the records it lacks in batches of `fetch_batch` ids (up to
 //! [`FETCH_CONCURRENCY`] fetches in flight, started as soon as a batch of needs is known, so
 //! fetching overlaps reconciling), and hands them to the same ingest pipeline as gossip.
-//! Everything is bounded: [`MAX_ROUNDS`] round trips, message sizes (see `super::wire`),
+//! Everything is bounded: [`MAX_ROUNDS`] round trips, message sizes (see `chorus_protocol::sync::wire`),
 //! a timeout per request and per pull. A peer that answers with malformed messages, forged or
 //! unrequested records, or records it claimed and cannot deliver is penalised like a peer
 //! that gossips invalid records.
@@ -22,11 +22,11 @@ use tracing::debug;
 pub use chorus_client::SyncReport;
 
 use crate::config::SyncConfig;
+use crate::error::{Error, Result};
 use crate::follow::{Follow, Following};
 use crate::ingest::{Ingest, Outcome, Rejection};
 use crate::net::{Client, PeerId};
 use crate::store::Store;
-use crate::{Error, Result};
 
 /// Most reconciliation round trips in one pull.
 pub const MAX_ROUNDS: u32 = 48;

@@ -7,18 +7,18 @@ use chorus_protocol::{Admission, AuthorKey, Body, PetitionVariant, RecordId, Sig
 
 use super::ctx::Ctx;
 use super::event::Event;
+use crate::error::{Error, Result};
 use crate::store::keys::{ProductKey, SlotKey};
 use crate::store::overlay::{Backing, Overlay};
 use crate::store::{GroupTally, PetitionTally, Rating, ResponseInfo, Slot, Store};
-use crate::{Error, Result};
 
 /// Offers a state to a slot; returns the previous winner if the new state wins.
 fn offer<B: Backing>(
     ov: &mut Overlay<'_, B>,
-    k: &SlotKey,
+    k: SlotKey,
     new: &Slot,
 ) -> Result<Option<Option<Slot>>> {
-    let old = ov.slot(k)?;
+    let old = ov.slot(&k)?;
     if let Some(o) = &old {
         if o.order() >= new.order() {
             return Ok(None);
@@ -66,7 +66,7 @@ pub(crate) fn apply<B: Backing>(
     let id = rec.id();
     match &r.body {
         Body::Profile(_) => {
-            offer(ov, &SlotKey::profile(&r.author), &Slot::new(rec, true))?;
+            offer(ov, SlotKey::profile(&r.author), &Slot::new(rec, true))?;
         }
         Body::Review(rv) => {
             let pk = ProductKey::of_ref(&rv.product);
@@ -172,13 +172,13 @@ pub(crate) fn apply<B: Backing>(
                     off,
                 )?,
                 Body::Profile(_) => {
-                    offer(ov, &SlotKey::profile(&r.author), &off)?;
+                    offer(ov, SlotKey::profile(&r.author), &off)?;
                 }
                 Body::Response(resp) => response_slot(ov, ctx, &resp.target, &r.author, off)?,
                 Body::Petition(_) => {
                     // Withdrawal is final: every retraction is an "on" state of its slot.
                     let s = Slot::new(rec, true);
-                    offer(ov, &SlotKey::withdrawal(&x.target), &s)?;
+                    offer(ov, SlotKey::withdrawal(&x.target), &s)?;
                     if let Some(mut tally) = ctx.take_tally(ov, &x.target)? {
                         if !tally.withdrawn {
                             tally.withdrawn = true;
@@ -216,7 +216,7 @@ fn membership_slot<B: Backing>(
     s: Slot,
 ) -> Result<()> {
     let before = member(ov, group, who)?;
-    offer(ov, &k, &s)?;
+    offer(ov, k, &s)?;
     membership_changed(ov, ctx, group, who, before)
 }
 
@@ -229,7 +229,7 @@ fn review_slot<B: Backing>(
     author: &AuthorKey,
     s: Slot,
 ) -> Result<()> {
-    let Some(old) = offer(ov, &SlotKey::review(pk, author), &s)? else {
+    let Some(old) = offer(ov, SlotKey::review(pk, author), &s)? else {
         return Ok(());
     };
     let mut rating: Rating = ov.rating(pk)?.unwrap_or_default();
@@ -272,7 +272,7 @@ fn response_slot<B: Backing>(
     s: Slot,
 ) -> Result<()> {
     let k = SlotKey::response(target, producer);
-    if offer(ov, &k, &s)?.is_none() {
+    if offer(ov, k.clone(), &s)?.is_none() {
         return Ok(());
     }
     if let Some(mut tally) = ctx.take_tally(ov, target)? {
@@ -317,7 +317,7 @@ fn endorse_slot<B: Backing>(
     if tally.deadline.is_some_and(|d| s.at > d) {
         return Ok(());
     }
-    let Some(old) = offer(ov, &SlotKey::endorsement(petition, author), &s)? else {
+    let Some(old) = offer(ov, SlotKey::endorsement(petition, author), &s)? else {
         return Ok(());
     };
     let old_on = old.as_ref().is_some_and(|o| o.on);

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use chorus_protocol::{AuthorKey, Pointed, RecordId, SignedRecord};
 
 use super::event::Event;
+use crate::error::Result;
 use crate::store::keys::ProductKey;
 use crate::store::overlay::{Backing, Overlay};
 use crate::store::{PetitionTally, Rating};
-use crate::Result;
 
 /// State kept across the chunks of one writer: decoded targets, and the changes and events
 /// of the current chunk.

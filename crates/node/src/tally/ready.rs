@@ -4,8 +4,8 @@
 use chorus_protocol::{rules, RecordId, RuleError, SignedRecord};
 
 use super::ctx::Ctx;
+use crate::error::Result;
 use crate::store::overlay::{Backing, Overlay};
-use crate::Result;
 
 /// Whether a record can be applied (yet).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::apply::apply;
 use super::ctx::Ctx;
 use super::ready::{readiness, Readiness};
+use crate::error::Result;
 use crate::store::overlay::{Memory, Overlay};
 use crate::store::Store;
-use crate::Result;
 
 /// One disagreement between stored and recomputed derived state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
