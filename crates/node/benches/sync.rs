@@ -5,6 +5,8 @@
 //!   side) pull from each other: round trips, bytes exchanged beyond the missing records
 //!   themselves (both directions), time until both hold the same set;
 //! - the same two stores, now identical, pull again: round trips and bytes;
+//! - the start of a node over the store after a clean stop (its indexes from the snapshot
+//!   the stop left) and, for comparison, an open that rebuilds them (as after a crash);
 //! - the local ingest rate of 200,000 records into a fresh store, then a fresh node pulling
 //!   those 200,000 records from that store's node: the pull rate as a ratio of the local one.
 //!
@@ -60,7 +62,7 @@ fn ingest_into(store_dir: &Path, wires: impl Iterator<Item = Vec<u8>>) -> (usize
     let ((stored, _, other), _, secs) = ingest_stream(&ing, wires);
     drop(ing);
     threads.join();
-    store.flush().unwrap();
+    store.close().unwrap();
     (stored + other, secs)
 }
 
@@ -187,6 +189,16 @@ fn main() {
         ingest_into(&base.join("store"), rest);
         std::fs::write(base.join("complete"), b"").unwrap();
     }
+    // An open that must rebuild the in-memory indexes (as after a crash): the base store
+    // without its snapshot. Closed, it leaves the snapshot the copies start from.
+    let base_store = base.join("store");
+    let _ = std::fs::remove_file(base_store.join(chorus_node::store::SNAPSHOT_FILE));
+    let t = Instant::now();
+    let s = Store::open(&base_store).unwrap();
+    let rebuild_ms = t.elapsed().as_millis();
+    assert!(!s.indexes_restored());
+    s.close().unwrap();
+    drop(s);
     eprintln!(
         "copying the base store; {} + {} unique records",
         only_a.len(),
@@ -210,6 +222,9 @@ fn main() {
         let a = start(&dir_a).await;
         let b = start(&dir_b).await;
         let open_ms = opened.elapsed().as_millis() / 2;
+        for r in [&a, &b] {
+            assert!(r.node.ingest().store().indexes_restored(), "started from the snapshot");
+        }
         for (node, unique) in [(&a, &only_a), (&b, &only_b)] {
             let outs = node.node.ingest().ingest(unique.clone()).await.unwrap();
             let stored = outs.iter().filter(|o| matches!(o, Outcome::Stored(_))).count();
@@ -248,7 +263,9 @@ fn main() {
         src.node.shutdown().await.unwrap();
         fresh.node.shutdown().await.unwrap();
 
-        println!("store open (index built from {n} records): {open_ms} ms");
+        println!(
+            "node start at {n} records (store open, listening, answering sync): {open_ms} ms after a clean stop; store open rebuilding the indexes (after a crash): {rebuild_ms} ms"
+        );
         println!(
             "{n} vs {n} records, {DIFF} differences: {trips} round trips, {:.1} KiB overhead, converged in {converge_ms} ms",
             overhead as f64 / 1024.0
@@ -262,7 +279,7 @@ fn main() {
             pull_per_s / local_per_s
         );
         println!(
-            "round_trips={trips} overhead_kib={:.1} converge_ms={converge_ms} identical_round_trips={} identical_bytes={same_bytes} pull_ratio={:.3} pull_per_s={pull_per_s:.0} local_ingest_per_s={local_per_s:.0} open_ms={open_ms}",
+            "round_trips={trips} overhead_kib={:.1} converge_ms={converge_ms} identical_round_trips={} identical_bytes={same_bytes} pull_ratio={:.3} pull_per_s={pull_per_s:.0} local_ingest_per_s={local_per_s:.0} open_ms={open_ms} rebuild_ms={rebuild_ms}",
             overhead as f64 / 1024.0,
             round_trips(&same),
             pull_per_s / local_per_s

@@ -23,6 +23,8 @@ use crate::rate::Buckets;
 
 /// Gossip records being validated at once; more are ignored (backpressure).
 const MAX_VALIDATING: usize = 512;
+/// Gossip messages judged together, at most (those already waiting when one arrives).
+const MAX_BATCH: usize = 256;
 /// Authors remembered by the per-author rate limit at once.
 const MAX_RATED_AUTHORS: usize = 100_000;
 
@@ -52,52 +54,64 @@ impl Judge {
         }
     }
 
-    /// The verdict on one gossiped payload.
-    pub(crate) async fn judge(&self, wire: Vec<u8>) -> Verdict {
-        let rec = match SignedRecord::from_bytes(&wire) {
+    /// The verdicts on a batch of gossiped payloads, in order: those that the protocol
+    /// alone decides (malformed, over the author's rate, topics not followed) at once, the
+    /// rest through one submission to the ingest, answered as soon as each record is decided
+    /// (before it is on disk: the next hop need not wait for this node's disk).
+    pub(crate) async fn judge_all(&self, wires: Vec<Vec<u8>>) -> Vec<Verdict> {
+        let mut verdicts = vec![Verdict::Ignore; wires.len()];
+        let mut ingest = Vec::new();
+        let mut slots = Vec::new();
+        for (i, wire) in wires.into_iter().enumerate() {
+            match self.pre_judge(&wire) {
+                Some(v) => verdicts[i] = v,
+                None => {
+                    slots.push(i);
+                    ingest.push(wire);
+                }
+            }
+        }
+        if ingest.is_empty() {
+            return verdicts;
+        }
+        let outcomes = self.ingest.decide(ingest).await.unwrap_or_default();
+        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+            verdicts[slot] = verdict_of(&outcome);
+        }
+        verdicts
+    }
+
+    /// The verdict on a payload that needs no store, or `None` if it is to be ingested.
+    fn pre_judge(&self, wire: &[u8]) -> Option<Verdict> {
+        let rec = match SignedRecord::from_bytes(wire) {
             Ok(r) => r,
             Err(e) => {
                 debug!(error = %e, "malformed gossip record");
-                return Verdict::Reject;
+                return Some(Verdict::Reject);
             }
         };
         let allowed = self.authors.lock().map(|mut b| b.take(rec.author()));
         if !allowed.unwrap_or(true) {
-            return Verdict::Ignore;
+            return Some(Verdict::Ignore);
         }
         if !self.following.follows(&rec.record().topic) {
-            return match rec
-                .check_time(now_ms(), self.skew_ms)
-                .and_then(|_| rec.verify())
-            {
-                Ok(()) => Verdict::Accept,
-                Err(_) => Verdict::Reject,
-            };
+            return Some(
+                match rec
+                    .check_time(now_ms(), self.skew_ms)
+                    .and_then(|_| rec.verify())
+                {
+                    Ok(()) => Verdict::Accept,
+                    Err(_) => Verdict::Reject,
+                },
+            );
         }
-        match self
-            .ingest
-            .ingest(vec![wire])
-            .await
-            .ok()
-            .and_then(|mut v| v.pop())
-        {
-            Some(Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_)) => {
-                Verdict::Accept
-            }
-            // Invalid by the protocol: every node can tell, so the sender is at fault.
-            Some(Outcome::Rejected(Rejection::Invalid(_))) => Verdict::Reject,
-            // A kind rule that needs other records (wrong producer, not the founder...):
-            // nodes that do not follow the topic cannot check it and rightly forward such
-            // records, so do not forward it, but do not punish the relay either.
-            Some(Outcome::Rejected(
-                Rejection::Rule(_) | Rejection::TooManyWaiting | Rejection::Internal,
-            ))
-            | None => Verdict::Ignore,
-        }
+        None
     }
 
-    /// Judges every message the network reports until `cancel` fires or the network stops,
-    /// at most [`MAX_VALIDATING`] at once (more are ignored).
+    /// Judges every message the network reports until `cancel` fires or the network stops.
+    /// Messages that arrived together are judged together (one ingest submission, one
+    /// report to the network); at most [`MAX_VALIDATING`] messages are being judged at
+    /// once, and more are ignored (backpressure).
     pub(crate) async fn run(
         self,
         mut messages: mpsc::Receiver<GossipMessage>,
@@ -106,7 +120,7 @@ impl Judge {
     ) {
         let validating = Arc::new(Semaphore::new(MAX_VALIDATING));
         loop {
-            let msg = tokio::select! {
+            let first = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return,
                 m = messages.recv() => match m {
@@ -114,17 +128,48 @@ impl Judge {
                     None => return,
                 },
             };
-            let Ok(permit) = validating.clone().try_acquire_owned() else {
-                client.verdict(msg.receipt, Verdict::Ignore).await;
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match messages.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            let Ok(permit) = validating.clone().try_acquire_many_owned(n) else {
+                let ignored = batch
+                    .into_iter()
+                    .map(|m| (m.receipt, Verdict::Ignore))
+                    .collect();
+                client.verdicts(ignored).await;
                 continue;
             };
             let judge = self.clone();
             let client = client.clone();
             tokio::spawn(async move {
-                let verdict = judge.judge(msg.data).await;
+                let (receipts, wires): (Vec<_>, Vec<_>) =
+                    batch.into_iter().map(|m| (m.receipt, m.data)).unzip();
+                let verdicts = judge.judge_all(wires).await;
                 drop(permit);
-                client.verdict(msg.receipt, verdict).await;
+                client
+                    .verdicts(receipts.into_iter().zip(verdicts).collect())
+                    .await;
             });
+        }
+    }
+}
+
+/// The verdict on a gossiped record from its ingest outcome.
+fn verdict_of(outcome: &Outcome) -> Verdict {
+    match outcome {
+        Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_) => Verdict::Accept,
+        // Invalid by the protocol: every node can tell, so the sender is at fault.
+        Outcome::Rejected(Rejection::Invalid(_)) => Verdict::Reject,
+        // A kind rule that needs other records (wrong producer, not the founder...): nodes
+        // that do not follow the topic cannot check it and rightly forward such records, so
+        // do not forward it, but do not punish the relay either.
+        Outcome::Rejected(Rejection::Rule(_) | Rejection::TooManyWaiting | Rejection::Internal) => {
+            Verdict::Ignore
         }
     }
 }

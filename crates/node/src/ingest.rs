@@ -117,13 +117,48 @@ impl Default for IngestConfig {
 
 struct Job {
     wires: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: Reply,
+}
+
+/// Where a batch's outcomes go.
+enum Reply {
+    /// Once the batch is durable.
+    Durable(oneshot::Sender<Vec<Outcome>>),
+    /// As soon as every record is decided (before it is written): a verdict to forward a
+    /// gossiped record on, which need not wait for this node's disk.
+    Decided(oneshot::Sender<Vec<Outcome>>),
 }
 
 struct Checked {
     outcomes: Vec<Option<Outcome>>,
     records: Vec<(usize, SignedRecord)>,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: Option<Reply>,
+}
+
+impl Checked {
+    /// The outcomes so far, every record without one counted as a fault of the node.
+    fn outcomes(&self) -> Vec<Outcome> {
+        self.outcomes
+            .iter()
+            .map(|o| o.clone().unwrap_or(Outcome::Rejected(Rejection::Internal)))
+            .collect()
+    }
+
+    /// Answers a caller that waits for the decision only.
+    fn decided(&mut self) {
+        if matches!(self.reply, Some(Reply::Decided(_))) {
+            if let Some(Reply::Decided(tx)) = self.reply.take() {
+                let _ = tx.send(self.outcomes());
+            }
+        }
+    }
+
+    /// Answers a caller that waits for the batch to be durable.
+    fn durable(mut self) {
+        if let Some(Reply::Durable(tx)) = self.reply.take() {
+            let _ = tx.send(self.outcomes());
+        }
+    }
 }
 
 /// Handle to the pipeline. Cheap to clone; the threads stop when every handle is dropped.
@@ -194,7 +229,10 @@ impl Ingest {
     pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Vec<Outcome>>> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .blocking_send(Job { wires, reply })
+            .blocking_send(Job {
+                wires,
+                reply: Reply::Durable(reply),
+            })
             .map_err(|_| Error::NodeStopped)?;
         Ok(rx)
     }
@@ -206,14 +244,29 @@ impl Ingest {
             .map_err(|_| Error::NodeStopped)
     }
 
-    /// Ingests a batch and waits for its outcomes.
+    /// Ingests a batch and waits for its outcomes, once it is durable.
     pub async fn ingest(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
         let (reply, rx) = oneshot::channel();
+        self.send(wires, Reply::Durable(reply)).await?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+
+    /// Ingests a batch and returns as soon as each record is decided: checked, and applied
+    /// (or parked, or refused) in memory, before it is written. [`Outcome::Stored`] then
+    /// means "valid, and being stored": what a node needs to forward a gossiped record, so
+    /// that each hop of the gossip costs a check, not a disk sync. The store keeps its
+    /// guarantee (a chunk is durable whole or not at all); only this answer comes earlier.
+    pub async fn decide(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(wires, Reply::Decided(reply)).await?;
+        rx.await.map_err(|_| Error::NodeStopped)
+    }
+
+    async fn send(&self, wires: Vec<Vec<u8>>, reply: Reply) -> Result<()> {
         self.tx
             .send(Job { wires, reply })
             .await
-            .map_err(|_| Error::NodeStopped)?;
-        rx.await.map_err(|_| Error::NodeStopped)
+            .map_err(|_| Error::NodeStopped)
     }
 }
 
@@ -260,7 +313,15 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
             })
             .collect()
     };
-    let verdicts = crate::background::install(verify);
+    // A small batch (a gossiped record, one made through the API) is verified here, at
+    // normal priority, at once: handing it to the low-priority pool made it wait behind every
+    // busy thread of the machine. Only batches worth spreading over the cores go there.
+    let verdicts = if decoded.len() <= VERIFY_CHUNK {
+        let refs: Vec<&SignedRecord> = decoded.iter().map(|(_, r)| r).collect();
+        KEYS.with(|k| verify_batch_cached(&refs, &mut k.borrow_mut()))
+    } else {
+        crate::background::install(verify)
+    };
     let mut records = Vec::with_capacity(decoded.len());
     for ((i, rec), verdict) in decoded.into_iter().zip(verdicts) {
         match verdict {
@@ -268,11 +329,16 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
             Err(e) => outcomes[i] = Some(Outcome::Rejected(Rejection::Invalid(e))),
         }
     }
-    Checked {
+    let mut checked = Checked {
         outcomes,
         records,
-        reply: job.reply,
+        reply: Some(job.reply),
+    };
+    if checked.records.is_empty() {
+        // Nothing left to apply: decided already.
+        checked.decided();
     }
+    checked
 }
 
 /// A batch applied in memory, on its way to disk.
@@ -486,12 +552,7 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcas
     for job in pending.drain(..) {
         // Durable: answer the callers, then tell subscribers.
         for checked in job.group {
-            let outs = checked
-                .outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or(Outcome::Rejected(Rejection::Internal)))
-                .collect();
-            let _ = checked.reply.send(outs);
+            checked.durable();
         }
         for e in job.events {
             // No subscriber is fine.
@@ -555,7 +616,8 @@ fn apply_chunk<B: Backing>(
         }
         budget -= n;
         if checked.records.is_empty() {
-            if let Some(c) = queue.pop_front() {
+            if let Some(mut c) = queue.pop_front() {
+                c.decided();
                 done.push(c);
             }
         }
@@ -635,7 +697,7 @@ fn release_waiting<B: Backing>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::codec::{self, Stored};
     use crate::store::keys;
@@ -656,7 +718,7 @@ mod tests {
 
     /// Ingests `n` records of workload `seed` into `store` through the pipeline (each
     /// acknowledged, so flushed) and stops it.
-    fn ingest_workload(store: &Store, seed: u64, n: usize) {
+    pub(crate) fn ingest_workload(store: &Store, seed: u64, n: usize) {
         let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
         let recs = crate::workload::generate(seed, &crate::workload::Params::realistic(n));
         ing.ingest_blocking(recs.iter().map(|r| r.wire().to_vec()).collect())

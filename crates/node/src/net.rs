@@ -206,10 +206,7 @@ enum Command {
     Peers {
         reply: oneshot::Sender<Peers>,
     },
-    Verdict {
-        receipt: Receipt,
-        verdict: Verdict,
-    },
+    Verdicts(Vec<(Receipt, Verdict)>),
     Request {
         peer: PeerId,
         request: Vec<u8>,
@@ -271,7 +268,12 @@ impl Client {
 
     /// The verdict on a gossip message: forward it, drop it, or drop it and blame its sender.
     pub async fn verdict(&self, receipt: Receipt, verdict: Verdict) {
-        let _ = self.send(Command::Verdict { receipt, verdict }).await;
+        self.verdicts(vec![(receipt, verdict)]).await;
+    }
+
+    /// Reports the verdicts on several gossip messages at once (one command to the swarm).
+    pub async fn verdicts(&self, verdicts: Vec<(Receipt, Verdict)>) {
+        let _ = self.send(Command::Verdicts(verdicts)).await;
     }
 
     /// Sends a request to a peer and waits for its answer (bounded by the protocol's
@@ -573,7 +575,11 @@ impl EventLoop {
                     banned: self.banned.keys().copied().collect(),
                 });
             }
-            Command::Verdict { receipt, verdict } => self.report(receipt, verdict),
+            Command::Verdicts(verdicts) => {
+                for (receipt, verdict) in verdicts {
+                    self.report(receipt, verdict);
+                }
+            }
             Command::Request {
                 peer,
                 request,

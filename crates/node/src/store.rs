@@ -18,11 +18,12 @@ pub(crate) mod journal;
 pub(crate) mod keys;
 mod migrate;
 pub(crate) mod overlay;
+pub(crate) mod snapshot;
 pub mod sync_index;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
@@ -36,6 +37,7 @@ use keys::{ProductKey, SlotKey};
 use overlay::{Backing, Layered, Memory};
 use sync_index::SyncIndex;
 
+pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use sync_index::SyncView;
 pub(crate) use values::Slot;
 pub use values::{GroupTally, PetitionTally, Rating, ResponseInfo};
@@ -72,6 +74,12 @@ pub struct Store {
     /// Set when a write set failed part-way: the tree is not in step until the store is
     /// reopened (which finishes the write set from its intent), so nothing more is written.
     broken: Arc<std::sync::atomic::AtomicBool>,
+    /// The directory of a store on disk (where [`Store::close`] leaves its index snapshot).
+    dir: Option<Arc<PathBuf>>,
+    /// Set once a snapshot was saved: a write after it removes the snapshot first.
+    saved: Arc<std::sync::atomic::AtomicBool>,
+    /// The indexes came from a snapshot.
+    restored: bool,
 }
 
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
@@ -89,7 +97,7 @@ impl Store {
             // The ingest pipeline flushes each batch itself before acknowledging it.
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, Some(dir.as_ref()))
     }
 
     /// A store in a temporary directory, deleted when dropped (tests, benchmarks).
@@ -99,22 +107,31 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, None)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self> {
+    fn from_db(db: sled::Db, dir: Option<&Path>) -> Result<Self> {
         let tree = db.open_tree("chorus/v1")?;
+        // The snapshot of a clean close, removed before anything is written.
+        let records = match tree.get(keys::COUNT)? {
+            Some(v) => u64::decode(&v)?,
+            None => 0,
+        };
+        let snapshot = match dir {
+            Some(d) => snapshot::take(d, records)?,
+            None => None,
+        };
         // First of all: finish any write set a crash interrupted.
         let intents = intent::Intents::open(&db, &tree)?;
         migrate::migrate_derived(&db, &tree)?;
-        let seen = Seen::default();
-        for prefix in [keys::RECORD, keys::SLOT] {
-            for kv in tree.scan_prefix([prefix]) {
-                let (k, _) = kv?;
-                seen.insert_all(std::iter::once(&k.to_vec()));
-            }
-        }
-        let sync = SyncIndex::build(&tree)?;
+        // A replayed intent wrote after the snapshot was taken (it cannot have been: a
+        // clean close retires every intent first; but then the snapshot is not used).
+        let snapshot = snapshot.filter(|_| !intents.replayed());
+        let restored = snapshot.is_some();
+        let (sync, seen) = match snapshot {
+            Some(s) => s,
+            None => Self::build_indexes(&tree)?,
+        };
         let journal = Journal::load(&tree)?;
         Ok(Store {
             db,
@@ -126,7 +143,28 @@ impl Store {
             intents: Arc::new(intents),
             flushing: Arc::new(Mutex::new(())),
             broken: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            dir: dir.map(|d| Arc::new(d.to_path_buf())),
+            saved: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            restored,
         })
+    }
+
+    /// Were the in-memory indexes read from a snapshot when the store opened (rather than
+    /// rebuilt from the tree)?
+    pub fn indexes_restored(&self) -> bool {
+        self.restored
+    }
+
+    /// The sync index and the [`Seen`] filter, from every topic, record and slot key.
+    fn build_indexes(tree: &sled::Tree) -> Result<(SyncIndex, Seen)> {
+        let seen = Seen::default();
+        for prefix in [keys::RECORD, keys::SLOT] {
+            for kv in tree.scan_prefix([prefix]) {
+                let (k, _) = kv?;
+                seen.insert_all(std::iter::once(&k.to_vec()));
+            }
+        }
+        Ok((SyncIndex::build(tree)?, seen))
     }
 
     /// A stored value, through the in-memory cache of tallies, ratings and group tallies
@@ -171,6 +209,12 @@ impl Store {
         // never sees records its fingerprints do not count. The lock also serialises
         // writers, so intents are numbered in the order they are applied.
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        if self.saved.swap(false, Ordering::AcqRel) {
+            // Written after a close: the snapshot no longer describes the store.
+            if let Some(d) = &self.dir {
+                snapshot::discard(d)?;
+            }
+        }
         if self.broken.load(Ordering::Acquire) {
             return Err(Error::Corrupt(
                 "an earlier write failed part-way; restart the node to finish it".into(),
@@ -224,9 +268,22 @@ impl Store {
     /// Flushes, then flushes the retiring of the last intents too, so that a store closed
     /// cleanly holds no intent on disk (nothing to replay, and nothing an older node, which
     /// knows no intents, could leave to be replayed over its own writes later).
+    ///
+    /// A store on disk then leaves a snapshot of its in-memory indexes ([`snapshot`]), so the
+    /// next open need not rebuild them.
     pub fn close(&self) -> Result<()> {
         self.flush()?;
         self.db.flush()?;
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        // Under the sync lock: no write set is half-way while the indexes are copied.
+        let sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        if self.broken.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        snapshot::save(dir, self.len()?, &sync, &self.seen)?;
+        self.saved.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -684,6 +741,17 @@ impl Store {
     /// Intents not yet retired.
     pub(crate) fn pending_intents(&self) -> usize {
         self.intents.len()
+    }
+
+    /// The sync index and the filter's bits, as a snapshot holds them.
+    pub(crate) fn indexes_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .encode(&mut out);
+        self.seen.encode(&mut out);
+        out
     }
 }
 

@@ -119,6 +119,34 @@ impl Seen {
             .all(|p| self.bits[p / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
     }
 
+    /// The filter's bits, for [`super::snapshot`].
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        use std::sync::atomic::Ordering;
+        out.reserve(Self::WORDS * 8);
+        for w in &self.bits {
+            out.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+    }
+
+    /// The filter [`Seen::encode`] wrote at the front of `r` (`None` if too short).
+    pub(crate) fn decode(r: &mut &[u8]) -> Option<Self> {
+        if r.len() < Self::WORDS * 8 {
+            return None;
+        }
+        let (bits, rest) = r.split_at(Self::WORDS * 8);
+        *r = rest;
+        Some(Seen {
+            bits: bits
+                .chunks_exact(8)
+                .map(|b| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(b);
+                    std::sync::atomic::AtomicU64::new(u64::from_le_bytes(w))
+                })
+                .collect(),
+        })
+    }
+
     pub(crate) fn insert_all<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
         use std::sync::atomic::Ordering;
         for k in keys.filter(|k| Self::tracked(k)) {

@@ -158,6 +158,8 @@ pub(crate) struct Intents {
     /// Intents whose writes are applied, oldest first, as (seq, parts): retired after the
     /// next flush.
     written: std::sync::Mutex<Vec<(u64, u32)>>,
+    /// Did opening replay any intent (a crash interrupted or followed a write)?
+    replayed: bool,
 }
 
 impl Intents {
@@ -169,7 +171,13 @@ impl Intents {
             tree,
             next: std::sync::atomic::AtomicU64::new(last.map_or(0, |s| s + 1)),
             written: std::sync::Mutex::new(Vec::new()),
+            replayed: last.is_some(),
         })
+    }
+
+    /// Did opening replay any intent?
+    pub(crate) fn replayed(&self) -> bool {
+        self.replayed
     }
 
     /// Writes the intent of `writes` (step 1); returns its sequence number and part count.

@@ -145,6 +145,74 @@ impl SyncIndex {
         Ok(ix)
     }
 
+    /// The index as bytes, for [`super::snapshot`]: the key count, then each chunk (its
+    /// start's length and bytes, its accumulator, its last key if any).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.keys.to_le_bytes());
+        out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
+        for c in &self.chunks {
+            out.extend_from_slice(&(c.start.len() as u32).to_le_bytes());
+            out.extend_from_slice(&c.start);
+            out.extend_from_slice(&c.acc.to_bytes());
+            match &c.last {
+                Some(k) => {
+                    out.push(1);
+                    out.extend_from_slice(&k[..]);
+                }
+                None => out.push(0),
+            }
+        }
+    }
+
+    /// The index [`SyncIndex::encode`] wrote at the front of `r` (`None` if malformed).
+    pub(crate) fn decode(r: &mut &[u8]) -> Option<Self> {
+        fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if r.len() < n {
+                return None;
+            }
+            let (a, b) = r.split_at(n);
+            *r = b;
+            Some(a)
+        }
+        let u64_of = |r: &mut &[u8]| {
+            take(r, 8).and_then(|b| <[u8; 8]>::try_from(b).ok().map(u64::from_le_bytes))
+        };
+        let keys = u64_of(r)?;
+        let n = usize::try_from(u64_of(r)?).ok()?;
+        // Every chunk takes at least 45 bytes: a count beyond the input is malformed.
+        if n == 0 || n > r.len() / 45 {
+            return None;
+        }
+        let mut chunks = Vec::with_capacity(n);
+        let mut total = 0u64;
+        for _ in 0..n {
+            let len = u32::from_le_bytes(take(r, 4)?.try_into().ok()?) as usize;
+            let start = take(r, len)?.to_vec();
+            let acc = Accumulator::from_bytes(take(r, Accumulator::BYTES)?.try_into().ok()?);
+            let last = match take(r, 1)?[0] {
+                0 => None,
+                1 => Some(Box::new(<Key>::try_from(take(r, KEY_LEN)?).ok()?)),
+                _ => return None,
+            };
+            total = total.checked_add(acc.count())?;
+            chunks.push(Chunk { start, acc, last });
+        }
+        // The chunks in order, the first open below, and the counts adding up.
+        let ordered = chunks.windows(2).all(|w| w[0].start < w[1].start);
+        if !ordered || !chunks[0].start.is_empty() || total != keys {
+            return None;
+        }
+        let mut ix = SyncIndex {
+            chunks,
+            fenwick: Vec::new(),
+            dirty: true,
+            keys,
+            read_splits: 0,
+        };
+        ix.refresh();
+        Some(ix)
+    }
+
     /// Rebuilds the Fenwick tree if chunks were split since.
     pub(crate) fn refresh(&mut self) {
         if !self.dirty {
