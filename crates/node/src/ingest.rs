@@ -730,6 +730,50 @@ pub(crate) mod tests {
     // The store's redo intents and its one-off migration, seen through whole ingests.
 
     #[test]
+    fn decide_answers_each_record_as_ingest_would_and_the_records_are_then_stored() {
+        let store = Store::temporary().unwrap();
+        let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+        let recs = crate::workload::generate(5, &crate::workload::Params::realistic(300));
+        let mut wires: Vec<Vec<u8>> = recs.iter().map(|r| r.wire().to_vec()).collect();
+        // A duplicate within the batch, and a record not in it with a forged signature
+        // (a forged copy of a record in the batch would share its id: a duplicate).
+        let mut forged = wires.pop().unwrap();
+        wires.push(wires[0].clone());
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        wires.push(forged);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let decided = rt.block_on(ing.decide(wires.clone())).unwrap();
+        assert_eq!(decided.len(), wires.len());
+        assert!(matches!(decided[wires.len() - 2], Outcome::Duplicate(_)));
+        assert!(matches!(
+            decided[wires.len() - 1],
+            Outcome::Rejected(Rejection::Invalid(_))
+        ));
+        // The same records again, answered once durable: every one already known, or
+        // refused as before; and every record decided as stored is in the store.
+        let again = ing.ingest_blocking(wires).unwrap();
+        for (d, a) in decided.iter().zip(&again) {
+            match d {
+                Outcome::Stored(id) | Outcome::Waiting(id) => {
+                    assert_eq!(a, &Outcome::Duplicate(*id))
+                }
+                other => assert_eq!(a.is_accepted(), other.is_accepted()),
+            }
+        }
+        let stored = decided
+            .iter()
+            .filter(|o| matches!(o, Outcome::Stored(_)))
+            .count();
+        assert!(stored > 250, "{stored} stored");
+        assert_eq!(store.len().unwrap() as usize, stored);
+        drop(ing);
+        threads.join();
+    }
+
+    #[test]
     fn intents_are_retired_by_the_flush_that_covers_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
