@@ -89,6 +89,7 @@ async fn start(dir: &DataDir) -> Running {
     config.api.listen = String::new();
     config.follow.all = true;
     config.sync.on_connect = false;
+    config.sync.repair = Duration::ZERO;
     config.sync.session_timeout = Duration::from_secs(3600);
     let (node, mut events) = Node::start(dir, config).await.unwrap();
     let addr = loop {

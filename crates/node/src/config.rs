@@ -39,6 +39,11 @@ pub struct SyncConfig {
     /// Pull from every connected peer this often (each time jittered by up to ±20%).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Pull from one connected peer, picked at random, this often (jittered by up to ±20%;
+    /// `0s` never): repairs within seconds what gossip lost under load, at the cost of one
+    /// round trip of a few dozen bytes when nothing is missing.
+    #[serde(with = "humantime_serde")]
+    pub repair: Duration,
     /// Longest wait for one answer from a peer.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -54,6 +59,7 @@ impl Default for SyncConfig {
         SyncConfig {
             on_connect: true,
             interval: Duration::from_secs(300),
+            repair: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(600),
             fetch_batch: 512,
@@ -203,6 +209,8 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # on_connect = true
 # Pull from every connected peer this often (jittered by up to 20%).
 # interval = "5m"
+# Pull from one random peer this often, to repair what gossip lost ("0s": never).
+# repair = "20s"
 # Longest wait for one answer, and for one whole pull from one peer.
 # request_timeout = "30s"
 # session_timeout = "10m"

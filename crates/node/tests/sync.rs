@@ -111,7 +111,11 @@ async fn a_node_that_was_offline_catches_up_on_connect() {
     // `b` does not pull on connect: a pull started then (before the ingest below) could
     // still be running when `sync_now` asks, which would join it and report its stale
     // result. So the explicit pull is b's only one. (`c`, below, does pull on connect.)
-    let b = start_with(&[&a.addr], |c| c.sync.on_connect = false).await;
+    let b = start_with(&[&a.addr], |c| {
+        c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
+    })
+    .await;
     connected(&b.node, &a.addr).await;
     // 5,000 records reach the online nodes while `c` is off.
     let recs = workload(1, 5_000);
@@ -186,7 +190,10 @@ async fn partitions_heal_to_identical_sets_and_tallies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_stores_exchange_a_handful_of_small_messages() {
     let recs = workload(3, 4_000);
-    let off = |c: &mut Config| c.sync.on_connect = false;
+    let off = |c: &mut Config| {
+        c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
+    };
     let a = start_with(&[], off).await;
     ingest(&a.node, &recs).await;
     let b = start_with(&[&a.addr], off).await;
@@ -305,6 +312,7 @@ async fn a_lying_peer_neither_corrupts_nor_wedges_an_honest_node() {
     let node = start_with(&[], |c| {
         c.network.max_invalid = 5;
         c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
     })
     .await;
 
@@ -336,6 +344,7 @@ async fn a_lying_peer_neither_corrupts_nor_wedges_an_honest_node() {
     // A staller: the pull gives up after the request timeout; the node carries on.
     let staller_node = start_with(&[], |c| {
         c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
         c.sync.request_timeout = Duration::from_secs(2);
     })
     .await;
@@ -371,6 +380,30 @@ async fn a_lying_peer_neither_corrupts_nor_wedges_an_honest_node() {
     liar_task.abort();
     stall_task.abort();
     for n in [honest, node, staller_node] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_gossip_missed_is_repaired_by_a_pull_from_a_random_peer() {
+    // Neither the pull on connect nor the periodic pull from every peer: only the repair.
+    let tune = |c: &mut Config| {
+        c.sync.on_connect = false;
+        c.sync.interval = Duration::from_secs(3600);
+        c.sync.repair = Duration::from_secs(1);
+    };
+    let a = start_with(&[], tune).await;
+    let b = start_with(&[&a.addr], tune).await;
+    connected(&b.node, &a.addr).await;
+    // Stored on `a` without gossip, as if every copy had been lost on the way.
+    let recs = workload(9, 300);
+    ingest(&a.node, &recs).await;
+    let held = ids(&a.node);
+    eventually("the repair pull brings every record", 30, async || {
+        ids(&b.node) == held
+    })
+    .await;
+    for n in [a, b] {
         n.node.shutdown().await.unwrap();
     }
 }

@@ -80,7 +80,7 @@ impl Default for Seen {
 }
 
 impl Seen {
-    const WORDS: usize = (1 << 25) / 64;
+    pub(crate) const WORDS: usize = (1 << 25) / 64;
     const HASHES: usize = 4;
 
     fn tracked(key: &[u8]) -> bool {

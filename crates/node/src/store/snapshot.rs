@@ -53,17 +53,37 @@ pub(crate) fn discard(dir: &Path) -> Result<()> {
 /// The indexes of a snapshot of this store (which holds `records` records), if one is there
 /// and whole; the file is removed either way, durably, before this returns.
 pub(crate) fn take(dir: &Path, records: u64) -> Result<Option<(SyncIndex, Seen)>> {
-    let bytes = match std::fs::read(dir.join(FILE)) {
-        Ok(b) => b,
+    let path = dir.join(FILE);
+    let len = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    if len > max_len(records) {
+        // Larger than any snapshot of this store: not read at all.
+        discard(dir)?;
+        tracing::warn!(
+            len,
+            "the index snapshot is too large for the store; rebuilding the indexes"
+        );
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path)?;
     discard(dir)?;
     let parsed = parse(&bytes, records);
     if parsed.is_none() {
         tracing::warn!("the index snapshot does not match the store; rebuilding the indexes");
     }
     Ok(parsed)
+}
+
+/// The largest snapshot a store of `records` records can have: the header, the seen filter,
+/// and for the sync index at most one chunk per record (its start key, accumulator and last
+/// key; keys are far below 1 KiB), with the checksum.
+fn max_len(records: u64) -> u64 {
+    const PER_CHUNK: u64 = 4 * 1024;
+    let fixed = (MAGIC.len() + 8 + Seen::WORDS * 8 + 16 + 32) as u64;
+    fixed.saturating_add(records.saturating_mul(PER_CHUNK))
 }
 
 fn parse(bytes: &[u8], records: u64) -> Option<(SyncIndex, Seen)> {
@@ -194,7 +214,10 @@ mod tests {
         let sum = blake3::hash(&stale[..body_len]);
         stale[body_len..].copy_from_slice(sum.as_bytes());
         let empty = blake3::hash(b"").as_bytes().to_vec();
-        for bad in [flipped, cut, stale, empty, Vec::new()] {
+        // A file larger than any snapshot of this store is refused before it is read.
+        let mut huge = good.clone();
+        huge.resize(usize::try_from(max_len(n)).unwrap() + 1, 0);
+        for bad in [flipped, cut, stale, empty, Vec::new(), huge] {
             std::fs::write(dir.path().join(FILE), &bad).unwrap();
             let store = Store::open(dir.path()).unwrap();
             assert!(!store.indexes_restored());

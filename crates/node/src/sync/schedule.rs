@@ -1,5 +1,7 @@
 //! When this node pulls: from a peer when it connects (if `on_connect`), from every
-//! connected peer every `interval` (jittered by up to 20%), and on demand
+//! connected peer every `interval` (jittered by up to 20%), from one connected peer picked
+//! at random every `repair` (anti-entropy: what gossip lost is back within seconds, not
+//! minutes; off when zero), and on demand
 //! ([`SyncHandle::sync_now`]). One pull per peer at a time: asking again while one runs
 //! waits for that one's report.
 
@@ -80,6 +82,16 @@ impl Scheduler {
     ) {
         let jittered = |d: Duration| d.mul_f64(rand::random_range(0.8..1.2));
         let mut next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
+        let repair = self.ctx.config.repair;
+        // Far away when repair is off: the branch below never fires.
+        let repair_after = |d: Duration| {
+            if d.is_zero() {
+                Duration::from_secs(365 * 24 * 3600)
+            } else {
+                jittered(d)
+            }
+        };
+        let mut next_repair = tokio::time::Instant::now() + repair_after(repair);
         loop {
             tokio::select! {
                 biased;
@@ -97,6 +109,20 @@ impl Scheduler {
                     next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
                     if let Ok(peers) = self.client.peers().await {
                         for p in peers.connected {
+                            self.start(p, None);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_repair) => {
+                    next_repair = tokio::time::Instant::now() + repair_after(repair);
+                    if let Ok(peers) = self.client.peers().await {
+                        let idle: Vec<PeerId> = peers
+                            .connected
+                            .into_iter()
+                            .filter(|p| !self.pulling.contains_key(p) && !peers.banned.contains(p))
+                            .collect();
+                        if !idle.is_empty() {
+                            let p = idle[rand::random_range(0..idle.len())];
                             self.start(p, None);
                         }
                     }
