@@ -36,7 +36,8 @@ pub struct Config {
 pub struct SyncConfig {
     /// Pull from every peer when it connects.
     pub on_connect: bool,
-    /// Pull from every connected peer this often (each time jittered by up to ±20%).
+    /// Pull from every connected peer this often (each time jittered by up to ±20%; `0s`
+    /// never).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Pull from one connected peer, picked at random, this often (jittered by up to ±20%;
@@ -207,7 +208,7 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # Catch-up sync: pull what this node lacks on the topics it follows from each peer.
 # Pull from a peer when it connects.
 # on_connect = true
-# Pull from every connected peer this often (jittered by up to 20%).
+# Pull from every connected peer this often (jittered by up to 20%; "0s": never).
 # interval = "5m"
 # Pull from one random peer this often, to repair what gossip lost ("0s": never).
 # repair = "20s"
@@ -264,6 +265,23 @@ mod tests {
     #[test]
     fn template_parses_to_the_defaults() {
         let c: Config = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c, Config::default());
+        // The values the template shows (commented out) are the defaults too.
+        let shown: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv)
+                    if kv.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    kv
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&shown).unwrap();
         assert_eq!(c, Config::default());
     }
 

@@ -48,7 +48,7 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use topics::shard_of;
 
 /// Protocol string announced by identify.
-pub const PROTOCOL_VERSION: &str = "/chorus/1.0.0";
+pub const PROTOCOL_VERSION: &str = "/chorus/1.1.0";
 /// Records published while no peer listened, kept to publish later.
 const MAX_UNPUBLISHED: usize = 10_000;
 /// Gossip messages waiting for their judge (who takes each at once, and ignores it when too
@@ -394,9 +394,9 @@ pub fn new(
         .heartbeat_interval(Duration::from_millis(700))
         // A small mesh (3, 2..5; default 6, 5..12), publishing to the mesh only (no flood
         // publish) and IDONTWANT for records (a few hundred bytes, under the default 1 KiB
-        // threshold) keep copies per record low; the gossip to 6 peers outside the mesh at
+        // threshold) keep copies per record low; the gossip to 6 or more peers outside the mesh at
         // every heartbeat and catch-up sync cover what a thin mesh misses (BENCHMARKS.md,
-        // issue 17: p50 and p99 latency fell three- to tenfold with these settings).
+        // issue 17: with these settings p50 fell about fivefold and p99 about twentyfold).
         .mesh_n(3)
         .mesh_n_low(2)
         .mesh_n_high(5)

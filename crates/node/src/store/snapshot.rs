@@ -78,12 +78,13 @@ pub(crate) fn take(dir: &Path, records: u64) -> Result<Option<(SyncIndex, Seen)>
 }
 
 /// The largest snapshot a store of `records` records can have: the header, the seen filter,
-/// and for the sync index at most one chunk per record (its start key, accumulator and last
-/// key; keys are far below 1 KiB), with the checksum.
+/// and for the sync index at most one chunk per record plus the first (an empty index has
+/// one; a chunk is its start key, accumulator and last key, keys far below 1 KiB), with the
+/// checksum.
 fn max_len(records: u64) -> u64 {
     const PER_CHUNK: u64 = 4 * 1024;
     let fixed = (MAGIC.len() + 8 + Seen::WORDS * 8 + 16 + 32) as u64;
-    fixed.saturating_add(records.saturating_mul(PER_CHUNK))
+    fixed.saturating_add(records.saturating_add(1).saturating_mul(PER_CHUNK))
 }
 
 fn parse(bytes: &[u8], records: u64) -> Option<(SyncIndex, Seen)> {
@@ -180,6 +181,16 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert!(!store.indexes_restored());
         assert!(describe_tree(&store));
+    }
+
+    #[test]
+    fn an_empty_store_restarts_from_its_snapshot_too() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap().close().unwrap();
+        assert!(dir.path().join(FILE).exists());
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.indexes_restored());
+        assert_eq!(store.len().unwrap(), 0);
     }
 
     #[test]

@@ -81,17 +81,18 @@ impl Scheduler {
         cancel: CancellationToken,
     ) {
         let jittered = |d: Duration| d.mul_f64(rand::random_range(0.8..1.2));
-        let mut next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
-        let repair = self.ctx.config.repair;
-        // Far away when repair is off: the branch below never fires.
-        let repair_after = |d: Duration| {
+        // A zero period is off: the branch never fires (far away) rather than spinning.
+        let after = |d: Duration| {
             if d.is_zero() {
                 Duration::from_secs(365 * 24 * 3600)
             } else {
                 jittered(d)
             }
         };
-        let mut next_repair = tokio::time::Instant::now() + repair_after(repair);
+        let interval = self.ctx.config.interval;
+        let repair = self.ctx.config.repair;
+        let mut next = tokio::time::Instant::now() + after(interval);
+        let mut next_repair = tokio::time::Instant::now() + after(repair);
         loop {
             tokio::select! {
                 biased;
@@ -106,7 +107,7 @@ impl Scheduler {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(next) => {
-                    next = tokio::time::Instant::now() + jittered(self.ctx.config.interval);
+                    next = tokio::time::Instant::now() + after(interval);
                     if let Ok(peers) = self.client.peers().await {
                         for p in peers.connected {
                             self.start(p, None);
@@ -114,7 +115,7 @@ impl Scheduler {
                     }
                 }
                 _ = tokio::time::sleep_until(next_repair) => {
-                    next_repair = tokio::time::Instant::now() + repair_after(repair);
+                    next_repair = tokio::time::Instant::now() + after(repair);
                     if let Ok(peers) = self.client.peers().await {
                         let idle: Vec<PeerId> = peers
                             .connected
