@@ -58,6 +58,9 @@ pub(crate) fn status(s: &Status) {
     }
     println!("peers    {}", s.peers);
     println!("records  {} ({} waiting)", s.records, s.waiting);
+    if !s.sync_ready {
+        println!("sync     not ready: rebuilding the sync index after a restart");
+    }
     println!("shards   {}", s.shards.join(" "));
     if s.following.all {
         println!("follows  everything");

@@ -55,6 +55,14 @@ pub struct Status {
     pub author: String,
     /// What the node follows.
     pub following: FollowSet,
+    /// Does the node answer reconciliation? False for a while after a start without its
+    /// index snapshot (a crash), while the sync index is rebuilt; absent from older nodes.
+    #[serde(default = "yes")]
+    pub sync_ready: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What one pull of `POST /v1/sync` did.

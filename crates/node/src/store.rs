@@ -18,6 +18,7 @@ pub(crate) mod journal;
 pub(crate) mod keys;
 mod migrate;
 pub(crate) mod overlay;
+mod rebuild;
 pub(crate) mod snapshot;
 pub mod sync_index;
 pub mod values;
@@ -37,6 +38,7 @@ use keys::{ProductKey, SlotKey};
 use overlay::{Backing, Layered, Memory};
 use sync_index::SyncIndex;
 
+pub use rebuild::BACKGROUND_ABOVE;
 pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use sync_index::SyncView;
 pub(crate) use values::Slot;
@@ -80,6 +82,8 @@ pub struct Store {
     saved: Arc<std::sync::atomic::AtomicBool>,
     /// The indexes came from a snapshot.
     restored: bool,
+    /// The rebuild of the indexes in the background, if the store opened that way.
+    rebuild: Option<Arc<rebuild::Builder>>,
 }
 
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
@@ -87,8 +91,16 @@ pub struct Store {
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
+    /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
+    /// ([`Store::indexes_ready`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_rebuilding_above(dir, BACKGROUND_ABOVE)
+    }
+
+    /// [`Store::open`], rebuilding the indexes in the background when the store holds more
+    /// than `records` records (`0`: always; `u64::MAX`: never).
+    pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir.as_ref())
             // A modest cache keeps the node's memory flat; sled pages the rest from disk.
@@ -97,7 +109,7 @@ impl Store {
             // The ingest pipeline flushes each batch itself before acknowledging it.
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db, Some(dir.as_ref()))
+        Self::from_db(db, Some(dir.as_ref()), records)
     }
 
     /// A store in a temporary directory, deleted when dropped (tests, benchmarks).
@@ -107,10 +119,10 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db, None)
+        Self::from_db(db, None, u64::MAX)
     }
 
-    fn from_db(db: sled::Db, dir: Option<&Path>) -> Result<Self> {
+    fn from_db(db: sled::Db, dir: Option<&Path>, background_above: u64) -> Result<Self> {
         let tree = db.open_tree("chorus/v1")?;
         // The snapshot of a clean close, removed before anything is written.
         let records = match tree.get(keys::COUNT)? {
@@ -128,17 +140,31 @@ impl Store {
         // clean close retires every intent first; but then the snapshot is not used).
         let snapshot = snapshot.filter(|_| !intents.replayed());
         let restored = snapshot.is_some();
+        let background = !restored && records > background_above;
         let (sync, seen) = match snapshot {
             Some(s) => s,
-            None => Self::build_indexes(&tree)?,
+            None if background => (SyncIndex::building(), Seen::unready()),
+            None => rebuild::now(&tree)?,
         };
         let journal = Journal::load(&tree)?;
+        let seen = Arc::new(seen);
+        let sync = Arc::new(Mutex::new(sync));
+        let rebuild = if background {
+            tracing::info!(
+                records,
+                "no index snapshot: rebuilding the indexes in the background"
+            );
+            let b = rebuild::Builder::spawn(tree.clone(), sync.clone(), seen.clone())?;
+            Some(Arc::new(b))
+        } else {
+            None
+        };
         Ok(Store {
             db,
             tree,
-            seen: Arc::new(seen),
+            seen,
             hot: Arc::new(Hot::default()),
-            sync: Arc::new(Mutex::new(sync)),
+            sync,
             journal: Arc::new(journal),
             intents: Arc::new(intents),
             flushing: Arc::new(Mutex::new(())),
@@ -146,6 +172,7 @@ impl Store {
             dir: dir.map(|d| Arc::new(d.to_path_buf())),
             saved: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             restored,
+            rebuild,
         })
     }
 
@@ -155,16 +182,25 @@ impl Store {
         self.restored
     }
 
-    /// The sync index and the [`Seen`] filter, from every topic, record and slot key.
-    fn build_indexes(tree: &sled::Tree) -> Result<(SyncIndex, Seen)> {
-        let seen = Seen::default();
-        for prefix in [keys::RECORD, keys::SLOT] {
-            for kv in tree.scan_prefix([prefix]) {
-                let (k, _) = kv?;
-                seen.insert_all(std::iter::once(&k.to_vec()));
-            }
+    /// Can the store answer reconciliation (its sync index has every record)? False only
+    /// while the index is rebuilt in the background after an open without a snapshot.
+    pub fn sync_ready(&self) -> bool {
+        self.sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_ready()
+    }
+
+    /// Are both in-memory indexes complete (no rebuild running)?
+    pub fn indexes_ready(&self) -> bool {
+        self.sync_ready() && self.seen.is_ready()
+    }
+
+    /// Waits for a background rebuild of the indexes to end (at once if none runs).
+    pub fn wait_indexes(&self) {
+        if let Some(b) = &self.rebuild {
+            b.join();
         }
-        Ok((SyncIndex::build(tree)?, seen))
     }
 
     /// A stored value, through the in-memory cache of tallies, ratings and group tallies
@@ -272,6 +308,11 @@ impl Store {
     /// A store on disk then leaves a snapshot of its in-memory indexes ([`snapshot`]), so the
     /// next open need not rebuild them.
     pub fn close(&self) -> Result<()> {
+        // A rebuild still running is stopped: its indexes are incomplete and are not saved
+        // (the next open rebuilds them again).
+        if let Some(b) = &self.rebuild {
+            b.stop();
+        }
         self.flush()?;
         self.db.flush()?;
         let Some(dir) = &self.dir else {
@@ -279,7 +320,10 @@ impl Store {
         };
         // Under the sync lock: no write set is half-way while the indexes are copied.
         let sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
-        if self.broken.load(std::sync::atomic::Ordering::Acquire) {
+        if self.broken.load(std::sync::atomic::Ordering::Acquire)
+            || !sync.is_ready()
+            || !self.seen.is_ready()
+        {
             return Ok(());
         }
         snapshot::save(dir, self.len()?, &sync, &self.seen)?;

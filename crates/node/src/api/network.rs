@@ -24,6 +24,7 @@ pub(crate) async fn status(State(s): State<ApiState>) -> Result<Json<Status>, Ap
         shards: net.shards,
         author: s.author.to_string(),
         following: follow_set(&s.following.snapshot()),
+        sync_ready: s.store.sync_ready(),
     }))
 }
 

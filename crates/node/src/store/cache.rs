@@ -65,8 +65,12 @@ impl Hot {
 /// false positive, a batch that failed): callers then read sled, so the filter only ever
 /// saves reads and never changes an answer. 4 MiB; about 0.1% false positives at two million
 /// keys, degrading gracefully (more reads, never wrong answers) beyond.
+///
+/// A filter being filled from the tree in the background ([`Seen::unready`]) answers
+/// "maybe" for every key until [`Seen::set_ready`]: slower lookups, never a wrong one.
 pub(crate) struct Seen {
     bits: Vec<std::sync::atomic::AtomicU64>,
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Seen {
@@ -75,6 +79,7 @@ impl Default for Seen {
             bits: (0..Self::WORDS)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
+            ready: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -108,10 +113,27 @@ impl Seen {
         Ok(tree.contains_key(k)?)
     }
 
+    /// An empty filter that is not ready: it answers "maybe" until [`Seen::set_ready`].
+    pub(crate) fn unready() -> Self {
+        let s = Self::default();
+        s.ready.store(false, std::sync::atomic::Ordering::Release);
+        s
+    }
+
+    /// Every key of the tree is in the filter now (the fill is done).
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Has the filter every key of the tree?
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// False only if the key is certainly absent.
     pub(crate) fn maybe(&self, key: &[u8]) -> bool {
         use std::sync::atomic::Ordering;
-        if !Self::tracked(key) {
+        if !Self::tracked(key) || !self.is_ready() {
             return true;
         }
         Self::positions(key)
@@ -144,6 +166,7 @@ impl Seen {
                     std::sync::atomic::AtomicU64::new(u64::from_le_bytes(w))
                 })
                 .collect(),
+            ready: std::sync::atomic::AtomicBool::new(true),
         })
     }
 

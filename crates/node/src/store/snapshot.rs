@@ -184,6 +184,69 @@ mod tests {
     }
 
     #[test]
+    fn a_store_opened_without_its_snapshot_serves_while_it_rebuilds_the_indexes() {
+        use chorus_protocol::sync::wire::{Request, Response};
+        use chorus_protocol::sync::{reconcile, Bound, Params};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ingest_workload(&store, 21, 3_000);
+        let stored: Vec<_> =
+            crate::workload::generate(21, &crate::workload::Params::realistic(3_000))
+                .iter()
+                .map(|r| r.id())
+                .step_by(50)
+                .collect();
+        let n = store.len().unwrap();
+        drop(store);
+        // No clean close: no snapshot. Opened in background mode, the store answers at once,
+        // and takes writes while its indexes are rebuilt.
+        let store = Store::open_rebuilding_above(dir.path(), 0).unwrap();
+        assert!(!store.indexes_restored());
+        assert_eq!(store.len().unwrap(), n);
+        for id in &stored {
+            assert!(store.contains(id).unwrap(), "{id:?} is stored");
+            assert!(store.wire(id).unwrap().is_some());
+        }
+        ingest_workload(&store, 22, 1_000);
+        store.wait_indexes();
+        assert!(store.indexes_ready());
+        assert!(describe_tree(&store));
+        // While the sync index is not ready, reconciliation is answered `not_ready`, and
+        // the asker is not penalised; fetches are answered.
+        let everything = vec![(Vec::new(), Bound::End)];
+        let ask =
+            Request::Reconcile(reconcile::open(&store.sync_view(), &everything).unwrap()).encode();
+        let fetch = Request::Fetch(vec![stored[0].0]).encode();
+        let params = Params::default();
+        *store.sync.lock().unwrap() = super::SyncIndex::building();
+        assert!(!store.sync_ready());
+        let (answer, penalise) = crate::sync::serve::answer(&store, &ask, &params);
+        assert!(!penalise);
+        match Response::decode(&answer).unwrap() {
+            Response::Error { code, .. } => assert_eq!(code, "not_ready"),
+            other => panic!("answered {other:?}"),
+        }
+        let (answer, _) = crate::sync::serve::answer(&store, &fetch, &params);
+        assert!(matches!(Response::decode(&answer).unwrap(), Response::Records(r) if r.len() == 1));
+        // A close while the index is incomplete leaves no snapshot.
+        store.close().unwrap();
+        assert!(!dir.path().join(FILE).exists());
+        // Built, it answers again.
+        while !store
+            .sync
+            .lock()
+            .unwrap()
+            .build_step(store.tree(), 100)
+            .unwrap()
+        {}
+        let (answer, _) = crate::sync::serve::answer(&store, &ask, &params);
+        assert!(matches!(
+            Response::decode(&answer).unwrap(),
+            Response::Reconcile(_)
+        ));
+    }
+
+    #[test]
     fn an_empty_store_restarts_from_its_snapshot_too() {
         let dir = tempfile::tempdir().unwrap();
         Store::open(dir.path()).unwrap().close().unwrap();

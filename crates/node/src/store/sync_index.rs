@@ -13,7 +13,13 @@
 //! flood of one-record topics cannot cost a chunk per record): such cuts read nothing. Only a chunk that keys written into its middle grew past
 //! [`SPLIT_AT`] is cut into chunks of `CHUNK` by one scan of its keys (cutting at four times
 //! the target rather than two halves how often that happens). The index lives in memory and
-//! is rebuilt with the same cuts from the `t` keys when the store opens.
+//! is rebuilt with the same cuts from the `t` keys when the store opens without a snapshot.
+//!
+//! A rebuild can run while records are written ([`SyncIndex::building`], then
+//! [`SyncIndex::build_step`] under the store's index lock, a slice of keys at a time): keys
+//! written behind the scan's cursor are kept aside and added when the scan ends; keys ahead
+//! of it are left for the scan to read. Until then the index is not [ready](SyncIndex::is_ready)
+//! and answers no reconciliation.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -86,6 +92,16 @@ pub struct SyncIndex {
     keys: u64,
     /// Chunks cut by reading their keys back from the tree (since the index was built).
     read_splits: u64,
+    /// Set while the index is being built from the tree (not ready).
+    build: Option<Build>,
+}
+
+/// A build in progress: the last `t` key read (`None`: none yet), and the keys written
+/// behind it since, which the scan will not read.
+#[derive(Debug, Default)]
+struct Build {
+    cursor: Option<Vec<u8>>,
+    behind: Vec<Vec<u8>>,
 }
 
 fn t_key(bytes: &[u8]) -> Vec<u8> {
@@ -124,25 +140,61 @@ fn push_key(chunks: &mut Vec<Chunk>, key: &Key, others: usize, keys: u64) {
 }
 
 impl SyncIndex {
-    /// Builds the index from the `t` keys of a tree.
+    /// Builds the index from the `t` keys of a tree, at once.
     pub(crate) fn build(tree: &sled::Tree) -> Result<Self> {
-        let mut chunks = vec![Chunk::new(Vec::new())];
-        let mut n = 0;
-        for kv in tree.scan_prefix([keys::TOPIC]) {
-            let (k, _) = kv?;
-            let Some(key) = sync_key(&k) else { continue };
-            push_key(&mut chunks, &key, 0, n);
-            n += 1;
-        }
-        let mut ix = SyncIndex {
-            chunks,
+        let mut ix = Self::building();
+        while !ix.build_step(tree, usize::MAX)? {}
+        Ok(ix)
+    }
+
+    /// An empty index to be built by [`SyncIndex::build_step`]; not ready until then.
+    pub(crate) fn building() -> Self {
+        SyncIndex {
+            chunks: vec![Chunk::new(Vec::new())],
             fenwick: Vec::new(),
             dirty: true,
-            keys: n,
+            keys: 0,
             read_splits: 0,
+            build: Some(Build::default()),
+        }
+    }
+
+    /// Has the index every key of the tree (it is not being built)?
+    pub fn is_ready(&self) -> bool {
+        self.build.is_none()
+    }
+
+    /// Reads up to `max` more `t` keys of a build from `tree` (called under the store's index
+    /// lock, so no write set is half-way). Returns whether the build is complete: the keys
+    /// written behind the scan are then added, and the index is ready.
+    pub(crate) fn build_step(&mut self, tree: &sled::Tree, max: usize) -> Result<bool> {
+        use std::ops::Bound as B;
+        let Some(build) = self.build.as_mut() else {
+            return Ok(true);
         };
-        ix.refresh();
-        Ok(ix)
+        let lower = match &build.cursor {
+            Some(c) => B::Excluded(c.clone()),
+            None => B::Included(vec![keys::TOPIC]),
+        };
+        let upper = B::Excluded(vec![keys::TOPIC + 1]);
+        for (read, kv) in tree.range::<Vec<u8>, _>((lower, upper)).enumerate() {
+            if read >= max {
+                return Ok(false);
+            }
+            let (k, _) = kv?;
+            if let Some(key) = sync_key(&k) {
+                push_key(&mut self.chunks, &key, 0, self.keys);
+                self.keys += 1;
+            }
+            build.cursor = Some(k.to_vec());
+        }
+        let behind = std::mem::take(&mut build.behind);
+        self.build = None;
+        self.dirty = true;
+        self.refresh();
+        let behind: Vec<&[u8]> = behind.iter().map(|k| k.as_slice()).collect();
+        self.insert_all(tree, &behind)?;
+        Ok(true)
     }
 
     /// The index as bytes, for [`super::snapshot`]: the key count, then each chunk (its
@@ -208,6 +260,7 @@ impl SyncIndex {
             dirty: true,
             keys,
             read_splits: 0,
+            build: None,
         };
         ix.refresh();
         Some(ix)
@@ -257,6 +310,14 @@ impl SyncIndex {
     /// key starts another topic (while chunks average [`MIN_AVERAGE`] keys). Such cuts read nothing back; only a chunk grown past
     /// [`SPLIT_AT`] by keys written into its middle is cut by reading its keys.
     pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[&[u8]]) -> Result<()> {
+        if let Some(build) = self.build.as_mut() {
+            // Behind the scan's cursor: added when the build ends. Ahead: the scan reads it.
+            let behind = stored
+                .iter()
+                .filter(|k| build.cursor.as_deref().is_some_and(|c| **k <= c));
+            build.behind.extend(behind.map(|k| k.to_vec()));
+            return Ok(());
+        }
         let mut grown = Vec::new();
         for k in stored {
             let Some(key) = sync_key(k) else { continue };
@@ -551,6 +612,68 @@ mod tests {
         // The index rebuilt from the tree says the same.
         let rebuilt = SyncIndex::build(store.tree()).unwrap();
         assert_eq!(rebuilt.len(), 5_000);
+    }
+
+    #[test]
+    fn an_index_built_while_keys_are_written_counts_every_key() {
+        let store = Indexed::temporary();
+        let all: Vec<Key> = (0..6_000).map(|n| key(n * 7919 % 100_003)).collect();
+        write(&store, &all[..3_000]);
+        // A build from scratch, a slice at a time, with write sets landing between slices:
+        // their keys fall behind the scan's cursor and ahead of it.
+        *store.ix.lock().unwrap() = SyncIndex::building();
+        let mut at = 3_000;
+        let mut steps = 0;
+        let mut kept_aside = 0;
+        loop {
+            let done = store
+                .ix
+                .lock()
+                .unwrap()
+                .build_step(store.tree(), 250)
+                .unwrap();
+            if done {
+                break;
+            }
+            let aside = store
+                .ix
+                .lock()
+                .unwrap()
+                .build
+                .as_ref()
+                .unwrap()
+                .behind
+                .len();
+            kept_aside = kept_aside.max(aside);
+            steps += 1;
+            if at < all.len() {
+                write(&store, &all[at..at + 300]);
+                at += 300;
+            }
+        }
+        assert!(steps > 10, "the build took {steps} slices");
+        assert!(kept_aside > 0, "no write landed behind the cursor");
+        // Some of the writes were behind the cursor and kept aside, some ahead.
+        write(&store, &all[at..]);
+        assert!(store.ix.lock().unwrap().is_ready());
+        let mem = MemoryIndex(all.iter().copied().collect());
+        let view = store.sync_view();
+        assert_eq!(view.len(), 6_000);
+        assert_eq!(
+            view.accumulate(&[], &Bound::End).unwrap(),
+            mem.accumulate(&[], &Bound::End).unwrap()
+        );
+        let sorted: Vec<Key> = mem.0.iter().copied().collect();
+        for (i, j) in [(0usize, 100usize), (999, 4_321), (2_000, 5_999), (10, 11)] {
+            let lo = reconcile::separator(&sorted[i - usize::from(i > 0)], &sorted[i]);
+            let lo = if i == 0 { Vec::new() } else { lo };
+            let hi = Bound::Below(reconcile::separator(&sorted[j - 1], &sorted[j]));
+            assert_eq!(
+                view.accumulate(&lo, &hi).unwrap(),
+                mem.accumulate(&lo, &hi).unwrap(),
+                "{i}..{j}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ const MAX_RATED_PEERS: usize = 10_000;
 pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>, bool) {
     match Request::decode(request) {
         Err(e) => (Response::error("malformed", e.to_string()).encode(), true),
+        Ok(Request::Reconcile(_)) if !store.sync_ready() => (not_ready(), false),
         Ok(Request::Reconcile(parts)) => {
             let view = store.sync_view();
             match reconcile::serve(&view, &parts, params) {
@@ -53,6 +54,17 @@ pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>
             (Response::Records(wires).encode(), false)
         }
     }
+}
+
+/// The `not_ready` answer to a reconciliation while the sync index is rebuilt after a start
+/// without its snapshot: the asker tries another peer or later, unpenalised. (Fetches are
+/// answered meanwhile: they read the records themselves.)
+pub(crate) fn not_ready() -> Vec<u8> {
+    Response::error(
+        "not_ready",
+        "rebuilding the sync index after a restart; retry later",
+    )
+    .encode()
 }
 
 /// The `busy` answer: the asker retries later, unpenalised.

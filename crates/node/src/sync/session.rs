@@ -242,6 +242,12 @@ async fn reconcile_with(
     report: &mut SyncReport,
     fetches: &mut JoinSet<Fetched>,
 ) -> Result<()> {
+    if !ctx.store.sync_ready() {
+        // Fingerprints of a half-built index would make the peer send what is already here.
+        return Err(Error::Network(
+            "this node is still rebuilding its sync index; pulls start when it is done".into(),
+        ));
+    }
     let scope = scope_of(&ctx.following.snapshot());
     let mut msg = blocking(&ctx.store, move |s| reconcile::open(&s.sync_view(), &scope)).await??;
     let batch = ctx.config.fetch_batch.clamp(1, MAX_FETCH);
@@ -260,6 +266,11 @@ async fn reconcile_with(
         report.bytes_received += size as u64;
         let parts = match answer {
             Ok(Response::Reconcile(p)) => p,
+            Ok(Response::Error { code, .. }) if code == "not_ready" => {
+                return Err(Error::Network(
+                    "the peer is still rebuilding its sync index (not_ready); not penalised".into(),
+                ))
+            }
             Ok(Response::Error { code, message }) => {
                 return Err(Error::Network(format!("peer refused: {code}: {message}")))
             }
