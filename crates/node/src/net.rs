@@ -115,6 +115,9 @@ pub enum NetEvent {
     PeerBanned(PeerId),
 }
 
+/// The longest `network.forward_jitter` used.
+const MAX_JITTER: Duration = Duration::from_secs(1);
+
 /// Where a gossip message came from, to answer with its verdict.
 #[derive(Debug)]
 pub struct Receipt {
@@ -367,6 +370,11 @@ pub struct EventLoop {
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
     /// The protocol's answer when nobody can answer now.
     busy: Vec<u8>,
+    /// Accepted gossip held back a random moment (`forward_jitter`) before gossipsub
+    /// forwards it.
+    delayed: futures::stream::FuturesUnordered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Receipt> + Send>>,
+    >,
 }
 
 /// Builds the swarm and its task, carrying one request-response `protocol`. Returns the
@@ -512,6 +520,7 @@ pub fn new(
             rejected: 0,
             pending: HashMap::new(),
             busy,
+            delayed: futures::stream::FuturesUnordered::new(),
         },
     ))
 }
@@ -548,6 +557,9 @@ impl EventLoop {
                     Some(c) => self.handle_command(c),
                     None => break,
                 },
+                Some(r) = futures::StreamExt::next(&mut self.delayed), if !self.delayed.is_empty() => {
+                    self.report(r, Verdict::Accept)
+                }
                 _ = tick.tick() => self.housekeeping(),
                 _ = kad_tick.tick() => {
                     if !self.bootstrap.is_empty() {
@@ -586,7 +598,19 @@ impl EventLoop {
             }
             Command::Verdicts(verdicts) => {
                 for (receipt, verdict) in verdicts {
-                    self.report(receipt, verdict);
+                    // At most a second: gossipsub keeps a message awaiting its verdict only
+                    // for a few heartbeats.
+                    let jitter = self.config.forward_jitter.min(MAX_JITTER).as_micros() as u64;
+                    if jitter > 0 && matches!(verdict, Verdict::Accept) {
+                        // Bounded like the messages awaiting a verdict: each is one of them.
+                        let d = Duration::from_micros(rand::random::<u64>() % jitter);
+                        self.delayed.push(Box::pin(async move {
+                            tokio::time::sleep(d).await;
+                            receipt
+                        }));
+                    } else {
+                        self.report(receipt, verdict);
+                    }
                 }
             }
             Command::Request {
