@@ -1460,3 +1460,42 @@ fn trusted_watchdogs_vouch_for_counts_and_flagged_keys_are_excluded() {
     assert_eq!(c.terminate(), Some(0));
     assert_eq!(w.terminate(), Some(0));
 }
+
+#[test]
+fn compact_refuses_a_running_node_then_rewrites_the_store_keeping_every_record() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let code = format!("soap-{n}");
+        ids.push(new_id(
+            &dir,
+            &["review", PRODUCER, &code, "--rating", "4", "--text", "Fine"],
+        ));
+    }
+    let before = records(&dir);
+    let err = fails(&dir, &["compact"]);
+    assert!(err.contains("stop the node"), "{err}");
+    assert_eq!(node.terminate(), Some(0));
+
+    let c = json_of(&dir, &["compact"]);
+    assert!(c["keys"].as_u64().unwrap() > 20, "{c}");
+    assert!(c["bytes_after"].as_u64().unwrap() > 0, "{c}");
+    let store = dir.path().join("store");
+    for leftover in ["store.compacting", "store.old"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover} left behind"
+        );
+    }
+    assert!(store.join("conf").exists());
+
+    let (node, _) = start(&dir, None);
+    assert_eq!(records(&dir), before);
+    for id in &ids {
+        let shown = json_of(&dir, &["show", id]);
+        assert_eq!(shown["id"], json!(id), "{shown}");
+        assert_eq!(shown["body"]["text"], json!("Fine"), "{shown}");
+    }
+    assert_eq!(node.terminate(), Some(0));
+}

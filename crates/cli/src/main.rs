@@ -25,6 +25,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Node(a) => node::run(cli, a),
         Command::Init(a) => node::init(cli, a),
         Command::Id => node::id(cli),
+        Command::Compact => node::compact(cli),
         Command::Status => network::status(cli),
         Command::Sync(a) => network::sync(cli, a),
         Command::Peers => network::peers(cli),

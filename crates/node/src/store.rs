@@ -12,6 +12,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod codec;
+pub mod compact;
 pub(crate) mod index;
 pub(crate) mod intent;
 pub(crate) mod journal;
@@ -90,6 +91,17 @@ pub struct Store {
 /// (BENCHMARKS.md); 96 MB was tried: no faster, and 412 MB at peak.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How a store on disk is opened (by the node and by [`compact`]).
+fn config(dir: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        // A modest cache keeps the node's memory flat; sled pages the rest from disk.
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::HighThroughput)
+        // The ingest pipeline flushes each batch itself before acknowledging it.
+        .flush_every_ms(None)
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
     /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
@@ -101,14 +113,8 @@ impl Store {
     /// [`Store::open`], rebuilding the indexes in the background when the store holds more
     /// than `records` records (`0`: always; `u64::MAX`: never).
     pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir.as_ref())
-            // A modest cache keeps the node's memory flat; sled pages the rest from disk.
-            .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            // The ingest pipeline flushes each batch itself before acknowledging it.
-            .flush_every_ms(None)
-            .open()?;
+        compact::recover(dir.as_ref())?;
+        let db = config(dir.as_ref()).open()?;
         Self::from_db(db, Some(dir.as_ref()), records)
     }
 

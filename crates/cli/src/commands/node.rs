@@ -1,5 +1,5 @@
-//! Running a node, and the identity in the data dir: `chorus node`, `init`, `id`. The only
-//! commands that need no running node, and `chorus node` the only one with an async runtime.
+//! Running a node, the identity in the data dir and the store offline: `chorus node`,
+//! `init`, `id`, `compact`. The only commands that need no running node, and `chorus node` the only one with an async runtime.
 
 use std::process::ExitCode;
 
@@ -28,6 +28,47 @@ pub(crate) fn id(cli: &Cli) -> Result<ExitCode> {
         println!("{}", serde_json::json!({ "author": author.to_string() }));
     } else {
         println!("{author}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus compact`.
+pub(crate) fn compact(cli: &Cli) -> Result<ExitCode> {
+    let dir = cli.data_dir();
+    let store = dir.store_path();
+    if !store.join("conf").exists() {
+        anyhow::bail!("no store in {}: nothing to compact", store.display());
+    }
+    let start = std::time::Instant::now();
+    let mut last = start;
+    let c = chorus_node::store::compact::compact(&store, |keys| {
+        if last.elapsed() >= std::time::Duration::from_secs(2) {
+            last = std::time::Instant::now();
+            eprintln!("  {keys} keys copied");
+        }
+    })
+    .with_context(|| format!("cannot compact {}", store.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "store": store.display().to_string(),
+                "bytes_before": c.before,
+                "bytes_after": c.after,
+                "keys": c.keys,
+                "seconds": secs,
+            })
+        );
+    } else {
+        println!(
+            "compacted {}: {} -> {} bytes ({:.1}x smaller, {} keys, {secs:.1} s)",
+            store.display(),
+            c.before,
+            c.after,
+            c.before as f64 / c.after.max(1) as f64,
+            c.keys
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,269 @@
+//! Offline compaction: the store rewritten into a fresh sled database (`chorus compact`, the
+//! node stopped).
+//!
+//! sled's log keeps old versions of pages until its segments are cleaned, and it cleans a
+//! segment only when half of it is stale, so a store that grew by ingest takes several times
+//! the bytes its keys and values need (BENCHMARKS.md: about 5,800 bytes per record on disk,
+//! 2,100 once rewritten). A rewrite copies every tree, key order, in batches, into a new
+//! database beside the store, flushes it, and swaps the two directories:
+//!
+//! 1. `store.compacting/` is written and flushed, then the file `COMPLETE` in it, synced;
+//! 2. `store/` is renamed `store.old/`; 3. `store.compacting/` is renamed `store/`;
+//! 4. `store.old/` is removed. The parent directory is synced after each rename.
+//!
+//! A crash anywhere leaves a state [`recover`] (run by every open) finishes or undoes: before
+//! 2 the partial copy is removed; between 2 and 3 a complete copy is moved into place (an
+//! incomplete one is removed and `store.old/` moved back); after 3 the old store is removed.
+//! Nothing in the store changes meaning: the copy holds the same keys and values (intents
+//! included), so the index snapshot, if the store has one, is carried over and still holds.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// Bytes of the store's directory before.
+    pub before: u64,
+    /// Bytes after.
+    pub after: u64,
+    /// Keys copied (every tree).
+    pub keys: u64,
+}
+
+/// Keys per batch written into the copy.
+const BATCH: usize = 10_000;
+
+fn sibling(dir: &Path, suffix: &str) -> Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} names no directory", dir.display())))?;
+    let mut name = name.to_os_string();
+    name.push(suffix);
+    Ok(dir.with_file_name(name))
+}
+
+fn sync_parent(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(p)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The bytes of every file under `dir`.
+pub fn disk_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// Finishes or undoes a compaction a crash interrupted (see the module doc); nothing to do
+/// in the common case.
+pub(crate) fn recover(dir: &Path) -> Result<()> {
+    let copy = sibling(dir, ".compacting")?;
+    let old = sibling(dir, ".old")?;
+    let complete = copy.join("COMPLETE").exists();
+    if !dir.exists() && old.exists() {
+        if complete {
+            tracing::warn!("finishing an interrupted compaction of {}", dir.display());
+            std::fs::rename(&copy, dir)?;
+        } else {
+            tracing::warn!("undoing an interrupted compaction of {}", dir.display());
+            std::fs::rename(&old, dir)?;
+        }
+        sync_parent(dir)?;
+    }
+    if dir.exists() {
+        // The marker, if a crash came after the copy was moved into place.
+        let _ = std::fs::remove_file(dir.join("COMPLETE"));
+        for leftover in [&copy, &old] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the store in `dir` compactly (it must not be open: a running node holds its
+/// lock). `progress` is told the keys copied so far, every batch.
+pub fn compact(dir: &Path, mut progress: impl FnMut(u64)) -> Result<Compacted> {
+    recover(dir)?;
+    if !dir.join("conf").exists() {
+        return Err(Error::Config(format!("no store in {}", dir.display())));
+    }
+    let before = disk_bytes(dir)?;
+    let copy = sibling(dir, ".compacting")?;
+    let old = sibling(dir, ".old")?;
+    let src = super::config(dir).open().map_err(|e| match e {
+        // sled words its lock failure so (the kind is lost in its wrapping).
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            Error::Config(format!(
+                "the store in {} is in use: stop the node first",
+                dir.display()
+            ))
+        }
+        e => e.into(),
+    })?;
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy)?;
+    }
+    let dst = super::config(&copy).open()?;
+    let mut keys = 0u64;
+    for name in src.tree_names() {
+        let from = src.open_tree(&name)?;
+        let to = dst.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in from.iter() {
+            let (k, v) = kv?;
+            batch.insert(k, v);
+            n += 1;
+            if n == BATCH {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                keys += n as u64;
+                n = 0;
+                progress(keys);
+            }
+        }
+        to.apply_batch(batch)?;
+        keys += n as u64;
+    }
+    dst.flush()?;
+    drop(dst);
+    let snapshot = dir.join(super::snapshot::FILE);
+    if snapshot.exists() {
+        std::fs::copy(&snapshot, copy.join(super::snapshot::FILE))?;
+    }
+    let marker = std::fs::File::create(copy.join("COMPLETE"))?;
+    marker.sync_all()?;
+    sync_parent(&copy.join("COMPLETE"))?;
+    drop(src);
+    std::fs::rename(dir, &old)?;
+    sync_parent(dir)?;
+    std::fs::rename(&copy, dir)?;
+    sync_parent(dir)?;
+    std::fs::remove_file(dir.join("COMPLETE"))?;
+    std::fs::remove_dir_all(&old)?;
+    Ok(Compacted {
+        before,
+        after: disk_bytes(dir)?,
+        keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::tests::ingest_workload;
+    use crate::store::Store;
+
+    type Tree = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+
+    /// Every key and value of every tree.
+    fn contents(dir: &Path) -> Vec<Tree> {
+        let db = crate::store::config(dir).open().unwrap();
+        let mut out: Vec<_> = db
+            .tree_names()
+            .into_iter()
+            .map(|name| {
+                let t = db.open_tree(&name).unwrap();
+                let kvs = t
+                    .iter()
+                    .map(|kv| {
+                        let (k, v) = kv.unwrap();
+                        (k.to_vec(), v.to_vec())
+                    })
+                    .collect();
+                (name.to_vec(), kvs)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_compacted_store_holds_the_same_keys_in_fewer_bytes_and_keeps_its_snapshot() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let store = Store::open(&dir).unwrap();
+        ingest_workload(&store, 31, 4_000);
+        let n = store.len().unwrap();
+        store.close().unwrap();
+        drop(store);
+        let before = contents(&dir);
+        let mut told = Vec::new();
+        let c = compact(&dir, |k| told.push(k)).unwrap();
+        assert_eq!(contents(&dir), before);
+        assert!(c.after < c.before, "{c:?}");
+        assert!(!told.is_empty() && told.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            c.keys,
+            before.iter().map(|(_, kvs)| kvs.len() as u64).sum::<u64>()
+        );
+        assert!(!root.path().join("store.compacting").exists());
+        assert!(!root.path().join("store.old").exists());
+        let store = Store::open(&dir).unwrap();
+        assert!(store.indexes_restored(), "the snapshot was carried over");
+        assert_eq!(store.len().unwrap(), n);
+        // In use: refused, nothing touched.
+        let err = compact(&dir, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("stop the node"), "{err}");
+        assert_eq!(store.len().unwrap(), n);
+    }
+
+    #[test]
+    fn an_interrupted_compaction_is_finished_or_undone_by_the_next_open() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let store = Store::open(&dir).unwrap();
+        ingest_workload(&store, 32, 500);
+        let n = store.len().unwrap();
+        store.close().unwrap();
+        drop(store);
+        let copy = root.path().join("store.compacting");
+        let old = root.path().join("store.old");
+        let copy_tree = |from: &Path, to: &Path| {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                if e.metadata().unwrap().is_file() {
+                    std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                }
+            }
+            let blobs = from.join("blobs");
+            if blobs.exists() {
+                std::fs::create_dir_all(to.join("blobs")).unwrap();
+            }
+        };
+        // Crashed while copying: a partial copy beside the store is removed.
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::write(copy.join("db"), b"partial").unwrap();
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
+        assert!(!copy.exists());
+        // Crashed between the renames with a complete copy: it is moved into place.
+        copy_tree(&dir, &copy);
+        std::fs::write(copy.join("COMPLETE"), b"").unwrap();
+        std::fs::rename(&dir, &old).unwrap();
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
+        assert!(!old.exists() && !copy.exists());
+        // The same with an incomplete copy: the old store is moved back.
+        copy_tree(&dir, &copy);
+        std::fs::rename(&dir, &old).unwrap();
+        std::fs::remove_file(copy.join("conf")).unwrap();
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
+        assert!(!old.exists() && !copy.exists());
+    }
+}
