@@ -1482,7 +1482,7 @@ fn compact_refuses_a_running_node_then_rewrites_the_store_keeping_every_record()
     assert!(c["keys"].as_u64().unwrap() > 20, "{c}");
     assert!(c["bytes_after"].as_u64().unwrap() > 0, "{c}");
     let store = dir.path().join("store");
-    for leftover in ["store.compacting", "store.old"] {
+    for leftover in ["store.compacting", "store.compacted-away"] {
         assert!(
             !dir.path().join(leftover).exists(),
             "{leftover} left behind"

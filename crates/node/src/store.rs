@@ -85,6 +85,8 @@ pub struct Store {
     restored: bool,
     /// The rebuild of the indexes in the background, if the store opened that way.
     rebuild: Option<Arc<rebuild::Builder>>,
+    /// The sync index has every record (false only during a background rebuild).
+    sync_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
@@ -113,6 +115,8 @@ impl Store {
     /// [`Store::open`], rebuilding the indexes in the background when the store holds more
     /// than `records` records (`0`: always; `u64::MAX`: never).
     pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
+        // Held until sled holds its own lock: no compaction runs under an open.
+        let _lock = compact::lock(dir.as_ref())?;
         compact::recover(dir.as_ref())?;
         let db = config(dir.as_ref()).open()?;
         Self::from_db(db, Some(dir.as_ref()), records)
@@ -155,13 +159,20 @@ impl Store {
         let journal = Journal::load(&tree)?;
         let seen = Arc::new(seen);
         let sync = Arc::new(Mutex::new(sync));
+        let sync_ready = Arc::new(std::sync::atomic::AtomicBool::new(!background));
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let rebuild = if background {
             tracing::info!(
                 records,
                 "no index snapshot: rebuilding the indexes in the background"
             );
-            let b = rebuild::Builder::spawn(tree.clone(), sync.clone(), seen.clone())?;
-            Some(Arc::new(b))
+            let to = rebuild::Targets {
+                sync: sync.clone(),
+                seen: seen.clone(),
+                sync_ready: sync_ready.clone(),
+                broken: broken.clone(),
+            };
+            Some(Arc::new(rebuild::Builder::spawn(tree.clone(), to)?))
         } else {
             None
         };
@@ -174,11 +185,12 @@ impl Store {
             journal: Arc::new(journal),
             intents: Arc::new(intents),
             flushing: Arc::new(Mutex::new(())),
-            broken: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            broken,
             dir: dir.map(|d| Arc::new(d.to_path_buf())),
             saved: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             restored,
             rebuild,
+            sync_ready,
         })
     }
 
@@ -191,10 +203,7 @@ impl Store {
     /// Can the store answer reconciliation (its sync index has every record)? False only
     /// while the index is rebuilt in the background after an open without a snapshot.
     pub fn sync_ready(&self) -> bool {
-        self.sync
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_ready()
+        self.sync_ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Are both in-memory indexes complete (no rebuild running)?

@@ -7,13 +7,18 @@
 //! 2,100 once rewritten). A rewrite copies every tree, key order, in batches, into a new
 //! database beside the store, flushes it, and swaps the two directories:
 //!
-//! 1. `store.compacting/` is written and flushed, then the file `COMPLETE` in it, synced;
-//! 2. `store/` is renamed `store.old/`; 3. `store.compacting/` is renamed `store/`;
-//! 4. `store.old/` is removed. The parent directory is synced after each rename.
+//! 1. `store.compacting/` is made and marked as a compaction's copy, written and flushed,
+//!    then marked complete;
+//! 2. `store/` is marked and renamed `store.compacted-away/`; 3. `store.compacting/` is
+//!    renamed `store/`; 4. the markers and `store.compacted-away/` are removed. Each marker is
+//!    synced, and the parent directory after each rename.
 //!
 //! A crash anywhere leaves a state [`recover`] (run by every open) finishes or undoes: before
 //! 2 the partial copy is removed; between 2 and 3 a complete copy is moved into place (an
-//! incomplete one is removed and `store.old/` moved back); after 3 the old store is removed.
+//! incomplete one is removed and the old store moved back); after 3 the old store is removed.
+//! Only directories carrying a compaction's marker are moved or removed (a user's own
+//! `store.compacting/` is refused, never deleted). A lock file (`store.lock`) keeps a
+//! compaction and a node's open of the same store from overlapping.
 //! Nothing in the store changes meaning: the copy holds the same keys and values (intents
 //! included), so the index snapshot, if the store has one, is carried over and still holds.
 
@@ -69,14 +74,62 @@ pub fn disk_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// Marks a directory as a copy made by a compaction (written before the copy starts).
+const MADE: &str = "CHORUS-COMPACTION-COPY";
+/// Marks the copy as complete (written after it is flushed).
+const COMPLETE: &str = "CHORUS-COMPACTION-COMPLETE";
+/// Marks the old store as set aside by a compaction (written just before it is renamed).
+const AWAY: &str = "CHORUS-COMPACTION-OLD";
+
+fn mark(path: &Path) -> Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    sync_parent(path)
+}
+
+fn unmark(dir: &Path) -> Result<()> {
+    for m in [MADE, COMPLETE, AWAY] {
+        match std::fs::remove_file(dir.join(m)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The lock that keeps a compaction and an open of the same store apart (`STORE.lock`
+/// beside the store; held by [`compact`] throughout and by an open until sled holds its own
+/// lock). Released when the file is dropped.
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
+    let path = sibling(dir, ".lock")?;
+    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(p)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match fs2::FileExt::try_lock_exclusive(&f) {
+        Ok(()) => Ok(f),
+        Err(e) if e.kind() == fs2::lock_contended_error().kind() => Err(Error::Config(format!(
+            "{} is being compacted or opened by another process; try again when it is done",
+            dir.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Finishes or undoes a compaction a crash interrupted (see the module doc); nothing to do
-/// in the common case.
+/// in the common case. Call under [`lock`]. Only directories a compaction marked as its own
+/// are moved or removed.
 pub(crate) fn recover(dir: &Path) -> Result<()> {
     let copy = sibling(dir, ".compacting")?;
-    let old = sibling(dir, ".old")?;
-    let complete = copy.join("COMPLETE").exists();
-    if !dir.exists() && old.exists() {
-        if complete {
+    let old = sibling(dir, ".compacted-away")?;
+    let copy_ours = copy.join(MADE).exists();
+    let old_ours = old.join(AWAY).exists();
+    if !dir.exists() && old_ours {
+        if copy_ours && copy.join(COMPLETE).exists() {
             tracing::warn!("finishing an interrupted compaction of {}", dir.display());
             std::fs::rename(&copy, dir)?;
         } else {
@@ -85,28 +138,37 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
         }
         sync_parent(dir)?;
     }
-    if dir.exists() {
-        // The marker, if a crash came after the copy was moved into place.
-        let _ = std::fs::remove_file(dir.join("COMPLETE"));
-        for leftover in [&copy, &old] {
-            if leftover.exists() {
-                std::fs::remove_dir_all(leftover)?;
-            }
-        }
+    if !dir.exists() {
+        return Ok(());
+    }
+    // Markers carried into place, or left by a crash just before the store was set aside.
+    unmark(dir)?;
+    if copy.join(MADE).exists() {
+        std::fs::remove_dir_all(&copy)?;
+    }
+    if old.join(AWAY).exists() {
+        std::fs::remove_dir_all(&old)?;
     }
     Ok(())
 }
 
 /// Rewrites the store in `dir` compactly (it must not be open: a running node holds its
 /// lock). `progress` is told the keys copied so far, every batch.
-pub fn compact(dir: &Path, mut progress: impl FnMut(u64)) -> Result<Compacted> {
+pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
+    let _lock = lock(dir)?;
     recover(dir)?;
     if !dir.join("conf").exists() {
         return Err(Error::Config(format!("no store in {}", dir.display())));
     }
     let before = disk_bytes(dir)?;
     let copy = sibling(dir, ".compacting")?;
-    let old = sibling(dir, ".old")?;
+    let old = sibling(dir, ".compacted-away")?;
+    if copy.exists() {
+        return Err(Error::Config(format!(
+            "{} exists and is not a compaction's: move it away first",
+            copy.display()
+        )));
+    }
     let src = super::config(dir).open().map_err(|e| match e {
         // sled words its lock failure so (the kind is lost in its wrapping).
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -117,10 +179,41 @@ pub fn compact(dir: &Path, mut progress: impl FnMut(u64)) -> Result<Compacted> {
         }
         e => e.into(),
     })?;
-    if copy.exists() {
-        std::fs::remove_dir_all(&copy)?;
-    }
-    let dst = super::config(&copy).open()?;
+    std::fs::create_dir_all(&copy)?;
+    mark(&copy.join(MADE))?;
+    let copied = copy_into(&src, dir, &copy, progress);
+    let keys = match copied {
+        Ok(k) => k,
+        Err(e) => {
+            // A full disk, say: nothing changed but the copy, which goes.
+            let _ = std::fs::remove_dir_all(&copy);
+            return Err(e);
+        }
+    };
+    drop(src);
+    mark(&dir.join(AWAY))?;
+    std::fs::rename(dir, &old)?;
+    sync_parent(dir)?;
+    std::fs::rename(&copy, dir)?;
+    sync_parent(dir)?;
+    unmark(dir)?;
+    std::fs::remove_dir_all(&old)?;
+    Ok(Compacted {
+        before,
+        after: disk_bytes(dir)?,
+        keys,
+    })
+}
+
+/// Copies every tree of `src` into a new database in `copy`, then the index snapshot of
+/// `dir` if it has one; marks the copy complete. Returns the keys copied.
+fn copy_into(
+    src: &sled::Db,
+    dir: &Path,
+    copy: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
+    let dst = super::config(copy).open()?;
     let mut keys = 0u64;
     for name in src.tree_names() {
         let from = src.open_tree(&name)?;
@@ -145,23 +238,12 @@ pub fn compact(dir: &Path, mut progress: impl FnMut(u64)) -> Result<Compacted> {
     drop(dst);
     let snapshot = dir.join(super::snapshot::FILE);
     if snapshot.exists() {
-        std::fs::copy(&snapshot, copy.join(super::snapshot::FILE))?;
+        let to = copy.join(super::snapshot::FILE);
+        std::fs::copy(&snapshot, &to)?;
+        std::fs::File::open(&to)?.sync_all()?;
     }
-    let marker = std::fs::File::create(copy.join("COMPLETE"))?;
-    marker.sync_all()?;
-    sync_parent(&copy.join("COMPLETE"))?;
-    drop(src);
-    std::fs::rename(dir, &old)?;
-    sync_parent(dir)?;
-    std::fs::rename(&copy, dir)?;
-    sync_parent(dir)?;
-    std::fs::remove_file(dir.join("COMPLETE"))?;
-    std::fs::remove_dir_all(&old)?;
-    Ok(Compacted {
-        before,
-        after: disk_bytes(dir)?,
-        keys,
-    })
+    mark(&copy.join(COMPLETE))?;
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -214,7 +296,10 @@ mod tests {
             before.iter().map(|(_, kvs)| kvs.len() as u64).sum::<u64>()
         );
         assert!(!root.path().join("store.compacting").exists());
-        assert!(!root.path().join("store.old").exists());
+        assert!(!root.path().join("store.compacted-away").exists());
+        for m in [MADE, COMPLETE, AWAY] {
+            assert!(!dir.join(m).exists(), "{m} left in the store");
+        }
         let store = Store::open(&dir).unwrap();
         assert!(store.indexes_restored(), "the snapshot was carried over");
         assert_eq!(store.len().unwrap(), n);
@@ -234,7 +319,7 @@ mod tests {
         store.close().unwrap();
         drop(store);
         let copy = root.path().join("store.compacting");
-        let old = root.path().join("store.old");
+        let old = root.path().join("store.compacted-away");
         let copy_tree = |from: &Path, to: &Path| {
             std::fs::create_dir_all(to).unwrap();
             for e in std::fs::read_dir(from).unwrap() {
@@ -243,27 +328,50 @@ mod tests {
                     std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
                 }
             }
-            let blobs = from.join("blobs");
-            if blobs.exists() {
-                std::fs::create_dir_all(to.join("blobs")).unwrap();
-            }
+            std::fs::write(to.join(MADE), b"").unwrap();
         };
-        // Crashed while copying: a partial copy beside the store is removed.
+        let set_aside = || {
+            std::fs::write(dir.join(AWAY), b"").unwrap();
+            std::fs::rename(&dir, &old).unwrap();
+        };
+        // A directory of that name that no compaction made is neither removed nor
+        // overwritten.
         std::fs::create_dir_all(&copy).unwrap();
+        std::fs::write(copy.join("mine"), b"a user's file").unwrap();
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
+        assert!(copy.join("mine").exists());
+        let err = compact(&dir, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("not a compaction's"), "{err}");
+        std::fs::remove_dir_all(&copy).unwrap();
+        // Crashed while copying: the partial copy is removed.
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::write(copy.join(MADE), b"").unwrap();
         std::fs::write(copy.join("db"), b"partial").unwrap();
         assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
         assert!(!copy.exists());
+        // Crashed just before the store was set aside: its marker goes.
+        std::fs::write(dir.join(AWAY), b"").unwrap();
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
+        assert!(!dir.join(AWAY).exists());
         // Crashed between the renames with a complete copy: it is moved into place.
         copy_tree(&dir, &copy);
-        std::fs::write(copy.join("COMPLETE"), b"").unwrap();
-        std::fs::rename(&dir, &old).unwrap();
+        std::fs::write(copy.join(COMPLETE), b"").unwrap();
+        set_aside();
         assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
         assert!(!old.exists() && !copy.exists());
+        assert!(!dir.join(MADE).exists() && !dir.join(COMPLETE).exists());
         // The same with an incomplete copy: the old store is moved back.
         copy_tree(&dir, &copy);
-        std::fs::rename(&dir, &old).unwrap();
         std::fs::remove_file(copy.join("conf")).unwrap();
+        set_aside();
         assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
         assert!(!old.exists() && !copy.exists());
+        assert!(!dir.join(AWAY).exists());
+        // While a compaction holds the lock, the store does not open.
+        let held = lock(&dir).unwrap();
+        let err = Store::open(&dir).err().expect("refused");
+        assert!(err.to_string().contains("being compacted"), "{err}");
+        drop(held);
+        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
     }
 }

@@ -20,7 +20,7 @@ use super::keys;
 use super::sync_index::SyncIndex;
 use crate::error::Result;
 
-/// Stores with fewer records than this rebuild their indexes before they open (well under a
+/// Stores of up to this many records rebuild their indexes before they open (well under a
 /// second); larger ones rebuild them in the background.
 pub const BACKGROUND_ABOVE: u64 = 20_000;
 
@@ -49,34 +49,47 @@ fn fill(tree: &sled::Tree, seen: &Seen, stop: &AtomicBool) -> Result<bool> {
     Ok(true)
 }
 
-/// A background rebuild: stopped (and waited for) by [`Builder::stop`].
+/// What a background rebuild fills in, and the flags it sets.
+pub(crate) struct Targets {
+    /// The sync index, made by [`SyncIndex::building`].
+    pub(crate) sync: Arc<Mutex<SyncIndex>>,
+    /// The filter, made by [`Seen::unready`].
+    pub(crate) seen: Arc<Seen>,
+    /// Set once the sync index is complete (what the sync paths test, without the lock).
+    pub(crate) sync_ready: Arc<AtomicBool>,
+    /// Set if the rebuild fails: the store writes nothing more until it is reopened.
+    pub(crate) broken: Arc<AtomicBool>,
+}
+
+/// A background rebuild: stopped (and waited for) by [`Builder::stop`], or when dropped.
 pub(crate) struct Builder {
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Builder {
-    /// Starts building `sync` (made by [`SyncIndex::building`]) and then `seen` (made by
-    /// [`Seen::unready`]) from `tree` on a thread of its own.
-    pub(crate) fn spawn(
-        tree: sled::Tree,
-        sync: Arc<Mutex<SyncIndex>>,
-        seen: Arc<Seen>,
-    ) -> std::io::Result<Self> {
+    /// Starts building the sync index and then the filter from `tree` on a thread of its
+    /// own.
+    pub(crate) fn spawn(tree: sled::Tree, to: Targets) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("chorus-index".into())
             .spawn(move || {
                 let start = std::time::Instant::now();
-                match build(&tree, &sync, &seen, &flag) {
+                match build(&tree, &to, &flag) {
                     Ok(true) => tracing::info!(
                         millis = start.elapsed().as_millis() as u64,
-                        "indexes rebuilt; answering sync"
+                        "indexes rebuilt"
                     ),
                     Ok(false) => tracing::debug!("index rebuild stopped"),
-                    // Not ready stays not ready: sync is refused, nothing is wrong.
-                    Err(e) => tracing::error!(error = %e, "index rebuild failed; restart the node"),
+                    Err(e) => {
+                        // Not ready stays not ready (sync is refused, lookups read sled);
+                        // writes stop, so nothing piles up for an index that cannot end.
+                        to.sync.lock().unwrap_or_else(|e| e.into_inner()).fail();
+                        to.broken.store(true, Ordering::Release);
+                        tracing::error!(error = %e, "index rebuild failed; restart the node");
+                    }
                 }
             })?;
         Ok(Builder {
@@ -100,25 +113,28 @@ impl Builder {
     }
 }
 
+impl Drop for Builder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The rebuild itself: whether it finished (rather than being stopped).
-fn build(
-    tree: &sled::Tree,
-    sync: &Mutex<SyncIndex>,
-    seen: &Seen,
-    stop: &AtomicBool,
-) -> Result<bool> {
+fn build(tree: &sled::Tree, to: &Targets, stop: &AtomicBool) -> Result<bool> {
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let mut ix = sync.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ix = to.sync.lock().unwrap_or_else(|e| e.into_inner());
         if ix.build_step(tree, SLICE)? {
             break;
         }
     }
-    if !fill(tree, seen, stop)? {
+    to.sync_ready.store(true, Ordering::Release);
+    tracing::info!("sync index rebuilt; answering sync");
+    if !fill(tree, &to.seen, stop)? {
         return Ok(false);
     }
-    seen.set_ready();
+    to.seen.set_ready();
     Ok(true)
 }

@@ -218,7 +218,9 @@ mod tests {
             Request::Reconcile(reconcile::open(&store.sync_view(), &everything).unwrap()).encode();
         let fetch = Request::Fetch(vec![stored[0].0]).encode();
         let params = Params::default();
+        use std::sync::atomic::Ordering;
         *store.sync.lock().unwrap() = super::SyncIndex::building();
+        store.sync_ready.store(false, Ordering::Release);
         assert!(!store.sync_ready());
         let (answer, penalise) = crate::sync::serve::answer(&store, &ask, &params);
         assert!(!penalise);
@@ -239,6 +241,7 @@ mod tests {
             .build_step(store.tree(), 100)
             .unwrap()
         {}
+        store.sync_ready.store(true, Ordering::Release);
         let (answer, _) = crate::sync::serve::answer(&store, &ask, &params);
         assert!(matches!(
             Response::decode(&answer).unwrap(),

@@ -102,6 +102,8 @@ pub struct SyncIndex {
 struct Build {
     cursor: Option<Vec<u8>>,
     behind: Vec<Vec<u8>>,
+    /// The build failed: the index stays not ready and keeps nothing aside.
+    failed: bool,
 }
 
 fn t_key(bytes: &[u8]) -> Vec<u8> {
@@ -172,6 +174,11 @@ impl SyncIndex {
         let Some(build) = self.build.as_mut() else {
             return Ok(true);
         };
+        if build.failed {
+            return Err(Error::Corrupt(
+                "the sync index rebuild failed; restart the node".into(),
+            ));
+        }
         let lower = match &build.cursor {
             Some(c) => B::Excluded(c.clone()),
             None => B::Included(vec![keys::TOPIC]),
@@ -193,8 +200,20 @@ impl SyncIndex {
         self.dirty = true;
         self.refresh();
         let behind: Vec<&[u8]> = behind.iter().map(|k| k.as_slice()).collect();
-        self.insert_all(tree, &behind)?;
+        if let Err(e) = self.insert_all(tree, &behind) {
+            self.fail();
+            return Err(e);
+        }
         Ok(true)
+    }
+
+    /// Gives up a build that failed: the index is not ready (it answers no reconciliation)
+    /// until the store is reopened, and keeps no keys aside meanwhile.
+    pub(crate) fn fail(&mut self) {
+        self.build = Some(Build {
+            failed: true,
+            ..Build::default()
+        });
     }
 
     /// The index as bytes, for [`super::snapshot`]: the key count, then each chunk (its
@@ -311,6 +330,9 @@ impl SyncIndex {
     /// [`SPLIT_AT`] by keys written into its middle is cut by reading its keys.
     pub(crate) fn insert_all(&mut self, tree: &sled::Tree, stored: &[&[u8]]) -> Result<()> {
         if let Some(build) = self.build.as_mut() {
+            if build.failed {
+                return Ok(());
+            }
             // Behind the scan's cursor: added when the build ends. Ahead: the scan reads it.
             let behind = stored
                 .iter()

@@ -245,7 +245,7 @@ async fn reconcile_with(
     if !ctx.store.sync_ready() {
         // Fingerprints of a half-built index would make the peer send what is already here.
         return Err(Error::Network(
-            "this node is still rebuilding its sync index; pulls start when it is done".into(),
+            "this node is still rebuilding its sync index; it pulls again at the next repair or scheduled pull after that".into(),
         ));
     }
     let scope = scope_of(&ctx.following.snapshot());
