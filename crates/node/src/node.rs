@@ -8,7 +8,7 @@ use chorus_protocol::{AuthorKey, SignedRecord, SigningKey, Topic};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::data_dir::DataDir;
@@ -255,6 +255,11 @@ impl Node {
         result?;
         store.close()?;
         info!("node stopped; store flushed");
+        match store.settle() {
+            Ok(true) => debug!("store settled"),
+            Ok(false) => debug!("store still in use; not settled"),
+            Err(e) => warn!(error = %e, "could not settle the store"),
+        }
         Ok(())
     }
 }

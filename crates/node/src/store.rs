@@ -346,6 +346,32 @@ impl Store {
         Ok(())
     }
 
+    /// After [`Store::close`], with this the last handle: opens the sled database once more
+    /// and closes it, so that sled writes its page-table snapshot. sled 0.34 writes that only
+    /// when it opens, and an open replays the whole log written since (about 3.5 s after a
+    /// million records here; BENCHMARKS.md), so settling at a clean stop moves that cost from
+    /// the next start to the stop. Returns false (and does nothing) if another handle still
+    /// holds the database.
+    pub fn settle(self) -> Result<bool> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(false);
+        };
+        if let Some(b) = &self.rebuild {
+            b.stop();
+        }
+        drop(self);
+        match config(&dir).open() {
+            Ok(db) => {
+                drop(db);
+                Ok(true)
+            }
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Is a record with this id stored?
     pub fn contains(&self, id: &RecordId) -> Result<bool> {
         self.seen.has_record(&self.tree, id)

@@ -236,6 +236,9 @@ fn copy_into(
     }
     dst.flush()?;
     drop(dst);
+    // Opened once more, sled writes its page-table snapshot: the next open need not replay
+    // the whole copy's log (Store::settle).
+    drop(super::config(copy).open()?);
     let snapshot = dir.join(super::snapshot::FILE);
     if snapshot.exists() {
         let to = copy.join(super::snapshot::FILE);

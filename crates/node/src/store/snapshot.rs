@@ -250,6 +250,27 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_store_opens_from_its_snapshot_and_a_store_in_use_is_not_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ingest_workload(&store, 23, 1_000);
+        let n = store.len().unwrap();
+        store.close().unwrap();
+        let other = store.clone();
+        assert!(
+            !store.settle().unwrap(),
+            "another handle holds the database"
+        );
+        assert!(other.settle().unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.indexes_restored(),
+            "settling keeps the index snapshot"
+        );
+        assert_eq!(store.len().unwrap(), n);
+    }
+
+    #[test]
     fn an_empty_store_restarts_from_its_snapshot_too() {
         let dir = tempfile::tempdir().unwrap();
         Store::open(dir.path()).unwrap().close().unwrap();
