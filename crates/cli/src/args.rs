@@ -31,7 +31,7 @@ pub(crate) enum Command {
     Id,
     /// Rewrite the store compactly, with the node stopped: the same records in a fraction of
     /// the disk (sled keeps old page versions in its log; a store that grew by ingest shrinks
-    /// about threefold). Crash-safe: an interrupted run is finished or undone when the store
+    /// about fourfold at a million records). Crash-safe: an interrupted run is finished or undone when the store
     /// next opens. Takes about a minute per million records.
     Compact,
     /// Show the running node: peer id, addresses, peers, records, followed shards.

@@ -11,7 +11,7 @@ fn help_lists_the_commands() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["node", "init", "id"] {
+    for cmd in ["node", "init", "id", "compact"] {
         assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
     }
 }
