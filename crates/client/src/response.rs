@@ -411,9 +411,18 @@ mod tests {
             "peer_id": "12D3KooWabc", "listen_addrs": ["/ip4/127.0.0.1/tcp/7470/p2p/12D3KooWabc"],
             "peers": 3, "peer_ids": ["12D3KooWdef"], "records": 1024, "waiting": 0,
             "shards": ["chorus/v1/meta", "chorus/v1/p/07"], "author": KEY, "following": follow(),
+            "sync_ready": false,
         }));
         assert_eq!(s.peers, 3);
         assert_eq!(s.following.producers, [KEY]);
+        assert!(!s.sync_ready);
+        // An older node sends no sync_ready: it answers sync.
+        let old: Status = serde_json::from_value(json!({
+            "peer_id": "12D3KooWabc", "listen_addrs": [], "peers": 0, "peer_ids": [],
+            "records": 0, "waiting": 0, "shards": [], "author": KEY, "following": follow(),
+        }))
+        .unwrap();
+        assert!(old.sync_ready);
     }
 
     #[test]
