@@ -246,15 +246,46 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 "#;
 
 impl Config {
-    /// Reads `path`; a missing file gives the defaults.
+    /// Reads `path`; a missing file gives the defaults. Values that would stop the node
+    /// from working ([`Config::check`]) are errors naming the field.
     pub fn load(path: &Path) -> Result<Config> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let config: Config = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        config
+            .check()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Refuses values that parse but leave the node unable to work: no connections at all,
+    /// a rate of nothing, a ban at the first fault, pulls that time out at once, fetches of
+    /// no records. (`0s` for `sync.interval` and `sync.repair` is allowed: it turns them off.)
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let n = &self.network;
+        let s = &self.sync;
+        let positive = [
+            ("network.max_connections", u64::from(n.max_connections)),
+            (
+                "network.max_connections_per_peer",
+                u64::from(n.max_connections_per_peer),
+            ),
+            ("network.peer_rate", u64::from(n.peer_rate)),
+            ("network.author_rate", u64::from(n.author_rate)),
+            ("network.max_invalid", u64::from(n.max_invalid)),
+            ("sync.fetch_batch", s.fetch_batch as u64),
+            ("sync.request_timeout", s.request_timeout.as_millis() as u64),
+            ("sync.session_timeout", s.session_timeout.as_millis() as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(format!("{field} must be more than 0"));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(Error::Io(e)),
         }
+        Ok(())
     }
 }
 
@@ -303,5 +334,35 @@ mod tests {
         assert_eq!(c.network.ban, Duration::from_secs(3600));
         assert_eq!(c.api, ApiConfig::default());
         assert!(toml::from_str::<Config>("[network]\nmdsn = false\n").is_err());
+    }
+
+    #[test]
+    fn values_that_stop_the_node_are_refused_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        for (section, field, zero) in [
+            ("network", "max_connections", "0"),
+            ("network", "max_connections_per_peer", "0"),
+            ("network", "peer_rate", "0"),
+            ("network", "author_rate", "0"),
+            ("network", "max_invalid", "0"),
+            ("sync", "fetch_batch", "0"),
+            ("sync", "request_timeout", "\"0s\""),
+            ("sync", "session_timeout", "\"0s\""),
+        ] {
+            std::fs::write(&path, format!("[{section}]\n{field} = {zero}\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{section}.{field} must be more than 0")),
+                "{section}.{field}: {err}"
+            );
+        }
+        // Off switches stay allowed; a missing file is the defaults.
+        std::fs::write(&path, "[sync]\ninterval = \"0s\"\nrepair = \"0s\"\n").unwrap();
+        assert_eq!(Config::load(&path).unwrap().sync.interval, Duration::ZERO);
+        assert_eq!(
+            Config::load(&dir.path().join("none.toml")).unwrap(),
+            Config::default()
+        );
     }
 }

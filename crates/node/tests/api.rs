@@ -59,11 +59,22 @@ impl Api {
         body: Option<Value>,
         token: Option<String>,
     ) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        self.with_authorization(method, path, body, auth).await
+    }
+
+    /// A call with this `Authorization` header (or none).
+    async fn with_authorization(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        auth: Option<String>,
+    ) -> (u16, Value) {
         let agent = self.agent.clone();
         let url = format!("{}{path}", self.base);
         let method = method.to_string();
         tokio::task::spawn_blocking(move || {
-            let auth = token.map(|t| format!("Bearer {t}"));
             let resp = match (method.as_str(), body) {
                 ("GET", _) => {
                     let mut r = agent.get(&url);
@@ -117,6 +128,19 @@ async fn every_call_needs_the_token_and_errors_are_json() {
         .raw("GET", "/v1/status", None, Some("0".repeat(64)))
         .await;
     assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not, nor another scheme.
+    for (auth, status) in [
+        (format!("bearer {}", api.token), 200),
+        (format!("BEARER {}", api.token), 200),
+        (format!("Bearer {}", api.token.to_uppercase()), 401),
+        (format!("Basic {}", api.token), 401),
+        (format!("Bearer{}", api.token), 401),
+    ] {
+        let (s, _) = api
+            .with_authorization("GET", "/v1/status", None, Some(auth.clone()))
+            .await;
+        assert_eq!(s, status, "Authorization: {auth}");
+    }
     let (s, v) = api.raw("POST", "/v1/reviews", Some(json!({})), None).await;
     assert_eq!(
         (s, v["code"].as_str()),

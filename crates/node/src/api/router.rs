@@ -26,7 +26,10 @@ async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        // The scheme is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start());
     match presented {
         Some(t) if same(t.as_bytes(), s.token.as_bytes()) => next.run(req).await,
         _ => ApiError::new(
