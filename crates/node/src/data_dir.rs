@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 /// The environment variable holding the passphrase of a sealed author key.
 pub const PASSPHRASE_ENV: &str = "CHORUS_PASSPHRASE";
 
+/// The fewest characters an `api.token` may have (a new one is 64 hex digits).
+pub const MIN_TOKEN: usize = 32;
+
 /// The files of a node.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -110,15 +113,25 @@ impl DataDir {
         self.root.join("api.json")
     }
 
-    /// The local API's bearer token; refused if the file is readable by others.
+    /// The local API's bearer token; refused if the file is readable by others, or if the
+    /// token is shorter than [`MIN_TOKEN`] characters or holds anything but printable ASCII
+    /// (a guessable token would open the API to any local process).
     pub fn api_token(&self) -> Result<String> {
         let bytes = read_secret(&self.api_token_path())?;
-        String::from_utf8(bytes)
+        let bad = |reason: String| Error::Key {
+            path: self.api_token_path().display().to_string(),
+            reason,
+        };
+        let token = String::from_utf8(bytes)
             .map(|s| s.trim().to_string())
-            .map_err(|_| Error::Key {
-                path: self.api_token_path().display().to_string(),
-                reason: "not text".into(),
-            })
+            .map_err(|_| bad("not text".into()))?;
+        if token.len() < MIN_TOKEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(format!(
+                "the token must be at least {MIN_TOKEN} printable characters without spaces; \
+                 delete the file to have a new one made at the next start"
+            )));
+        }
+        Ok(token)
     }
 
     /// Creates whatever is missing: the directory (mode 0700), a documented config file and
@@ -230,5 +243,30 @@ impl DataDir {
     /// The config file, or defaults if there is none.
     pub fn config(&self) -> Result<Config> {
         Config::load(&self.config_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_or_spaced_api_token_is_refused_and_a_new_one_is_made_when_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(root.path().join("d"));
+        dir.init_with(None).unwrap();
+        let made = dir.api_token().unwrap();
+        assert_eq!(made.len(), 64);
+        for bad in ["short", "a b c d e f g h i j k l m n o p q r s t", ""] {
+            std::fs::remove_file(dir.api_token_path()).unwrap();
+            write_secret(&dir.api_token_path(), bad.as_bytes()).unwrap();
+            let err = dir.api_token().unwrap_err().to_string();
+            assert!(err.contains("at least 32 printable"), "{bad:?}: {err}");
+        }
+        std::fs::remove_file(dir.api_token_path()).unwrap();
+        dir.init_with(None).unwrap();
+        let again = dir.api_token().unwrap();
+        assert_eq!(again.len(), 64);
+        assert_ne!(again, made);
     }
 }
