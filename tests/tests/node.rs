@@ -351,3 +351,25 @@ fn a_passphrase_seals_the_author_key_and_the_node_needs_it() {
     // The secret never shows in what the node printed.
     assert!(!stdout(&run(&["status"], &[])).contains("s3cret"));
 }
+
+#[test]
+fn a_node_that_cannot_listen_says_why_and_leaves_no_api_json() {
+    let dir = DataDir::new();
+    // A port already taken on loopback.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut node = NodeProcess::start(
+        &dir,
+        &["--listen", &listen, "--no-mdns", "--api", "127.0.0.1:0"],
+    );
+    let line = node.wait_for("cannot start the node", Duration::from_secs(30));
+    assert!(line.contains(&listen), "names the address: {line}");
+    assert!(line.to_lowercase().contains("in use"), "says why: {line}");
+    assert_eq!(node.terminate(), Some(2));
+    assert!(
+        !dir.path().join("api.json").exists(),
+        "no api.json pointing at a node that is not running"
+    );
+    drop(taken);
+}

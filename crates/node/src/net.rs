@@ -115,6 +115,23 @@ pub enum NetEvent {
     PeerBanned(PeerId),
 }
 
+/// An error and its sources, joined (libp2p's transport errors print nothing themselves).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// The longest `network.forward_jitter` used.
 const MAX_JITTER: Duration = Duration::from_secs(1);
 
@@ -535,7 +552,7 @@ impl EventLoop {
                 .map_err(|e| Error::Config(format!("listen {l}: {e}")))?;
             self.swarm
                 .listen_on(addr)
-                .map_err(|e| Error::Network(format!("listen on {l}: {e}")))?;
+                .map_err(|e| Error::Network(format!("listen on {l}: {}", error_chain(&e))))?;
         }
         for (peer, addr) in self.bootstrap.clone() {
             self.swarm

@@ -118,9 +118,13 @@ impl Node {
             threads: Some(threads),
         };
         if let Err(e) = node.serve_api(dir, &config).await {
-            // Nothing half-started is left running.
-            let _ = node.shutdown().await;
-            return Err(e);
+            // Nothing half-started is left running. If a task had stopped (the network could
+            // not listen, say), its error is the reason, not the "node stopped" it caused.
+            let stopped = node.shutdown().await;
+            return Err(match (e, stopped) {
+                (Error::NodeStopped, Err(cause)) => cause,
+                (e, _) => e,
+            });
         }
         info!(author = %me, "node started");
         Ok((node, events.node))

@@ -204,7 +204,18 @@ async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
     let (node, mut events) = Node::start(&dir, config)
         .await
         .context("cannot start the node")?;
-    let status = node.status().await?;
+    let status = match node.status().await {
+        Ok(s) => s,
+        Err(e) => {
+            // A part of the node stopped at once (it cannot listen, say): its reason, and the
+            // clean-up of a stop (api.json removed), rather than a bare "node stopped".
+            let reason = match node.shutdown().await {
+                Err(reason) => anyhow::Error::new(reason),
+                Ok(()) => anyhow::Error::new(e),
+            };
+            return Err(reason.context("cannot start the node"));
+        }
+    };
     if cli.json {
         println!(
             "{}",
