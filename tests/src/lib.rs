@@ -149,6 +149,19 @@ impl NodeProcess {
         }
     }
 
+    /// Waits for the process to exit by itself; its exit code (`None` if killed by a
+    /// signal). Panics after `timeout` (the process is then killed on drop).
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("process {} did not exit within {timeout:?}", self.pid());
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> Option<i32> {
         let _ = Command::new("kill")

@@ -366,7 +366,7 @@ fn a_node_that_cannot_listen_says_why_and_leaves_no_api_json() {
     let line = node.wait_for("cannot start the node", Duration::from_secs(30));
     assert!(line.contains(&listen), "names the address: {line}");
     assert!(line.to_lowercase().contains("in use"), "says why: {line}");
-    assert_eq!(node.terminate(), Some(2));
+    assert_eq!(node.wait_exit(Duration::from_secs(30)), Some(2));
     assert!(
         !dir.path().join("api.json").exists(),
         "no api.json pointing at a node that is not running"
