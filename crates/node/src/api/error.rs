@@ -92,19 +92,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(e) => Err(ApiError::rejected(e.status(), e.body_text())),
-        }
-    }
-}
-
-impl ApiError {
-    /// An extractor's rejection as an API error: 413 `too_large` for a body over the limit,
-    /// 400 `bad_request` otherwise.
-    pub(crate) fn rejected(status: StatusCode, text: String) -> ApiError {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "too_large", text)
-        } else {
-            ApiError::bad("bad_request", text)
+            Err(e) => Err(ApiError::bad("bad_request", e.body_text())),
         }
     }
 }

@@ -40,9 +40,8 @@ pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Peers>, ApiE
 /// `POST /v1/sync`: what each pull did. The body is optional.
 pub(crate) async fn sync(
     State(s): State<ApiState>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Bytes,
 ) -> Result<Json<SyncAnswer>, ApiError> {
-    let body = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let req: SyncRequest = if body.is_empty() {
         SyncRequest::default()
     } else {
