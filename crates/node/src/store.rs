@@ -104,6 +104,31 @@ fn config(dir: &Path) -> sled::Config {
         .flush_every_ms(None)
 }
 
+/// How long an open waits for sled's lock on the store's file. A database just dropped in
+/// this process can hold it a little longer: sled's I/O threads finish their last writes
+/// with their own handle on the file.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Is this sled's failure to take the store's file lock (the store is open elsewhere)?
+/// sled words it so; the error's kind is lost in its wrapping.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
+/// Opens the sled database in `dir` ([`config`]), waiting up to [`LOCK_WAIT`] for a
+/// handle this process just dropped to let go of the lock.
+fn open_db(dir: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config(dir).open() {
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
     /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
@@ -118,7 +143,7 @@ impl Store {
         // Held until sled holds its own lock: no compaction runs under an open.
         let _lock = compact::lock(dir.as_ref())?;
         compact::recover(dir.as_ref())?;
-        let db = config(dir.as_ref()).open()?;
+        let db = open_db(dir.as_ref())?;
         Self::from_db(db, Some(dir.as_ref()), records)
     }
 
@@ -360,14 +385,12 @@ impl Store {
             b.stop();
         }
         drop(self);
-        match config(&dir).open() {
+        match open_db(&dir) {
             Ok(db) => {
                 drop(db);
                 Ok(true)
             }
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                Ok(false)
-            }
+            Err(e) if is_lock_error(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

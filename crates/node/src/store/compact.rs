@@ -169,15 +169,15 @@ pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
             copy.display()
         )));
     }
-    let src = super::config(dir).open().map_err(|e| match e {
-        // sled words its lock failure so (the kind is lost in its wrapping).
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+    let src = super::open_db(dir).map_err(|e| {
+        if super::is_lock_error(&e) {
             Error::Config(format!(
                 "the store in {} is in use: stop the node first",
                 dir.display()
             ))
+        } else {
+            e.into()
         }
-        e => e.into(),
     })?;
     std::fs::create_dir_all(&copy)?;
     mark(&copy.join(MADE))?;
@@ -213,7 +213,7 @@ fn copy_into(
     copy: &Path,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
-    let dst = super::config(copy).open()?;
+    let dst = super::open_db(copy)?;
     let mut keys = 0u64;
     for name in src.tree_names() {
         let from = src.open_tree(&name)?;
@@ -238,7 +238,7 @@ fn copy_into(
     drop(dst);
     // Opened once more, sled writes its page-table snapshot: the next open need not replay
     // the whole copy's log (Store::settle).
-    drop(super::config(copy).open()?);
+    drop(super::open_db(copy)?);
     let snapshot = dir.join(super::snapshot::FILE);
     if snapshot.exists() {
         let to = copy.join(super::snapshot::FILE);
@@ -259,7 +259,7 @@ mod tests {
 
     /// Every key and value of every tree.
     fn contents(dir: &Path) -> Vec<Tree> {
-        let db = crate::store::config(dir).open().unwrap();
+        let db = crate::store::open_db(dir).unwrap();
         let mut out: Vec<_> = db
             .tree_names()
             .into_iter()
