@@ -29,10 +29,12 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Print this user's author key (the key that signs their records).
     Id,
-    /// Rewrite the store compactly, with the node stopped: the same records in a fraction of
-    /// the disk (sled keeps old page versions in its log; a store that grew by ingest shrinks
-    /// about fourfold at a million records). Crash-safe: an interrupted run is finished or undone when the store
-    /// next opens. Takes about a minute per million records.
+    /// Rewrite the store compactly now, with the node stopped: the same records in a fraction
+    /// of the disk (sled keeps old page versions in its log; a store that grew by ingest
+    /// shrinks about fourfold at a million records). A running node does this by itself
+    /// whenever its store has doubled (`[store] compact`); this is for a node kept stopped.
+    /// Crash-safe: the copy is made beside the store and takes over only once complete.
+    /// Takes about a minute per million records.
     Compact,
     /// Show the running node: peer id, addresses, peers, records, followed shards.
     Status,

@@ -28,6 +28,29 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     /// The watchdogs this user trusts.
     pub trust: crate::trust::TrustConfig,
+    /// The store on disk.
+    pub store: StoreConfig,
+}
+
+/// The store on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Rewrite the store compactly while the node runs, whenever it has grown to
+    /// `compact_ratio` times the bytes per record its last compaction left (sled's log grows
+    /// to about four times what a fresh copy takes; BENCHMARKS.md).
+    pub compact: bool,
+    /// See `compact`; at least 1.1.
+    pub compact_ratio: f64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            compact: true,
+            compact_ratio: crate::store::compact::Policy::default().ratio,
+        }
+    }
 }
 
 /// Catch-up sync.
@@ -239,6 +262,12 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # idle_keys = 50
 # future_skew = "10m"
 
+[store]
+# Rewrite the store compactly while the node runs once it takes `compact_ratio` times the
+# bytes per record its last compaction left (the copy is made beside it, then swapped in).
+# compact = true
+# compact_ratio = 2.0
+
 [trust]
 # Watchdog author keys you trust: tallies then also show the count without the keys they
 # flagged as one actor, and which of them vouched for the current count.
@@ -284,6 +313,12 @@ impl Config {
             if value == 0 {
                 return Err(format!("{field} must be more than 0"));
             }
+        }
+        let ratio = self.store.compact_ratio;
+        if !(1.1..=1000.0).contains(&ratio) {
+            return Err(format!(
+                "store.compact_ratio must be between 1.1 and 1000 (it is {ratio})"
+            ));
         }
         Ok(())
     }
@@ -357,6 +392,9 @@ mod tests {
                 "{section}.{field}: {err}"
             );
         }
+        std::fs::write(&path, "[store]\ncompact_ratio = 1.0\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("store.compact_ratio must be between"), "{err}");
         // Off switches stay allowed; a missing file is the defaults.
         std::fs::write(&path, "[sync]\ninterval = \"0s\"\nrepair = \"0s\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().sync.interval, Duration::ZERO);

@@ -59,7 +59,13 @@ impl Node {
             sync::request_protocol(&config.sync),
         )?;
         let following = Following::start(&config, Some(dir.follow_path()), me, client.clone())?;
-        let store = Store::open(dir.store_path())?;
+        let mut store = Store::open(dir.store_path())?;
+        if config.store.compact {
+            store = store.with_compaction(crate::store::compact::Policy {
+                ratio: config.store.compact_ratio,
+                ..Default::default()
+            })?;
+        }
         // The feedback aimed at this user's key is journaled, so `chorus watch` can replay
         // what arrived while nobody watched.
         store.watch_topic(&Topic::Producer(me))?;

@@ -13,6 +13,7 @@
 pub(crate) mod cache;
 pub(crate) mod codec;
 pub mod compact;
+pub(crate) mod generation;
 pub(crate) mod index;
 pub(crate) mod intent;
 pub(crate) mod journal;
@@ -26,7 +27,7 @@ pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
@@ -61,24 +62,72 @@ pub struct Page {
 /// the author to continue after (`None` at the end).
 pub type EndorserPage = (Vec<(SignedRecord, bool)>, Option<AuthorKey>);
 
+/// The sled database a store reads and writes, with its intents and its directory.
+pub(crate) struct Handles {
+    pub(crate) db: sled::Db,
+    pub(crate) tree: sled::Tree,
+    pub(crate) intents: intent::Intents,
+    /// The active generation's directory, where [`Store::close`] leaves the index snapshot
+    /// (none for a temporary store).
+    pub(crate) dir: Option<PathBuf>,
+}
+
+/// The store's current [`Handles`]. An online compaction replaces them whole, under the
+/// store's write lock, with the copy it made ([`compact`]); everything else loads them for
+/// each read, so no read goes to a database that writes no longer reach.
+#[derive(Clone)]
+pub(crate) struct Current(Arc<RwLock<Arc<Handles>>>);
+
+impl Current {
+    pub(crate) fn new(h: Handles) -> Self {
+        Current(Arc::new(RwLock::new(Arc::new(h))))
+    }
+
+    /// The handles in use now.
+    pub(crate) fn get(&self) -> Arc<Handles> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The main tree in use now.
+    pub(crate) fn tree(&self) -> sled::Tree {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tree
+            .clone()
+    }
+
+    /// Puts `h` in place of the handles in use; returns the old ones.
+    pub(crate) fn replace(&self, h: Handles) -> Arc<Handles> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(h),
+        )
+    }
+}
+
 /// The node's store. Cloning is shallow: clones share the same database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
+    cur: Current,
     seen: Arc<Seen>,
     hot: Arc<Hot>,
     sync: Arc<Mutex<SyncIndex>>,
     journal: Arc<Journal>,
-    intents: Arc<intent::Intents>,
     /// Held across a flush and the retiring of the intents it covers: intents are retired
     /// in order.
     flushing: Arc<Mutex<()>>,
     /// Set when a write set failed part-way: the tree is not in step until the store is
     /// reopened (which finishes the write set from its intent), so nothing more is written.
     broken: Arc<std::sync::atomic::AtomicBool>,
-    /// The directory of a store on disk (where [`Store::close`] leaves its index snapshot).
-    dir: Option<Arc<PathBuf>>,
+    /// The store's directory, which holds its generations (none for a temporary store).
+    root: Option<Arc<PathBuf>>,
+    /// While an online compaction copies the store: the copy's tree, which every write set
+    /// is also written to (under the write lock, `sync`).
+    mirror: Arc<Mutex<Option<sled::Tree>>>,
+    /// The online compaction's thread, if started ([`Store::with_compaction`]); the thread's
+    /// own clone of the store has none, so dropping the last other clone stops it.
+    compactor: Option<Arc<compact::Compactor>>,
     /// Set once a snapshot was saved: a write after it removes the snapshot first.
     saved: Arc<std::sync::atomic::AtomicBool>,
     /// The indexes came from a snapshot.
@@ -92,6 +141,9 @@ pub struct Store {
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
 /// (BENCHMARKS.md); 96 MB was tried: no faster, and 412 MB at peak.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The tree that holds everything but the intents.
+pub(crate) const MAIN_TREE: &str = "chorus/v1";
 
 /// How a store on disk is opened (by the node and by [`compact`]).
 fn config(dir: &Path) -> sled::Config {
@@ -140,11 +192,14 @@ impl Store {
     /// [`Store::open`], rebuilding the indexes in the background when the store holds more
     /// than `records` records (`0`: always; `u64::MAX`: never).
     pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
-        // Held until sled holds its own lock: no compaction runs under an open.
-        let _lock = compact::lock(dir.as_ref())?;
-        compact::recover(dir.as_ref())?;
-        let db = open_db(dir.as_ref())?;
-        Self::from_db(db, Some(dir.as_ref()), records)
+        let dir = dir.as_ref();
+        // Held until sled holds its own lock: no offline compaction runs under an open.
+        let _lock = compact::lock(dir)?;
+        std::fs::create_dir_all(dir)?;
+        generation::sweep(dir)?;
+        let active = generation::active(dir)?;
+        let db = open_db(&active.path)?;
+        Self::from_db(db, Some((dir, &active.path)), records)
     }
 
     /// A store in a temporary directory, deleted when dropped (tests, benchmarks).
@@ -157,15 +212,16 @@ impl Store {
         Self::from_db(db, None, u64::MAX)
     }
 
-    fn from_db(db: sled::Db, dir: Option<&Path>, background_above: u64) -> Result<Self> {
-        let tree = db.open_tree("chorus/v1")?;
+    /// `dirs`: the store's directory and its active generation's.
+    fn from_db(db: sled::Db, dirs: Option<(&Path, &Path)>, background_above: u64) -> Result<Self> {
+        let tree = db.open_tree(MAIN_TREE)?;
         // The snapshot of a clean close, removed before anything is written.
         let records = match tree.get(keys::COUNT)? {
             Some(v) => u64::decode(&v)?,
             None => 0,
         };
-        let snapshot = match dir {
-            Some(d) => snapshot::take(d, records)?,
+        let snapshot = match dirs {
+            Some((_, d)) => snapshot::take(d, records)?,
             None => None,
         };
         // First of all: finish any write set a crash interrupted.
@@ -202,16 +258,21 @@ impl Store {
             None
         };
         Ok(Store {
-            db,
-            tree,
+            cur: Current::new(Handles {
+                db,
+                tree,
+                intents,
+                dir: dirs.map(|(_, g)| g.to_path_buf()),
+            }),
             seen,
             hot: Arc::new(Hot::default()),
             sync,
             journal: Arc::new(journal),
-            intents: Arc::new(intents),
             flushing: Arc::new(Mutex::new(())),
             broken,
-            dir: dir.map(|d| Arc::new(d.to_path_buf())),
+            root: dirs.map(|(r, _)| Arc::new(r.to_path_buf())),
+            mirror: Arc::new(Mutex::new(None)),
+            compactor: None,
             saved: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             restored,
             rebuild,
@@ -247,9 +308,9 @@ impl Store {
     /// for those keys (what the ingest pipeline reads most).
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if Hot::cached(key) {
-            return self.hot.get_or_load(&self.tree, key);
+            return self.hot.get_or_load(&self.cur.tree(), key);
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        Ok(self.cur.tree().get(key)?.map(|v| v.to_vec()))
     }
 
     /// What the ingest applier reads: the write sets `in_flight` (applied, not yet
@@ -257,7 +318,7 @@ impl Store {
     pub(crate) fn layered<'a>(&'a self, in_flight: &'a VecDeque<Arc<Writes>>) -> Layered<'a> {
         Layered {
             in_flight,
-            tree: &self.tree,
+            cur: &self.cur,
             seen: &self.seen,
             hot: &self.hot,
         }
@@ -272,7 +333,8 @@ impl Store {
 
     /// Applies a write set, crash-atomically (not yet durable: the caller flushes before it
     /// acknowledges anything). Its intent is written first, then its writes key by key
-    /// ([`intent`]); after a crash, [`Store::open`] finishes it from the intent.
+    /// ([`intent`]); after a crash, [`Store::open`] finishes it from the intent. While an
+    /// online compaction copies the store, the set is written to the copy too.
     pub(crate) fn write(&self, writes: &Writes) -> Result<()> {
         use std::sync::atomic::Ordering;
         let synced: Vec<&[u8]> = writes
@@ -283,11 +345,13 @@ impl Store {
             .collect();
         // The sync index changes with the tree, under its lock: a reconciliation step
         // never sees records its fingerprints do not count. The lock also serialises
-        // writers, so intents are numbered in the order they are applied.
+        // writers, so intents are numbered in the order they are applied, and it keeps an
+        // online compaction's copy in step (`compact`).
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let h = self.cur.get();
         if self.saved.swap(false, Ordering::AcqRel) {
             // Written after a close: the snapshot no longer describes the store.
-            if let Some(d) = &self.dir {
+            if let Some(d) = &h.dir {
                 snapshot::discard(d)?;
             }
         }
@@ -296,19 +360,19 @@ impl Store {
                 "an earlier write failed part-way; restart the node to finish it".into(),
             ));
         }
-        let id = self.intents.begin(writes).inspect_err(|_| {
+        let id = h.intents.begin(writes).inspect_err(|_| {
             // Part 0 may or may not be in the log: only reopening can tell.
             self.broken.store(true, Ordering::Release);
         })?;
         // Writing a key again is harmless: one retry finishes a set a passing error cut.
-        let applied = intent::apply(&self.tree, writes.iter())
-            .or_else(|_| intent::apply(&self.tree, writes.iter()))
+        let applied = intent::apply(&h.tree, writes.iter())
+            .or_else(|_| intent::apply(&h.tree, writes.iter()))
             .and_then(|()| {
                 // The caches follow the tree whatever happens next.
                 for (k, v) in writes.iter().filter(|(k, _)| Hot::cached(k)) {
                     self.hot.put(k, v.as_deref());
                 }
-                sync.insert_all(&self.tree, &synced)
+                sync.insert_all(&h.tree, &synced)
             });
         if let Err(e) = applied {
             // Part of the set may be in the tree, or the sync index may not count it; only
@@ -318,7 +382,15 @@ impl Store {
             tracing::error!(error = %e, "a write failed part-way; restart the node to finish it");
             return Err(e);
         }
-        self.intents.applied(id);
+        h.intents.applied(id);
+        let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(copy) = mirror.as_ref() {
+            if let Err(e) = intent::apply(copy, writes.iter()) {
+                // The copy cannot be finished: the compaction gives up, the store goes on.
+                tracing::warn!(error = %e, "compaction: the copy failed; abandoning it");
+                *mirror = None;
+            }
+        }
         Ok(())
     }
 
@@ -326,12 +398,17 @@ impl Store {
     /// durable.
     pub fn flush(&self) -> Result<()> {
         let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
-        let done = self.intents.take_applied();
-        if let Err(e) = self.db.flush() {
-            self.intents.restore(done);
+        self.flush_held(&self.cur.get())
+    }
+
+    /// [`Store::flush`] of `h`, with the flush lock held by the caller.
+    fn flush_held(&self, h: &Handles) -> Result<()> {
+        let done = h.intents.take_applied();
+        if let Err(e) = h.db.flush() {
+            h.intents.restore(done);
             return Err(e.into());
         }
-        if let Err(e) = self.intents.retire(&done) {
+        if let Err(e) = h.intents.retire(&done) {
             // An intent left behind while later ones are retired would be replayed over
             // newer writes: write nothing more until the store is reopened.
             self.broken
@@ -346,16 +423,21 @@ impl Store {
     /// knows no intents, could leave to be replayed over its own writes later).
     ///
     /// A store on disk then leaves a snapshot of its in-memory indexes ([`snapshot`]), so the
-    /// next open need not rebuild them.
+    /// next open need not rebuild them. An online compaction under way is stopped first (its
+    /// copy is removed at the next open).
     pub fn close(&self) -> Result<()> {
+        if let Some(c) = &self.compactor {
+            c.stop();
+        }
         // A rebuild still running is stopped: its indexes are incomplete and are not saved
         // (the next open rebuilds them again).
         if let Some(b) = &self.rebuild {
             b.stop();
         }
         self.flush()?;
-        self.db.flush()?;
-        let Some(dir) = &self.dir else {
+        let h = self.cur.get();
+        h.db.flush()?;
+        let Some(dir) = &h.dir else {
             return Ok(());
         };
         // Under the sync lock: no write set is half-way while the indexes are copied.
@@ -378,7 +460,7 @@ impl Store {
     /// the next start to the stop. Returns false (and does nothing) if another handle still
     /// holds the database.
     pub fn settle(self) -> Result<bool> {
-        let Some(dir) = self.dir.clone() else {
+        let Some(dir) = self.cur.get().dir.clone() else {
             return Ok(false);
         };
         if let Some(b) = &self.rebuild {
@@ -397,7 +479,7 @@ impl Store {
 
     /// Is a record with this id stored?
     pub fn contains(&self, id: &RecordId) -> Result<bool> {
-        self.seen.has_record(&self.tree, id)
+        self.seen.has_record(&self.cur.tree(), id)
     }
 
     /// The arrival journal (for the ingest pipeline).
@@ -410,9 +492,9 @@ impl Store {
     pub fn watch_topic(&self, topic: &Topic) -> Result<()> {
         if self.journal.watch(topic) {
             let t = keys::topic_bytes(topic);
-            self.tree
-                .insert(keys::key(keys::JOURNALED, &[&t]), Vec::new())?;
-            self.db.flush()?;
+            let mark = Writes::from([(keys::key(keys::JOURNALED, &[&t]), Some(Vec::new()))]);
+            self.write(&mark)?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -424,7 +506,7 @@ impl Store {
 
     /// Journal entries after `seq`, oldest first, at most `limit`: (seq, record id).
     pub fn journal_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
-        Journal::after(&self.tree, seq, limit)
+        Journal::after(&self.cur.tree(), seq, limit)
     }
 
     /// The latest journal sequence number (0 if none).
@@ -469,7 +551,8 @@ impl Store {
 
     /// The ids of every stored record, in id order (a full scan: for checks and tests).
     pub fn ids(&self) -> Result<Vec<RecordId>> {
-        self.tree
+        self.cur
+            .tree()
             .scan_prefix([keys::RECORD])
             .keys()
             .map(|k| {
@@ -486,7 +569,7 @@ impl Store {
     /// The store as a range index for reconciliation.
     pub fn sync_view(&self) -> SyncView<'_> {
         SyncView {
-            tree: &self.tree,
+            cur: &self.cur,
             seen: &self.seen,
             ix: &self.sync,
         }
@@ -498,21 +581,22 @@ impl Store {
         if !self.seen.maybe(&k) {
             return Ok(None);
         }
-        let Some(loc) = self.tree.get(k)? else {
+        let Some(loc) = self.cur.tree().get(k)? else {
             return Ok(None);
         };
         Ok(self
-            .tree
+            .cur
+            .tree()
             .get(keys::stored_at(&loc, id))?
             .map(|w| w.to_vec()))
     }
 
     /// The record with this id, as stored (verbatim wire bytes, decoded).
     pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>> {
-        let Some(loc) = self.tree.get(keys::record(id))? else {
+        let Some(loc) = self.cur.tree().get(keys::record(id))? else {
             return Ok(None);
         };
-        match self.tree.get(keys::stored_at(&loc, id))? {
+        match self.cur.tree().get(keys::stored_at(&loc, id))? {
             None => Err(Error::Corrupt(format!("record {id} indexed but missing"))),
             Some(wire) => Ok(Some(SignedRecord::from_vec(wire.to_vec())?)),
         }
@@ -520,7 +604,7 @@ impl Store {
 
     /// Number of stored records (one key lookup: the count is kept with the records).
     pub fn len(&self) -> Result<u64> {
-        match self.tree.get(keys::COUNT)? {
+        match self.cur.tree().get(keys::COUNT)? {
             Some(v) => u64::decode(&v),
             None => Ok(0),
         }
@@ -528,12 +612,12 @@ impl Store {
 
     /// Is the store empty?
     pub fn is_empty(&self) -> bool {
-        self.tree.scan_prefix([keys::RECORD]).next().is_none()
+        self.cur.tree().scan_prefix([keys::RECORD]).next().is_none()
     }
 
     /// Number of records waiting for a record they point at.
     pub fn waiting(&self) -> usize {
-        self.tree.scan_prefix([keys::WAITING]).count()
+        self.cur.tree().scan_prefix([keys::WAITING]).count()
     }
 
     /// Each waiting record's key as (the id it waits for, its own id).
@@ -541,7 +625,7 @@ impl Store {
         let id_at = |k: &[u8], at: usize| -> Result<RecordId> {
             keys::id_at(k, at).ok_or_else(|| Error::Corrupt("waiting key".into()))
         };
-        self.tree.scan_prefix([keys::WAITING]).map(move |kv| {
+        self.cur.tree().scan_prefix([keys::WAITING]).map(move |kv| {
             let (k, _) = kv?;
             Ok((id_at(&k, 1)?, id_at(&k, 33)?))
         })
@@ -565,7 +649,7 @@ impl Store {
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.cur.get().db.size_on_disk()?)
     }
 
     fn page(&self, prefix: Vec<u8>, after: Option<(u64, RecordId)>, limit: usize) -> Result<Page> {
@@ -581,7 +665,7 @@ impl Store {
         };
         let mut records = Vec::new();
         let mut last = None;
-        for kv in self.tree.range(start..) {
+        for kv in self.cur.tree().range(start..) {
             let (k, _) = kv?;
             if !k.starts_with(&prefix) || records.len() >= limit {
                 break;
@@ -664,7 +748,7 @@ impl Store {
         }
         let mut out = Vec::new();
         let mut last = None;
-        for kv in self.tree.range(start..) {
+        for kv in self.cur.tree().range(start..) {
             let (k, v) = kv?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -702,7 +786,7 @@ impl Store {
 
     /// A slot's winning record, and whether it is an "on" state.
     fn winner(&self, k: &SlotKey) -> Result<Option<(RecordId, bool)>> {
-        match self.tree.get(k.as_bytes())? {
+        match self.cur.tree().get(k.as_bytes())? {
             None => Ok(None),
             Some(v) => Slot::decode(&v).map(|s| Some((s.id, s.on))),
         }
@@ -711,7 +795,7 @@ impl Store {
     /// Every petition with its tally, in id order (one key per petition).
     pub fn petitions(&self) -> Result<Vec<(RecordId, PetitionTally)>> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix([keys::PETITION_TALLY]) {
+        for kv in self.cur.tree().scan_prefix([keys::PETITION_TALLY]) {
             let (k, v) = kv?;
             let id: [u8; 32] = k
                 .get(1..)
@@ -746,7 +830,7 @@ impl Store {
     /// A derived value through the in-memory cache.
     fn derived<T: Stored>(&self, key: &[u8]) -> Result<Option<T>> {
         self.hot
-            .get_or_load(&self.tree, key)?
+            .get_or_load(&self.cur.tree(), key)?
             .map(|b| T::decode(&b))
             .transpose()
     }
@@ -773,7 +857,7 @@ impl Store {
     /// Every stored record, in topic and time order (audits): the id its key names, and its
     /// wire bytes.
     pub(crate) fn all_entries(&self) -> impl Iterator<Item = Result<(RecordId, Vec<u8>)>> + '_ {
-        self.tree.scan_prefix([keys::TOPIC]).map(|kv| {
+        self.cur.tree().scan_prefix([keys::TOPIC]).map(|kv| {
             let (k, v) = kv?;
             let (_, id) =
                 keys::timed_tail(&k).ok_or_else(|| Error::Corrupt("bad topic/time key".into()))?;
@@ -783,7 +867,8 @@ impl Store {
 
     /// Every stored record's wire bytes, in topic and time order (recomputation).
     pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.tree
+        self.cur
+            .tree()
             .scan_prefix([keys::TOPIC])
             .map(|kv| kv.map(|(_, v)| v.to_vec()).map_err(Error::from))
     }
@@ -829,7 +914,8 @@ impl Store {
 
     /// Derived-state entries under one prefix, as stored.
     fn derived_entries(&self, prefix: u8) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.tree
+        self.cur
+            .tree()
             .scan_prefix([prefix])
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -842,13 +928,13 @@ impl Store {
 #[cfg(test)]
 impl Store {
     /// The tree (tests that look at raw keys).
-    pub(crate) fn tree(&self) -> &sled::Tree {
-        &self.tree
+    pub(crate) fn tree(&self) -> sled::Tree {
+        self.cur.tree()
     }
 
     /// Intents not yet retired.
     pub(crate) fn pending_intents(&self) -> usize {
-        self.intents.len()
+        self.cur.get().intents.len()
     }
 
     /// The sync index and the filter's bits, as a snapshot holds them.
@@ -869,7 +955,7 @@ impl Backing for Store {
         self.get_raw(key)
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Backing::scan_prefix(&self.tree, prefix)
+        Backing::scan_prefix(&self.cur.tree(), prefix)
     }
 }
 

@@ -1,30 +1,44 @@
-//! Offline compaction: the store rewritten into a fresh sled database (`chorus compact`, the
-//! node stopped).
+//! Compaction: the store rewritten into a fresh sled database, its next generation
+//! ([`super::generation`]), offline (`chorus compact`, [`compact`]) or while the node runs
+//! (the [`Compactor`] a node starts, [`Store::compact_online`]).
 //!
 //! sled's log keeps old versions of pages until its segments are cleaned, and it cleans a
 //! segment only when half of it is stale, so a store that grew by ingest takes several times
-//! the bytes its keys and values need (BENCHMARKS.md: about 5,800 bytes per record on disk,
-//! 2,100 once rewritten). A rewrite copies every tree, key order, in batches, into a new
-//! database beside the store, flushes it, and swaps the two directories:
+//! the bytes its keys and values need (BENCHMARKS.md: about 6,400 bytes per record on disk,
+//! about 1,600 once rewritten at a million records). A rewrite copies the keys in key order,
+//! in batches, into a new database, which sled then lays out densely.
 //!
-//! 1. `store.compacting/` is made and marked as a compaction's copy, written and flushed,
-//!    then marked complete;
-//! 2. `store/` is marked and renamed `store.compacted-away/`; 3. `store.compacting/` is
-//!    renamed `store/`; 4. the markers and `store.compacted-away/` are removed. Each marker is
-//!    synced, and the parent directory after each rename.
+//! **Online.** The copy is made beside the live database while the node goes on:
+//! 1. the copy's tree becomes the store's *mirror*: from now on every write set is written
+//!    to the copy too, under the store's write lock;
+//! 2. the live tree is copied in key order, a batch of [`ONLINE_BATCH`] keys at a time, each
+//!    batch under the write lock (so a batch never interleaves with a write set), with a
+//!    pause after each as long as the batch took, so writes keep at least half the time;
+//!    a key a write set changes before the scan reaches it is copied again, as it then is,
+//!    and one it changes after is mirrored, so the copy ends equal to the live tree;
+//! 3. under the write lock and the flush lock: the live database is flushed (its intents
+//!    retired), the copy flushed, `GENERATION` switched to the copy, and the store's handles
+//!    replaced by the copy's ([`super::Current`]); the old generation is then removed.
 //!
-//! A crash anywhere leaves a state [`recover`] (run by every open) finishes or undoes: before
-//! 2 the partial copy is removed; between 2 and 3 a complete copy is moved into place (an
-//! incomplete one is removed and the old store moved back); after 3 the old store is removed.
-//! Only directories carrying a compaction's marker are moved or removed (a user's own
-//! `store.compacting/` is refused, never deleted). A lock file (`store.lock`) keeps a
-//! compaction and a node's open of the same store from overlapping.
-//! Nothing in the store changes meaning: the copy holds the same keys and values (intents
-//! included), so the index snapshot, if the store has one, is carried over and still holds.
+//! A crash before the switch leaves the old generation active (the partial copy is swept at
+//! the next open); after it, the copy, complete and durable. A failed mirror write or copy
+//! batch (a full disk, say) abandons the copy, never the store. sled's batches switch on its
+//! process-wide read lock for good (see `intent`); here that costs readers a wait of one
+//! batch at most, and only while a compaction runs.
+//!
+//! **Offline**, the copy is the same without a mirror, in larger batches, and holds the lock
+//! file (`STORE.lock`) that keeps it and a node's open of the store apart.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use super::generation::{self, Active};
+use super::{open_db, Handles, Store, MAIN_TREE};
 use crate::error::{Error, Result};
+
+pub use super::generation::disk_bytes;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,71 +51,61 @@ pub struct Compacted {
     pub keys: u64,
 }
 
-/// Keys per batch written into the copy.
+/// Keys per batch written into an offline copy.
 const BATCH: usize = 10_000;
 
-fn sibling(dir: &Path, suffix: &str) -> Result<PathBuf> {
+/// Keys per batch of an online copy: each holds up writes (and, through sled's global lock,
+/// reads) for a few milliseconds.
+pub const ONLINE_BATCH: usize = 1_000;
+
+/// When the node compacts its store while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Compact when the database takes more than this many times the bytes per record the
+    /// last compaction left ([`FIRST_BYTES_PER_RECORD`] before any).
+    pub ratio: f64,
+    /// Never compact a database smaller than this.
+    pub min_bytes: u64,
+    /// How often to look.
+    pub every: Duration,
+}
+
+/// What a compacted record is assumed to take before the store was ever compacted (a
+/// compaction at a million records left about 1,600 bytes; smaller stores take more).
+pub const FIRST_BYTES_PER_RECORD: u64 = 2_000;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            ratio: 2.0,
+            min_bytes: 64 * 1024 * 1024,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Policy {
+    /// Is a database of `bytes` holding `records` records worth compacting, given what the
+    /// last compaction left?
+    pub fn due(&self, records: u64, bytes: u64, last: Option<(u64, u64)>) -> bool {
+        let per_record = match last {
+            Some((r, b)) if r > 0 => b as f64 / r as f64,
+            _ => FIRST_BYTES_PER_RECORD as f64,
+        };
+        bytes >= self.min_bytes && bytes as f64 > self.ratio * per_record * records.max(1) as f64
+    }
+}
+
+/// The lock that keeps an offline compaction and an open of the same store apart
+/// (`STORE.lock` beside the store; held by [`compact`] throughout and by an open until sled
+/// holds its own lock). Released when the file is dropped.
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
     let name = dir
         .file_name()
         .ok_or_else(|| Error::Config(format!("{} names no directory", dir.display())))?;
     let mut name = name.to_os_string();
-    name.push(suffix);
-    Ok(dir.with_file_name(name))
-}
-
-fn sync_parent(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(p)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// The bytes of every file under `dir`.
-pub fn disk_bytes(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            disk_bytes(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
-}
-
-/// Marks a directory as a copy made by a compaction (written before the copy starts).
-const MADE: &str = "CHORUS-COMPACTION-COPY";
-/// Marks the copy as complete (written after it is flushed).
-const COMPLETE: &str = "CHORUS-COMPACTION-COMPLETE";
-/// Marks the old store as set aside by a compaction (written just before it is renamed).
-const AWAY: &str = "CHORUS-COMPACTION-OLD";
-
-fn mark(path: &Path) -> Result<()> {
-    std::fs::File::create(path)?.sync_all()?;
-    sync_parent(path)
-}
-
-fn unmark(dir: &Path) -> Result<()> {
-    for m in [MADE, COMPLETE, AWAY] {
-        match std::fs::remove_file(dir.join(m)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// The lock that keeps a compaction and an open of the same store apart (`STORE.lock`
-/// beside the store; held by [`compact`] throughout and by an open until sled holds its own
-/// lock). Released when the file is dropped.
-pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
-    let path = sibling(dir, ".lock")?;
+    name.push(".lock");
+    let path = dir.with_file_name(name);
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p)?;
     }
@@ -120,56 +124,31 @@ pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-/// Finishes or undoes a compaction a crash interrupted (see the module doc); nothing to do
-/// in the common case. Call under [`lock`]. Only directories a compaction marked as its own
-/// are moved or removed.
-pub(crate) fn recover(dir: &Path) -> Result<()> {
-    let copy = sibling(dir, ".compacting")?;
-    let old = sibling(dir, ".compacted-away")?;
-    let copy_ours = copy.join(MADE).exists();
-    let old_ours = old.join(AWAY).exists();
-    if !dir.exists() && old_ours {
-        if copy_ours && copy.join(COMPLETE).exists() {
-            tracing::warn!("finishing an interrupted compaction of {}", dir.display());
-            std::fs::rename(&copy, dir)?;
-        } else {
-            tracing::warn!("undoing an interrupted compaction of {}", dir.display());
-            std::fs::rename(&old, dir)?;
-        }
-        sync_parent(dir)?;
+/// The store's records count, as its main tree keeps it.
+fn records_of(tree: &sled::Tree) -> Result<u64> {
+    use super::codec::Stored;
+    match tree.get(super::keys::COUNT)? {
+        Some(v) => u64::decode(&v),
+        None => Ok(0),
     }
-    if !dir.exists() {
-        return Ok(());
-    }
-    // Markers carried into place, or left by a crash just before the store was set aside.
-    unmark(dir)?;
-    if copy.join(MADE).exists() {
-        std::fs::remove_dir_all(&copy)?;
-    }
-    if old.join(AWAY).exists() {
-        std::fs::remove_dir_all(&old)?;
-    }
-    Ok(())
 }
 
-/// Rewrites the store in `dir` compactly (it must not be open: a running node holds its
-/// lock). `progress` is told the keys copied so far, every batch.
-pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
+/// Rewrites the store in `dir` compactly into its next generation, with the node stopped (a
+/// running node holds the database's lock: refused). `progress` is told the keys copied so
+/// far, every batch.
+pub fn compact(dir: &Path, mut progress: impl FnMut(u64)) -> Result<Compacted> {
     let _lock = lock(dir)?;
-    recover(dir)?;
-    if !dir.join("conf").exists() {
-        return Err(Error::Config(format!("no store in {}", dir.display())));
+    let no_store = || Error::Config(format!("no store in {}", dir.display()));
+    if !dir.is_dir() {
+        return Err(no_store());
+    }
+    generation::sweep(dir)?;
+    let active = generation::active(dir)?;
+    if !active.path.join("conf").exists() {
+        return Err(no_store());
     }
     let before = disk_bytes(dir)?;
-    let copy = sibling(dir, ".compacting")?;
-    let old = sibling(dir, ".compacted-away")?;
-    if copy.exists() {
-        return Err(Error::Config(format!(
-            "{} exists and is not a compaction's: move it away first",
-            copy.display()
-        )));
-    }
-    let src = super::open_db(dir).map_err(|e| {
+    let src = open_db(&active.path).map_err(|e| {
         if super::is_lock_error(&e) {
             Error::Config(format!(
                 "the store in {} is in use: stop the node first",
@@ -179,10 +158,14 @@ pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
             e.into()
         }
     })?;
-    std::fs::create_dir_all(&copy)?;
-    mark(&copy.join(MADE))?;
-    let copied = copy_into(&src, dir, &copy, progress);
-    let keys = match copied {
+    let (n, copy) = generation::prepare_next(dir, &active)?;
+    let made = copy_offline(&src, &active, &copy, &mut progress).and_then(|(keys, records)| {
+        let bytes = disk_bytes(&copy)?;
+        generation::switch(dir, n, records, bytes)?;
+        Ok(keys)
+    });
+    drop(src);
+    let keys = match made {
         Ok(k) => k,
         Err(e) => {
             // A full disk, say: nothing changed but the copy, which goes.
@@ -190,14 +173,7 @@ pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
             return Err(e);
         }
     };
-    drop(src);
-    mark(&dir.join(AWAY))?;
-    std::fs::rename(dir, &old)?;
-    sync_parent(dir)?;
-    std::fs::rename(&copy, dir)?;
-    sync_parent(dir)?;
-    unmark(dir)?;
-    std::fs::remove_dir_all(&old)?;
+    generation::sweep(dir)?;
     Ok(Compacted {
         before,
         after: disk_bytes(dir)?,
@@ -205,15 +181,16 @@ pub fn compact(dir: &Path, progress: impl FnMut(u64)) -> Result<Compacted> {
     })
 }
 
-/// Copies every tree of `src` into a new database in `copy`, then the index snapshot of
-/// `dir` if it has one; marks the copy complete. Returns the keys copied.
-fn copy_into(
+/// Copies every tree of `src` (intents too: a store a crash left is finished at the next
+/// open either way) into a new database in `copy`, settles it, and carries the index
+/// snapshot over if the store has one. Returns the keys copied and the records held.
+fn copy_offline(
     src: &sled::Db,
-    dir: &Path,
+    active: &Active,
     copy: &Path,
-    mut progress: impl FnMut(u64),
-) -> Result<u64> {
-    let dst = super::open_db(copy)?;
+    progress: &mut impl FnMut(u64),
+) -> Result<(u64, u64)> {
+    let dst = open_db(copy)?;
     let mut keys = 0u64;
     for name in src.tree_names() {
         let from = src.open_tree(&name)?;
@@ -234,147 +211,296 @@ fn copy_into(
         to.apply_batch(batch)?;
         keys += n as u64;
     }
+    let records = records_of(&dst.open_tree(MAIN_TREE)?)?;
     dst.flush()?;
     drop(dst);
     // Opened once more, sled writes its page-table snapshot: the next open need not replay
     // the whole copy's log (Store::settle).
-    drop(super::open_db(copy)?);
-    let snapshot = dir.join(super::snapshot::FILE);
+    drop(open_db(copy)?);
+    let snapshot = active.path.join(super::snapshot::FILE);
     if snapshot.exists() {
         let to = copy.join(super::snapshot::FILE);
         std::fs::copy(&snapshot, &to)?;
         std::fs::File::open(&to)?.sync_all()?;
     }
-    mark(&copy.join(COMPLETE))?;
-    Ok(keys)
+    generation::sync_dir(copy)?;
+    Ok((keys, records))
+}
+
+impl Store {
+    /// Compacts the store while it is in use (the module docs say how); returns what it did,
+    /// or `None` if `stop` was set first. Refused for a temporary store, while the indexes
+    /// are rebuilt, after a failed write, and while another compaction runs.
+    pub fn compact_online(&self, stop: &AtomicBool) -> Result<Option<Compacted>> {
+        self.compact_online_with(stop, &mut |_| {})
+    }
+
+    /// [`Store::compact_online`], calling `between` with the keys copied so far after each
+    /// batch, outside the write lock (tests write there).
+    pub(crate) fn compact_online_with(
+        &self,
+        stop: &AtomicBool,
+        between: &mut dyn FnMut(u64),
+    ) -> Result<Option<Compacted>> {
+        let refuse = |why: &str| Err(Error::Config(format!("cannot compact now: {why}")));
+        let Some(root) = self.root.clone() else {
+            return refuse("the store is temporary");
+        };
+        if !self.indexes_ready() {
+            return refuse("the indexes are being rebuilt");
+        }
+        if self.broken.load(Ordering::Acquire) {
+            return refuse("an earlier write failed");
+        }
+        let active = generation::active(&root)?;
+        let before = disk_bytes(&root)?;
+        let (n, path) = generation::prepare_next(&root, &active)?;
+        let copy = match self.start_mirror(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                return Err(e);
+            }
+        };
+        let done = self
+            .copy_online(&copy, stop, between)
+            .and_then(|keys| match keys {
+                Some(keys) => self.switch_to(&root, n, &path, copy, keys).map(Some),
+                None => Ok(None),
+            });
+        match done {
+            Ok(Some(keys)) => {
+                generation::sweep(&root)?;
+                Ok(Some(Compacted {
+                    before,
+                    after: disk_bytes(&root)?,
+                    keys,
+                }))
+            }
+            Ok(None) | Err(_) => {
+                *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let _ = std::fs::remove_dir_all(&path);
+                done.map(|_| None)
+            }
+        }
+    }
+
+    /// Opens the copy in `path` and makes it the mirror of every write set from now on.
+    fn start_mirror(&self, path: &Path) -> Result<(sled::Db, sled::Tree)> {
+        let db = open_db(path)?;
+        let tree = db.open_tree(MAIN_TREE)?;
+        let _w = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        if mirror.is_some() {
+            return Err(Error::Config(
+                "cannot compact now: a compaction is running".into(),
+            ));
+        }
+        *mirror = Some(tree.clone());
+        Ok((db, tree))
+    }
+
+    /// Step 2: the live tree into the copy, batch by batch. Returns the keys copied, or
+    /// `None` if stopped.
+    fn copy_online(
+        &self,
+        (_, to): &(sled::Db, sled::Tree),
+        stop: &AtomicBool,
+        between: &mut dyn FnMut(u64),
+    ) -> Result<Option<u64>> {
+        let mut after: Option<sled::IVec> = None;
+        let mut keys = 0u64;
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let began = Instant::now();
+            let n = {
+                let _w = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+                if self
+                    .mirror
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_none()
+                {
+                    return Err(Error::Config(
+                        "compaction: a write to the copy failed".into(),
+                    ));
+                }
+                let from = self.cur.tree();
+                let range = match &after {
+                    None => from.range::<&[u8], _>(..),
+                    Some(k) => from.range::<&[u8], _>((
+                        std::ops::Bound::Excluded(k.as_ref()),
+                        std::ops::Bound::Unbounded,
+                    )),
+                };
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for kv in range.take(ONLINE_BATCH) {
+                    let (k, v) = kv?;
+                    batch.insert(k.clone(), v);
+                    after = Some(k);
+                    n += 1;
+                }
+                to.apply_batch(batch)?;
+                n
+            };
+            keys += n as u64;
+            if n < ONLINE_BATCH {
+                return Ok(Some(keys));
+            }
+            between(keys);
+            // Writers get at least as much time as the copy takes.
+            std::thread::sleep(began.elapsed());
+        }
+    }
+
+    /// Step 3: the copy, flushed, made the active generation and the store's database.
+    fn switch_to(
+        &self,
+        root: &Path,
+        n: u64,
+        path: &Path,
+        (db, tree): (sled::Db, sled::Tree),
+        keys: u64,
+    ) -> Result<u64> {
+        let _w = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let _f = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        if mirror.is_none() {
+            return Err(Error::Config(
+                "compaction: a write to the copy failed".into(),
+            ));
+        }
+        self.flush_held(&self.cur.get())?;
+        db.flush()?;
+        let records = records_of(&tree)?;
+        let intents = super::intent::Intents::open(&db, &tree)?;
+        generation::switch(root, n, records, disk_bytes(path)?)?;
+        *mirror = None;
+        let old = self.cur.replace(Handles {
+            db,
+            tree,
+            intents,
+            dir: Some(path.to_path_buf()),
+        });
+        drop(mirror);
+        tracing::info!(
+            records,
+            keys,
+            generation = n,
+            "compaction: the store now runs on its compacted copy"
+        );
+        // Readers that loaded the old handles finish on them; its files go at the sweep.
+        drop(old);
+        Ok(keys)
+    }
+
+    /// Starts compacting this store in the background whenever `policy` says it is due (the
+    /// node does; tests and tools call [`Store::compact_online`]). Returns the store to clone
+    /// from: its clones share the compactor, which [`Store::close`] stops, as does dropping
+    /// the last clone.
+    pub fn with_compaction(mut self, policy: Policy) -> Result<Store> {
+        if self.root.is_none() || self.compactor.is_some() {
+            return Ok(self);
+        }
+        let mut own = self.clone();
+        own.compactor = None;
+        self.compactor = Some(Arc::new(Compactor::spawn(own, policy)?));
+        Ok(self)
+    }
+}
+
+/// The background compaction of a running node: a thread that looks every
+/// [`Policy::every`] and compacts when the policy says so.
+pub struct Compactor {
+    stop: Arc<AtomicBool>,
+    wake: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Compactor {
+    fn spawn(store: Store, policy: Policy) -> Result<Compactor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("chorus-compact".into())
+            .spawn(move || {
+                // Ends when stopped: the sender is dropped.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    woken.recv_timeout(policy.every)
+                {
+                    if flag.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Err(e) = Self::look(&store, &policy, &flag) {
+                        tracing::warn!(error = %e, "compaction failed; the store is unchanged");
+                    }
+                }
+            })?;
+        Ok(Compactor {
+            stop,
+            wake: Mutex::new(Some(wake)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Compacts if due.
+    fn look(store: &Store, policy: &Policy, stop: &AtomicBool) -> Result<()> {
+        let Some(root) = &store.root else {
+            return Ok(());
+        };
+        if !store.indexes_ready() || store.broken.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let bytes = store.size_on_disk()?;
+        let records = store.len()?;
+        let last = generation::active(root)?.compacted;
+        if !policy.due(records, bytes, last) {
+            return Ok(());
+        }
+        tracing::info!(
+            records,
+            bytes,
+            "compaction: rewriting the store while it runs"
+        );
+        let began = Instant::now();
+        if let Some(c) = store.compact_online(stop)? {
+            tracing::info!(
+                before = c.before,
+                after = c.after,
+                secs = began.elapsed().as_secs(),
+                "compaction done"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the thread (a compaction under way is abandoned) and waits for it; idempotent.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        drop(self.wake.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            if t.join().is_err() {
+                tracing::error!("the compaction thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ingest::tests::ingest_workload;
-    use crate::store::Store;
+mod tests;
 
-    type Tree = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
-
-    /// Every key and value of every tree.
-    fn contents(dir: &Path) -> Vec<Tree> {
-        let db = crate::store::open_db(dir).unwrap();
-        let mut out: Vec<_> = db
-            .tree_names()
-            .into_iter()
-            .map(|name| {
-                let t = db.open_tree(&name).unwrap();
-                let kvs = t
-                    .iter()
-                    .map(|kv| {
-                        let (k, v) = kv.unwrap();
-                        (k.to_vec(), v.to_vec())
-                    })
-                    .collect();
-                (name.to_vec(), kvs)
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn a_compacted_store_holds_the_same_keys_in_fewer_bytes_and_keeps_its_snapshot() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let store = Store::open(&dir).unwrap();
-        ingest_workload(&store, 31, 4_000);
-        let n = store.len().unwrap();
-        store.close().unwrap();
-        drop(store);
-        let before = contents(&dir);
-        let mut told = Vec::new();
-        let c = compact(&dir, |k| told.push(k)).unwrap();
-        assert_eq!(contents(&dir), before);
-        assert!(c.after < c.before, "{c:?}");
-        assert!(!told.is_empty() && told.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(
-            c.keys,
-            before.iter().map(|(_, kvs)| kvs.len() as u64).sum::<u64>()
-        );
-        assert!(!root.path().join("store.compacting").exists());
-        assert!(!root.path().join("store.compacted-away").exists());
-        for m in [MADE, COMPLETE, AWAY] {
-            assert!(!dir.join(m).exists(), "{m} left in the store");
-        }
-        let store = Store::open(&dir).unwrap();
-        assert!(store.indexes_restored(), "the snapshot was carried over");
-        assert_eq!(store.len().unwrap(), n);
-        // In use: refused, nothing touched.
-        let err = compact(&dir, |_| {}).unwrap_err();
-        assert!(err.to_string().contains("stop the node"), "{err}");
-        assert_eq!(store.len().unwrap(), n);
-    }
-
-    #[test]
-    fn an_interrupted_compaction_is_finished_or_undone_by_the_next_open() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let store = Store::open(&dir).unwrap();
-        ingest_workload(&store, 32, 500);
-        let n = store.len().unwrap();
-        store.close().unwrap();
-        drop(store);
-        let copy = root.path().join("store.compacting");
-        let old = root.path().join("store.compacted-away");
-        let copy_tree = |from: &Path, to: &Path| {
-            std::fs::create_dir_all(to).unwrap();
-            for e in std::fs::read_dir(from).unwrap() {
-                let e = e.unwrap();
-                if e.metadata().unwrap().is_file() {
-                    std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-                }
-            }
-            std::fs::write(to.join(MADE), b"").unwrap();
-        };
-        let set_aside = || {
-            std::fs::write(dir.join(AWAY), b"").unwrap();
-            std::fs::rename(&dir, &old).unwrap();
-        };
-        // A directory of that name that no compaction made is neither removed nor
-        // overwritten.
-        std::fs::create_dir_all(&copy).unwrap();
-        std::fs::write(copy.join("mine"), b"a user's file").unwrap();
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-        assert!(copy.join("mine").exists());
-        let err = compact(&dir, |_| {}).unwrap_err();
-        assert!(err.to_string().contains("not a compaction's"), "{err}");
-        std::fs::remove_dir_all(&copy).unwrap();
-        // Crashed while copying: the partial copy is removed.
-        std::fs::create_dir_all(&copy).unwrap();
-        std::fs::write(copy.join(MADE), b"").unwrap();
-        std::fs::write(copy.join("db"), b"partial").unwrap();
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-        assert!(!copy.exists());
-        // Crashed just before the store was set aside: its marker goes.
-        std::fs::write(dir.join(AWAY), b"").unwrap();
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-        assert!(!dir.join(AWAY).exists());
-        // Crashed between the renames with a complete copy: it is moved into place.
-        copy_tree(&dir, &copy);
-        std::fs::write(copy.join(COMPLETE), b"").unwrap();
-        set_aside();
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-        assert!(!old.exists() && !copy.exists());
-        assert!(!dir.join(MADE).exists() && !dir.join(COMPLETE).exists());
-        // The same with an incomplete copy: the old store is moved back.
-        copy_tree(&dir, &copy);
-        std::fs::remove_file(copy.join("conf")).unwrap();
-        set_aside();
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-        assert!(!old.exists() && !copy.exists());
-        assert!(!dir.join(AWAY).exists());
-        // While a compaction holds the lock, the store does not open.
-        let held = lock(&dir).unwrap();
-        let err = Store::open(&dir).err().expect("refused");
-        assert!(err.to_string().contains("being compacted"), "{err}");
-        drop(held);
-        assert_eq!(Store::open(&dir).unwrap().len().unwrap(), n);
-    }
+/// The directory of the generation a store in `dir` runs on (tools and tests).
+pub fn active_dir(dir: &Path) -> Result<PathBuf> {
+    Ok(generation::active(dir)?.path)
 }

@@ -229,7 +229,7 @@ impl Backing for Memory {
 /// chunk N+2 is applied on top of N and N+1.
 pub(crate) struct Layered<'a> {
     pub(super) in_flight: &'a VecDeque<Arc<Writes>>,
-    pub(super) tree: &'a sled::Tree,
+    pub(super) cur: &'a super::Current,
     pub(super) seen: &'a Seen,
     pub(super) hot: &'a Hot,
 }
@@ -243,12 +243,12 @@ impl Backing for Layered<'_> {
             return Ok(None);
         }
         if Hot::cached(key) {
-            return self.hot.get_or_load(self.tree, key);
+            return self.hot.get_or_load(&self.cur.tree(), key);
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        Ok(self.cur.tree().get(key)?.map(|v| v.to_vec()))
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let base = Backing::scan_prefix(self.tree, prefix)?;
+        let base = Backing::scan_prefix(&self.cur.tree(), prefix)?;
         Ok(self
             .in_flight
             .iter()

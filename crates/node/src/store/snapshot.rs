@@ -238,7 +238,7 @@ mod tests {
             .sync
             .lock()
             .unwrap()
-            .build_step(store.tree(), 100)
+            .build_step(&store.tree(), 100)
             .unwrap()
         {}
         store.sync_ready.store(true, Ordering::Release);

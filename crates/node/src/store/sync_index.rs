@@ -420,7 +420,7 @@ impl SyncIndex {
 /// up ingest for long; a write between two queries of one step can at worst make a
 /// fingerprint differ, which costs an extra split, never a wrong result.
 pub struct SyncView<'a> {
-    pub(super) tree: &'a sled::Tree,
+    pub(super) cur: &'a super::Current,
     pub(super) seen: &'a Seen,
     pub(super) ix: &'a Mutex<SyncIndex>,
 }
@@ -433,7 +433,8 @@ impl SyncView<'_> {
     }
 
     fn scan(&self, lower: &[u8], upper: &Bound) -> impl Iterator<Item = Result<Key>> + '_ {
-        self.tree
+        self.cur
+            .tree()
             .range(t_key(lower)..t_end(upper))
             .filter_map(|kv| match kv {
                 Ok((k, _)) => sync_key(&k).map(Ok),
@@ -517,7 +518,7 @@ impl RangeIndex for SyncView<'_> {
     }
 
     fn contains(&self, id: &Id) -> Result<bool> {
-        self.seen.has_record(self.tree, &RecordId(*id))
+        self.seen.has_record(&self.cur.tree(), &RecordId(*id))
     }
 }
 
@@ -532,9 +533,9 @@ mod tests {
     /// A tree with its sync index, kept in step as the store keeps them.
     struct Indexed {
         tree: sled::Tree,
+        cur: crate::store::Current,
         seen: Seen,
         ix: Mutex<SyncIndex>,
-        _db: sled::Db,
     }
 
     impl Indexed {
@@ -542,16 +543,22 @@ mod tests {
             let db = sled::Config::new().temporary(true).open().unwrap();
             let tree = db.open_tree("t").unwrap();
             let ix = Mutex::new(SyncIndex::build(&tree).unwrap());
+            let cur = crate::store::Current::new(crate::store::Handles {
+                intents: crate::store::intent::Intents::open(&db, &tree).unwrap(),
+                db,
+                tree: tree.clone(),
+                dir: None,
+            });
             Indexed {
                 tree,
+                cur,
                 seen: Seen::default(),
                 ix,
-                _db: db,
             }
         }
         fn sync_view(&self) -> SyncView<'_> {
             SyncView {
-                tree: &self.tree,
+                cur: &self.cur,
                 seen: &self.seen,
                 ix: &self.ix,
             }
