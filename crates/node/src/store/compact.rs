@@ -85,14 +85,25 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Bytes a copy of a store of `records` records is expected to need, with a margin.
+    pub fn copy_bytes(&self, records: u64, last: Option<(u64, u64)>) -> u64 {
+        (records as f64 * per_record(last) * 1.5) as u64 + 64 * 1024 * 1024
+    }
+
     /// Is a database of `bytes` holding `records` records worth compacting, given what the
     /// last compaction left?
     pub fn due(&self, records: u64, bytes: u64, last: Option<(u64, u64)>) -> bool {
-        let per_record = match last {
-            Some((r, b)) if r > 0 => b as f64 / r as f64,
-            _ => FIRST_BYTES_PER_RECORD as f64,
-        };
-        bytes >= self.min_bytes && bytes as f64 > self.ratio * per_record * records.max(1) as f64
+        bytes >= self.min_bytes
+            && bytes as f64 > self.ratio * per_record(last) * records.max(1) as f64
+    }
+}
+
+/// Bytes per record a compacted store takes: what the last compaction left, else
+/// [`FIRST_BYTES_PER_RECORD`].
+fn per_record(last: Option<(u64, u64)>) -> f64 {
+    match last {
+        Some((r, b)) if r > 0 => b as f64 / r as f64,
+        _ => FIRST_BYTES_PER_RECORD as f64,
     }
 }
 
