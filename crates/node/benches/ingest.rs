@@ -8,8 +8,10 @@
 //! - (b)  ingest of N mixed records (default 1,000,000) into a fresh store,
 //! - (c)  the same ingest with 1% of the records forged (signed by another key: valid form,
 //!   so only the signature equation catches them, which defeats batch verification),
+//! - (d)  the honest ingest into a store that compacts itself as a running node does,
 //!
-//! then the ratios, peak RSS, disk bytes per record and tally/rating query latencies.
+//! then the ratios, peak RSS, disk bytes per record (after ingest, after a reopen, after an
+//! online compaction) and tally/rating query latencies.
 //! Each phase runs in a child process of its own (this binary, re-executed) so that its peak
 //! RSS is its own. The workload is generated once into `target/bench-data/` and reused.
 //! `CHORUS_BENCH_RECORDS=200000` runs a smaller size.
@@ -240,6 +242,45 @@ fn phase_ingest(dir: &Path, file: &str, store_dir: &Path, meta: &Value) -> Value
     })
 }
 
+/// Child (d): the honest ingest into a fresh store that compacts itself as a node's does
+/// (the node's policy, looking every 10 s rather than every minute: the worst case).
+fn phase_compacting(dir: &Path, store_dir: &Path) -> Value {
+    let policy = chorus_node::store::compact::Policy {
+        every: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let store = Store::open(store_dir)
+        .unwrap()
+        .with_compaction(policy)
+        .unwrap();
+    let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+    let ((stored, rejected, other), _, secs) =
+        common::ingest_stream(&ing, wires(&dir.join("honest.bin")));
+    let n = stored + rejected + other;
+    let rss = peak_rss_mb();
+    drop(ing);
+    threads.join();
+    store.flush().unwrap();
+    let disk = store.size_on_disk().unwrap();
+    store.close().unwrap();
+    let generation = std::fs::read_to_string(store_dir.join("GENERATION"))
+        .ok()
+        .and_then(|t| {
+            t.trim_start_matches('g')
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    json!({
+        "per_s": n as f64 / secs,
+        "peak_rss_mb": rss,
+        "compactions": generation,
+        "disk_per_record": disk as f64 / stored.max(1) as f64,
+    })
+}
+
 fn child(phase: &str) -> Value {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
@@ -278,6 +319,7 @@ fn main() {
             "engine" => phase_engine(&dir, &store_dir),
             "ingest" => phase_ingest(&dir, "honest.bin", &store_dir, &meta()),
             "forged" => phase_ingest(&dir, "forged.bin", &store_dir, &meta()),
+            "compacting" => phase_compacting(&dir, &store_dir),
             other => panic!("unknown phase {other}"),
         };
         let _ = std::fs::remove_dir_all(&store_dir);
@@ -303,6 +345,8 @@ fn main() {
     let e2 = child("engine");
     eprintln!("(c)  ingest with 1% forged...");
     let c = child("forged");
+    eprintln!("(d)  ingest into a store that compacts itself...");
+    let d = child("compacting");
 
     let verify = a["verify_per_s"].as_f64().unwrap();
     let (engine1, engine2) = (
@@ -357,6 +401,14 @@ fn main() {
         b["compact_s"].as_f64().unwrap(),
         b["wire_per_record"].as_f64().unwrap()
     );
+    let compacting = d["per_s"].as_f64().unwrap();
+    println!(
+        "(d)  ingest, compacting        {compacting:>10.0} records/s ({} compactions, {:.0} B/record on disk at the end, peak RSS {:.0} MB); (d)/(b) {:.3}",
+        d["compactions"],
+        d["disk_per_record"].as_f64().unwrap(),
+        d["peak_rss_mb"].as_f64().unwrap(),
+        compacting / ingest
+    );
     println!(
         "tally p50/p99 {:.1}/{:.1} µs; rating p50/p99 {:.1}/{:.1} µs",
         b["tally_p50_us"].as_f64().unwrap(),
@@ -365,7 +417,7 @@ fn main() {
         b["rating_p99_us"].as_f64().unwrap()
     );
     println!(
-        "verify_ratio={:.3} engine_ratio={:.3} forged_ratio={:.3} records_per_s={:.0} verify_per_s={:.0} engine_per_s={:.0} peak_rss_mb={:.0} disk_per_record={:.0} disk_reopened_per_record={:.0} disk_compacted_per_record={:.0} compact_s={:.1} open_after_compact_ms={:.0} wire_per_record={:.0} tally_p99_us={:.1} rating_p99_us={:.1}",
+        "verify_ratio={:.3} engine_ratio={:.3} forged_ratio={:.3} records_per_s={:.0} verify_per_s={:.0} engine_per_s={:.0} peak_rss_mb={:.0} disk_per_record={:.0} disk_reopened_per_record={:.0} disk_compacted_per_record={:.0} compact_s={:.1} open_after_compact_ms={:.0} wire_per_record={:.0} tally_p99_us={:.1} rating_p99_us={:.1} compacting_ratio={:.3} compacting_disk_per_record={:.0} compacting_rss_mb={:.0}",
         ingest / verify,
         ingest / engine,
         forged / ingest,
@@ -381,5 +433,8 @@ fn main() {
         b["wire_per_record"].as_f64().unwrap(),
         b["tally_p99_us"].as_f64().unwrap(),
         b["rating_p99_us"].as_f64().unwrap().max(0.0),
+        compacting / ingest,
+        d["disk_per_record"].as_f64().unwrap(),
+        d["peak_rss_mb"].as_f64().unwrap(),
     );
 }

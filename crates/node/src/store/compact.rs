@@ -58,6 +58,10 @@ const BATCH: usize = 10_000;
 /// reads) for a few milliseconds.
 pub const ONLINE_BATCH: usize = 1_000;
 
+/// A store gaining records faster than this is busy ingesting (catching up, say): a copy
+/// would slow that ingest and could not keep up with it, so compaction waits for calm.
+pub const BUSY_RECORDS_PER_S: f64 = 1_000.0;
+
 /// When the node compacts its store while it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -243,15 +247,16 @@ impl Store {
     /// or `None` if `stop` was set first. Refused for a temporary store, while the indexes
     /// are rebuilt, after a failed write, and while another compaction runs.
     pub fn compact_online(&self, stop: &AtomicBool) -> Result<Option<Compacted>> {
-        self.compact_online_with(stop, &mut |_| {})
+        self.compact_online_with(stop, &mut |_| true)
     }
 
     /// [`Store::compact_online`], calling `between` with the keys copied so far after each
-    /// batch, outside the write lock (tests write there).
+    /// batch, outside the write lock (tests write there); the copy is abandoned (`None`) as
+    /// soon as it returns false.
     pub(crate) fn compact_online_with(
         &self,
         stop: &AtomicBool,
-        between: &mut dyn FnMut(u64),
+        between: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Option<Compacted>> {
         let refuse = |why: &str| Err(Error::Config(format!("cannot compact now: {why}")));
         let Some(root) = self.root.clone() else {
@@ -317,7 +322,7 @@ impl Store {
         &self,
         (_, to): &(sled::Db, sled::Tree),
         stop: &AtomicBool,
-        between: &mut dyn FnMut(u64),
+        between: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Option<u64>> {
         let mut after: Option<sled::IVec> = None;
         let mut keys = 0u64;
@@ -361,7 +366,9 @@ impl Store {
             if n < ONLINE_BATCH {
                 return Ok(Some(keys));
             }
-            between(keys);
+            if !between(keys) {
+                return Ok(None);
+            }
             // Writers get at least as much time as the copy takes.
             std::thread::sleep(began.elapsed());
         }
@@ -423,6 +430,36 @@ impl Store {
     }
 }
 
+/// How long a window the ingest rate is measured over during a copy.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// The store's growth in records per second since the last look.
+struct Rate {
+    at: Instant,
+    records: u64,
+}
+
+impl Rate {
+    fn new(store: &Store) -> Rate {
+        Rate {
+            at: Instant::now(),
+            records: store.len().unwrap_or(0),
+        }
+    }
+
+    /// Did the store gain more than [`BUSY_RECORDS_PER_S`] since the last call?
+    fn busy(&mut self, store: &Store) -> bool {
+        let now = store.len().unwrap_or(self.records);
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let per_s = now.saturating_sub(self.records) as f64 / secs;
+        *self = Rate {
+            at: Instant::now(),
+            records: now,
+        };
+        per_s > BUSY_RECORDS_PER_S
+    }
+}
+
 /// The background compaction of a running node: a thread that looks every
 /// [`Policy::every`] and compacts when the policy says so.
 pub struct Compactor {
@@ -439,6 +476,7 @@ impl Compactor {
         let thread = std::thread::Builder::new()
             .name("chorus-compact".into())
             .spawn(move || {
+                let mut rate = Rate::new(&store);
                 // Ends when stopped: the sender is dropped.
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     woken.recv_timeout(policy.every)
@@ -446,7 +484,7 @@ impl Compactor {
                     if flag.load(Ordering::Acquire) {
                         break;
                     }
-                    if let Err(e) = Self::look(&store, &policy, &flag) {
+                    if let Err(e) = Self::look(&store, &policy, &flag, &mut rate) {
                         tracing::warn!(error = %e, "compaction failed; the store is unchanged");
                     }
                 }
@@ -458,12 +496,15 @@ impl Compactor {
         })
     }
 
-    /// Compacts if due.
-    fn look(store: &Store, policy: &Policy, stop: &AtomicBool) -> Result<()> {
+    /// Compacts if due and the store is not busy.
+    fn look(store: &Store, policy: &Policy, stop: &AtomicBool, rate: &mut Rate) -> Result<()> {
         let Some(root) = &store.root else {
             return Ok(());
         };
         if !store.indexes_ready() || store.broken.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if rate.busy(store) {
             return Ok(());
         }
         let bytes = store.size_on_disk()?;
@@ -478,13 +519,24 @@ impl Compactor {
             "compaction: rewriting the store while it runs"
         );
         let began = Instant::now();
-        if let Some(c) = store.compact_online(stop)? {
-            tracing::info!(
+        let mut busy = false;
+        let mut last_look = Instant::now();
+        let done = store.compact_online_with(stop, &mut |_| {
+            if last_look.elapsed() >= RATE_WINDOW {
+                last_look = Instant::now();
+                busy = rate.busy(store);
+            }
+            !busy
+        })?;
+        match done {
+            Some(c) => tracing::info!(
                 before = c.before,
                 after = c.after,
                 secs = began.elapsed().as_secs(),
                 "compaction done"
-            );
+            ),
+            None if busy => tracing::info!("compaction postponed: the node is busy ingesting"),
+            None => {}
         }
         Ok(())
     }

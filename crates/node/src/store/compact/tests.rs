@@ -152,6 +152,7 @@ fn an_online_compaction_under_writes_ends_with_the_store_it_would_have_been() {
             if let Some(p) = pending.next() {
                 ing.ingest_blocking(p).unwrap();
             }
+            true
         })
         .unwrap()
         .expect("not stopped");
@@ -193,7 +194,16 @@ fn a_stopped_online_compaction_leaves_the_store_as_it_was() {
     let before = entries(&store.tree());
     let stop = AtomicBool::new(false);
     let done = store
-        .compact_online_with(&stop, &mut |_| stop.store(true, Ordering::Release))
+        .compact_online_with(&stop, &mut |_| {
+            stop.store(true, Ordering::Release);
+            true
+        })
+        .unwrap();
+    assert!(done.is_none());
+    assert!(!dir.join("g1").exists());
+    // Abandoned by the caller: the same.
+    let done = store
+        .compact_online_with(&AtomicBool::new(false), &mut |_| false)
         .unwrap();
     assert!(done.is_none());
     assert!(!dir.join("g1").exists() && !dir.join(generation::POINTER).exists());
