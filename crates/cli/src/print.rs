@@ -61,6 +61,18 @@ pub(crate) fn status(s: &Status) {
     if !s.sync_ready {
         println!("sync     not ready: rebuilding the sync index after a restart");
     }
+    match (&s.storage.state, &s.storage.message) {
+        (chorus_client::StorageCondition::Ok, _) => {}
+        (state, message) => println!(
+            "storage  {}: {}",
+            if *state == chorus_client::StorageCondition::Full {
+                "FULL"
+            } else {
+                "FAILED"
+            },
+            message.as_deref().unwrap_or("")
+        ),
+    }
     println!("shards   {}", s.shards.join(" "));
     if s.following.all {
         println!("follows  everything");

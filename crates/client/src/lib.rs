@@ -39,6 +39,6 @@ pub use request::{
 };
 pub use response::{
     AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo, LatestResponse,
-    Outcome, Peers, Petitions, Rating, Reviews, Severity, Status, SyncAnswer, SyncReport, Tally,
-    Trusted,
+    Outcome, Peers, Petitions, Rating, Reviews, Severity, Status, StorageCondition, StorageState,
+    SyncAnswer, SyncReport, Tally, Trusted,
 };

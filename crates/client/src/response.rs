@@ -59,6 +59,36 @@ pub struct Status {
     /// index snapshot (a crash), while the sync index is rebuilt; absent from older nodes.
     #[serde(default = "yes")]
     pub sync_ready: bool,
+    /// Can the store write? Absent from older nodes (read as writing).
+    #[serde(default)]
+    pub storage: StorageState,
+}
+
+/// The state of a node's store on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageState {
+    /// `ok`, `full` (the disk is full: writes are refused until space is freed) or `failed`
+    /// (another failure of the disk or the storage engine).
+    pub state: StorageCondition,
+    /// What went wrong and what to do, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Bytes free on the disk that holds the store (0 if unknown).
+    #[serde(default)]
+    pub free_bytes: u64,
+}
+
+/// See [`StorageState::state`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageCondition {
+    /// Writing.
+    #[default]
+    Ok,
+    /// The disk is full.
+    Full,
+    /// Another failure.
+    Failed,
 }
 
 fn yes() -> bool {

@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::clock::now_ms;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageFault};
 use crate::store::intent::Writes;
 use crate::store::overlay::{Backing, Overlay};
 use crate::store::Store;
@@ -120,13 +120,16 @@ struct Job {
     reply: Reply,
 }
 
+/// A batch's outcomes, or why the store could not write it.
+type Answer = std::result::Result<Vec<Outcome>, StorageFault>;
+
 /// Where a batch's outcomes go.
 enum Reply {
     /// Once the batch is durable.
-    Durable(oneshot::Sender<Vec<Outcome>>),
+    Durable(oneshot::Sender<Answer>),
     /// As soon as every record is decided (before it is written): a verdict to forward a
     /// gossiped record on, which need not wait for this node's disk.
-    Decided(oneshot::Sender<Vec<Outcome>>),
+    Decided(oneshot::Sender<Answer>),
 }
 
 struct Checked {
@@ -148,7 +151,7 @@ impl Checked {
     fn decided(&mut self) {
         if matches!(self.reply, Some(Reply::Decided(_))) {
             if let Some(Reply::Decided(tx)) = self.reply.take() {
-                let _ = tx.send(self.outcomes());
+                let _ = tx.send(Ok(self.outcomes()));
             }
         }
     }
@@ -156,7 +159,17 @@ impl Checked {
     /// Answers a caller that waits for the batch to be durable.
     fn durable(mut self) {
         if let Some(Reply::Durable(tx)) = self.reply.take() {
-            let _ = tx.send(self.outcomes());
+            let _ = tx.send(Ok(self.outcomes()));
+        }
+    }
+
+    /// Answers a caller still waiting that the store could not write the batch.
+    fn failed(mut self, fault: &StorageFault) {
+        match self.reply.take() {
+            Some(Reply::Durable(tx)) | Some(Reply::Decided(tx)) => {
+                let _ = tx.send(Err(fault.clone()));
+            }
+            None => {}
         }
     }
 }
@@ -226,7 +239,7 @@ impl Ingest {
 
     /// Queues a batch from synchronous code (blocks while the pipeline is full) and returns
     /// where its outcomes will arrive, in submission order.
-    pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Vec<Outcome>>> {
+    pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Answer>> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .blocking_send(Job {
@@ -239,16 +252,14 @@ impl Ingest {
 
     /// Ingests a batch from synchronous code and waits for its outcomes.
     pub fn ingest_blocking(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
-        self.submit_blocking(wires)?
-            .blocking_recv()
-            .map_err(|_| Error::NodeStopped)
+        answered(self.submit_blocking(wires)?.blocking_recv())
     }
 
     /// Ingests a batch and waits for its outcomes, once it is durable.
     pub async fn ingest(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
         let (reply, rx) = oneshot::channel();
         self.send(wires, Reply::Durable(reply)).await?;
-        rx.await.map_err(|_| Error::NodeStopped)
+        answered(rx.await)
     }
 
     /// Ingests a batch and returns as soon as each record is decided: checked, and applied
@@ -259,7 +270,7 @@ impl Ingest {
     pub async fn decide(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
         let (reply, rx) = oneshot::channel();
         self.send(wires, Reply::Decided(reply)).await?;
-        rx.await.map_err(|_| Error::NodeStopped)
+        answered(rx.await)
     }
 
     async fn send(&self, wires: Vec<Vec<u8>>, reply: Reply) -> Result<()> {
@@ -268,6 +279,15 @@ impl Ingest {
             .await
             .map_err(|_| Error::NodeStopped)
     }
+}
+
+/// A caller's answer: the outcomes, the storage fault, or (no answer) the node stopped.
+fn answered(
+    answer: std::result::Result<Answer, oneshot::error::RecvError>,
+) -> Result<Vec<Outcome>> {
+    answer
+        .map_err(|_| Error::NodeStopped)?
+        .map_err(Error::Unwritable)
 }
 
 thread_local! {
@@ -346,9 +366,10 @@ struct Applied {
     writes: Arc<Writes>,
     group: Vec<Checked>,
     events: Vec<Event>,
-    /// Chunks applied on top of a chunk that then failed to write are void; the applier
-    /// starts a new epoch after a failure, and the committer skips the rest of a failed one.
-    epoch: u64,
+    /// The store's era when the chunk was applied ([`Store::era`]): a chunk applied before a
+    /// storage failure (or a recovery) may rest on writes the failure lost, so it is not
+    /// written in a later era.
+    era: u64,
 }
 
 /// Chunks applied but not yet written, at most: the committer always finds the next chunk
@@ -356,6 +377,15 @@ struct Applied {
 /// reads wait for each batch: with one chunk ahead the committer then waited for the rest of
 /// the applier's work after each batch.)
 const AHEAD: usize = 2;
+
+/// The fault to answer with when the store reports none (it recovered meanwhile).
+fn fault_or_retry(store: &Store) -> StorageFault {
+    store.storage_fault().unwrap_or_else(|| {
+        StorageFault::Failed(
+            "the store recovered from a failure while this was decided; send it again".into(),
+        )
+    })
+}
 
 fn write_stage(
     store: Store,
@@ -366,7 +396,7 @@ fn write_stage(
 ) {
     // The committer owns the disk writes; the applier runs at most AHEAD chunks ahead of it.
     let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(AHEAD);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(AHEAD);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(AHEAD);
     // Set while the applier has work in hand, so the committer waits for the next chunk
     // (and flushes it with this one) instead of flushing early.
     let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -385,7 +415,7 @@ fn write_stage(
     let fresh = Ctx::default;
     let mut ctx = fresh();
     let mut in_flight: VecDeque<Arc<Writes>> = VecDeque::new();
-    let mut epoch = 0u64;
+    let mut era = store.era();
     // Checked batches not yet fully applied; a large one is applied and committed in
     // chunks of at most MAX_COMMIT records (sled's memory grows with batch size) and
     // answered once its last chunk is on disk.
@@ -395,15 +425,8 @@ fn write_stage(
             busy.store(false, std::sync::atomic::Ordering::Release);
             // Idle: settle the chunks in flight first, so that nothing is read later through
             // a write set older than the tree.
-            let mut failed = false;
             for _ in in_flight.drain(..) {
-                failed |= !done_rx.recv().unwrap_or(false);
-            }
-            if failed {
-                warn!("ingest batch failed; dropping the chunks applied after it");
-                epoch += 1;
-                waiting.reload(&store);
-                ctx = fresh();
+                let _ = done_rx.recv();
             }
             let next = rx.blocking_recv();
             busy.store(true, std::sync::atomic::Ordering::Release);
@@ -418,27 +441,39 @@ fn write_stage(
                 Err(_) => break,
             }
         }
+        if store.storage_fault().is_some() {
+            // A write failed: once the chunks in flight are settled, the store reopens if the
+            // disk has room again; if not, what waits is answered at once, not held.
+            for _ in in_flight.drain(..) {
+                let _ = done_rx.recv();
+            }
+            if let Err(e) = store.recover() {
+                let fault =
+                    StorageFault::of(&e).unwrap_or_else(|| StorageFault::Failed(e.to_string()));
+                debug!(error = %e, "the store cannot write yet");
+                for c in queue.drain(..) {
+                    c.failed(&fault);
+                }
+                continue;
+            }
+        }
+        if store.era() != era {
+            // What was decided before the failure (or the recovery) may rest on lost writes:
+            // decide afresh from the store as it is now.
+            for _ in in_flight.drain(..) {
+                let _ = done_rx.recv();
+            }
+            era = store.era();
+            waiting.reload(&store);
+            ctx = fresh();
+        }
         let base = store.layered(&in_flight);
         let ov = Overlay::with_journal(&base, &journal);
         let applied = apply_chunk(ov, &mut ctx, &mut queue, &mut waiting, max_waiting);
         // At most AHEAD chunks unwritten: wait until the oldest is written.
-        let mut failed = false;
         if in_flight.len() >= AHEAD {
             in_flight.pop_front();
-            failed = !done_rx.recv().unwrap_or(false);
-        }
-        if failed {
-            // What was applied on top of the failed chunk is void too: the committer skips
-            // the chunks of this epoch still coming, and this one is dropped.
-            warn!("ingest batch failed; dropping the chunks applied after it");
-            for _ in in_flight.drain(..) {
-                let _ = done_rx.recv();
-            }
-            epoch += 1;
-            queue.pop_front();
-            waiting.reload(&store);
-            ctx = fresh();
-            continue;
+            let _ = done_rx.recv();
         }
         match applied {
             Ok((writes, evs, group)) => {
@@ -450,7 +485,7 @@ fn write_stage(
                     writes,
                     group,
                     events: evs,
-                    epoch,
+                    era,
                 };
                 // More to apply after this chunk? Then the committer may wait for it.
                 busy.store(!queue.is_empty(), std::sync::atomic::Ordering::Release);
@@ -459,9 +494,13 @@ fn write_stage(
                 }
             }
             Err(e) => {
-                // Nothing of the chunk was written; its callers learn that the node failed.
+                // Nothing of the chunk was written; its callers learn why.
                 warn!(error = %e, "ingest batch failed");
-                queue.pop_front();
+                let fault =
+                    StorageFault::of(&e).unwrap_or_else(|| StorageFault::Failed(e.to_string()));
+                if let Some(c) = queue.pop_front() {
+                    c.failed(&fault);
+                }
                 waiting.reload(&store);
                 ctx = fresh();
             }
@@ -479,7 +518,7 @@ fn write_stage(
 fn commit_stage(
     store: Store,
     rx: std::sync::mpsc::Receiver<Applied>,
-    done: std::sync::mpsc::SyncSender<bool>,
+    done: std::sync::mpsc::SyncSender<()>,
     events: broadcast::Sender<Event>,
     busy: Arc<std::sync::atomic::AtomicBool>,
 ) {
@@ -489,27 +528,33 @@ fn commit_stage(
     // is coming: the applier is idle, or its chunk is not ready within GROUP_WAIT. So a
     // lone record is flushed at once and a stream pays one disk sync per group.
     let mut pending: Vec<Durable> = Vec::new();
-    let mut failed_epoch = None;
     let mut next = rx.recv().ok();
     while let Some(job) = next.take() {
-        // A chunk applied on top of one that failed is void (its callers learn the node
-        // failed when its group is dropped unanswered).
-        let ok = failed_epoch != Some(job.epoch)
-            && match store.write(&job.writes) {
-                Ok(()) => true,
-                Err(e) => {
-                    warn!(error = %e, "ingest commit failed");
-                    failed_epoch = Some(job.epoch);
-                    false
-                }
-            };
-        if ok {
-            pending.push(Durable {
+        // A chunk decided in another era may rest on writes a failure lost; a failed write
+        // is answered at once, with what was written before it (whose flush now fails too,
+        // or makes it durable).
+        let written = if job.era != store.era() {
+            Err(fault_or_retry(&store))
+        } else {
+            store.write(&job.writes).map_err(|e| {
+                warn!(error = %e, "ingest commit failed");
+                StorageFault::of(&e).unwrap_or_else(|| StorageFault::Failed(e.to_string()))
+            })
+        };
+        match written {
+            Ok(()) => pending.push(Durable {
                 group: job.group,
                 events: job.events,
-            });
+                era: job.era,
+            }),
+            Err(fault) => {
+                for c in job.group {
+                    c.failed(&fault);
+                }
+                flush_and_answer(&store, &mut pending, &events);
+            }
         }
-        if done.send(ok).is_err() {
+        if done.send(()).is_err() {
             break;
         }
         if pending.len() < FLUSH_EVERY {
@@ -537,16 +582,28 @@ const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 struct Durable {
     group: Vec<Checked>,
     events: Vec<Event>,
+    /// The store's era when it was written.
+    era: u64,
 }
 
 fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcast::Sender<Event>) {
     if pending.is_empty() {
         return;
     }
-    if let Err(e) = store.flush() {
-        // The callers' reply channels close unanswered: they learn the node failed.
-        warn!(error = %e, "ingest flush failed");
-        pending.clear();
+    let flushed = store.flush();
+    // Written in an earlier era: a recovery may have reopened the store since, dropping
+    // writes no flush had made durable.
+    let era = store.era();
+    if flushed.is_err() || pending.iter().any(|d| d.era != era) {
+        if let Err(e) = &flushed {
+            warn!(error = %e, "ingest flush failed");
+        }
+        let fault = fault_or_retry(store);
+        for job in pending.drain(..) {
+            for c in job.group {
+                c.failed(&fault);
+            }
+        }
         return;
     }
     for job in pending.drain(..) {

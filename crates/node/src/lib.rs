@@ -46,7 +46,7 @@ pub mod workload;
 
 pub use config::Config;
 pub use data_dir::{Created, DataDir, PASSPHRASE_ENV};
-pub use error::{Error, Result};
+pub use error::{Error, Result, StorageFault};
 pub use follow::{Follow, FollowChange, Following};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
 pub use net::{Client, NetEvent, NetStatus};

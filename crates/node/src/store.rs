@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageFault};
 use cache::{Hot, Seen};
 use codec::Stored;
 use intent::Writes;
@@ -73,36 +73,63 @@ pub(crate) struct Handles {
 }
 
 /// The store's current [`Handles`]. An online compaction replaces them whole, under the
-/// store's write lock, with the copy it made ([`compact`]); everything else loads them for
-/// each read, so no read goes to a database that writes no longer reach.
+/// store's write lock, with the copy it made ([`compact`]), and recovery from a storage
+/// failure reopens them ([`Store::recover`]); everything else loads them for each read, so
+/// no read goes to a database that writes no longer reach.
 #[derive(Clone)]
-pub(crate) struct Current(Arc<RwLock<Arc<Handles>>>);
+pub(crate) struct Current(Arc<RwLock<Held>>);
+
+enum Held {
+    Open(Arc<Handles>),
+    /// The database could not be reopened after a storage failure.
+    Closed(StorageFault),
+}
 
 impl Current {
     pub(crate) fn new(h: Handles) -> Self {
-        Current(Arc::new(RwLock::new(Arc::new(h))))
+        Current(Arc::new(RwLock::new(Held::Open(Arc::new(h)))))
     }
 
     /// The handles in use now.
-    pub(crate) fn get(&self) -> Arc<Handles> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(crate) fn get(&self) -> Result<Arc<Handles>> {
+        match &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Held::Open(h) => Ok(h.clone()),
+            Held::Closed(f) => Err(Error::Unwritable(f.clone())),
+        }
     }
 
     /// The main tree in use now.
-    pub(crate) fn tree(&self) -> sled::Tree {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .tree
-            .clone()
+    pub(crate) fn tree(&self) -> Result<sled::Tree> {
+        match &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Held::Open(h) => Ok(h.tree.clone()),
+            Held::Closed(f) => Err(Error::Unwritable(f.clone())),
+        }
     }
 
-    /// Puts `h` in place of the handles in use; returns the old ones.
-    pub(crate) fn replace(&self, h: Handles) -> Arc<Handles> {
-        std::mem::replace(
-            &mut *self.0.write().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(h),
-        )
+    /// Puts `h` in place of the handles in use.
+    pub(crate) fn replace(&self, h: Handles) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Held::Open(Arc::new(h));
+    }
+
+    /// Closes the database and opens it again with `open`; readers wait meanwhile. If it
+    /// does not open, reads fail with `fault` (or what the open met) until a later reopen.
+    fn reopen(&self, fault: StorageFault, open: impl FnOnce() -> Result<Handles>) -> Result<()> {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        // Ours goes first: sled's lock on its file is released once every handle is gone
+        // (readers that hold one finish soon; the open waits for them a little).
+        *slot = Held::Closed(fault);
+        match open() {
+            Ok(h) => {
+                *slot = Held::Open(Arc::new(h));
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(f) = StorageFault::of(&e) {
+                    *slot = Held::Closed(f);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -120,6 +147,10 @@ pub struct Store {
     /// Set when a write set failed part-way: the tree is not in step until the store is
     /// reopened (which finishes the write set from its intent), so nothing more is written.
     broken: Arc<std::sync::atomic::AtomicBool>,
+    /// Why the last write failed, while `broken`.
+    fault: Arc<Mutex<Option<StorageFault>>>,
+    /// Bumped by every failed write or flush and every recovery ([`Store::era`]).
+    era: Arc<std::sync::atomic::AtomicU64>,
     /// The store's directory, which holds its generations (none for a temporary store).
     root: Option<Arc<PathBuf>>,
     /// While an online compaction copies the store: the copy's tree, which every write set
@@ -141,6 +172,10 @@ pub struct Store {
 /// sled's page cache. The node's whole footprint stays under 400 MB at a million records
 /// (BENCHMARKS.md); 96 MB was tried: no faster, and 412 MB at peak.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Free bytes the disk needs before [`Store::recover`] reopens the database after a
+/// failure (sled writes its page-table snapshot when it opens).
+pub const RECOVER_FREE: u64 = 8 * 1024 * 1024;
 
 /// The tree that holds everything but the intents.
 pub(crate) const MAIN_TREE: &str = "chorus/v1";
@@ -270,6 +305,8 @@ impl Store {
             journal: Arc::new(journal),
             flushing: Arc::new(Mutex::new(())),
             broken,
+            fault: Arc::new(Mutex::new(None)),
+            era: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             root: dirs.map(|(r, _)| Arc::new(r.to_path_buf())),
             mirror: Arc::new(Mutex::new(None)),
             compactor: None,
@@ -304,13 +341,29 @@ impl Store {
         }
     }
 
+    /// The entries under `prefix` in the tree in use, ending at the first error (a sled
+    /// iterator that fails, say because sled refuses writes after an I/O error and the read
+    /// wanted to split a node, yields that error again at every step: counted, it never
+    /// ends).
+    fn scan(&self, prefix: &[u8]) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> {
+        let (iter, err) = match self.cur.tree() {
+            Ok(t) => (Some(t.scan_prefix(prefix)), None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut failed = false;
+        err.map(Err)
+            .into_iter()
+            .chain(iter.into_iter().flatten().map(|kv| kv.map_err(Error::from)))
+            .take_while(move |kv| !std::mem::replace(&mut failed, kv.is_err()))
+    }
+
     /// A stored value, through the in-memory cache of tallies, ratings and group tallies
     /// for those keys (what the ingest pipeline reads most).
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if Hot::cached(key) {
-            return self.hot.get_or_load(&self.cur.tree(), key);
+            return self.hot.get_or_load(&self.cur.tree()?, key);
         }
-        Ok(self.cur.tree().get(key)?.map(|v| v.to_vec()))
+        Ok(self.cur.tree()?.get(key)?.map(|v| v.to_vec()))
     }
 
     /// What the ingest applier reads: the write sets `in_flight` (applied, not yet
@@ -348,7 +401,7 @@ impl Store {
         // writers, so intents are numbered in the order they are applied, and it keeps an
         // online compaction's copy in step (`compact`).
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
-        let h = self.cur.get();
+        let h = self.cur.get()?;
         if self.saved.swap(false, Ordering::AcqRel) {
             // Written after a close: the snapshot no longer describes the store.
             if let Some(d) = &h.dir {
@@ -356,14 +409,10 @@ impl Store {
             }
         }
         if self.broken.load(Ordering::Acquire) {
-            return Err(Error::Corrupt(
-                "an earlier write failed part-way; restart the node to finish it".into(),
-            ));
+            return Err(Error::Unwritable(self.fault()));
         }
-        let id = h.intents.begin(writes).inspect_err(|_| {
-            // Part 0 may or may not be in the log: only reopening can tell.
-            self.broken.store(true, Ordering::Release);
-        })?;
+        // Part 0 may or may not be in the log: only reopening can tell.
+        let id = h.intents.begin(writes).map_err(|e| self.failed(e))?;
         // Writing a key again is harmless: one retry finishes a set a passing error cut.
         let applied = intent::apply(&h.tree, writes.iter())
             .or_else(|_| intent::apply(&h.tree, writes.iter()))
@@ -377,10 +426,8 @@ impl Store {
         if let Err(e) = applied {
             // Part of the set may be in the tree, or the sync index may not count it; only
             // reopening (which finishes the set from its intent and rebuilds the index) puts
-            // them back in step, so write nothing more.
-            self.broken.store(true, Ordering::Release);
-            tracing::error!(error = %e, "a write failed part-way; restart the node to finish it");
-            return Err(e);
+            // them back in step, so nothing more is written until `recover`.
+            return Err(self.failed(e));
         }
         h.intents.applied(id);
         let mut mirror = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
@@ -398,23 +445,132 @@ impl Store {
     /// durable.
     pub fn flush(&self) -> Result<()> {
         let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
-        self.flush_held(&self.cur.get())
+        self.flush_held(&*self.cur.get()?)
     }
 
     /// [`Store::flush`] of `h`, with the flush lock held by the caller.
     fn flush_held(&self, h: &Handles) -> Result<()> {
         let done = h.intents.take_applied();
         if let Err(e) = h.db.flush() {
+            // sled refuses every write after an I/O error until it is reopened.
             h.intents.restore(done);
-            return Err(e.into());
+            return Err(self.failed(e.into()));
         }
         if let Err(e) = h.intents.retire(&done) {
             // An intent left behind while later ones are retired would be replayed over
             // newer writes: write nothing more until the store is reopened.
-            self.broken
-                .store(true, std::sync::atomic::Ordering::Release);
-            return Err(e);
+            return Err(self.failed(e));
         }
+        Ok(())
+    }
+
+    /// Notes a failed write or flush: nothing more is written until [`Store::recover`]
+    /// reopens the database. Returns the error to answer with.
+    fn failed(&self, e: Error) -> Error {
+        let fault = StorageFault::of(&e).unwrap_or_else(|| StorageFault::Failed(e.to_string()));
+        tracing::error!(error = %e, "the store failed to write; writes are refused until it recovers");
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(fault.clone());
+        self.broken
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.era.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Error::Unwritable(fault)
+    }
+
+    /// Changes with every storage failure and every recovery. What was read from the store
+    /// in an earlier era may describe writes a failure lost (sled keeps writes in memory
+    /// until a flush; a reopen drops what none made durable), so the ingest pipeline writes
+    /// nothing it decided in another era, and acknowledges nothing written in one.
+    pub(crate) fn era(&self) -> u64 {
+        self.era.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Why the store cannot write now (`Failed` with a generic reason if nothing recorded
+    /// one, e.g. a failed index rebuild).
+    fn fault(&self) -> StorageFault {
+        self.fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| StorageFault::Failed("an earlier write failed".into()))
+    }
+
+    /// Bytes free on the disk that holds the store (`None` for a temporary store).
+    pub fn free_bytes(&self) -> Option<u64> {
+        let root = self.root.as_ref()?;
+        fs2::available_space(root.as_path()).ok()
+    }
+
+    /// `None` if the store can write, else why not (what status reports).
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        self.broken
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.fault())
+    }
+
+    /// After a failed write: reopens the database, which finishes from its intent any write
+    /// set the failure cut and lets sled write again (it refuses every write after an I/O
+    /// error until reopened), then rebuilds the sync index (a failed flush may have lost
+    /// writes it counts) and empties the value cache. Done only when the disk has room
+    /// again ([`RECOVER_FREE`]); otherwise, or if the open fails, the fault stands and reads
+    /// go on from the old database where it is still open. Nothing to do (`Ok`) if no write
+    /// failed.
+    pub fn recover(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.broken.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(root) = self.root.clone() else {
+            return Err(Error::Unwritable(self.fault()));
+        };
+        // A rebuild reading the old database holds it open; it is redone below.
+        if let Some(b) = &self.rebuild {
+            b.stop();
+        }
+        let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let _f = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.broken.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let path = generation::active(&root)?.path;
+        let free = fs2::available_space(&path)?;
+        if free < RECOVER_FREE {
+            return Err(Error::Unwritable(StorageFault::Full(format!(
+                "{free} bytes free"
+            ))));
+        }
+        *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // From here, nothing written before is acknowledged (what the old database held only
+        // in memory is lost by the reopen).
+        self.era.fetch_add(1, Ordering::AcqRel);
+        self.cur.reopen(self.fault(), || {
+            let db = open_db(&path)?;
+            let tree = db.open_tree(MAIN_TREE)?;
+            let intents = intent::Intents::open(&db, &tree)?;
+            Ok(Handles {
+                db,
+                tree,
+                intents,
+                dir: Some(path.clone()),
+            })
+        })?;
+        let h = self.cur.get()?;
+        self.hot.clear();
+        let was_ready = sync.is_ready();
+        *sync = SyncIndex::build(&h.tree)?;
+        self.sync_ready.store(true, Ordering::Release);
+        if !was_ready || !self.seen.is_ready() {
+            // A rebuild was stopped above: the filter is finished here too.
+            rebuild::fill(
+                &h.tree,
+                &self.seen,
+                &std::sync::atomic::AtomicBool::new(false),
+            )?;
+            self.seen.set_ready();
+        }
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.era.fetch_add(1, Ordering::AcqRel);
+        self.broken.store(false, Ordering::Release);
+        tracing::info!("the store recovered from its storage failure; writing again");
         Ok(())
     }
 
@@ -435,7 +591,7 @@ impl Store {
             b.stop();
         }
         self.flush()?;
-        let h = self.cur.get();
+        let h = self.cur.get()?;
         h.db.flush()?;
         let Some(dir) = &h.dir else {
             return Ok(());
@@ -460,7 +616,7 @@ impl Store {
     /// the next start to the stop. Returns false (and does nothing) if another handle still
     /// holds the database.
     pub fn settle(self) -> Result<bool> {
-        let Some(dir) = self.cur.get().dir.clone() else {
+        let Some(dir) = self.cur.get()?.dir.clone() else {
             return Ok(false);
         };
         if let Some(b) = &self.rebuild {
@@ -479,7 +635,7 @@ impl Store {
 
     /// Is a record with this id stored?
     pub fn contains(&self, id: &RecordId) -> Result<bool> {
-        self.seen.has_record(&self.cur.tree(), id)
+        self.seen.has_record(&self.cur.tree()?, id)
     }
 
     /// The arrival journal (for the ingest pipeline).
@@ -506,7 +662,7 @@ impl Store {
 
     /// Journal entries after `seq`, oldest first, at most `limit`: (seq, record id).
     pub fn journal_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
-        Journal::after(&self.cur.tree(), seq, limit)
+        Journal::after(&self.cur.tree()?, seq, limit)
     }
 
     /// The latest journal sequence number (0 if none).
@@ -552,7 +708,7 @@ impl Store {
     /// The ids of every stored record, in id order (a full scan: for checks and tests).
     pub fn ids(&self) -> Result<Vec<RecordId>> {
         self.cur
-            .tree()
+            .tree()?
             .scan_prefix([keys::RECORD])
             .keys()
             .map(|k| {
@@ -581,22 +737,22 @@ impl Store {
         if !self.seen.maybe(&k) {
             return Ok(None);
         }
-        let Some(loc) = self.cur.tree().get(k)? else {
+        let Some(loc) = self.cur.tree()?.get(k)? else {
             return Ok(None);
         };
         Ok(self
             .cur
-            .tree()
+            .tree()?
             .get(keys::stored_at(&loc, id))?
             .map(|w| w.to_vec()))
     }
 
     /// The record with this id, as stored (verbatim wire bytes, decoded).
     pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>> {
-        let Some(loc) = self.cur.tree().get(keys::record(id))? else {
+        let Some(loc) = self.cur.tree()?.get(keys::record(id))? else {
             return Ok(None);
         };
-        match self.cur.tree().get(keys::stored_at(&loc, id))? {
+        match self.cur.tree()?.get(keys::stored_at(&loc, id))? {
             None => Err(Error::Corrupt(format!("record {id} indexed but missing"))),
             Some(wire) => Ok(Some(SignedRecord::from_vec(wire.to_vec())?)),
         }
@@ -604,7 +760,7 @@ impl Store {
 
     /// Number of stored records (one key lookup: the count is kept with the records).
     pub fn len(&self) -> Result<u64> {
-        match self.cur.tree().get(keys::COUNT)? {
+        match self.cur.tree()?.get(keys::COUNT)? {
             Some(v) => u64::decode(&v),
             None => Ok(0),
         }
@@ -612,12 +768,13 @@ impl Store {
 
     /// Is the store empty?
     pub fn is_empty(&self) -> bool {
-        self.cur.tree().scan_prefix([keys::RECORD]).next().is_none()
+        self.scan(&[keys::RECORD]).next().is_none()
     }
 
     /// Number of records waiting for a record they point at.
-    pub fn waiting(&self) -> usize {
-        self.cur.tree().scan_prefix([keys::WAITING]).count()
+    pub fn waiting(&self) -> Result<usize> {
+        self.scan(&[keys::WAITING])
+            .try_fold(0, |n, kv| kv.map(|_| n + 1))
     }
 
     /// Each waiting record's key as (the id it waits for, its own id).
@@ -625,7 +782,7 @@ impl Store {
         let id_at = |k: &[u8], at: usize| -> Result<RecordId> {
             keys::id_at(k, at).ok_or_else(|| Error::Corrupt("waiting key".into()))
         };
-        self.cur.tree().scan_prefix([keys::WAITING]).map(move |kv| {
+        self.scan(&[keys::WAITING]).map(move |kv| {
             let (k, _) = kv?;
             Ok((id_at(&k, 1)?, id_at(&k, 33)?))
         })
@@ -649,7 +806,7 @@ impl Store {
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.cur.get().db.size_on_disk()?)
+        Ok(self.cur.get()?.db.size_on_disk()?)
     }
 
     fn page(&self, prefix: Vec<u8>, after: Option<(u64, RecordId)>, limit: usize) -> Result<Page> {
@@ -665,7 +822,7 @@ impl Store {
         };
         let mut records = Vec::new();
         let mut last = None;
-        for kv in self.cur.tree().range(start..) {
+        for kv in self.cur.tree()?.range(start..) {
             let (k, _) = kv?;
             if !k.starts_with(&prefix) || records.len() >= limit {
                 break;
@@ -748,7 +905,7 @@ impl Store {
         }
         let mut out = Vec::new();
         let mut last = None;
-        for kv in self.cur.tree().range(start..) {
+        for kv in self.cur.tree()?.range(start..) {
             let (k, v) = kv?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -786,7 +943,7 @@ impl Store {
 
     /// A slot's winning record, and whether it is an "on" state.
     fn winner(&self, k: &SlotKey) -> Result<Option<(RecordId, bool)>> {
-        match self.cur.tree().get(k.as_bytes())? {
+        match self.cur.tree()?.get(k.as_bytes())? {
             None => Ok(None),
             Some(v) => Slot::decode(&v).map(|s| Some((s.id, s.on))),
         }
@@ -795,7 +952,7 @@ impl Store {
     /// Every petition with its tally, in id order (one key per petition).
     pub fn petitions(&self) -> Result<Vec<(RecordId, PetitionTally)>> {
         let mut out = Vec::new();
-        for kv in self.cur.tree().scan_prefix([keys::PETITION_TALLY]) {
+        for kv in self.cur.tree()?.scan_prefix([keys::PETITION_TALLY]) {
             let (k, v) = kv?;
             let id: [u8; 32] = k
                 .get(1..)
@@ -830,7 +987,7 @@ impl Store {
     /// A derived value through the in-memory cache.
     fn derived<T: Stored>(&self, key: &[u8]) -> Result<Option<T>> {
         self.hot
-            .get_or_load(&self.cur.tree(), key)?
+            .get_or_load(&self.cur.tree()?, key)?
             .map(|b| T::decode(&b))
             .transpose()
     }
@@ -857,7 +1014,7 @@ impl Store {
     /// Every stored record, in topic and time order (audits): the id its key names, and its
     /// wire bytes.
     pub(crate) fn all_entries(&self) -> impl Iterator<Item = Result<(RecordId, Vec<u8>)>> + '_ {
-        self.cur.tree().scan_prefix([keys::TOPIC]).map(|kv| {
+        self.scan(&[keys::TOPIC]).map(|kv| {
             let (k, v) = kv?;
             let (_, id) =
                 keys::timed_tail(&k).ok_or_else(|| Error::Corrupt("bad topic/time key".into()))?;
@@ -867,10 +1024,8 @@ impl Store {
 
     /// Every stored record's wire bytes, in topic and time order (recomputation).
     pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.cur
-            .tree()
-            .scan_prefix([keys::TOPIC])
-            .map(|kv| kv.map(|(_, v)| v.to_vec()).map_err(Error::from))
+        self.scan(&[keys::TOPIC])
+            .map(|kv| kv.map(|(_, v)| v.to_vec()))
     }
 
     /// All derived state (slots, tallies, ratings, groups, the record count) as raw entries:
@@ -915,7 +1070,7 @@ impl Store {
     /// Derived-state entries under one prefix, as stored.
     fn derived_entries(&self, prefix: u8) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         self.cur
-            .tree()
+            .tree()?
             .scan_prefix([prefix])
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -929,12 +1084,12 @@ impl Store {
 impl Store {
     /// The tree (tests that look at raw keys).
     pub(crate) fn tree(&self) -> sled::Tree {
-        self.cur.tree()
+        self.cur.tree().expect("the store is open")
     }
 
     /// Intents not yet retired.
     pub(crate) fn pending_intents(&self) -> usize {
-        self.cur.get().intents.len()
+        self.cur.get().expect("the store is open").intents.len()
     }
 
     /// The sync index and the filter's bits, as a snapshot holds them.
@@ -955,7 +1110,7 @@ impl Backing for Store {
         self.get_raw(key)
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Backing::scan_prefix(&self.cur.tree(), prefix)
+        Backing::scan_prefix(&self.cur.tree()?, prefix)
     }
 }
 

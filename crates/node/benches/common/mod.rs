@@ -86,11 +86,11 @@ pub fn ingest_stream(
         wire_bytes += job.iter().map(|w| w.len()).sum::<usize>();
         pending.push_back(ing.submit_blocking(job).unwrap());
         if pending.len() >= 6 {
-            tally(pending.pop_front().unwrap().blocking_recv().unwrap());
+            tally(pending.pop_front().unwrap().blocking_recv().unwrap().unwrap());
         }
     }
     while let Some(rx) = pending.pop_front() {
-        tally(rx.blocking_recv().unwrap());
+        tally(rx.blocking_recv().unwrap().unwrap());
     }
     (
         (stored, rejected, other),

@@ -70,9 +70,13 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let (status, code) = match &e {
-            Error::NodeStopped => (StatusCode::SERVICE_UNAVAILABLE, "node_stopped"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        let (status, code) = match crate::error::StorageFault::of(&e) {
+            Some(f) if f.is_full() => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            Some(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failed"),
+            None => match &e {
+                Error::NodeStopped => (StatusCode::SERVICE_UNAVAILABLE, "node_stopped"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
         };
         ApiError::new(status, code, e.to_string())
     }

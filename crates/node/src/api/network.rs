@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chorus_client::{Peers, Status, SyncAnswer, SyncRequest};
+use chorus_client::{Peers, Status, StorageCondition, StorageState, SyncAnswer, SyncRequest};
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -14,18 +14,41 @@ use crate::net::PeerId;
 /// `GET /v1/status`.
 pub(crate) async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
     let net = s.client.status().await?;
+    let storage = storage_state(&s.store);
     Ok(Json(Status {
         peer_id: net.peer_id,
         listen_addrs: net.listen_addrs,
         peers: net.peers.len() as u64,
         peer_ids: net.peers,
-        records: s.store.len()?,
-        waiting: s.store.waiting() as u64,
+        // A store that cannot be read says why in `storage`; the status still answers.
+        records: match &storage.state {
+            StorageCondition::Ok => s.store.len()?,
+            _ => s.store.len().unwrap_or(0),
+        },
+        waiting: match &storage.state {
+            StorageCondition::Ok => s.store.waiting()? as u64,
+            _ => s.store.waiting().unwrap_or(0) as u64,
+        },
         shards: net.shards,
         author: s.author.to_string(),
         following: follow_set(&s.following.snapshot()),
         sync_ready: s.store.sync_ready(),
+        storage,
     }))
+}
+
+/// Whether the store can write, and the room left on its disk.
+fn storage_state(store: &crate::store::Store) -> StorageState {
+    let (state, message) = match store.storage_fault() {
+        None => (StorageCondition::Ok, None),
+        Some(f) if f.is_full() => (StorageCondition::Full, Some(f.to_string())),
+        Some(f) => (StorageCondition::Failed, Some(f.to_string())),
+    };
+    StorageState {
+        state,
+        message,
+        free_bytes: store.free_bytes().unwrap_or(0),
+    }
 }
 
 /// `GET /v1/peers`.

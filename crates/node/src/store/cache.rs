@@ -15,6 +15,11 @@ pub(crate) struct Hot(std::sync::RwLock<std::collections::HashMap<Vec<u8>, Vec<u
 impl Hot {
     const CAPACITY: usize = 500_000;
 
+    /// Forgets every value (after a reopen: the tree may have lost unflushed writes).
+    pub(crate) fn clear(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub(crate) fn cached(key: &[u8]) -> bool {
         matches!(
             key.first(),

@@ -343,7 +343,7 @@ impl Store {
                         "compaction: a write to the copy failed".into(),
                     ));
                 }
-                let from = self.cur.tree();
+                let from = self.cur.tree()?;
                 let range = match &after {
                     None => from.range::<&[u8], _>(..),
                     Some(k) => from.range::<&[u8], _>((
@@ -391,13 +391,13 @@ impl Store {
                 "compaction: a write to the copy failed".into(),
             ));
         }
-        self.flush_held(&self.cur.get())?;
+        self.flush_held(&*self.cur.get()?)?;
         db.flush()?;
         let records = records_of(&tree)?;
         let intents = super::intent::Intents::open(&db, &tree)?;
         generation::switch(root, n, records, disk_bytes(path)?)?;
         *mirror = None;
-        let old = self.cur.replace(Handles {
+        self.cur.replace(Handles {
             db,
             tree,
             intents,
@@ -411,7 +411,6 @@ impl Store {
             "compaction: the store now runs on its compacted copy"
         );
         // Readers that loaded the old handles finish on them; its files go at the sweep.
-        drop(old);
         Ok(keys)
     }
 

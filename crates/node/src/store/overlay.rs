@@ -243,12 +243,12 @@ impl Backing for Layered<'_> {
             return Ok(None);
         }
         if Hot::cached(key) {
-            return self.hot.get_or_load(&self.cur.tree(), key);
+            return self.hot.get_or_load(&self.cur.tree()?, key);
         }
-        Ok(self.cur.tree().get(key)?.map(|v| v.to_vec()))
+        Ok(self.cur.tree()?.get(key)?.map(|v| v.to_vec()))
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let base = Backing::scan_prefix(&self.cur.tree(), prefix)?;
+        let base = Backing::scan_prefix(&self.cur.tree()?, prefix)?;
         Ok(self
             .in_flight
             .iter()

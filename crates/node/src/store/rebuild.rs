@@ -36,7 +36,7 @@ pub(crate) fn now(tree: &sled::Tree) -> Result<(SyncIndex, Seen)> {
 }
 
 /// Adds every record and slot key of `tree` to `seen` (stopping early if `stop` is set).
-fn fill(tree: &sled::Tree, seen: &Seen, stop: &AtomicBool) -> Result<bool> {
+pub(super) fn fill(tree: &sled::Tree, seen: &Seen, stop: &AtomicBool) -> Result<bool> {
     for prefix in [keys::RECORD, keys::SLOT] {
         for (n, kv) in tree.scan_prefix([prefix]).enumerate() {
             if n % SLICE == 0 && stop.load(Ordering::Acquire) {

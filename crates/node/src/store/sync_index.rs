@@ -433,13 +433,16 @@ impl SyncView<'_> {
     }
 
     fn scan(&self, lower: &[u8], upper: &Bound) -> impl Iterator<Item = Result<Key>> + '_ {
-        self.cur
-            .tree()
-            .range(t_key(lower)..t_end(upper))
-            .filter_map(|kv| match kv {
+        let (range, err) = match self.cur.tree() {
+            Ok(t) => (Some(t.range(t_key(lower)..t_end(upper))), None),
+            Err(e) => (None, Some(e)),
+        };
+        err.map(Err)
+            .into_iter()
+            .chain(range.into_iter().flatten().filter_map(|kv| match kv {
                 Ok((k, _)) => sync_key(&k).map(Ok),
                 Err(e) => Some(Err(Error::from(e))),
-            })
+            }))
     }
 
     /// Accumulator of every key below `x`.
@@ -518,7 +521,7 @@ impl RangeIndex for SyncView<'_> {
     }
 
     fn contains(&self, id: &Id) -> Result<bool> {
-        self.seen.has_record(&self.cur.tree(), &RecordId(*id))
+        self.seen.has_record(&self.cur.tree()?, &RecordId(*id))
     }
 }
 
