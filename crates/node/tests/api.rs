@@ -116,6 +116,11 @@ impl Api {
             "{method} {path}: {v}"
         );
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        // Bad input is the caller's fault, said in the caller's terms, never the node's config.
+        assert!(
+            !v["message"].as_str().unwrap_or("").contains("config:"),
+            "{method} {path}: {v}"
+        );
     }
 }
 
@@ -405,6 +410,28 @@ async fn consumer_endpoints_create_records_and_tallies_follow() {
         "not_a_petition",
     )
     .await;
+    // A bundle, or a verified count, of something that is not a petition.
+    let review_id = r1["id"].as_str().unwrap();
+    let (s, v) = api
+        .call("GET", &format!("/v1/bundle/{review_id}"), None)
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("not_a_petition")),
+        "{v}"
+    );
+    assert_eq!(
+        v["message"],
+        format!("{review_id} is a review, not a petition")
+    );
+    api.fails(
+        "POST",
+        "/v1/attest",
+        Some(json!({"verdict": "verified-count", "record": review_id})),
+        400,
+        "not_a_petition",
+    )
+    .await;
     api.fails(
         "GET",
         &format!("/v1/tally/{}", "ef".repeat(32)),
@@ -469,6 +496,17 @@ async fn producers_answer_and_nodes_follow() {
         "bad_product",
     )
     .await;
+    let (_, v) = api
+        .call("POST", "/v1/follow", Some(json!({"product": "zz/gtin-1"})))
+        .await;
+    assert_eq!(v["code"], "bad_product", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("product \"zz/gtin-1\""),
+        "{v}"
+    );
     let f = api
         .ok("POST", "/v1/unfollow", Some(json!({"producer": other})))
         .await;
