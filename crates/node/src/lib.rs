@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use follow::{Follow, FollowChange, Following};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
 pub use net::{Client, NetEvent, NetStatus};
-pub use node::Node;
+pub use node::{ApiLoad, Node};
 pub use store::{GroupTally, PetitionTally, Rating, ResponseInfo};
 pub use store::{Page, Store};
 pub use sync::{SyncHandle, SyncReport};
