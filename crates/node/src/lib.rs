@@ -45,7 +45,7 @@ pub mod trust;
 pub mod workload;
 
 pub use config::Config;
-pub use data_dir::{Created, DataDir, PASSPHRASE_ENV};
+pub use data_dir::{Created, DataDir, Running, PASSPHRASE_ENV};
 pub use error::{Error, Result};
 pub use follow::{Follow, FollowChange, Following};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};

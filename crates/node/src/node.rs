@@ -144,7 +144,8 @@ impl Node {
         Ok((node, events.node))
     }
 
-    /// Subscribes to the followed shards and serves the local API (unless turned off).
+    /// Subscribes to the followed shards and serves the local API (unless turned off), with a
+    /// fresh token.
     async fn serve_api(&mut self, dir: &DataDir, config: &Config) -> Result<()> {
         self.following.subscribe().await?;
         let c = &config.api;
@@ -160,7 +161,7 @@ impl Node {
             store: self.store.clone(),
             client: self.client.clone(),
             author: self.author(),
-            token: Arc::from(dir.api_token()?),
+            token: Arc::from(dir.new_api_token()?),
             ingest: self.ingest.clone(),
             publisher: self.publisher.clone(),
             signer: Arc::new(self.author.clone()),
@@ -187,12 +188,7 @@ impl Node {
         self.tasks.spawn(infallible(async move {
             let _ = task.await;
         }));
-        let info = chorus_client::ApiInfo {
-            addr: addr.to_string(),
-            pid: std::process::id(),
-        };
-        let json = serde_json::to_vec(&info).map_err(|e| Error::Config(e.to_string()))?;
-        std::fs::write(&self.api_info, json)?;
+        dir.write_api_info(addr)?;
         self.api = Some(addr);
         self.api_load = Some((connections, streams));
         Ok(())

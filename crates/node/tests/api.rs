@@ -729,3 +729,50 @@ async fn records_made_back_to_back_get_increasing_created_at() {
     assert_eq!(counted[0]["id"], last, "{reviews}");
     api.node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_token_at_each_start_and_the_last_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    data.init().unwrap();
+    let mut config = Config::default();
+    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.network.mdns = false;
+    config.api.listen = "127.0.0.1:0".into();
+    let status = |addr: std::net::SocketAddr, token: String| {
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            agent
+                .get(&format!("http://{addr}/v1/status"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .call()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let (first, _events) = Node::start(&data, config.clone()).await.unwrap();
+    let old = data.api_token().unwrap();
+    assert_eq!(
+        status(first.api_addr().unwrap(), old.clone())
+            .await
+            .unwrap(),
+        200
+    );
+    first.shutdown().await.unwrap();
+
+    let (second, _events) = Node::start(&data, config).await.unwrap();
+    let new = data.api_token().unwrap();
+    assert_ne!(new, old);
+    let addr = second.api_addr().unwrap();
+    assert_eq!(
+        status(addr, old).await.unwrap(),
+        401,
+        "the last start's token"
+    );
+    assert_eq!(status(addr, new).await.unwrap(), 200);
+    second.shutdown().await.unwrap();
+}

@@ -22,7 +22,7 @@ pub(crate) struct ApiState {
     pub(crate) client: Client,
     /// This user's key.
     pub(crate) author: AuthorKey,
-    /// The bearer token every request must carry.
+    /// The bearer token every request must carry (a fresh one at each start).
     pub(crate) token: Arc<str>,
     /// Live events come from the pipeline.
     pub(crate) ingest: Ingest,
