@@ -162,6 +162,13 @@ impl NodeProcess {
         panic!("process {} did not exit within {timeout:?}", self.pid());
     }
 
+    /// Kills the process with SIGKILL (no clean stop: it leaves its `api.json` behind) and
+    /// reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> Option<i32> {
         let _ = Command::new("kill")

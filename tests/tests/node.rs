@@ -373,3 +373,138 @@ fn a_node_that_cannot_listen_says_why_and_leaves_no_api_json() {
     );
     drop(taken);
 }
+
+/// Serves as "whatever listens on the port now": records every byte sent to it until a
+/// connection says `DONE`.
+fn impostor(listener: std::net::TcpListener) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Up to the end of the request's headers (or the peer's close).
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") && !got.starts_with(b"DONE") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if got.starts_with(b"DONE") {
+                break;
+            }
+            seen.push(String::from_utf8_lossy(&got).into_owned());
+        }
+        seen
+    })
+}
+
+fn stop_impostor(port: u16, listener: std::thread::JoinHandle<Vec<String>>) -> Vec<String> {
+    use std::io::Write;
+    let mut done = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    done.write_all(b"DONE").unwrap();
+    listener.join().unwrap()
+}
+
+#[test]
+fn status_never_sends_the_token_to_a_process_that_took_a_killed_nodes_port() {
+    let dir = DataDir::new();
+    let mut node = NodeProcess::start(
+        &dir,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
+    let api = node.wait_for("api      http://127.0.0.1:", Duration::from_secs(30));
+    let port: u16 = api.rsplit(':').next().unwrap().trim().parse().unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("api.json")).unwrap()).unwrap();
+    let pid = node.pid();
+    assert_eq!(info["pid"], pid);
+    let token = std::fs::read_to_string(dir.path().join("api.token")).unwrap();
+    assert!(chorus(&dir, &["status"]).status.success());
+
+    // Killed: no clean stop, so api.json stays, naming a dead process, and another process
+    // takes the port.
+    node.kill();
+    assert!(dir.path().join("api.json").exists());
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let seen = impostor(listener);
+    let out = chorus(&dir, &["status"]);
+    let requests = stop_impostor(port, seen);
+    for r in &requests {
+        assert!(
+            !r.contains(token.trim()),
+            "the token was sent to another process: {r}"
+        );
+        assert!(
+            !r.to_ascii_lowercase().contains("authorization"),
+            "credentials were sent to another process: {r}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no node is running")
+            && err.contains(&format!("stale api.json from pid {pid} removed")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        !dir.path().join("api.json").exists(),
+        "the stale api.json is removed"
+    );
+    let again = chorus(&dir, &["status"]);
+    assert!(
+        stderr(&again).contains("no node is running"),
+        "{}",
+        stderr(&again)
+    );
+
+    // An api.json naming a live process that is not the node (this test, listening on the
+    // port it names) is refused the same way: the pid is alive, the process is not the one
+    // that started at the recorded time.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = impostor(listener);
+    let me = std::process::id();
+    let mut fake = info.clone();
+    fake["addr"] = format!("127.0.0.1:{port}").into();
+    fake["pid"] = me.into();
+    std::fs::write(dir.path().join("api.json"), fake.to_string()).unwrap();
+    let out = chorus(&dir, &["status"]);
+    let requests = stop_impostor(port, seen);
+    assert!(requests.is_empty(), "{requests:?}");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("stale api.json from pid {me} removed")),
+        "{}",
+        stderr(&out)
+    );
+
+    // A new start makes a new token; the old one is refused by the new node.
+    let mut node = NodeProcess::start(
+        &dir,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ],
+    );
+    node.wait_for("api      http://127.0.0.1:", Duration::from_secs(30));
+    let fresh = std::fs::read_to_string(dir.path().join("api.token")).unwrap();
+    assert_ne!(fresh.trim(), token.trim(), "a fresh token at each start");
+    assert!(chorus(&dir, &["status"]).status.success());
+    std::fs::write(dir.path().join("api.token"), &token).unwrap();
+    let old = chorus(&dir, &["status"]);
+    assert!(stderr(&old).contains("unauthorized"), "{}", stderr(&old));
+    assert_eq!(node.terminate(), Some(0));
+}

@@ -211,9 +211,7 @@ fn amount_arg(s: &str) -> Result<Amount, String> {
 }
 
 fn product_arg(s: &str) -> Result<String, String> {
-    chorus_node::follow::parse_product(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
+    chorus_node::follow::parse_product(s).map(|_| s.to_string())
 }
 
 fn deadline_arg(s: &str) -> Result<String, String> {

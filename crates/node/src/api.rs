@@ -2,12 +2,16 @@
 //! every request and answer type — is the `chorus_client` crate; `docs/API.md` describes each
 //! endpoint.
 //!
-//! Every call needs `Authorization: Bearer <token>`, the token the node keeps in its data dir
-//! (`api.token`, mode 0600); anything else gets 401. Errors are JSON objects with a stable
-//! `code` and a human `message`. The address actually bound is written to `api.json` in the
-//! data dir so the CLI can find the node.
+//! Every call needs `Authorization: Bearer <token>`, the token the node makes at each start and
+//! writes to its data dir (`api.token`, mode 0600); anything else gets 401. Errors are JSON
+//! objects with a stable `code` and a human `message`. The address actually bound, the pid
+//! and the process's start time are written to `api.json` in the data dir so the CLI can find
+//! the node, and tell it from a process that took the port of a killed one. Every resource a
+//! connection can hold is bounded (`server`, `limits`; ARCHITECTURE.md lists each limit).
 //!
-//! - `router`: the routes, the token check, the server;
+//! - `server`: the HTTP server: the connection cap, header and write timeouts;
+//! - `router`: the routes, the token check;
+//! - `limits`: the body's size and time, the event streams' caps;
 //! - [`write`]: endpoints that make, sign and publish one record each;
 //! - `read`: endpoints that read the store;
 //! - `follow`: what the node follows;
@@ -20,15 +24,19 @@
 mod error;
 mod events;
 mod follow;
+mod limits;
 mod network;
 mod parse;
 mod read;
 mod router;
+mod server;
 mod state;
 mod views;
 mod watchdog;
 mod write;
 
 pub use error::ApiError;
-pub(crate) use router::serve;
+pub(crate) use limits::{BodyLimits, EventStreams};
+pub(crate) use router::router;
+pub(crate) use server::{serve, Connections};
 pub(crate) use state::ApiState;

@@ -4,22 +4,30 @@
 use chorus_protocol::bundle::{merkle_root, Bundle};
 use chorus_protocol::{Body, Kind, RecordId};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
+
+/// What [`export`] found.
+#[derive(Debug)]
+pub enum Exported {
+    /// The petition's bundle.
+    Bundle(Bundle),
+    /// No record with that id in this store.
+    Missing,
+    /// The record is of this other kind.
+    NotAPetition(Kind),
+}
 
 /// Builds the bundle of a petition: the petition, every counted endorsement, the
 /// retractions that took an endorser out (with the endorsements they retract), the
 /// producer's responses and the attestations about the petition; `count` and `root` as this
-/// store has them.
-pub fn export(store: &Store, petition: &RecordId) -> Result<Option<Bundle>> {
+/// store has them. Errors are the store's; an id that names no petition is an answer.
+pub fn export(store: &Store, petition: &RecordId) -> Result<Exported> {
     let Some(p) = store.record(petition)? else {
-        return Ok(None);
+        return Ok(Exported::Missing);
     };
     let Body::Petition(body) = &p.record().body else {
-        return Err(Error::Config(format!(
-            "{petition} is a {}, not a petition",
-            p.record().kind()
-        )));
+        return Ok(Exported::NotAPetition(p.record().kind()));
     };
     let mut endorsements = Vec::new();
     let mut retractions = Vec::new();
@@ -55,7 +63,7 @@ pub fn export(store: &Store, petition: &RecordId) -> Result<Option<Bundle>> {
             None => break,
         }
     }
-    Ok(Some(Bundle {
+    Ok(Exported::Bundle(Bundle {
         petition: p.wire().to_vec(),
         count: counted.len() as u64,
         root: merkle_root(&counted),

@@ -159,18 +159,57 @@ pub struct FollowConfig {
     pub products: Vec<String>,
 }
 
-/// The local API.
+/// The local API, and the limits that keep a hostile local client from exhausting the node
+/// (ARCHITECTURE.md, "Limits of the local API").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Address to serve on; keep it on loopback.
     pub listen: String,
+    /// Most connections open at once. At the cap the oldest connection that is not inside a
+    /// request (still sending its headers, or idle between requests) is closed to make room;
+    /// if every one is inside a request, the new connection is closed at once.
+    pub max_connections: u32,
+    /// Longest a client may take to send a request's headers, counted from the end of the
+    /// previous answer on a kept-alive connection: slow senders and idle connections are
+    /// closed then.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body (408 `timeout`).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Longest an answer may wait for the client to take more bytes before the connection is
+    /// closed: a stalled event-stream reader is dropped then.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Most bytes of a request's line and headers (431 beyond).
+    pub max_header_bytes: usize,
+    /// Most bytes of a request's body (413 `too_large` beyond).
+    pub max_body_bytes: usize,
+    /// Most event streams (`GET /v1/events`) open at once, in total (429 `too_many_streams`
+    /// beyond). Less than `max_connections`, so other calls always find a way in.
+    pub max_event_streams: u32,
+    /// Most event streams open at once with one token.
+    pub max_event_streams_per_token: u32,
+    /// Events built and held for one stream whose reader is slow. Beyond that its live events
+    /// wait in the pipeline's buffer shared by all streams (`ingest`'s 4,096 events); a reader
+    /// further behind misses events and is told how many with a `lagged` event.
+    pub event_queue: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: "127.0.0.1:7471".into(),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 << 10,
+            max_body_bytes: 2 << 20,
+            max_event_streams: 128,
+            max_event_streams_per_token: 64,
+            event_queue: 16,
         }
     }
 }
@@ -231,6 +270,22 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 [api]
 # The local JSON API (bearer token in the data dir). Keep it on loopback.
 # listen = "127.0.0.1:7471"
+# Most connections open at once; at the cap the oldest one not inside a request is closed.
+# max_connections = 256
+# Longest a client may take to send its headers (and how long an idle connection stays),
+# its body, and to take more of an answer (a stalled event-stream reader is dropped then).
+# header_timeout = "10s"
+# body_timeout = "30s"
+# write_timeout = "30s"
+# Largest request line and headers (431 beyond), and body (413 beyond), in bytes.
+# max_header_bytes = 16384
+# max_body_bytes = 2097152
+# Most event streams open at once, in all and with one token (429 beyond).
+# max_event_streams = 128
+# max_event_streams_per_token = 64
+# Events built and held for a slow stream reader (beyond them it waits in a buffer shared by
+# all streams; a reader further behind gets `lagged`).
+# event_queue = 16
 
 [ingest]
 # How far in the future a record's created_at may be.
@@ -292,10 +347,12 @@ impl Config {
 
     /// Refuses values that parse but leave the node unable to work: no connections at all,
     /// a rate of nothing, a ban at the first fault, pulls that time out at once, fetches of
-    /// no records. (`0s` for `sync.interval` and `sync.repair` is allowed: it turns them off.)
+    /// no records, an API with no room or limits beyond what a process can hold. (`0s` for
+    /// `sync.interval` and `sync.repair` is allowed: it turns them off.)
     pub fn check(&self) -> std::result::Result<(), String> {
         let n = &self.network;
         let s = &self.sync;
+        let a = &self.api;
         let positive = [
             ("network.max_connections", u64::from(n.max_connections)),
             (
@@ -308,11 +365,64 @@ impl Config {
             ("sync.fetch_batch", s.fetch_batch as u64),
             ("sync.request_timeout", s.request_timeout.as_millis() as u64),
             ("sync.session_timeout", s.session_timeout.as_millis() as u64),
+            ("api.max_connections", u64::from(a.max_connections)),
+            ("api.header_timeout", a.header_timeout.as_millis() as u64),
+            ("api.body_timeout", a.body_timeout.as_millis() as u64),
+            ("api.write_timeout", a.write_timeout.as_millis() as u64),
+            ("api.max_header_bytes", a.max_header_bytes as u64),
+            ("api.max_body_bytes", a.max_body_bytes as u64),
+            ("api.max_event_streams", u64::from(a.max_event_streams)),
+            (
+                "api.max_event_streams_per_token",
+                u64::from(a.max_event_streams_per_token),
+            ),
+            ("api.event_queue", a.event_queue as u64),
         ];
         for (field, value) in positive {
             if value == 0 {
                 return Err(format!("{field} must be more than 0"));
             }
+        }
+        // Beyond these a limit no longer limits: more descriptors than a process gets, an
+        // hour to send a header, a header or body larger than any request of the API.
+        let hour = Duration::from_secs(3600).as_millis() as u64;
+        let at_most = [
+            ("api.max_connections", u64::from(a.max_connections), 65_536),
+            (
+                "api.header_timeout",
+                a.header_timeout.as_millis() as u64,
+                hour,
+            ),
+            ("api.body_timeout", a.body_timeout.as_millis() as u64, hour),
+            (
+                "api.write_timeout",
+                a.write_timeout.as_millis() as u64,
+                hour,
+            ),
+            ("api.max_header_bytes", a.max_header_bytes as u64, 1 << 20),
+            ("api.max_body_bytes", a.max_body_bytes as u64, 64 << 20),
+            ("api.event_queue", a.event_queue as u64, 65_536),
+        ];
+        for (field, value, max) in at_most {
+            if value > max {
+                return Err(format!("{field} must be at most {max}"));
+            }
+        }
+        if a.max_header_bytes < 1024 {
+            return Err("api.max_header_bytes must be at least 1024".into());
+        }
+        if a.max_event_streams >= a.max_connections {
+            return Err(format!(
+                "api.max_event_streams must be less than api.max_connections ({}), so other \
+                 calls always find a way in",
+                a.max_connections
+            ));
+        }
+        if a.max_event_streams_per_token > a.max_event_streams {
+            return Err(format!(
+                "api.max_event_streams_per_token must be at most api.max_event_streams ({})",
+                a.max_event_streams
+            ));
         }
         let ratio = self.store.compact_ratio;
         if !(1.1..=1000.0).contains(&ratio) {
@@ -384,6 +494,15 @@ mod tests {
             ("sync", "fetch_batch", "0"),
             ("sync", "request_timeout", "\"0s\""),
             ("sync", "session_timeout", "\"0s\""),
+            ("api", "max_connections", "0"),
+            ("api", "header_timeout", "\"0s\""),
+            ("api", "body_timeout", "\"0s\""),
+            ("api", "write_timeout", "\"0s\""),
+            ("api", "max_header_bytes", "0"),
+            ("api", "max_body_bytes", "0"),
+            ("api", "max_event_streams", "0"),
+            ("api", "max_event_streams_per_token", "0"),
+            ("api", "event_queue", "0"),
         ] {
             std::fs::write(&path, format!("[{section}]\n{field} = {zero}\n")).unwrap();
             let err = Config::load(&path).unwrap_err().to_string();
@@ -395,6 +514,37 @@ mod tests {
         std::fs::write(&path, "[store]\ncompact_ratio = 1.0\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("store.compact_ratio must be between"), "{err}");
+        // Absurd API limits are refused too, naming the field.
+        for (text, needle) in [
+            (
+                "max_connections = 1000000",
+                "api.max_connections must be at most 65536",
+            ),
+            (
+                "header_timeout = \"2h\"",
+                "api.header_timeout must be at most",
+            ),
+            (
+                "max_body_bytes = 1000000000",
+                "api.max_body_bytes must be at most",
+            ),
+            (
+                "max_header_bytes = 100",
+                "api.max_header_bytes must be at least 1024",
+            ),
+            (
+                "max_connections = 10\nmax_event_streams = 10",
+                "api.max_event_streams must be less than api.max_connections",
+            ),
+            (
+                "max_event_streams = 8\nmax_event_streams_per_token = 9",
+                "api.max_event_streams_per_token must be at most api.max_event_streams",
+            ),
+        ] {
+            std::fs::write(&path, format!("[api]\n{text}\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
         // Off switches stay allowed; a missing file is the defaults.
         std::fs::write(&path, "[sync]\ninterval = \"0s\"\nrepair = \"0s\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().sync.interval, Duration::ZERO);

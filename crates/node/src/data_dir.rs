@@ -2,12 +2,14 @@
 //!
 //! It holds `config.toml` (documented, every field optional), `author.key` (the Ed25519 seed
 //! that signs this user's records, mode 0600), `node.key` (the libp2p identity, mode 0600),
-//! `api.token` (the local API's bearer token, mode 0600), `follow.json`, `api.json` and
-//! `store/` (sled). All but the last three are created on first run.
+//! `follow.json`, `store/` (sled), and while a node runs `api.json` (where its API listens and
+//! which process it is) and `api.token` (the API's bearer token, mode 0600, a fresh one at
+//! every start). The config and the keys are created on first run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use chorus_client::ApiInfo;
 use chorus_protocol::{AuthorKey, SigningKey};
 use libp2p::identity::Keypair;
 
@@ -113,6 +115,58 @@ impl DataDir {
         self.root.join("api.json")
     }
 
+    /// Makes a fresh bearer token for the API and writes it to `api.token` (mode 0600), in
+    /// place of the last one: a node does this at every start, so a token is good only as
+    /// long as the node that made it runs.
+    pub fn new_api_token(&self) -> Result<String> {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let next = self.root.join("api.token.new");
+        // Left by a start that died between the two steps below.
+        match std::fs::remove_file(&next) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        write_secret(&next, token.as_bytes())?;
+        std::fs::rename(&next, self.api_token_path())?;
+        Ok(token)
+    }
+
+    /// The node `api.json` names, checked: its process must be alive and be the very process
+    /// that wrote the file (same start time), or the file is stale — left by a node that was
+    /// killed — and is removed, so nothing is sent, least of all the token, to whatever
+    /// listens on that port now. Where there is no `/proc` the file is taken as it is.
+    pub fn running(&self) -> Result<Running> {
+        let path = self.api_info_path();
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Running::None),
+            Err(e) => return Err(e.into()),
+        };
+        let info: ApiInfo = serde_json::from_slice(&text)
+            .map_err(|e| Error::Config(format!("{} is corrupt: {e}", path.display())))?;
+        if !process::can_check() || process::is_node(info.pid, info.started) {
+            return Ok(Running::Node(info));
+        }
+        // Removed only if it is still the file read: a node starting now writes a new one.
+        if std::fs::read(&path).is_ok_and(|now| now == text) {
+            std::fs::remove_file(&path)?;
+        }
+        Ok(Running::Stale { pid: info.pid })
+    }
+
+    /// What a starting node writes to `api.json`: its address, pid and start time.
+    pub(crate) fn write_api_info(&self, addr: std::net::SocketAddr) -> Result<()> {
+        let pid = std::process::id();
+        let info = ApiInfo {
+            addr: addr.to_string(),
+            pid,
+            started: process::start_time(pid),
+        };
+        let json = serde_json::to_vec(&info).map_err(|e| Error::Config(e.to_string()))?;
+        std::fs::write(self.api_info_path(), json)?;
+        Ok(())
+    }
+
     /// The local API's bearer token; refused if the file is readable by others, or if the
     /// token is shorter than [`MIN_TOKEN`] characters or holds anything but printable ASCII
     /// (a guessable token would open the API to any local process).
@@ -128,7 +182,7 @@ impl DataDir {
         if token.len() < MIN_TOKEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(bad(format!(
                 "the token must be at least {MIN_TOKEN} printable characters without spaces; \
-                 delete the file to have a new one made at the next start"
+                 the node writes a new one at every start: restart it"
             )));
         }
         Ok(token)
@@ -172,10 +226,6 @@ impl DataDir {
                 }
             }
             created.author_key = true;
-        }
-        if !self.api_token_path().exists() {
-            let token: [u8; 32] = rand::random();
-            write_secret(&self.api_token_path(), hex::encode(token).as_bytes())?;
         }
         if !self.node_key_path().exists() {
             let kp = Keypair::generate_ed25519();
@@ -246,27 +296,129 @@ impl DataDir {
     }
 }
 
+/// What `api.json` says, once checked ([`DataDir::running`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Running {
+    /// No `api.json`: no node runs (or it serves no API).
+    None,
+    /// The node that wrote `api.json` is running.
+    Node(ApiInfo),
+    /// `api.json` named a process that is gone (or is another process now); it was removed.
+    Stale {
+        /// The pid it named.
+        pid: u32,
+    },
+}
+
+/// Which process is which, from `/proc` (Linux).
+mod process {
+    use std::path::Path;
+
+    /// Whether this system has `/proc` to check processes with.
+    pub(super) fn can_check() -> bool {
+        Path::new("/proc/self/stat").exists()
+    }
+
+    /// The fields of `/proc/PID/stat` after the command name (which may hold spaces and
+    /// parentheses, hence the last `)`): state first, start time 20th.
+    fn stat(pid: u32) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = text.rsplit_once(')')?;
+        Some(rest.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// When the process started, in clock ticks since boot: with its pid, names one process
+    /// for good, since a pid is reused only by a process started later.
+    pub(crate) fn start_time(pid: u32) -> Option<u64> {
+        stat(pid)?.get(19)?.parse().ok()
+    }
+
+    /// Whether `pid` is a live process and, if `started` is known, the one that started then;
+    /// if not (an `api.json` of an older node), whether it runs a `chorus` binary.
+    pub(super) fn is_node(pid: u32, started: Option<u64>) -> bool {
+        let Some(fields) = stat(pid) else {
+            return false;
+        };
+        // A zombie (killed, not yet reaped by its parent) is not running.
+        if matches!(fields.first().map(String::as_str), Some("Z" | "X")) {
+            return false;
+        }
+        match started {
+            Some(t) => fields.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(t),
+            None => std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+                exe.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("chorus"))
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_short_or_spaced_api_token_is_refused_and_a_new_one_is_made_when_deleted() {
+    fn a_fresh_token_at_each_start_and_a_short_or_spaced_one_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let dir = DataDir::new(root.path().join("d"));
         dir.init_with(None).unwrap();
-        let made = dir.api_token().unwrap();
-        assert_eq!(made.len(), 64);
+        assert!(!dir.api_token_path().exists(), "made by a starting node");
+        let first = dir.new_api_token().unwrap();
+        assert_eq!(dir.api_token().unwrap(), first);
+        assert_eq!(first.len(), 64);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.api_token_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = dir.new_api_token().unwrap();
+        assert_ne!(second, first);
+        assert_eq!(dir.api_token().unwrap(), second);
         for bad in ["short", "a b c d e f g h i j k l m n o p q r s t", ""] {
             std::fs::remove_file(dir.api_token_path()).unwrap();
             write_secret(&dir.api_token_path(), bad.as_bytes()).unwrap();
             let err = dir.api_token().unwrap_err().to_string();
             assert!(err.contains("at least 32 printable"), "{bad:?}: {err}");
         }
-        std::fs::remove_file(dir.api_token_path()).unwrap();
-        dir.init_with(None).unwrap();
-        let again = dir.api_token().unwrap();
-        assert_eq!(again.len(), 64);
-        assert_ne!(again, made);
+    }
+
+    #[test]
+    fn api_json_of_a_live_node_is_kept_and_of_a_dead_or_other_process_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(root.path());
+        assert_eq!(dir.running().unwrap(), Running::None);
+        // This process, as a node would write it.
+        dir.write_api_info("127.0.0.1:7471".parse().unwrap())
+            .unwrap();
+        let Running::Node(info) = dir.running().unwrap() else {
+            panic!("this process is alive");
+        };
+        assert_eq!(info.pid, std::process::id());
+        assert!(info.started.is_some());
+        // The same pid with another start time: the pid now names another process.
+        let write = |info: &ApiInfo| {
+            std::fs::write(dir.api_info_path(), serde_json::to_vec(info).unwrap()).unwrap()
+        };
+        let reused = ApiInfo {
+            started: info.started.map(|t| t + 1),
+            ..info.clone()
+        };
+        write(&reused);
+        assert_eq!(dir.running().unwrap(), Running::Stale { pid: info.pid });
+        assert!(!dir.api_info_path().exists(), "a stale api.json is removed");
+        // A process that has exited (and been reaped).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        write(&ApiInfo {
+            addr: "127.0.0.1:7471".into(),
+            pid: gone,
+            started: None,
+        });
+        assert_eq!(dir.running().unwrap(), Running::Stale { pid: gone });
+        assert!(!dir.api_info_path().exists());
     }
 }

@@ -114,7 +114,9 @@ impl Follow {
             );
         }
         for p in &c.products {
-            f.products.insert(parse_product(p)?);
+            f.products.insert(
+                parse_product(p).map_err(|e| Error::Config(format!("follow.products {e}")))?,
+            );
         }
         for g in &c.groups {
             f.groups.insert(
@@ -147,16 +149,13 @@ impl Follow {
     }
 }
 
-/// Parses `PRODUCERKEY/CODE`.
-pub fn parse_product(s: &str) -> Result<(AuthorKey, String)> {
+/// Parses `PRODUCERKEY/CODE`; the error says what is wrong with `s`, for whoever gave it (a
+/// config file, an API request, a flag) to put in its own words.
+pub fn parse_product(s: &str) -> std::result::Result<(AuthorKey, String), String> {
     if !s.contains('/') {
-        return Err(Error::Config(format!(
-            "product {s:?}: expected PRODUCERKEY/CODE"
-        )));
+        return Err(format!("product {s:?}: expected PRODUCERKEY/CODE"));
     }
-    let p: ProductRef = s
-        .parse()
-        .map_err(|e| Error::Config(format!("product {s:?}: {e}")))?;
+    let p: ProductRef = s.parse().map_err(|e| format!("product {s:?}: {e}"))?;
     Ok((p.producer, p.code))
 }
 

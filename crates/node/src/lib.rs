@@ -45,12 +45,12 @@ pub mod trust;
 pub mod workload;
 
 pub use config::Config;
-pub use data_dir::{Created, DataDir, PASSPHRASE_ENV};
+pub use data_dir::{Created, DataDir, Running, PASSPHRASE_ENV};
 pub use error::{Error, Result, StorageFault};
 pub use follow::{Follow, FollowChange, Following};
 pub use ingest::{Ingest, IngestConfig, IngestThreads, Outcome, Rejection};
 pub use net::{Client, NetEvent, NetStatus};
-pub use node::Node;
+pub use node::{ApiLoad, Node};
 pub use store::{GroupTally, PetitionTally, Rating, ResponseInfo};
 pub use store::{Page, Store};
 pub use sync::{SyncHandle, SyncReport};

@@ -3,6 +3,7 @@
 //! answers), the local API — and stops them together.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chorus_protocol::{AuthorKey, SignedRecord, SigningKey, Topic};
 use tokio::sync::mpsc;
@@ -37,7 +38,18 @@ pub struct Node {
     tasks: JoinSet<Result<()>>,
     api: Option<std::net::SocketAddr>,
     api_info: PathBuf,
+    /// The API's open connections and event streams (for [`Node::api_load`]).
+    api_load: Option<(Arc<api::Connections>, Arc<api::EventStreams>)>,
     threads: Option<IngestThreads>,
+}
+
+/// How much of the API's capacity is in use ([`Node::api_load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApiLoad {
+    /// Connections open (`api.max_connections` at most).
+    pub connections: usize,
+    /// Event streams open (`api.max_event_streams` at most).
+    pub event_streams: usize,
 }
 
 /// Runs a task that cannot fail among those that can.
@@ -50,6 +62,7 @@ impl Node {
     /// Starts a node on `dir` (which must be initialised) with `config`. Returns the node and
     /// its network events (listen addresses, peers).
     pub async fn start(dir: &DataDir, config: Config) -> Result<(Node, mpsc::Receiver<NetEvent>)> {
+        config.check().map_err(Error::Config)?;
         let author = dir.author_key()?;
         let keypair = dir.node_keypair()?;
         let me = AuthorKey(author.verifying_key().to_bytes());
@@ -121,6 +134,7 @@ impl Node {
             tasks,
             api: None,
             api_info: dir.api_info_path(),
+            api_load: None,
             threads: Some(threads),
         };
         if let Err(e) = node.serve_api(dir, &config).await {
@@ -136,39 +150,66 @@ impl Node {
         Ok((node, events.node))
     }
 
-    /// Subscribes to the followed shards and serves the local API (unless turned off).
+    /// Subscribes to the followed shards and serves the local API (unless turned off), with a
+    /// fresh token.
     async fn serve_api(&mut self, dir: &DataDir, config: &Config) -> Result<()> {
         self.following.subscribe().await?;
-        if config.api.listen.is_empty() {
+        let c = &config.api;
+        if c.listen.is_empty() {
             return Ok(());
         }
+        let streams = Arc::new(api::EventStreams::new(
+            c.max_event_streams,
+            c.max_event_streams_per_token,
+            c.event_queue,
+        ));
         let state = api::ApiState {
             store: self.store.clone(),
             client: self.client.clone(),
             author: self.author(),
-            token: std::sync::Arc::new(dir.api_token()?),
+            token: Arc::from(dir.new_api_token()?),
             ingest: self.ingest.clone(),
             publisher: self.publisher.clone(),
-            signer: std::sync::Arc::new(self.author.clone()),
+            signer: Arc::new(self.author.clone()),
             following: self.following.clone(),
             sync: self.sync.clone(),
             cancel: self.cancel.clone(),
             audit: config.audit.clone(),
-            trusted: std::sync::Arc::new(config.trust.keys()?),
-            clock: std::sync::Arc::new(crate::clock::Clock::new()),
+            trusted: Arc::new(config.trust.keys()?),
+            clock: Arc::new(crate::clock::Clock::new()),
+            body: api::BodyLimits {
+                max_bytes: c.max_body_bytes,
+                timeout: c.body_timeout,
+            },
+            streams: streams.clone(),
         };
-        let (addr, task) = api::serve(&config.api.listen, state, self.cancel.clone()).await?;
+        let connections = api::Connections::new(c.max_connections);
+        let (addr, task) = api::serve(
+            c,
+            api::router(state),
+            connections.clone(),
+            self.cancel.clone(),
+        )
+        .await?;
         self.tasks.spawn(infallible(async move {
             let _ = task.await;
         }));
-        let info = chorus_client::ApiInfo {
-            addr: addr.to_string(),
-            pid: std::process::id(),
-        };
-        let json = serde_json::to_vec(&info).map_err(|e| Error::Config(e.to_string()))?;
-        std::fs::write(&self.api_info, json)?;
+        dir.write_api_info(addr)?;
         self.api = Some(addr);
+        self.api_load = Some((connections, streams));
         Ok(())
+    }
+
+    /// How many of the API's connections and event streams are open now (zeros without an
+    /// API).
+    pub fn api_load(&self) -> ApiLoad {
+        self.api_load
+            .as_ref()
+            .map(|(c, s)| ApiLoad {
+                connections: c.open(),
+                event_streams: s.open(),
+            })
+            .unwrap_or_default()
     }
 
     /// Where the local API listens, if it is served.

@@ -116,6 +116,11 @@ impl Api {
             "{method} {path}: {v}"
         );
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        // Bad input is the caller's fault, said in the caller's terms, never the node's config.
+        assert!(
+            !v["message"].as_str().unwrap_or("").contains("config:"),
+            "{method} {path}: {v}"
+        );
     }
 }
 
@@ -405,6 +410,28 @@ async fn consumer_endpoints_create_records_and_tallies_follow() {
         "not_a_petition",
     )
     .await;
+    // A bundle, or a verified count, of something that is not a petition.
+    let review_id = r1["id"].as_str().unwrap();
+    let (s, v) = api
+        .call("GET", &format!("/v1/bundle/{review_id}"), None)
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("not_a_petition")),
+        "{v}"
+    );
+    assert_eq!(
+        v["message"],
+        format!("{review_id} is a review, not a petition")
+    );
+    api.fails(
+        "POST",
+        "/v1/attest",
+        Some(json!({"verdict": "verified-count", "record": review_id})),
+        400,
+        "not_a_petition",
+    )
+    .await;
     api.fails(
         "GET",
         &format!("/v1/tally/{}", "ef".repeat(32)),
@@ -469,6 +496,17 @@ async fn producers_answer_and_nodes_follow() {
         "bad_product",
     )
     .await;
+    let (_, v) = api
+        .call("POST", "/v1/follow", Some(json!({"product": "zz/gtin-1"})))
+        .await;
+    assert_eq!(v["code"], "bad_product", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("product \"zz/gtin-1\""),
+        "{v}"
+    );
     let f = api
         .ok("POST", "/v1/unfollow", Some(json!({"producer": other})))
         .await;
@@ -690,4 +728,51 @@ async fn records_made_back_to_back_get_increasing_created_at() {
     assert_eq!(counted.len(), 1, "{reviews}");
     assert_eq!(counted[0]["id"], last, "{reviews}");
     api.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_token_at_each_start_and_the_last_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    data.init().unwrap();
+    let mut config = Config::default();
+    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.network.mdns = false;
+    config.api.listen = "127.0.0.1:0".into();
+    let status = |addr: std::net::SocketAddr, token: String| {
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            agent
+                .get(&format!("http://{addr}/v1/status"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .call()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let (first, _events) = Node::start(&data, config.clone()).await.unwrap();
+    let old = data.api_token().unwrap();
+    assert_eq!(
+        status(first.api_addr().unwrap(), old.clone())
+            .await
+            .unwrap(),
+        200
+    );
+    first.shutdown().await.unwrap();
+
+    let (second, _events) = Node::start(&data, config).await.unwrap();
+    let new = data.api_token().unwrap();
+    assert_ne!(new, old);
+    let addr = second.api_addr().unwrap();
+    assert_eq!(
+        status(addr, old).await.unwrap(),
+        401,
+        "the last start's token"
+    );
+    assert_eq!(status(addr, new).await.unwrap(), 200);
+    second.shutdown().await.unwrap();
 }

@@ -86,7 +86,14 @@ pub fn ingest_stream(
         wire_bytes += job.iter().map(|w| w.len()).sum::<usize>();
         pending.push_back(ing.submit_blocking(job).unwrap());
         if pending.len() >= 6 {
-            tally(pending.pop_front().unwrap().blocking_recv().unwrap().unwrap());
+            tally(
+                pending
+                    .pop_front()
+                    .unwrap()
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap(),
+            );
         }
     }
     while let Some(rx) = pending.pop_front() {

@@ -7,12 +7,20 @@
 //! header) first gets every journaled record that arrived after SEQ and matches its filter,
 //! with the current tally of each petition they touch, then the live events. Record events
 //! carry their sequence number as the SSE `id`, so a client resumes where it stopped.
+//!
+//! Streams are capped in total and per token (`EventStreams`). A stream holds at most
+//! `api.event_queue` events built for its reader; while they are not taken, its task waits,
+//! building nothing, and the live events stay in the pipeline's one bounded broadcast buffer
+//! (shared by every stream). A reader that falls further behind than that buffer misses
+//! events and is told how many with a `lagged` event; one that takes nothing at all is
+//! dropped by the server's write timeout. So a slow or stalled reader costs its small queue
+//! and no work per event.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::Sse as SseResponse;
@@ -23,9 +31,11 @@ use chorus_client::{
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, Q};
 use super::parse::{id, key};
+use super::router::Authenticated;
 use super::state::ApiState;
 use super::views::{record_json, tally, tally_with_trust};
 use crate::store::PetitionTally;
@@ -236,8 +246,19 @@ async fn replay(
     Ok(after)
 }
 
+/// Queues an event for the reader, waiting while its queue is full; false once the reader
+/// is gone or the node stops.
+async fn send(tx: &mpsc::Sender<Sse>, cancel: &CancellationToken, event: Sse) -> bool {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => false,
+        sent = tx.send(event) => sent.is_ok(),
+    }
+}
+
 pub(crate) async fn events(
     State(s): State<ApiState>,
+    Extension(Authenticated(token)): Extension<Authenticated>,
     headers: HeaderMap,
     Q(q): Q<EventsQuery>,
 ) -> Result<SseResponse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
@@ -259,6 +280,8 @@ pub(crate) async fn events(
         k.parse::<chorus_protocol::Kind>()
             .map_err(|e| ApiError::bad("bad_kind", format!("kind {k:?}: {e}")))?;
     }
+    // Held by the stream's task: the place is free again when the stream ends.
+    let permit = s.streams.open_one(&token)?;
     // Journal what this watch is about from now on, so the next watch can resume.
     if let Some(p) = f.producer {
         s.store.watch_topic(&Topic::Producer(p))?;
@@ -279,9 +302,10 @@ pub(crate) async fn events(
     let follow = q.follow.unwrap_or(true);
     // Subscribe before replaying, so nothing falls between the two.
     let mut live = s.ingest.subscribe();
-    let (tx, mut rx) = mpsc::channel::<Sse>(256);
+    let (tx, mut rx) = mpsc::channel::<Sse>(s.streams.queue);
     let state = s.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let mut last = state.store.journal_last();
         if let Some(after) = resume {
             match replay(&state, &f, after, &tx).await {
@@ -302,24 +326,25 @@ pub(crate) async fn events(
         }
         loop {
             let next = tokio::select! {
+                biased;
                 _ = state.cancel.cancelled() => return,
+                // The reader is gone: give back the place and the subscription now.
+                _ = tx.closed() => return,
                 e = live.recv() => e,
             };
-            match next {
-                Ok(e) => {
-                    if let Some(ev) = live_event(&e, &f, &state, last) {
-                        if tx.send(ev).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            let event = match next {
+                Ok(e) => match live_event(&e, &f, &state, last) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                // The reader (or this task) fell behind the pipeline's buffer.
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let m = ApiEvent::Lagged(LaggedEvent { missed: n });
-                    if tx.send(sse(None, &m)).await.is_err() {
-                        return;
-                    }
+                    sse(None, &ApiEvent::Lagged(LaggedEvent { missed: n }))
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !send(&tx, &state.cancel, event).await {
+                return;
             }
         }
     });

@@ -28,7 +28,7 @@ fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
     } else if let Some(g) = &r.group {
         FollowChange::Group(id("group", g)?)
     } else if let Some(p) = &r.product {
-        let (k, c) = parse_product(p).map_err(|e| ApiError::bad("bad_product", e.to_string()))?;
+        let (k, c) = parse_product(p).map_err(|e| ApiError::bad("bad_product", e))?;
         FollowChange::Product(k, c)
     } else {
         FollowChange::All

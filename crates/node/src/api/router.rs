@@ -1,27 +1,29 @@
-//! The routes, the bearer-token check in front of them, and the server.
+//! The routes, and in front of them the bearer-token check and the body's limits.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 use super::error::ApiError;
+use super::limits::read_body;
 use super::state::ApiState;
 use super::{events, follow, network, read, watchdog, write};
-use crate::error::{Error, Result};
+
+/// The token a request was let in with (a request extension, for the per-token limits).
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) Arc<str>);
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -31,7 +33,10 @@ async fn auth(State(s): State<ApiState>, req: Request, next: Next) -> Response {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim_start());
     match presented {
-        Some(t) if same(t.as_bytes(), s.token.as_bytes()) => next.run(req).await,
+        Some(t) if same(t.as_bytes(), s.token.as_bytes()) => {
+            req.extensions_mut().insert(Authenticated(s.token.clone()));
+            next.run(req).await
+        }
         _ => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -45,8 +50,10 @@ async fn no_such_endpoint() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// Every endpoint of `docs/API.md`, behind the token check.
+/// Every endpoint of `docs/API.md`, behind the token check (first) and the body's limits
+/// (only then: a caller without the token gets 401 before its body is read).
 pub(crate) fn router(state: ApiState) -> Router {
+    let max_body = state.body.max_bytes;
     Router::new()
         .route("/v1/status", get(network::status))
         .route("/v1/sync", post(network::sync))
@@ -74,34 +81,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/audit", get(watchdog::audit))
         .route("/v1/bundle/{id}", get(watchdog::bundle))
         .fallback(no_such_endpoint)
+        // read_body has taken at most this much already; the extractors' own limit agrees.
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
-}
-
-/// Binds `listen` and serves until `cancel`; returns the bound address.
-pub(crate) async fn serve(
-    listen: &str,
-    state: ApiState,
-    cancel: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| Error::Config(format!("api.listen {listen}: {e}")))?;
-    if !addr.ip().is_loopback() {
-        warn!(%addr, "the API is served beyond loopback; anyone with the token can use it");
-    }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    info!(addr = %bound, "api listening");
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        let shutdown = async move { cancel.cancelled().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            warn!(error = %e, "api server stopped");
-        }
-    });
-    Ok((bound, task))
 }

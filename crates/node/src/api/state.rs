@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chorus_protocol::{AuthorKey, SigningKey};
 use tokio_util::sync::CancellationToken;
 
+use super::limits::{BodyLimits, EventStreams};
 use crate::audit::AuditConfig;
 use crate::clock::Clock;
 use crate::follow::Following;
@@ -21,8 +22,8 @@ pub(crate) struct ApiState {
     pub(crate) client: Client,
     /// This user's key.
     pub(crate) author: AuthorKey,
-    /// The bearer token every request must carry.
-    pub(crate) token: Arc<String>,
+    /// The bearer token every request must carry (a fresh one at each start).
+    pub(crate) token: Arc<str>,
     /// Live events come from the pipeline.
     pub(crate) ingest: Ingest,
     pub(crate) publisher: Publisher,
@@ -36,4 +37,8 @@ pub(crate) struct ApiState {
     pub(crate) trusted: Arc<Vec<AuthorKey>>,
     /// Creation times of the records made for this node's user.
     pub(crate) clock: Arc<Clock>,
+    /// The limits of a request's body.
+    pub(crate) body: BodyLimits,
+    /// The event streams open, and their caps.
+    pub(crate) streams: Arc<EventStreams>,
 }

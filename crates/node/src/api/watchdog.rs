@@ -12,6 +12,7 @@ use super::error::{ApiError, JsonBody};
 use super::parse::{id, key, stored};
 use super::state::ApiState;
 use super::write::create_on;
+use crate::bundle::Exported;
 use crate::clock::now_ms;
 use crate::error::Error;
 
@@ -33,16 +34,29 @@ pub(crate) async fn bundle(
     let pid: chorus_protocol::RecordId = id_text
         .parse()
         .map_err(|e| ApiError::bad("bad_id", format!("petition {id_text:?}: {e}")))?;
+    let b = petition_bundle(&s, pid).await?;
+    Ok(([(header::CONTENT_TYPE, "application/cbor")], b.encode()).into_response())
+}
+
+/// The bundle of the petition `pid`: 404 if this node has no such record, 400
+/// `not_a_petition` if it is another kind; a storage failure is the node's error (500).
+async fn petition_bundle(
+    s: &ApiState,
+    pid: chorus_protocol::RecordId,
+) -> Result<chorus_protocol::bundle::Bundle, ApiError> {
     let store = s.store.clone();
     let exported = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &pid))
         .await
-        .map_err(|_| Error::NodeStopped)?
-        .map_err(|e| ApiError::bad("not_a_petition", e.to_string()))?;
+        .map_err(|_| Error::NodeStopped)??;
     match exported {
-        None => Err(ApiError::not_found(format!(
+        Exported::Bundle(b) => Ok(b),
+        Exported::Missing => Err(ApiError::not_found(format!(
             "no petition {pid} in this node's store"
         ))),
-        Some(b) => Ok(([(header::CONTENT_TYPE, "application/cbor")], b.encode()).into_response()),
+        Exported::NotAPetition(kind) => Err(ApiError::bad(
+            "not_a_petition",
+            format!("{pid} is a {kind}, not a petition"),
+        )),
     }
 }
 
@@ -92,12 +106,7 @@ pub(crate) async fn attest(
             let rid = id("record", rid)?;
             let rec = stored(&s, "record", &rid)?;
             let (count, root) = if verdict == Verdict::VerifiedCount {
-                let store = s.store.clone();
-                let b = tokio::task::spawn_blocking(move || crate::bundle::export(&store, &rid))
-                    .await
-                    .map_err(|_| Error::NodeStopped)?
-                    .map_err(|e| ApiError::bad("not_a_petition", e.to_string()))?
-                    .ok_or_else(|| ApiError::not_found(format!("no petition {rid}")))?;
+                let b = petition_bundle(&s, rid).await?;
                 let v = chorus_protocol::bundle::verify(&b).map_err(|e| {
                     ApiError::new(
                         StatusCode::CONFLICT,
