@@ -442,10 +442,12 @@ mod tests {
             "peers": 3, "peer_ids": ["12D3KooWdef"], "records": 1024, "waiting": 0,
             "shards": ["chorus/v1/meta", "chorus/v1/p/07"], "author": KEY, "following": follow(),
             "sync_ready": false,
+            "storage": {"state": "full", "message": "the disk is full", "free_bytes": 0},
         }));
         assert_eq!(s.peers, 3);
         assert_eq!(s.following.producers, [KEY]);
         assert!(!s.sync_ready);
+        assert_eq!(s.storage.state, StorageCondition::Full);
         // An older node sends no sync_ready: it answers sync.
         let old: Status = serde_json::from_value(json!({
             "peer_id": "12D3KooWabc", "listen_addrs": [], "peers": 0, "peer_ids": [],
@@ -453,6 +455,8 @@ mod tests {
         }))
         .unwrap();
         assert!(old.sync_ready);
+        // Nor any storage state: it writes.
+        assert_eq!(old.storage.state, StorageCondition::Ok);
     }
 
     #[test]
