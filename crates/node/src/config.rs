@@ -221,15 +221,38 @@ pub struct IngestSection {
     /// Allowed clock skew for records created "in the future".
     #[serde(with = "humantime_serde")]
     pub skew: Duration,
-    /// Most records kept waiting for the record they point at.
+    /// Most records kept waiting for the record they point at, in all.
     pub max_waiting: usize,
+    /// ... sent by one peer (records made on this node count as one more source).
+    pub max_waiting_per_peer: usize,
+    /// ... made by one author.
+    pub max_waiting_per_author: usize,
+    /// How long a record waits for its target at most.
+    #[serde(with = "humantime_serde")]
+    pub waiting_ttl: Duration,
 }
 
 impl Default for IngestSection {
     fn default() -> Self {
+        let w = crate::waiting::Limits::default();
         IngestSection {
             skew: Duration::from_millis(chorus_protocol::DEFAULT_SKEW_MS),
-            max_waiting: 100_000,
+            max_waiting: w.total,
+            max_waiting_per_peer: w.per_source,
+            max_waiting_per_author: w.per_author,
+            waiting_ttl: w.ttl,
+        }
+    }
+}
+
+impl IngestSection {
+    /// The waiting area's bounds.
+    pub fn waiting(&self) -> crate::waiting::Limits {
+        crate::waiting::Limits {
+            total: self.max_waiting,
+            per_source: self.max_waiting_per_peer,
+            per_author: self.max_waiting_per_author,
+            ttl: self.waiting_ttl,
         }
     }
 }
@@ -290,8 +313,12 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 [ingest]
 # How far in the future a record's created_at may be.
 # skew = "10m"
-# Records kept waiting for a record they point at.
+# Records kept waiting for a record they point at (not forwarded while they wait): in all,
+# per peer that sent them, per author, and for how long at most.
 # max_waiting = 100000
+# max_waiting_per_peer = 10000
+# max_waiting_per_author = 1000
+# waiting_ttl = "1h"
 
 [sync]
 # Catch-up sync: pull what this node lacks on the topics it follows from each peer.
@@ -363,6 +390,19 @@ impl Config {
             ("network.author_rate", u64::from(n.author_rate)),
             ("network.max_invalid", u64::from(n.max_invalid)),
             ("sync.fetch_batch", s.fetch_batch as u64),
+            ("ingest.max_waiting", self.ingest.max_waiting as u64),
+            (
+                "ingest.max_waiting_per_peer",
+                self.ingest.max_waiting_per_peer as u64,
+            ),
+            (
+                "ingest.max_waiting_per_author",
+                self.ingest.max_waiting_per_author as u64,
+            ),
+            (
+                "ingest.waiting_ttl",
+                self.ingest.waiting_ttl.as_millis() as u64,
+            ),
             ("sync.request_timeout", s.request_timeout.as_millis() as u64),
             ("sync.session_timeout", s.session_timeout.as_millis() as u64),
             ("api.max_connections", u64::from(a.max_connections)),

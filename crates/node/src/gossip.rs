@@ -20,6 +20,7 @@ use crate::follow::Following;
 use crate::ingest::{Ingest, Outcome, Rejection};
 use crate::net::{Client, GossipMessage, Verdict};
 use crate::rate::Buckets;
+use crate::waiting::Source;
 
 /// Gossip records being validated at once; more are ignored (backpressure).
 const MAX_VALIDATING: usize = 512;
@@ -58,23 +59,29 @@ impl Judge {
     /// alone decides (malformed, over the author's rate, topics not followed) at once, the
     /// rest through one submission to the ingest, answered as soon as each record is decided
     /// (before it is on disk: the next hop need not wait for this node's disk).
-    pub(crate) async fn judge_all(&self, wires: Vec<Vec<u8>>) -> Vec<Verdict> {
-        let mut verdicts = vec![Verdict::Ignore; wires.len()];
+    pub(crate) async fn judge_all(&self, messages: Vec<(Vec<u8>, Source)>) -> Vec<Verdict> {
+        let mut verdicts = vec![Verdict::Ignore; messages.len()];
         let mut ingest = Vec::new();
+        let mut sources = Vec::new();
         let mut slots = Vec::new();
-        for (i, wire) in wires.into_iter().enumerate() {
+        for (i, (wire, source)) in messages.into_iter().enumerate() {
             match self.pre_judge(&wire) {
                 Some(v) => verdicts[i] = v,
                 None => {
                     slots.push(i);
                     ingest.push(wire);
+                    sources.push(source);
                 }
             }
         }
         if ingest.is_empty() {
             return verdicts;
         }
-        let outcomes = self.ingest.decide(ingest).await.unwrap_or_default();
+        let outcomes = self
+            .ingest
+            .decide(ingest, sources)
+            .await
+            .unwrap_or_default();
         for (slot, outcome) in slots.into_iter().zip(outcomes) {
             verdicts[slot] = verdict_of(&outcome);
         }
@@ -147,9 +154,11 @@ impl Judge {
             let judge = self.clone();
             let client = client.clone();
             tokio::spawn(async move {
-                let (receipts, wires): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|m| (m.receipt, m.data)).unzip();
-                let verdicts = judge.judge_all(wires).await;
+                let (receipts, messages): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|m| (m.receipt, (m.data, Source::Peer(m.source.to_bytes()))))
+                    .unzip();
+                let verdicts = judge.judge_all(messages).await;
                 drop(permit);
                 client
                     .verdicts(receipts.into_iter().zip(verdicts).collect())
@@ -162,7 +171,11 @@ impl Judge {
 /// The verdict on a gossiped record from its ingest outcome.
 fn verdict_of(outcome: &Outcome) -> Verdict {
     match outcome {
-        Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_) => Verdict::Accept,
+        Outcome::Stored(_) | Outcome::Duplicate(_) => Verdict::Accept,
+        // It points at a record this node has not seen: not forwarded while it only waits
+        // (anyone can make records that point at nothing); gossiped once its target arrives
+        // and it is applied (`crate::waiting`).
+        Outcome::Waiting(_) => Verdict::Ignore,
         // Invalid by the protocol: every node can tell, so the sender is at fault.
         Outcome::Rejected(Rejection::Invalid(_)) => Verdict::Reject,
         // A kind rule that needs other records (wrong producer, not the founder...): nodes
@@ -171,5 +184,22 @@ fn verdict_of(outcome: &Outcome) -> Verdict {
         Outcome::Rejected(Rejection::Rule(_) | Rejection::TooManyWaiting | Rejection::Internal) => {
             Verdict::Ignore
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_protocol::RecordId;
+
+    #[test]
+    fn a_record_that_only_waits_is_not_forwarded_and_its_sender_not_blamed() {
+        let id = RecordId([1; 32]);
+        assert_eq!(verdict_of(&Outcome::Waiting(id)), Verdict::Ignore);
+        assert_eq!(verdict_of(&Outcome::Stored(id)), Verdict::Accept);
+        assert_eq!(
+            verdict_of(&Outcome::Rejected(Rejection::TooManyWaiting)),
+            Verdict::Ignore
+        );
     }
 }

@@ -43,6 +43,7 @@ use crate::tally::apply::apply;
 use crate::tally::ctx::Ctx;
 use crate::tally::ready::readiness;
 use crate::tally::{Event, Readiness};
+use crate::waiting::{self, Admit, Limits, Meta, Source, WaitingArea};
 
 /// Records verified together in one batch equation.
 pub const VERIFY_CHUNK: usize = 64;
@@ -99,8 +100,14 @@ impl Outcome {
 pub struct IngestConfig {
     /// Allowed clock skew for `created_at` in the future (ms).
     pub skew_ms: u64,
-    /// Most records kept waiting for a target.
-    pub max_waiting: usize,
+    /// The bounds of the waiting area (records whose target has not arrived).
+    pub waiting: Limits,
+    /// Where to report peers whose waiting records mostly never resolve (peer id bytes,
+    /// faults), if anywhere.
+    pub penalties: Option<mpsc::Sender<(Vec<u8>, u32)>>,
+    /// Where to hand records that waited and are now applied (their wire bytes), to be
+    /// gossiped then: while they waited they were not forwarded.
+    pub released: Option<mpsc::Sender<Vec<u8>>>,
     /// Capacity of the broadcast channel of events.
     pub event_capacity: usize,
 }
@@ -109,7 +116,9 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             skew_ms: chorus_protocol::DEFAULT_SKEW_MS,
-            max_waiting: 100_000,
+            waiting: Limits::default(),
+            penalties: None,
+            released: None,
             event_capacity: 4096,
         }
     }
@@ -117,6 +126,8 @@ impl Default for IngestConfig {
 
 struct Job {
     wires: Vec<Vec<u8>>,
+    /// Who sent each record: one source per wire, or one for all.
+    sources: Vec<Source>,
     reply: Reply,
 }
 
@@ -135,7 +146,20 @@ enum Reply {
 struct Checked {
     outcomes: Vec<Option<Outcome>>,
     records: Vec<(usize, SignedRecord)>,
+    /// One per submitted wire, or one for all.
+    sources: Vec<Source>,
     reply: Option<Reply>,
+}
+
+impl Checked {
+    /// Who sent the `i`th submitted record.
+    fn source(&self, i: usize) -> &Source {
+        static LOCAL: Source = Source::Local;
+        self.sources
+            .get(i)
+            .or_else(|| self.sources.first().filter(|_| self.sources.len() == 1))
+            .unwrap_or(&LOCAL)
+    }
 }
 
 impl Checked {
@@ -206,7 +230,7 @@ impl Ingest {
         let (tx, rx) = mpsc::channel::<Job>(4);
         let (ctx_tx, ctx_rx) = mpsc::channel::<Checked>(2);
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
-        let waiting = Waiting::load(&store)?;
+        let waiting = load_waiting(&store, config.waiting.clone())?;
         let check = {
             let store = store.clone();
             let skew = config.skew_ms;
@@ -218,10 +242,14 @@ impl Ingest {
         let write = {
             let store = store.clone();
             let events = events.clone();
-            let max_waiting = config.max_waiting;
+            let outlets = Outlets {
+                penalties: config.penalties.clone(),
+                released: config.released.clone(),
+                limits: config.waiting.clone(),
+            };
             std::thread::Builder::new()
                 .name("ingest-write".into())
-                .spawn(move || write_stage(store, ctx_rx, events, waiting, max_waiting))
+                .spawn(move || write_stage(store, ctx_rx, events, waiting, outlets))
                 .map_err(|_| Error::NodeStopped)?
         };
         Ok((Ingest { tx, events, store }, IngestThreads { check, write }))
@@ -244,6 +272,7 @@ impl Ingest {
         self.tx
             .blocking_send(Job {
                 wires,
+                sources: vec![Source::Local],
                 reply: Reply::Durable(reply),
             })
             .map_err(|_| Error::NodeStopped)?;
@@ -257,9 +286,22 @@ impl Ingest {
 
     /// Ingests a batch and waits for its outcomes, once it is durable.
     pub async fn ingest(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+        self.ingest_from(wires, Source::Local).await
+    }
+
+    /// [`Ingest::ingest`] of records `source` sent (a peer's are counted against its share
+    /// of the waiting area).
+    pub async fn ingest_from(&self, wires: Vec<Vec<u8>>, source: Source) -> Result<Vec<Outcome>> {
         let (reply, rx) = oneshot::channel();
-        self.send(wires, Reply::Durable(reply)).await?;
+        self.send(wires, vec![source], Reply::Durable(reply))
+            .await?;
         answered(rx.await)
+    }
+
+    /// Drops the waiting records that have waited too long (what each batch also does);
+    /// a node calls it now and then, so they go even when nothing arrives.
+    pub async fn tick(&self) -> Result<()> {
+        self.ingest(Vec::new()).await.map(|_| ())
     }
 
     /// Ingests a batch and returns as soon as each record is decided: checked, and applied
@@ -267,15 +309,20 @@ impl Ingest {
     /// means "valid, and being stored": what a node needs to forward a gossiped record, so
     /// that each hop of the gossip costs a check, not a disk sync. The store keeps its
     /// guarantee (a chunk is durable whole or not at all); only this answer comes earlier.
-    pub async fn decide(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+    /// `sources` name who sent each record (one per record, or one for all).
+    pub async fn decide(&self, wires: Vec<Vec<u8>>, sources: Vec<Source>) -> Result<Vec<Outcome>> {
         let (reply, rx) = oneshot::channel();
-        self.send(wires, Reply::Decided(reply)).await?;
+        self.send(wires, sources, Reply::Decided(reply)).await?;
         answered(rx.await)
     }
 
-    async fn send(&self, wires: Vec<Vec<u8>>, reply: Reply) -> Result<()> {
+    async fn send(&self, wires: Vec<Vec<u8>>, sources: Vec<Source>, reply: Reply) -> Result<()> {
         self.tx
-            .send(Job { wires, reply })
+            .send(Job {
+                wires,
+                sources,
+                reply,
+            })
             .await
             .map_err(|_| Error::NodeStopped)
     }
@@ -352,6 +399,7 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
     let mut checked = Checked {
         outcomes,
         records,
+        sources: job.sources,
         reply: Some(job.reply),
     };
     if checked.records.is_empty() {
@@ -366,6 +414,8 @@ struct Applied {
     writes: Arc<Writes>,
     group: Vec<Checked>,
     events: Vec<Event>,
+    /// Records of the chunk that waited and are now applied, to gossip once durable.
+    released: Vec<Vec<u8>>,
     /// The store's era when the chunk was applied ([`Store::era`]): a chunk applied before a
     /// storage failure (or a recovery) may rest on writes the failure lost, so it is not
     /// written in a later era.
@@ -387,13 +437,21 @@ fn fault_or_retry(store: &Store) -> StorageFault {
     })
 }
 
+/// Where the applier reports beyond its callers, and the waiting area's bounds.
+struct Outlets {
+    penalties: Option<mpsc::Sender<(Vec<u8>, u32)>>,
+    released: Option<mpsc::Sender<Vec<u8>>>,
+    limits: Limits,
+}
+
 fn write_stage(
     store: Store,
     mut rx: mpsc::Receiver<Checked>,
     events: broadcast::Sender<Event>,
-    mut waiting: Waiting,
-    max_waiting: usize,
+    mut waiting: WaitingArea,
+    outlets: Outlets,
 ) {
+    let released = outlets.released.clone();
     // The committer owns the disk writes; the applier runs at most AHEAD chunks ahead of it.
     let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(AHEAD);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(AHEAD);
@@ -405,7 +463,7 @@ fn write_stage(
         let busy = busy.clone();
         std::thread::Builder::new()
             .name("ingest-commit".into())
-            .spawn(move || commit_stage(store, commit_rx, done_tx, events, busy))
+            .spawn(move || commit_stage(store, commit_rx, done_tx, events, busy, released))
     };
     let Ok(committer) = committer else {
         warn!("cannot start the commit thread");
@@ -464,19 +522,24 @@ fn write_stage(
                 let _ = done_rx.recv();
             }
             era = store.era();
-            waiting.reload(&store);
+            reload_waiting(&mut waiting, &store, &outlets.limits);
             ctx = fresh();
         }
         let base = store.layered(&in_flight);
         let ov = Overlay::with_journal(&base, &journal);
-        let applied = apply_chunk(ov, &mut ctx, &mut queue, &mut waiting, max_waiting);
+        let applied = apply_chunk(ov, &mut ctx, &mut queue, &mut waiting);
+        if let Some(tx) = &outlets.penalties {
+            for p in waiting.penalties() {
+                let _ = tx.try_send(p);
+            }
+        }
         // At most AHEAD chunks unwritten: wait until the oldest is written.
         if in_flight.len() >= AHEAD {
             in_flight.pop_front();
             let _ = done_rx.recv();
         }
         match applied {
-            Ok((writes, evs, group)) => {
+            Ok((writes, evs, group, released)) => {
                 // Before the next chunk is applied, so its lookups find these keys.
                 store.announce(&writes);
                 let writes = Arc::new(writes);
@@ -485,6 +548,7 @@ fn write_stage(
                     writes,
                     group,
                     events: evs,
+                    released,
                     era,
                 };
                 // More to apply after this chunk? Then the committer may wait for it.
@@ -501,7 +565,7 @@ fn write_stage(
                 if let Some(c) = queue.pop_front() {
                     c.failed(&fault);
                 }
-                waiting.reload(&store);
+                reload_waiting(&mut waiting, &store, &outlets.limits);
                 ctx = fresh();
             }
         }
@@ -521,7 +585,12 @@ fn commit_stage(
     done: std::sync::mpsc::SyncSender<()>,
     events: broadcast::Sender<Event>,
     busy: Arc<std::sync::atomic::AtomicBool>,
+    released: Option<mpsc::Sender<Vec<u8>>>,
 ) {
+    let out = Out {
+        events: &events,
+        released: released.as_ref(),
+    };
     // Group commit: each chunk's write set is written at once and the applier goes on;
     // one flush then makes every chunk written so far durable, and only then are their
     // callers answered. A flush is due after FLUSH_EVERY chunks, or when no further chunk
@@ -545,13 +614,14 @@ fn commit_stage(
             Ok(()) => pending.push(Durable {
                 group: job.group,
                 events: job.events,
+                released: job.released,
                 era: job.era,
             }),
             Err(fault) => {
                 for c in job.group {
                     c.failed(&fault);
                 }
-                flush_and_answer(&store, &mut pending, &events);
+                flush_and_answer(&store, &mut pending, &out);
             }
         }
         if done.send(()).is_err() {
@@ -565,11 +635,17 @@ fn commit_stage(
             };
         }
         if next.is_none() {
-            flush_and_answer(&store, &mut pending, &events);
+            flush_and_answer(&store, &mut pending, &out);
             next = rx.recv().ok();
         }
     }
-    flush_and_answer(&store, &mut pending, &events);
+    flush_and_answer(&store, &mut pending, &out);
+}
+
+/// Where a durable chunk's news goes: events to subscribers, released records to gossip.
+struct Out<'a> {
+    events: &'a broadcast::Sender<Event>,
+    released: Option<&'a mpsc::Sender<Vec<u8>>>,
 }
 
 /// Chunks written between two flushes, at most.
@@ -582,11 +658,12 @@ const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 struct Durable {
     group: Vec<Checked>,
     events: Vec<Event>,
+    released: Vec<Vec<u8>>,
     /// The store's era when it was written.
     era: u64,
 }
 
-fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcast::Sender<Event>) {
+fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, out: &Out<'_>) {
     if pending.is_empty() {
         return;
     }
@@ -613,7 +690,13 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, events: &broadcas
         }
         for e in job.events {
             // No subscriber is fine.
-            let _ = events.send(e);
+            let _ = out.events.send(e);
+        }
+        if let Some(tx) = out.released {
+            // A full queue drops it: catch-up sync carries it to whoever still lacks it.
+            for wire in job.released {
+                let _ = tx.try_send(wire);
+            }
         }
     }
 }
@@ -629,17 +712,29 @@ fn store_ready<B: Backing>(
     apply(ov, ctx, rec)
 }
 
-/// Applies up to [`MAX_COMMIT`] records from the front of the queue into one overlay.
-/// Returns the writes, the events and the batches now fully applied.
+/// Entries of the waiting area dropped for age in one chunk, at most (the rest go with the
+/// next chunks).
+const EXPIRE_PER_CHUNK: usize = 1_024;
+
+/// What [`apply_chunk`] gives: the writes, the events, the batches now fully applied, and the
+/// records released from the waiting area (wire bytes).
+type ChunkApplied = (Writes, Vec<Event>, Vec<Checked>, Vec<Vec<u8>>);
+
+/// Applies up to [`MAX_COMMIT`] records from the front of the queue into one overlay, after
+/// dropping waiting records that have waited too long.
 fn apply_chunk<B: Backing>(
     mut ov: Overlay<'_, B>,
     ctx: &mut Ctx,
     queue: &mut VecDeque<Checked>,
-    waiting: &mut Waiting,
-    max_waiting: usize,
-) -> Result<(Writes, Vec<Event>, Vec<Checked>)> {
+    waiting: &mut WaitingArea,
+) -> Result<ChunkApplied> {
+    let now = now_ms();
+    for (target, id) in waiting.expire(now, EXPIRE_PER_CHUNK) {
+        ov.remove_waiting(&target, &id);
+    }
     let mut budget = MAX_COMMIT;
     let mut done = Vec::new();
+    let mut released = Vec::new();
     while let Some(checked) = queue.front_mut() {
         let n = checked.records.len().min(budget);
         let records: Vec<(usize, SignedRecord)> = checked.records.drain(..n).collect();
@@ -652,19 +747,32 @@ fn apply_chunk<B: Backing>(
             let outcome = match readiness(&ov, ctx, &rec)? {
                 Readiness::Ready => {
                     store_ready(&mut ov, ctx, &rec)?;
-                    release_waiting(&mut ov, ctx, id, waiting)?;
+                    release_waiting(&mut ov, ctx, id, waiting, &mut released)?;
                     Outcome::Stored(id)
                 }
                 Readiness::Wait(target) => {
+                    let source = checked.source(i).clone();
+                    let meta = WaitingArea::meta(&rec, target, &source, now);
                     if ov.is_waiting(&target, &id)? {
-                        Outcome::Duplicate(id)
-                    } else if waiting.count >= max_waiting {
-                        Outcome::Rejected(Rejection::TooManyWaiting)
-                    } else {
-                        ov.put_waiting(&target, &id, rec.wire().to_vec());
-                        waiting.count += 1;
-                        waiting.targets.insert(target);
+                        // Kept already: it still only waits.
                         Outcome::Waiting(id)
+                    } else {
+                        match waiting.admit(&meta) {
+                            Admit::No => Outcome::Rejected(Rejection::TooManyWaiting),
+                            Admit::Yes(evict) => {
+                                for (t, e) in &evict {
+                                    ov.remove_waiting(t, e);
+                                }
+                                waiting.evicted(&evict);
+                                ov.put_waiting(
+                                    &target,
+                                    &id,
+                                    waiting::encode(now, &source, rec.wire()),
+                                );
+                                waiting.insert(id, meta);
+                                Outcome::Waiting(id)
+                            }
+                        }
                     }
                 }
                 Readiness::Reject(why) => Outcome::Rejected(Rejection::Rule(why)),
@@ -684,54 +792,60 @@ fn apply_chunk<B: Backing>(
     }
     ctx.flush(&mut ov);
     let events = ctx.finish_events(&ov)?;
-    Ok((ov.into_writes()?, events, done))
+    Ok((ov.into_writes()?, events, done, released))
 }
 
-/// The records held until the record they point at arrives: how many, and which records
-/// they wait for. Kept in memory so that a record nothing waits for — nearly every record —
-/// costs no lookup (when the store still wrote sled batches, such a read waited for the
-/// batch being committed, and stalled the applier once per record).
-struct Waiting {
-    count: usize,
-    /// A superset of the targets that have waiting records (an extra entry costs one
-    /// lookup, a missing one would strand its records).
-    targets: std::collections::HashSet<RecordId>,
-}
-
-impl Waiting {
-    fn load(store: &Store) -> Result<Self> {
-        let (count, targets) = store.waiting_targets()?;
-        Ok(Waiting { count, targets })
-    }
-
-    /// After a failed chunk: the store's count, and the targets of the store added to those
-    /// known (a failed chunk may have released records that are still waiting).
-    fn reload(&mut self, store: &Store) {
-        match store.waiting_targets() {
-            Ok((count, targets)) => {
-                self.count = count;
-                self.targets.extend(targets);
-            }
-            Err(e) => warn!(error = %e, "cannot read the waiting records"),
+/// The waiting area as the store holds it.
+fn load_waiting(store: &Store, limits: Limits) -> Result<WaitingArea> {
+    let now = now_ms();
+    let mut area = WaitingArea::new(limits);
+    for entry in store.waiting_entries()? {
+        let (target, id, value) = entry?;
+        let (arrival, source, wire) = waiting::decode(&value, now)?;
+        match SignedRecord::from_bytes(wire) {
+            Ok(rec) => area.insert(
+                id,
+                Meta {
+                    target,
+                    arrival,
+                    source,
+                    author: rec.author(),
+                },
+            ),
+            // It is dropped (as undecodable) when its target arrives.
+            Err(e) => warn!(error = %e, record = %id, "an undecodable waiting record"),
         }
     }
+    Ok(area)
 }
 
-/// Applies the records that waited for `arrived` (and, in turn, those that waited for them).
+/// After a failed chunk: the waiting area as the store holds it now.
+fn reload_waiting(waiting: &mut WaitingArea, store: &Store, limits: &Limits) {
+    match load_waiting(store, limits.clone()) {
+        Ok(w) => *waiting = w,
+        Err(e) => warn!(error = %e, "cannot read the waiting records"),
+    }
+}
+
+/// Applies the records that waited for `arrived` (and, in turn, those that waited for them);
+/// their wire bytes go to `released`.
 fn release_waiting<B: Backing>(
     ov: &mut Overlay<'_, B>,
     ctx: &mut Ctx,
     arrived: RecordId,
-    waiting: &mut Waiting,
+    waiting: &mut WaitingArea,
+    released: &mut Vec<Vec<u8>>,
 ) -> Result<()> {
     let mut work = vec![arrived];
     while let Some(target) = work.pop() {
-        if !waiting.targets.remove(&target) {
+        if !waiting.has_target(&target) {
             continue;
         }
-        for wire in ov.take_waiting(&target)? {
-            waiting.count = waiting.count.saturating_sub(1);
-            let rec = match SignedRecord::from_vec(wire) {
+        waiting.resolved(&target);
+        for value in ov.take_waiting(&target)? {
+            let rec = match waiting::decode(&value, 0)
+                .and_then(|(_, _, wire)| Ok(SignedRecord::from_bytes(wire)?))
+            {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(error = %e, "dropping undecodable waiting record");
@@ -744,6 +858,7 @@ fn release_waiting<B: Backing>(
             match readiness(ov, ctx, &rec)? {
                 Readiness::Ready => {
                     store_ready(ov, ctx, &rec)?;
+                    released.push(rec.wire().to_vec());
                     work.push(rec.id());
                 }
                 other => debug!(record = %rec.id(), verdict = ?other, "waiting record refused"),
@@ -802,7 +917,9 @@ pub(crate) mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let decided = rt.block_on(ing.decide(wires.clone())).unwrap();
+        let decided = rt
+            .block_on(ing.decide(wires.clone(), vec![Source::Local]))
+            .unwrap();
         assert_eq!(decided.len(), wires.len());
         assert!(matches!(decided[wires.len() - 2], Outcome::Duplicate(_)));
         assert!(matches!(

@@ -41,6 +41,7 @@ pub mod store;
 pub mod sync;
 pub mod tally;
 pub mod trust;
+pub mod waiting;
 #[cfg(feature = "workload")]
 pub mod workload;
 

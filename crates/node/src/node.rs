@@ -58,6 +58,48 @@ async fn infallible(f: impl std::future::Future<Output = ()>) -> Result<()> {
     Ok(())
 }
 
+/// How often the waiting area drops what has waited too long, when nothing arrives.
+const WAITING_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The waiting area's chores (`crate::waiting`): peers whose waiting records never resolve
+/// are penalised, records released from it are gossiped, and what waited too long is
+/// dropped even when nothing arrives.
+async fn waiting_chores(
+    ingest: Ingest,
+    client: net::Client,
+    mut penalised: mpsc::Receiver<(Vec<u8>, u32)>,
+    mut released: mpsc::Receiver<Vec<u8>>,
+    cancel: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(WAITING_SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            Some((peer, faults)) = penalised.recv() => {
+                if let Ok(peer) = net::PeerId::from_bytes(&peer) {
+                    tracing::info!(%peer, faults, "penalising a peer whose waiting records never resolve");
+                    client.penalise(peer, faults).await;
+                }
+            }
+            Some(wire) = released.recv() => {
+                if let Ok(rec) = chorus_protocol::SignedRecord::from_bytes(&wire) {
+                    let shard = net::shard_of(&rec.record().topic);
+                    if let Err(e) = client.publish(shard, wire).await {
+                        tracing::debug!(error = %e, "cannot gossip a released record");
+                    }
+                }
+            }
+            _ = sweep.tick() => {
+                if let Err(e) = ingest.tick().await {
+                    tracing::debug!(error = %e, "waiting area sweep");
+                }
+            }
+        }
+    }
+}
+
 impl Node {
     /// Starts a node on `dir` (which must be initialised) with `config`. Returns the node and
     /// its network events (listen addresses, peers).
@@ -82,9 +124,13 @@ impl Node {
         // The feedback aimed at this user's key is journaled, so `chorus watch` can replay
         // what arrived while nobody watched.
         store.watch_topic(&Topic::Producer(me))?;
+        let (penalties, penalised) = mpsc::channel(64);
+        let (released, to_gossip) = mpsc::channel(1024);
         let ingest_config = IngestConfig {
             skew_ms: config.ingest.skew.as_millis() as u64,
-            max_waiting: config.ingest.max_waiting,
+            waiting: config.ingest.waiting(),
+            penalties: Some(penalties),
+            released: Some(released),
             ..IngestConfig::default()
         };
         let (ingest, threads) = Ingest::start(store.clone(), ingest_config)?;
@@ -122,6 +168,13 @@ impl Node {
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));
+        tasks.spawn(infallible(waiting_chores(
+            ingest.clone(),
+            client.clone(),
+            penalised,
+            to_gossip,
+            cancel.clone(),
+        )));
         let mut node = Node {
             store,
             ingest,

@@ -25,7 +25,7 @@ pub(crate) mod snapshot;
 pub mod sync_index;
 pub mod values;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -788,15 +788,17 @@ impl Store {
         })
     }
 
-    /// How many records wait, and the ids of the records they wait for.
-    pub(crate) fn waiting_targets(&self) -> Result<(usize, HashSet<RecordId>)> {
-        let mut n = 0;
-        let mut targets = HashSet::new();
-        for kv in self.waiting_keys() {
-            targets.insert(kv?.0);
-            n += 1;
-        }
-        Ok((n, targets))
+    /// Every waiting entry: (the id it waits for, its own id, its stored value).
+    pub(crate) fn waiting_entries(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(RecordId, RecordId, sled::IVec)>>> {
+        let id_at = |k: &[u8], at: usize| -> Result<RecordId> {
+            keys::id_at(k, at).ok_or_else(|| Error::Corrupt("waiting key".into()))
+        };
+        Ok(self.scan(&[keys::WAITING]).map(move |kv| {
+            let (k, v) = kv?;
+            Ok((id_at(&k, 1)?, id_at(&k, 33)?, v))
+        }))
     }
 
     /// Ids of the records waiting for a record they point at.

@@ -525,9 +525,11 @@ async fn a_slow_event_stream_reader_skips_events_and_is_told_with_lagged() {
         .and_then(|m| m.parse().ok())
         .expect("lagged says how many were missed");
     // 8,000 records and their rating changes: those beyond the buffers were not kept for it.
+    // (How many depends on how much the kernel's socket buffers took while the reader slept,
+    // which varies with the machine's load: only that some were dropped is certain.)
     let records = all.matches(r#""type":"record""#).count();
     eprintln!("slow reader: {records} record events read, then lagged, missed {missed}");
-    assert!(missed > 1000, "missed {missed}");
+    assert!(missed > 0, "missed {missed}");
     assert!(
         records < 8000,
         "{records} record events were kept for a stalled reader"

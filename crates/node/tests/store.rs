@@ -431,3 +431,172 @@ proptest! {
         prop_assert!(recompute(&store).unwrap().is_empty());
     }
 }
+
+// The waiting area (issue 18): bounded per source, per author and in total, entries expire,
+// and a peer whose records never resolve is penalised.
+
+mod waiting_area {
+    use super::*;
+    use chorus_node::waiting::{Limits, Source, PENALTY_EVERY};
+    use std::time::Duration;
+
+    fn peer(n: u8) -> Source {
+        Source::Peer(vec![n; 38])
+    }
+
+    /// An endorsement by a key made for it alone, of a petition that does not exist.
+    fn orphan(n: u32) -> Vec<u8> {
+        let k = SigningKey::from_bytes(blake3::hash(&n.to_be_bytes()).as_bytes());
+        RecordBuilder::new(Body::Endorsement(Endorsement {
+            petition: RecordId(*blake3::hash(&[&n.to_be_bytes()[..], b"p"].concat()).as_bytes()),
+            comment: None,
+            pledge: None,
+        }))
+        .created_at(T0)
+        .topic(Topic::Producer(author(0)))
+        .sign(&k)
+        .unwrap()
+        .wire()
+        .to_vec()
+    }
+
+    struct Running {
+        ing: Ingest,
+        rt: tokio::runtime::Runtime,
+        _threads: IngestThreads,
+    }
+
+    impl Running {
+        fn from(&self, source: Source, wires: Vec<Vec<u8>>) -> Vec<Outcome> {
+            self.rt
+                .block_on(self.ing.ingest_from(wires, source))
+                .unwrap()
+        }
+    }
+
+    fn start_with(store: &Store, config: IngestConfig) -> Running {
+        let (ing, threads) = Ingest::start(store.clone(), config).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Running {
+            ing,
+            rt,
+            _threads: threads,
+        }
+    }
+
+    fn waited(outcomes: &[Outcome]) -> usize {
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Waiting(_)))
+            .count()
+    }
+
+    #[test]
+    fn a_flood_of_orphans_from_throwaway_keys_does_not_stop_an_honest_out_of_order_record() {
+        let store = Store::temporary().unwrap();
+        let (released, mut gossiped) = tokio::sync::mpsc::channel(16);
+        let run = start_with(
+            &store,
+            IngestConfig {
+                waiting: Limits {
+                    total: 100,
+                    per_source: 40,
+                    per_author: 5,
+                    ttl: Duration::from_secs(3600),
+                },
+                released: Some(released),
+                ..IngestConfig::default()
+            },
+        );
+        // Three peers flood orphans made by fresh keys: each keeps its share at most, and
+        // a full area only ever displaces the largest share.
+        let mut n = 0;
+        for p in 1..=3 {
+            let wires: Vec<Vec<u8>> = (0..80)
+                .map(|_| {
+                    n += 1;
+                    orphan(n)
+                })
+                .collect();
+            let out = run.from(peer(p), wires);
+            assert!(waited(&out) <= 40, "peer {p}: {}", waited(&out));
+            assert!(out.iter().all(|o| matches!(
+                o,
+                Outcome::Waiting(_) | Outcome::Rejected(Rejection::TooManyWaiting)
+            )));
+        }
+        assert_eq!(store.waiting().unwrap(), 100);
+        // One author cannot fill the area alone either.
+        let k = key(77);
+        let one_author: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| {
+                RecordBuilder::new(Body::Retraction(Retraction {
+                    target: RecordId([i; 32]),
+                }))
+                .created_at(T0)
+                .topic(Topic::Producer(author(0)))
+                .sign(&k)
+                .unwrap()
+                .wire()
+                .to_vec()
+            })
+            .collect();
+        assert_eq!(waited(&run.from(peer(4), one_author)), 5);
+
+        // An honest endorsement arrives before its petition, from another peer: it waits,
+        // is applied when the petition comes, and is then handed back to be gossiped.
+        let p = petition(9, 0, 1, None, None);
+        let e = endorse(10, T0 + 5, &p, None);
+        assert_eq!(
+            run.from(peer(9), vec![e.wire().to_vec()]),
+            vec![Outcome::Waiting(e.id())]
+        );
+        assert_eq!(
+            run.from(peer(9), vec![p.wire().to_vec()]),
+            vec![Outcome::Stored(p.id())]
+        );
+        assert!(store.contains(&e.id()).unwrap());
+        assert_eq!(store.tally(&p.id()).unwrap().unwrap().endorsers, 1);
+        assert_eq!(gossiped.try_recv().unwrap(), e.wire().to_vec());
+        assert!(store.waiting().unwrap() <= 100);
+    }
+
+    #[test]
+    fn orphans_expire_and_the_peer_that_sent_them_is_penalised_not_an_honest_one() {
+        let store = Store::temporary().unwrap();
+        let (penalties, mut charged) = tokio::sync::mpsc::channel(16);
+        let run = start_with(
+            &store,
+            IngestConfig {
+                waiting: Limits {
+                    ttl: Duration::from_millis(200),
+                    ..Limits::default()
+                },
+                penalties: Some(penalties),
+                ..IngestConfig::default()
+            },
+        );
+        let flood: Vec<Vec<u8>> = (0..PENALTY_EVERY + 20).map(orphan).collect();
+        let out = run.from(peer(1), flood);
+        assert_eq!(waited(&out), (PENALTY_EVERY + 20) as usize);
+        // An honest peer's out-of-order record resolves.
+        let p = petition(9, 0, 1, None, None);
+        let e = endorse(10, T0 + 5, &p, None);
+        run.from(peer(2), vec![e.wire().to_vec()]);
+        run.from(peer(2), vec![p.wire().to_vec()]);
+        std::thread::sleep(Duration::from_millis(300));
+        // Nothing arrives: the node's tick drops what waited too long.
+        run.rt.block_on(run.ing.tick()).unwrap();
+        assert_eq!(store.waiting().unwrap(), 0);
+        assert_eq!(charged.try_recv().unwrap(), (vec![1; 38], 1));
+        assert!(
+            charged.try_recv().is_err(),
+            "the honest peer is not charged"
+        );
+        // Gone from the store for good: a restart does not bring them back.
+        assert!(store.waiting_ids().unwrap().is_empty());
+    }
+}

@@ -99,15 +99,24 @@ impl<B: Backing> Overlay<'_, B> {
         ))
     }
 
-    /// Keeps a record until `target` arrives.
-    pub(crate) fn put_waiting(&mut self, target: &RecordId, id: &RecordId, wire: Vec<u8>) {
+    /// Keeps a record until `target` arrives (`value`: `crate::waiting::encode`).
+    pub(crate) fn put_waiting(&mut self, target: &RecordId, id: &RecordId, value: Vec<u8>) {
         self.put(
             keys::key(keys::WAITING, &[target.as_bytes(), id.as_bytes()]),
-            wire,
+            value,
         );
     }
 
-    /// Takes the records that waited for `target` out of the waiting area: their wire bytes.
+    /// Drops a waiting record (it waited too long, or made room for another).
+    pub(crate) fn remove_waiting(&mut self, target: &RecordId, id: &RecordId) {
+        self.remove(keys::key(
+            keys::WAITING,
+            &[target.as_bytes(), id.as_bytes()],
+        ));
+    }
+
+    /// Takes the records that waited for `target` out of the waiting area: their stored
+    /// values.
     pub(crate) fn take_waiting(&mut self, target: &RecordId) -> Result<Vec<Vec<u8>>> {
         let waiting = self.scan_prefix(&keys::key(keys::WAITING, &[target.as_bytes()]))?;
         Ok(waiting

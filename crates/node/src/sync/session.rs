@@ -167,7 +167,8 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
     if good.is_empty() {
         return f;
     }
-    match ctx.ingest.ingest(good).await {
+    let source = crate::waiting::Source::Peer(peer.to_bytes());
+    match ctx.ingest.ingest_from(good, source).await {
         Ok(outcomes) => {
             for o in outcomes {
                 match o {
