@@ -145,8 +145,8 @@ pub(crate) fn decode(value: &[u8], now: u64) -> Result<(u64, Source, &[u8])> {
 pub(crate) struct WaitingArea {
     limits: Limits,
     entries: HashMap<RecordId, Meta>,
-    /// Entries per target.
-    targets: HashMap<RecordId, u32>,
+    /// The entries waiting for each target.
+    targets: HashMap<RecordId, Vec<RecordId>>,
     by_time: BTreeSet<(u64, RecordId)>,
     by_source: HashMap<Source, BTreeSet<(u64, RecordId)>>,
     by_author: HashMap<AuthorKey, usize>,
@@ -179,7 +179,7 @@ impl WaitingArea {
         if self.entries.contains_key(&id) {
             return;
         }
-        *self.targets.entry(meta.target).or_default() += 1;
+        self.targets.entry(meta.target).or_default().push(id);
         self.by_time.insert((meta.arrival, id));
         self.by_source
             .entry(meta.source.clone())
@@ -192,9 +192,9 @@ impl WaitingArea {
     /// Forgets an entry; returns what it was.
     fn forget(&mut self, id: &RecordId) -> Option<Meta> {
         let meta = self.entries.remove(id)?;
-        if let Some(n) = self.targets.get_mut(&meta.target) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(ids) = self.targets.get_mut(&meta.target) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
                 self.targets.remove(&meta.target);
             }
         }
@@ -252,15 +252,10 @@ impl WaitingArea {
 
     /// The target arrived: forgets the entries that waited for it (they resolved).
     pub(crate) fn resolved(&mut self, target: &RecordId) {
-        if !self.targets.contains_key(target) {
+        // Taken whole first, so that forgetting each entry need not search the list.
+        let Some(ids) = self.targets.remove(target) else {
             return;
-        }
-        let ids: Vec<RecordId> = self
-            .entries
-            .iter()
-            .filter(|(_, m)| m.target == *target)
-            .map(|(id, _)| *id)
-            .collect();
+        };
         for id in ids {
             if let Some(m) = self.forget(&id) {
                 self.fate(&m.source, true);
