@@ -36,6 +36,12 @@ pub(crate) enum Command {
     /// Crash-safe: the copy is made beside the store and takes over only once complete.
     /// Takes about a minute per million records.
     Compact,
+    /// Set a damaged store aside (renamed `store.set-aside-<unix time>`, kept for you to
+    /// inspect or delete) so that the next `chorus node` starts with an empty store and
+    /// catches up from its peers; keys, config and follows are kept. Refused while a node
+    /// runs. What only this node held (records no peer has) is then only in the set-aside
+    /// copy, or in a backup: restore from a backup instead if you have one.
+    ResetStore,
     /// Show the running node: peer id, addresses, peers, records, followed shards.
     Status,
     /// Catch up now: pull what this node lacks on the topics it follows from every
@@ -414,6 +420,11 @@ pub(crate) struct InitArgs {
     /// (CHORUS_PASSPHRASE set at init seals the key even without this flag.)
     #[arg(long)]
     pub(crate) passphrase: bool,
+    /// Make a new author key even though the data dir holds a store signed by a key that is
+    /// missing (restore the old author.key from a backup instead if you can: records it
+    /// signed cannot be retracted or updated without it).
+    #[arg(long)]
+    pub(crate) new_identity: bool,
 }
 
 #[derive(Args, Debug)]

@@ -26,6 +26,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Init(a) => node::init(cli, a),
         Command::Id => node::id(cli),
         Command::Compact => node::compact(cli),
+        Command::ResetStore => node::reset_store(cli),
         Command::Status => network::status(cli),
         Command::Sync(a) => network::sync(cli, a),
         Command::Peers => network::peers(cli),

@@ -42,14 +42,35 @@ pub struct Created {
 }
 
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole(path, bytes, 0o600)
+}
+
+/// Writes a new file whole or not at all: a temporary file beside it (mode `mode`), synced,
+/// then linked in place (refused if the file exists meanwhile), the directory synced. A full
+/// disk or a crash leaves no half-written file, only perhaps a `.tmp` file the next write
+/// replaces.
+fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 
@@ -198,6 +219,17 @@ impl DataDir {
 
     /// [`DataDir::init`], sealing a new author key with `passphrase` if given.
     pub fn init_with(&self, passphrase: Option<&str>) -> Result<Created> {
+        self.init_opts(passphrase, false)
+    }
+
+    /// Does the data dir hold a store (records of the identity its author key is)?
+    pub fn has_store(&self) -> bool {
+        std::fs::read_dir(self.store_path()).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    /// [`DataDir::init_with`]; `new_identity` allows a new author key beside an existing
+    /// store (whose records were signed by the lost key), which is otherwise refused.
+    pub fn init_opts(&self, passphrase: Option<&str>, new_identity: bool) -> Result<Created> {
         use std::os::unix::fs::DirBuilderExt;
         let mut created = Created::default();
         if !self.root.exists() {
@@ -207,8 +239,19 @@ impl DataDir {
                 .create(&self.root)?;
             created.dir = true;
         }
+        if !self.author_key_path().exists() && self.has_store() && !new_identity {
+            return Err(Error::Key {
+                path: self.author_key_path().display().to_string(),
+                reason: format!(
+                    "missing, but {} holds this user's store: restore author.key from your \
+                     backup; or, to sign as a new author from now on (your old records stay \
+                     signed by the lost key), run `chorus init --new-identity`",
+                    self.store_path().display()
+                ),
+            });
+        }
         if !self.config_path().exists() {
-            std::fs::write(self.config_path(), config::TEMPLATE)?;
+            write_whole(&self.config_path(), config::TEMPLATE.as_bytes(), 0o644)?;
             created.config = true;
         }
         if !self.author_key_path().exists() {
@@ -356,6 +399,44 @@ mod process {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_author_key_beside_a_store_is_refused_unless_a_new_identity_is_asked_for() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(root.path().join("d"));
+        dir.init_with(None).unwrap();
+        let first = dir.author_public().unwrap();
+        // A store of this identity, then its key is lost.
+        drop(crate::Store::open(dir.store_path()).unwrap());
+        std::fs::remove_file(dir.author_key_path()).unwrap();
+        let err = dir.init_with(None).unwrap_err().to_string();
+        assert!(
+            err.contains("restore author.key") && err.contains("--new-identity"),
+            "{err}"
+        );
+        assert!(!dir.author_key_path().exists(), "nothing made");
+        // Asked for explicitly: a new identity, the store kept.
+        let made = dir.init_opts(None, true).unwrap();
+        assert!(made.author_key);
+        assert_ne!(dir.author_public().unwrap(), first);
+        assert!(dir.has_store());
+    }
+
+    #[test]
+    fn files_are_written_whole_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("f");
+        write_whole(&path, b"one", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        // Never over an existing file, and no temporary file left either way.
+        assert!(write_whole(&path, b"two", 0o600).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        let names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f"]);
+    }
 
     #[test]
     fn a_fresh_token_at_each_start_and_a_short_or_spaced_one_is_refused() {

@@ -10,6 +10,18 @@ pub enum Error {
     /// failed. Writes are refused at once until it recovers (`Store::recover`).
     #[error("{0}")]
     Unwritable(StorageFault),
+    /// The store cannot be opened: its files are damaged. Says what can be done.
+    #[error(
+        "the store in {path} is damaged ({cause}); restore it from a backup (with the node \
+         stopped), or run `chorus reset-store` to set it aside and let this node catch up from \
+         its peers (keys, config and follows are kept)"
+    )]
+    DamagedStore {
+        /// The store's directory.
+        path: String,
+        /// What the open met.
+        cause: String,
+    },
     /// A stored value could not be decoded: the store is corrupt or from another version.
     #[error("corrupt store entry: {0}")]
     Corrupt(String),
@@ -81,6 +93,21 @@ impl std::fmt::Display for StorageFault {
                 "the store cannot write ({why}); the next write tries to reopen it"
             ),
         }
+    }
+}
+
+impl Error {
+    /// Is this what opening a damaged store meets (rather than a store in use, or a disk
+    /// that cannot be read)?
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt(_)
+                | Error::Protocol(_)
+                | Error::DamagedStore { .. }
+                | Error::Storage(sled::Error::Corruption { .. })
+                | Error::Storage(sled::Error::ReportableBug(_))
+        )
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::debug;
 
 use crate::clock::now_ms;
 use crate::follow::Following;
-use crate::ingest::{Ingest, Outcome, Rejection};
+use crate::ingest::{sender_at_fault, Ingest, Outcome, Rejection};
 use crate::net::{Client, GossipMessage, Verdict};
 use crate::rate::Buckets;
 use crate::waiting::Source;
@@ -108,7 +108,9 @@ impl Judge {
                     .and_then(|_| rec.verify())
                 {
                     Ok(()) => Verdict::Accept,
-                    Err(_) => Verdict::Reject,
+                    Err(e) if sender_at_fault(&e) => Verdict::Reject,
+                    // Dated a little ahead of our clock: refused, nobody blamed.
+                    Err(_) => Verdict::Ignore,
                 },
             );
         }
@@ -176,8 +178,11 @@ fn verdict_of(outcome: &Outcome) -> Verdict {
         // (anyone can make records that point at nothing); gossiped once its target arrives
         // and it is applied (`crate::waiting`).
         Outcome::Waiting(_) => Verdict::Ignore,
-        // Invalid by the protocol: every node can tell, so the sender is at fault.
-        Outcome::Rejected(Rejection::Invalid(_)) => Verdict::Reject,
+        // Invalid by the protocol: every node can tell, so the sender is at fault; but a
+        // record dated a little ahead of this node's clock may be a fast clock's, not a
+        // forger's: refused, not forwarded, nobody blamed.
+        Outcome::Rejected(r @ Rejection::Invalid(_)) if r.sender_at_fault() => Verdict::Reject,
+        Outcome::Rejected(Rejection::Invalid(_)) => Verdict::Ignore,
         // A kind rule that needs other records (wrong producer, not the founder...): nodes
         // that do not follow the topic cannot check it and rightly forward such records, so
         // do not forward it, but do not punish the relay either.
@@ -201,5 +206,25 @@ mod tests {
             verdict_of(&Outcome::Rejected(Rejection::TooManyWaiting)),
             Verdict::Ignore
         );
+    }
+
+    #[test]
+    fn a_record_from_a_fast_clock_is_refused_unblamed_one_from_far_ahead_blamed() {
+        let future = |ahead: u64| {
+            Outcome::Rejected(Rejection::Invalid(chorus_protocol::Error::FromTheFuture {
+                created_at: 1_000_000 + 600_000 + ahead,
+                now: 1_000_000,
+                skew_ms: 600_000,
+            }))
+        };
+        assert_eq!(verdict_of(&future(1)), Verdict::Ignore);
+        assert_eq!(verdict_of(&future(3_600_000)), Verdict::Ignore);
+        assert_eq!(
+            verdict_of(&future(crate::ingest::FAR_FUTURE_MS + 1)),
+            Verdict::Reject
+        );
+        let forged =
+            Outcome::Rejected(Rejection::Invalid(chorus_protocol::Error::InvalidSignature));
+        assert_eq!(verdict_of(&forged), Verdict::Reject);
     }
 }

@@ -75,6 +75,32 @@ impl std::fmt::Display for Rejection {
     }
 }
 
+/// How far beyond the allowed skew a record may be dated before its sender is blamed for it:
+/// a node whose clock runs fast sends records a little ahead of ours, honestly, so those are
+/// refused (not stored, not forwarded) without a penalty; a record dated a day ahead is no
+/// clock's mistake.
+pub const FAR_FUTURE_MS: u64 = 24 * 3600 * 1000;
+
+/// Is the sender at fault for a record the protocol refuses? Yes for every rule but a date
+/// in the future by less than [`FAR_FUTURE_MS`] beyond the skew (see there).
+pub fn sender_at_fault(e: &chorus_protocol::Error) -> bool {
+    match e {
+        chorus_protocol::Error::FromTheFuture {
+            created_at,
+            now,
+            skew_ms,
+        } => *created_at > now.saturating_add(*skew_ms).saturating_add(FAR_FUTURE_MS),
+        _ => true,
+    }
+}
+
+impl Rejection {
+    /// Is whoever sent the record at fault (and to be penalised)?
+    pub fn sender_at_fault(&self) -> bool {
+        matches!(self, Rejection::Invalid(e) if sender_at_fault(e))
+    }
+}
+
 /// The verdict on one submitted record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

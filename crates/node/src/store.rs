@@ -221,7 +221,17 @@ impl Store {
     /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
     /// ([`Store::indexes_ready`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_rebuilding_above(dir, BACKGROUND_ABOVE)
+        let dir = dir.as_ref();
+        Self::open_rebuilding_above(dir, BACKGROUND_ABOVE).map_err(|e| {
+            if e.is_corruption() && !matches!(e, Error::DamagedStore { .. }) {
+                Error::DamagedStore {
+                    path: dir.display().to_string(),
+                    cause: e.to_string(),
+                }
+            } else {
+                e
+            }
+        })
     }
 
     /// [`Store::open`], rebuilding the indexes in the background when the store holds more

@@ -32,6 +32,42 @@ pub(crate) fn id(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `chorus reset-store`.
+pub(crate) fn reset_store(cli: &Cli) -> Result<ExitCode> {
+    let dir = cli.data_dir();
+    let store = dir.store_path();
+    if !store.exists() {
+        anyhow::bail!("no store in {}", dir.root().display());
+    }
+    if let chorus_node::Running::Node(info) = dir.running()? {
+        anyhow::bail!(
+            "a node is running on {} (pid {}): stop it first",
+            dir.root().display(),
+            info.pid
+        );
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = dir.root().join(format!("store.set-aside-{secs}"));
+    std::fs::rename(&store, &aside)
+        .with_context(|| format!("cannot move {} to {}", store.display(), aside.display()))?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({ "set_aside": aside.display().to_string() })
+        );
+    } else {
+        println!(
+            "the store is set aside as {}; the next `chorus node` starts with an empty store \
+             and catches up from its peers",
+            aside.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `chorus compact`.
 pub(crate) fn compact(cli: &Cli) -> Result<ExitCode> {
     let dir = cli.data_dir();
@@ -95,7 +131,7 @@ pub(crate) fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
         (false, None) => None,
     };
     let created = dir
-        .init_with(passphrase.as_deref())
+        .init_opts(passphrase.as_deref(), a.new_identity)
         .with_context(|| format!("cannot create data dir {}", dir.root().display()))?;
     let author = author_of(&dir)?;
     if cli.json {

@@ -38,9 +38,14 @@ fn offline_audit(dir: &DataDir) -> Result<AuditReport> {
     }
     let cfg = dir.config()?.audit;
     let store = Store::open(dir.store_path()).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the store ({e}); if its node is running, audit without --offline"
-        )
+        if e.is_corruption() {
+            // Says what can be done with a damaged store.
+            anyhow::anyhow!("{e}")
+        } else {
+            anyhow::anyhow!(
+                "cannot open the store ({e}); if its node is running, audit without --offline"
+            )
+        }
     })?;
     Ok(chorus_node::audit::audit(
         &store,

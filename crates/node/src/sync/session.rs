@@ -24,7 +24,7 @@ pub use chorus_client::SyncReport;
 use crate::config::SyncConfig;
 use crate::error::{Error, Result};
 use crate::follow::{Follow, Following};
-use crate::ingest::{Ingest, Outcome, Rejection};
+use crate::ingest::{Ingest, Outcome};
 use crate::net::{Client, PeerId};
 use crate::store::Store;
 
@@ -174,7 +174,7 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
                 match o {
                     Outcome::Stored(_) | Outcome::Waiting(_) => f.stored += 1,
                     Outcome::Duplicate(_) => f.duplicates += 1,
-                    Outcome::Rejected(Rejection::Invalid(_)) => f.invalid += 1,
+                    Outcome::Rejected(r) if r.sender_at_fault() => f.invalid += 1,
                     Outcome::Rejected(_) => f.refused += 1,
                 }
             }
