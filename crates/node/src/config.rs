@@ -105,6 +105,12 @@ pub struct NetworkConfig {
     pub max_connections: u32,
     /// Most established connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most incoming connections still in their handshake (noise, yamux) at once; more are
+    /// closed as they arrive. A handshake that takes longer than 10 s is given up, so a
+    /// peer that opens connections and says nothing holds a slot for 10 s at most.
+    pub max_pending_incoming: u32,
+    /// Most connections this node is dialling at once; further dials fail at once.
+    pub max_pending_outgoing: u32,
     /// Records a peer may send per second (burst: ten times that); more are ignored.
     pub peer_rate: u32,
     /// Records one author may publish per second through this node (burst: ten times that).
@@ -135,6 +141,8 @@ impl Default for NetworkConfig {
             mdns: true,
             max_connections: 128,
             max_connections_per_peer: 2,
+            max_pending_incoming: 128,
+            max_pending_outgoing: 64,
             peer_rate: 500,
             author_rate: 20,
             max_invalid: 10,
@@ -271,6 +279,10 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # mdns = true
 # max_connections = 128
 # max_connections_per_peer = 2
+# Connections still in their handshake at once (incoming: more are closed on arrival;
+# outgoing: more dials fail). A handshake is given up after 10 s.
+# max_pending_incoming = 128
+# max_pending_outgoing = 64
 # Records per second a peer may send us, and one author may publish (bursts of 10x).
 # peer_rate = 500
 # author_rate = 20
@@ -385,6 +397,14 @@ impl Config {
             (
                 "network.max_connections_per_peer",
                 u64::from(n.max_connections_per_peer),
+            ),
+            (
+                "network.max_pending_incoming",
+                u64::from(n.max_pending_incoming),
+            ),
+            (
+                "network.max_pending_outgoing",
+                u64::from(n.max_pending_outgoing),
             ),
             ("network.peer_rate", u64::from(n.peer_rate)),
             ("network.author_rate", u64::from(n.author_rate)),
@@ -528,6 +548,8 @@ mod tests {
         for (section, field, zero) in [
             ("network", "max_connections", "0"),
             ("network", "max_connections_per_peer", "0"),
+            ("network", "max_pending_incoming", "0"),
+            ("network", "max_pending_outgoing", "0"),
             ("network", "peer_rate", "0"),
             ("network", "author_rate", "0"),
             ("network", "max_invalid", "0"),

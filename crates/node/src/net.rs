@@ -8,13 +8,15 @@
 //! reports each gossip message to judge ([`GossipMessage`], answered with
 //! [`Client::verdict`]; gossipsub runs in strict mode with explicit validation, so nothing is
 //! forwarded before its verdict) and each inbound request ([`InboundRequest`], answered with
-//! [`Client::respond`]; answered `busy` by the network itself when too many wait), and sends
-//! requests for others ([`Client::request`]). A peer whose
+//! [`Client::respond`]; admitted per peer before it is read and answered `busy` by the
+//! network itself beyond its limits, see [`inbound`]), and sends requests for others
+//! ([`Client::request`]). A peer whose
 //! messages are judged invalid, or that others report with [`Client::penalise`], is
 //! disconnected and refused for a while. The message id is the record id, so duplicates die
 //! in the mesh.
 
 pub mod codec;
+pub mod inbound;
 pub mod topics;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,7 +31,7 @@ use libp2p::gossipsub::{
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm};
@@ -43,6 +45,7 @@ use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 use crate::rate::Buckets;
 pub use codec::RequestCodec;
+pub use inbound::{InboundLimits, InboundRequest, Reply};
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use topics::shard_of;
@@ -68,7 +71,10 @@ struct Behaviour {
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
     gossipsub: gossipsub::Behaviour,
+    /// This node's requests to peers.
     requests: request_response::Behaviour<RequestCodec>,
+    /// Peers' requests to this node.
+    inbound: inbound::Behaviour,
 }
 
 /// The request-response protocol the network carries: its name and limits.
@@ -80,11 +86,14 @@ pub struct RequestProtocol {
     pub max_request: usize,
     /// Largest response, in bytes.
     pub max_response: usize,
-    /// How long to wait for an answer.
+    /// How long to wait for an answer, and how long a peer's request may take from its
+    /// first byte to the end of its answer.
     pub timeout: Duration,
     /// The answer given, unread, to a request that arrives while too many wait for an
-    /// answerer (the protocol's "busy, retry later").
+    /// answerer or that its peer's limits refuse (the protocol's "busy, retry later").
     pub busy: Vec<u8>,
+    /// How much peers may ask of this node at once.
+    pub limits: InboundLimits,
 }
 
 /// A snapshot of the network state.
@@ -164,21 +173,6 @@ pub enum Verdict {
     Ignore,
 }
 
-/// A request from a peer, to answer with [`Client::respond`].
-#[derive(Debug)]
-pub struct InboundRequest {
-    /// Who asks.
-    pub peer: PeerId,
-    /// The request's bytes.
-    pub request: Vec<u8>,
-    /// Hand back with the answer.
-    pub reply: Reply,
-}
-
-/// Where an answer to an inbound request goes.
-#[derive(Debug)]
-pub struct Reply(ResponseChannel<Vec<u8>>);
-
 /// What the network reports: one bounded channel per consumer.
 pub struct Events {
     /// For whoever started the node: listen addresses, connections, bans.
@@ -231,10 +225,6 @@ enum Command {
         peer: PeerId,
         request: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>>>,
-    },
-    Respond {
-        reply: Reply,
-        response: Vec<u8>,
     },
     Penalise {
         peer: PeerId,
@@ -307,9 +297,10 @@ impl Client {
         .await?
     }
 
-    /// Answers an inbound request.
+    /// Answers an inbound request. The answer counts against the asker's memory allowance
+    /// until it has been written; one that does not fit is replaced by the protocol's `busy`.
     pub async fn respond(&self, reply: Reply, response: Vec<u8>) {
-        let _ = self.send(Command::Respond { reply, response }).await;
+        reply.send(response);
     }
 
     /// Counts faults against a peer (invalid records, broken protocol); enough of them get
@@ -402,9 +393,11 @@ pub fn new(
     config: NetworkConfig,
     protocol: RequestProtocol,
 ) -> Result<(Client, Events, EventLoop)> {
+    // Outbound only (peers' requests go to `inbound`): a pull has at most five requests in
+    // flight to a peer.
     let request_config = request_response::Config::default()
         .with_request_timeout(protocol.timeout)
-        .with_max_concurrent_streams(64);
+        .with_max_concurrent_streams(16);
     let net_err = |e: String| Error::Network(e);
     let gossip_config = gossipsub::ConfigBuilder::default()
         // Messages carry no gossipsub author, sequence number or signature: the record is
@@ -434,10 +427,19 @@ pub fn new(
     let mdns_on = config.mdns;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
-        .with_max_established_per_peer(Some(config.max_connections_per_peer));
+        .with_max_established_per_peer(Some(config.max_connections_per_peer))
+        .with_max_pending_incoming(Some(config.max_pending_incoming))
+        .with_max_pending_outgoing(Some(config.max_pending_outgoing));
     let mut registry = Registry::default();
     let codec = RequestCodec::new(protocol.max_request, protocol.max_response);
     let busy = protocol.busy.clone();
+    let inbound = inbound::Behaviour::new(
+        StreamProtocol::new(protocol.name),
+        protocol.max_request,
+        protocol.timeout,
+        protocol.limits,
+        protocol.busy.clone(),
+    );
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -479,9 +481,13 @@ pub fn new(
                 gossipsub,
                 requests: request_response::Behaviour::with_codec(
                     codec,
-                    [(StreamProtocol::new(protocol.name), ProtocolSupport::Full)],
+                    [(
+                        StreamProtocol::new(protocol.name),
+                        ProtocolSupport::Outbound,
+                    )],
                     request_config,
                 ),
+                inbound,
             })
         })
         .map_err(|e| net_err(format!("behaviour: {e}")))?
@@ -642,13 +648,6 @@ impl EventLoop {
                     .send_request(&peer, request);
                 self.pending.insert(id, reply);
             }
-            Command::Respond { reply, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .requests
-                    .send_response(reply.0, response);
-            }
             Command::Penalise { peer, faults } => self.penalise(peer, faults),
         }
     }
@@ -722,35 +721,23 @@ impl EventLoop {
         }
     }
 
+    /// A peer's request, admitted and read: to whoever answers, or `busy` when too many
+    /// wait for them.
+    fn handle_inbound(&mut self, request: InboundRequest) {
+        match self.sinks.requests.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(r)) => {
+                debug!(peer = %r.peer, "inbound request: too many waiting, answered busy");
+                r.reply.send(self.busy.clone());
+            }
+            // Nobody answers any more (the node stops): the asker sees the stream end.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Answers to this node's requests.
     fn handle_requests(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
         match e {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let inbound = InboundRequest {
-                    peer,
-                    request,
-                    reply: Reply(channel),
-                };
-                match self.sinks.requests.try_send(inbound) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(r)) => {
-                        debug!(%peer, "inbound request: too many waiting, answered busy");
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .requests
-                            .send_response(r.reply.0, self.busy.clone());
-                    }
-                    // Nobody answers any more (the node stops): the asker sees a failure.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                }
-            }
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -874,6 +861,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Inbound(r)) => self.handle_inbound(r),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

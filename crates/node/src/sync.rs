@@ -28,6 +28,7 @@ pub(crate) fn request_protocol(config: &SyncConfig) -> RequestProtocol {
         max_response: MAX_RESPONSE,
         timeout: config.request_timeout,
         busy: serve::busy(),
+        limits: serve::limits(),
     }
 }
 

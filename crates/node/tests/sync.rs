@@ -1,6 +1,7 @@
 //! Catch-up sync between real libp2p swarms in one process, on 127.0.0.1: an offline node
-//! catches up, partitions heal, identical stores exchange almost nothing, and a lying or
-//! stalling peer neither corrupts nor wedges an honest node.
+//! catches up, partitions heal, identical stores exchange almost nothing, a lying or
+//! stalling peer neither corrupts nor wedges an honest node, and peers flooding a node with
+//! the largest requests do not keep an honest peer from pulling.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -404,6 +405,172 @@ async fn what_gossip_missed_is_repaired_by_a_pull_from_a_random_peer() {
     })
     .await;
     for n in [a, b] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+/// What a flooding peer got back.
+#[derive(Default)]
+struct FloodCounts {
+    busy: std::sync::atomic::AtomicU64,
+    answered: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+/// A peer that sends `requests` (in turn) to `target`, `at_once` of them in flight at all
+/// times, each refusal or failure followed at once by the next.
+async fn flooder(
+    target: &str,
+    requests: Vec<Vec<u8>>,
+    at_once: usize,
+) -> (std::sync::Arc<FloodCounts>, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                chorus_node::sync::codec(),
+                [(
+                    StreamProtocol::new(chorus_node::sync::PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(at_once * 2),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let peer = peer_of(target);
+    swarm.dial(target.parse::<Multiaddr>().unwrap()).unwrap();
+    let counts = std::sync::Arc::new(FloodCounts::default());
+    let seen = counts.clone();
+    let task = tokio::spawn(async move {
+        let mut next = 0usize;
+        let mut send = |swarm: &mut libp2p::Swarm<request_response::Behaviour<_>>| {
+            let r = requests[next % requests.len()].clone();
+            next += 1;
+            swarm.behaviour_mut().send_request(&peer, r);
+        };
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => {
+                    for _ in 0..at_once {
+                        send(&mut swarm);
+                    }
+                }
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => {
+                    match Response::decode(&response) {
+                        Ok(Response::Error { code, .. }) if code == "busy" => {
+                            seen.busy.fetch_add(1, Relaxed)
+                        }
+                        _ => seen.answered.fetch_add(1, Relaxed),
+                    };
+                    send(&mut swarm);
+                }
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                    seen.failed.fetch_add(1, Relaxed);
+                    send(&mut swarm);
+                }
+                _ => {}
+            }
+        }
+    });
+    (counts, task)
+}
+
+/// A reconciliation request as large as a valid one gets: `n` fingerprints of ranges that
+/// cover the key space in order, then every id prefix it may list.
+fn heavy_reconcile(n: u32) -> Vec<u8> {
+    use chorus_protocol::sync::wire::MAX_IDS;
+    let step = u32::MAX / n;
+    let mut parts: Vec<Part> = (1..n)
+        .map(|i| Part {
+            upper: Bound::Below((i * step).to_be_bytes().to_vec()),
+            mode: Mode::Fingerprint([(i % 251) as u8; 16]),
+        })
+        .collect();
+    parts.push(Part {
+        upper: Bound::End,
+        mode: Mode::Have((0..MAX_IDS as u64).map(|i| i.to_be_bytes()).collect()),
+    });
+    Request::Reconcile(parts).encode()
+}
+
+/// Issue 18: peers flooding a node with the largest valid sync requests, as many at once as
+/// they can, get `busy` beyond their share, and an honest peer's pull still completes: the
+/// node takes requests in turns between peers instead of answering whoever asked last
+/// `busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sync_requests_does_not_starve_an_honest_pull() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let target = start(&[]).await;
+    let recs = workload(11, 2_000);
+    ingest(&target.node, &recs).await;
+    let held: Vec<[u8; 32]> = recs.iter().map(|r| *r.id().as_bytes()).collect();
+    let heavy = vec![
+        heavy_reconcile(2_000),
+        Request::Fetch(held[..1024].to_vec()).encode(),
+        Request::Fetch(held[1024..].to_vec()).encode(),
+    ];
+    assert!(heavy[0].len() > 250_000, "{} bytes", heavy[0].len());
+    let mut floods = Vec::new();
+    for _ in 0..4 {
+        floods.push(flooder(&target.addr, heavy.clone(), 16).await);
+    }
+    eventually("the flood is answered", 60, async || {
+        floods
+            .iter()
+            .all(|(c, _)| c.answered.load(Relaxed) + c.busy.load(Relaxed) > 0)
+    })
+    .await;
+
+    let honest = start_with(&[], |c| {
+        c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
+    })
+    .await;
+    honest
+        .node
+        .client()
+        .dial(target.addr.parse().unwrap())
+        .await
+        .unwrap();
+    connected(&honest.node, &target.addr).await;
+    let started = std::time::Instant::now();
+    let reports = honest
+        .node
+        .sync_now(Some(peer_of(&target.addr)))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(reports[0].error, None, "{:?}", reports[0]);
+    assert_eq!(ids(&honest.node), ids(&target.node));
+    assert!(took < Duration::from_secs(60), "the pull took {took:?}");
+
+    let busy: u64 = floods.iter().map(|(c, _)| c.busy.load(Relaxed)).sum();
+    let answered: u64 = floods.iter().map(|(c, _)| c.answered.load(Relaxed)).sum();
+    assert!(
+        busy > 0,
+        "the flood was held to its share ({answered} answered)"
+    );
+    assert!(answered > 0, "within its share, a flooder is answered");
+    let banned = target.node.status().await.unwrap().banned;
+    assert!(banned.is_empty(), "busy is nobody's fault: {banned:?}");
+    for (_, task) in floods {
+        task.abort();
+    }
+    for n in [target, honest] {
         n.node.shutdown().await.unwrap();
     }
 }

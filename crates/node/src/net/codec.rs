@@ -1,6 +1,8 @@
 //! Frames of the request-response protocol: one message per stream, read to its end and
-//! refused past its size limit. What the bytes mean is the business of whoever answers them
-//! (`crate::sync`).
+//! refused past its size limit. The node's own requests and their answers go through it (and
+//! tools that speak the protocol use it); peers' requests to the node are read by
+//! `super::inbound`, which admits them first. What the bytes mean is the business of whoever
+//! answers them (`crate::sync`).
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;

@@ -1,25 +1,43 @@
-//! How this node answers pulls: each inbound sync request is checked against the asker's
-//! rate and the answers running at once (over either: a `busy` answer, which the asker
-//! retries), then answered from the store off the async threads.
+//! How this node answers pulls. The network admits each inbound sync request against its
+//! peer's rate, open streams and memory allowance before reading it (`net::inbound`, limits
+//! in [`limits`]); here the requests read are answered from the store off the async threads,
+//! at most [`MAX_SERVING`] at once, taking turns between peers so that a peer with many
+//! requests waiting delays another's by one answer each, not by all of them.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 
 use chorus_protocol::sync::wire::{Request, Response, MAX_RESPONSE};
 use chorus_protocol::sync::{reconcile, Params, StepError};
 use chorus_protocol::RecordId;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
-use crate::net::{Client, InboundRequest, PeerId};
-use crate::rate::Buckets;
+use crate::net::{Client, InboundLimits, InboundRequest, PeerId};
 use crate::store::Store;
 
-/// Pulls answered at once; more get a `busy` answer.
-const MAX_SERVING: usize = 8;
-/// Sync requests one peer may make per second (bursts of ten times that); more get `busy`.
-const SYNC_REQUEST_RATE: u32 = 100;
-/// Peers remembered by the rate limit at once.
-const MAX_RATED_PEERS: usize = 10_000;
+/// Answers computed at once. Each holds a decoded request and its answer (a few MB at most
+/// for the largest) on a blocking thread; more would not answer faster on a small machine.
+pub(crate) const MAX_SERVING: usize = 4;
+
+/// What peers may ask of this node at once, over sync (enforced by the network before a
+/// request is read):
+/// - 8 open streams per peer (a pull has up to five requests in flight), 256 in all;
+/// - 100 requests per second per peer, in bursts of 1,000;
+/// - 6.5 MiB of requests and answers in memory per peer (a largest answer, 5 MiB, and a
+///   largest request, 1 MiB, with room to spare), 64 MiB in all: room for nine peers at
+///   their most, so eight hostile peers cannot crowd out a ninth. What the answers being
+///   computed hold comes on top, bounded by [`MAX_SERVING`].
+pub(crate) fn limits() -> InboundLimits {
+    InboundLimits {
+        peer_streams: 8,
+        total_streams: 256,
+        peer_rate: 100,
+        peer_bytes: 6 * 1024 * 1024 + 512 * 1024,
+        total_bytes: 64 * 1024 * 1024,
+    }
+}
 
 /// Answers one sync request (blocking: reads the store). Returns the encoded response and
 /// whether the request was malformed (the requester is then penalised).
@@ -72,6 +90,50 @@ pub(crate) fn busy() -> Vec<u8> {
     Response::error("busy", "too many pulls; retry later").encode()
 }
 
+/// Requests waiting for an answerer, taken in turns: the next from each peer in order.
+#[derive(Default)]
+struct Turns {
+    waiting: HashMap<PeerId, VecDeque<InboundRequest>>,
+    order: VecDeque<PeerId>,
+}
+
+impl Turns {
+    fn push(&mut self, r: InboundRequest) {
+        let queue = self.waiting.entry(r.peer).or_default();
+        if queue.is_empty() {
+            self.order.push_back(r.peer);
+        }
+        queue.push_back(r);
+    }
+
+    fn pop(&mut self) -> Option<InboundRequest> {
+        let peer = self.order.pop_front()?;
+        let queue = self.waiting.get_mut(&peer)?;
+        let r = queue.pop_front();
+        if queue.is_empty() {
+            self.waiting.remove(&peer);
+        } else {
+            self.order.push_back(peer);
+        }
+        r
+    }
+}
+
+async fn answer_one(req: InboundRequest, store: Store, params: Params, client: Client) {
+    let InboundRequest {
+        peer,
+        request,
+        reply,
+    } = req;
+    let answered = tokio::task::spawn_blocking(move || answer(&store, &request, &params)).await;
+    let (response, malformed) =
+        answered.unwrap_or_else(|_| (Response::error("internal", "").encode(), false));
+    client.respond(reply, response).await;
+    if malformed {
+        client.penalise(peer, 1).await;
+    }
+}
+
 /// Answers every inbound sync request until `cancel` fires or the network stops.
 pub(crate) async fn run(
     mut requests: mpsc::Receiver<InboundRequest>,
@@ -80,40 +142,34 @@ pub(crate) async fn run(
     client: Client,
     cancel: CancellationToken,
 ) {
-    let serving = Arc::new(Semaphore::new(MAX_SERVING));
-    let mut rates: Buckets<PeerId> = Buckets::new(SYNC_REQUEST_RATE, MAX_RATED_PEERS);
+    // Bounded by what the network admits: open streams per peer and in all.
+    let mut turns = Turns::default();
+    let mut serving: JoinSet<()> = JoinSet::new();
     loop {
-        let req = tokio::select! {
+        while serving.len() < MAX_SERVING {
+            let Some(req) = turns.pop() else {
+                break;
+            };
+            // The asker gave up waiting (timeout, reset, gone): nobody would read it.
+            if req.reply.is_closed() {
+                continue;
+            }
+            serving.spawn(answer_one(req, store.clone(), params, client.clone()));
+        }
+        tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
+            Some(done) = serving.join_next(), if !serving.is_empty() => {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        warn!(error = %e, "answering a sync request panicked");
+                    }
+                }
+            }
             r = requests.recv() => match r {
-                Some(r) => r,
+                Some(r) => turns.push(r),
                 None => return,
             },
-        };
-        let allowed = rates.take(req.peer);
-        let permit = serving.clone().try_acquire_owned();
-        let (true, Ok(permit)) = (allowed, permit) else {
-            client.respond(req.reply, busy()).await;
-            continue;
-        };
-        let store = store.clone();
-        let client = client.clone();
-        tokio::spawn(async move {
-            let InboundRequest {
-                peer,
-                request,
-                reply,
-            } = req;
-            let answered =
-                tokio::task::spawn_blocking(move || answer(&store, &request, &params)).await;
-            drop(permit);
-            let (response, malformed) =
-                answered.unwrap_or_else(|_| (Response::error("internal", "").encode(), false));
-            client.respond(reply, response).await;
-            if malformed {
-                client.penalise(peer, 1).await;
-            }
-        });
+        }
     }
 }

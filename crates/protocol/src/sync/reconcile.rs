@@ -267,9 +267,10 @@ pub struct Params {
     pub ids_max: u64,
     /// The responder answers a `Have` with ids when its range holds at most this many.
     pub list_max: u64,
-    /// Most parts in one message.
+    /// Most parts in one message (at most [`super::wire::MAX_PARTS`], which decoding
+    /// enforces).
     pub max_parts: usize,
-    /// Most ids (or prefixes) in one message.
+    /// Most ids (or prefixes) in one message (at most [`super::wire::MAX_IDS`]).
     pub max_ids: usize,
 }
 
@@ -282,8 +283,8 @@ impl Default for Params {
             have_max: 32,
             ids_max: 2,
             list_max: 4096,
-            max_parts: 20_000,
-            max_ids: 32_768,
+            max_parts: super::wire::MAX_PARTS,
+            max_ids: super::wire::MAX_IDS,
         }
     }
 }

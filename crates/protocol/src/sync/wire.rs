@@ -17,8 +17,16 @@
 //! A bound's bytes are the first `shared` bytes of the previous part's bound followed by
 //! `suffix` (the first part's previous bound is empty), so neighbouring bounds cost a few
 //! bytes each.
+//!
+//! Messages come from peers, so decoding reads them as a stream of CBOR heads
+//! (`ciborium_ll`) straight into the typed messages, with no generic value tree in between:
+//! every count and length is checked against the input left and the message's limits
+//! ([`MAX_PARTS`], [`MAX_IDS`], [`MAX_FETCH`], 73-byte bounds) before anything is allocated
+//! for it, and the grammar above has a fixed depth, so nesting costs nothing. A decoded
+//! request holds at most about 4 MB whatever its bytes say. Encoding writes the same bytes
+//! the grammar implies (shortest heads, definite lengths), sized exactly beforehand.
 
-use ciborium::Value;
+use ciborium_ll::{simple, Decoder, Header};
 
 use super::reconcile::{Bound, Id, Mode, Part, FP_LEN, KEY_LEN, PREFIX_LEN};
 
@@ -26,8 +34,12 @@ use super::reconcile::{Bound, Id, Mode, Part, FP_LEN, KEY_LEN, PREFIX_LEN};
 pub const MAX_REQUEST: usize = 1024 * 1024;
 /// Largest response, in bytes: a full fetch (1,024 records of at most 4 KiB) and framing.
 pub const MAX_RESPONSE: usize = 5 * 1024 * 1024;
-/// Most ids in one fetch request.
+/// Most ids in one fetch request, and most records in one answer to it.
 pub const MAX_FETCH: usize = 1024;
+/// Most parts in one reconciliation message.
+pub const MAX_PARTS: usize = 20_000;
+/// Most ids and id prefixes in one reconciliation message, all parts together.
+pub const MAX_IDS: usize = 32_768;
 
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,180 +71,505 @@ pub enum Response {
 #[error("malformed sync message: {0}")]
 pub struct DecodeError(pub &'static str);
 
-fn encode(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = ciborium::ser::into_writer(v, &mut out);
+type Result<T> = std::result::Result<T, DecodeError>;
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+
+const UINT: u8 = 0;
+const BYTES: u8 = 2;
+const TEXT: u8 = 3;
+const ARRAY: u8 = 4;
+const NULL: u8 = 0xf6;
+
+/// Where encoded bytes go: a buffer, or a counter that sizes the buffer first.
+trait Sink {
+    fn put(&mut self, b: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+struct Count(usize);
+
+impl Sink for Count {
+    fn put(&mut self, b: &[u8]) {
+        self.0 += b.len();
+    }
+}
+
+/// A head with the shortest argument (RFC 8949 §4.2.1).
+fn head(s: &mut dyn Sink, major: u8, n: usize) {
+    let m = major << 5;
+    let n = n as u64;
+    if n < 24 {
+        s.put(&[m | n as u8]);
+    } else if n <= 0xff {
+        s.put(&[m | 24, n as u8]);
+    } else if n <= 0xffff {
+        s.put(&[m | 25]);
+        s.put(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        s.put(&[m | 26]);
+        s.put(&(n as u32).to_be_bytes());
+    } else {
+        s.put(&[m | 27]);
+        s.put(&n.to_be_bytes());
+    }
+}
+
+fn bstr(s: &mut dyn Sink, b: &[u8]) {
+    head(s, BYTES, b.len());
+    s.put(b);
+}
+
+/// Runs `write` once to size the message, then again into a buffer of exactly that size
+/// (a 5 MiB answer costs 5 MiB, not the 8 MiB a doubling buffer would reach).
+fn encoded(write: impl Fn(&mut dyn Sink)) -> Vec<u8> {
+    let mut size = Count(0);
+    write(&mut size);
+    let mut out = Vec::with_capacity(size.0);
+    write(&mut out);
     out
 }
 
-fn parts_value(parts: &[Part]) -> Value {
+fn write_parts(s: &mut dyn Sink, parts: &[Part]) {
+    head(s, ARRAY, parts.len());
     let mut prev: &[u8] = &[];
-    let mut out = Vec::with_capacity(parts.len());
     for part in parts {
-        let bound = match &part.upper {
-            Bound::End => Value::Null,
+        head(s, ARRAY, if part.mode == Mode::Skip { 2 } else { 3 });
+        match &part.upper {
+            Bound::End => s.put(&[NULL]),
             Bound::Below(b) => {
                 let shared = prev.iter().zip(b).take_while(|(x, y)| x == y).count();
                 prev = b;
-                Value::Array(vec![
-                    Value::Integer(shared.into()),
-                    Value::Bytes(b[shared..].to_vec()),
-                ])
-            }
-        };
-        let mut v = vec![bound];
-        match &part.mode {
-            Mode::Skip => v.push(Value::Integer(0.into())),
-            Mode::Fingerprint(fp) => {
-                v.push(Value::Integer(1.into()));
-                v.push(Value::Bytes(fp.to_vec()));
-            }
-            Mode::Have(h) => {
-                v.push(Value::Integer(2.into()));
-                v.push(Value::Bytes(h.concat()));
-            }
-            Mode::Ids(ids) => {
-                v.push(Value::Integer(3.into()));
-                v.push(Value::Bytes(ids.concat()));
+                head(s, ARRAY, 2);
+                head(s, UINT, shared);
+                bstr(s, &b[shared..]);
             }
         }
-        out.push(Value::Array(v));
-    }
-    Value::Array(out)
-}
-
-fn uint(v: &Value) -> Result<u64, DecodeError> {
-    match v {
-        Value::Integer(i) => u64::try_from(*i).map_err(|_| DecodeError("negative integer")),
-        _ => Err(DecodeError("expected an integer")),
-    }
-}
-
-fn bytes(v: &Value) -> Result<&[u8], DecodeError> {
-    match v {
-        Value::Bytes(b) => Ok(b),
-        _ => Err(DecodeError("expected a byte string")),
-    }
-}
-
-fn array(v: &Value) -> Result<&[Value], DecodeError> {
-    match v {
-        Value::Array(a) => Ok(a),
-        _ => Err(DecodeError("expected an array")),
+        match &part.mode {
+            Mode::Skip => head(s, UINT, 0),
+            Mode::Fingerprint(fp) => {
+                head(s, UINT, 1);
+                bstr(s, fp);
+            }
+            Mode::Have(h) => {
+                head(s, UINT, 2);
+                head(s, BYTES, h.len() * PREFIX_LEN);
+                h.iter().for_each(|p| s.put(p));
+            }
+            Mode::Ids(ids) => {
+                head(s, UINT, 3);
+                head(s, BYTES, ids.len() * 32);
+                ids.iter().for_each(|i| s.put(i));
+            }
+        }
     }
 }
 
-fn chunks<const N: usize>(b: &[u8]) -> Result<Vec<[u8; N]>, DecodeError> {
-    if !b.len().is_multiple_of(N) {
-        return Err(DecodeError(
-            "list length is not a multiple of the item size",
-        ));
-    }
-    Ok(b.chunks_exact(N)
-        .map(|c| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(c);
-            a
-        })
-        .collect())
+// ---------------------------------------------------------------------------------------
+// Decoding
+
+/// The items of an array being read: a definite count (already checked against the limit
+/// and the input left), or an indefinite array counted as it goes.
+struct Items {
+    left: Option<usize>,
+    seen: usize,
+    max: usize,
 }
 
-fn parts_from(v: &Value) -> Result<Vec<Part>, DecodeError> {
-    let mut prev: Vec<u8> = Vec::new();
-    let mut out = Vec::new();
-    for p in array(v)? {
-        let p = array(p)?;
-        let (bound, mode) = match p {
-            [b, m, ..] => (b, uint(m)?),
-            _ => return Err(DecodeError("short part")),
-        };
-        let upper = match bound {
-            Value::Null => Bound::End,
-            b => {
-                let [shared, suffix] = array(b)? else {
-                    return Err(DecodeError("bound is not [shared, suffix]"));
-                };
-                let shared = uint(shared)? as usize;
-                let suffix = bytes(suffix)?;
-                if shared > prev.len() || shared + suffix.len() > KEY_LEN {
-                    return Err(DecodeError("bound out of range"));
+/// Reads one message from a byte slice, head by head.
+struct Reader<'a> {
+    dec: Decoder<&'a [u8]>,
+    len: usize,
+}
+
+fn cbor_error<E>(_: ciborium_ll::Error<E>) -> DecodeError {
+    DecodeError("truncated or not well-formed CBOR")
+}
+
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Reader {
+            dec: Decoder::from(b),
+            len: b.len(),
+        }
+    }
+
+    /// Bytes of input not read yet.
+    fn left(&mut self) -> usize {
+        self.len.saturating_sub(self.dec.offset())
+    }
+
+    fn head(&mut self) -> Result<Header> {
+        self.dec.pull().map_err(cbor_error)
+    }
+
+    fn uint(&mut self, what: &'static str) -> Result<u64> {
+        match self.head()? {
+            Header::Positive(n) => Ok(n),
+            _ => Err(DecodeError(what)),
+        }
+    }
+
+    /// The items of an array whose head was `h`: at most `max`, each taking at least
+    /// `min_item` bytes of the input.
+    fn items(&mut self, h: Header, max: usize, min_item: usize) -> Result<Items> {
+        match h {
+            Header::Array(Some(n)) => {
+                if n > max {
+                    return Err(DecodeError("array over its item limit"));
                 }
-                let mut b = prev[..shared].to_vec();
-                b.extend_from_slice(suffix);
-                prev = b.clone();
-                Bound::Below(b)
+                if n.saturating_mul(min_item) > self.left() {
+                    return Err(DecodeError("array longer than the message"));
+                }
+                Ok(Items {
+                    left: Some(n),
+                    seen: 0,
+                    max,
+                })
             }
-        };
-        let payload = || match p {
-            [_, _, x] => bytes(x),
-            _ => Err(DecodeError("part without its payload")),
-        };
-        let mode = match (mode, p.len()) {
-            (0, 2) => Mode::Skip,
-            (1, 3) => {
-                let fp = payload()?;
-                Mode::Fingerprint(
-                    fp.try_into()
-                        .map_err(|_| DecodeError("fingerprint is not 16 bytes"))?,
-                )
+            Header::Array(None) => Ok(Items {
+                left: None,
+                seen: 0,
+                max,
+            }),
+            _ => Err(DecodeError("expected an array")),
+        }
+    }
+
+    fn array(&mut self, max: usize, min_item: usize) -> Result<Items> {
+        let h = self.head()?;
+        self.items(h, max, min_item)
+    }
+
+    /// Is there another item in the array?
+    fn more(&mut self, items: &mut Items) -> Result<bool> {
+        match items.left {
+            Some(0) => Ok(false),
+            Some(n) => {
+                items.left = Some(n - 1);
+                Ok(true)
             }
-            (2, 3) => Mode::Have(chunks::<PREFIX_LEN>(payload()?)?),
-            (3, 3) => Mode::Ids(chunks::<32>(payload()?)?),
+            None => match self.head()? {
+                Header::Break => Ok(false),
+                h => {
+                    if items.seen >= items.max {
+                        return Err(DecodeError("array over its item limit"));
+                    }
+                    items.seen += 1;
+                    // Just pulled, so the decoder's one-header buffer is empty.
+                    self.dec.push(h);
+                    Ok(true)
+                }
+            },
+        }
+    }
+
+    /// The next item, which the message's shape requires.
+    fn next(&mut self, items: &mut Items, what: &'static str) -> Result<()> {
+        if self.more(items)? {
+            Ok(())
+        } else {
+            Err(DecodeError(what))
+        }
+    }
+
+    /// No more items.
+    fn end(&mut self, items: &mut Items, what: &'static str) -> Result<()> {
+        if self.more(items)? {
+            Err(DecodeError(what))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads a byte string of at most `max` bytes into `out`, which grows only once each
+    /// (segment) length has been checked against `max` and the input left.
+    fn bytes_into(&mut self, out: &mut Vec<u8>, max: usize) -> Result<()> {
+        let left = self.left();
+        let len = match self.head()? {
+            Header::Bytes(len) => len,
+            _ => return Err(DecodeError("expected a byte string")),
+        };
+        let start = out.len();
+        let mut segments = self.dec.bytes(len);
+        while let Some(mut segment) = segments.pull().map_err(cbor_error)? {
+            let n = segment.left();
+            let have = out.len() - start;
+            if n > max.saturating_sub(have) {
+                return Err(DecodeError("byte string over its limit"));
+            }
+            if n > left.saturating_sub(have) {
+                return Err(DecodeError("byte string longer than the message"));
+            }
+            if n == 0 {
+                continue;
+            }
+            out.reserve_exact(n);
+            out.resize(out.len() + n, 0);
+            let at = out.len() - n;
+            match segment.pull(&mut out[at..]).map_err(cbor_error)? {
+                Some(chunk) if chunk.len() == n => {}
+                _ => return Err(DecodeError("truncated byte string")),
+            }
+        }
+        Ok(())
+    }
+
+    /// A byte string of exactly `N` bytes, read without allocating.
+    fn fixed<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+        let len = match self.head()? {
+            Header::Bytes(len) => len,
+            _ => return Err(DecodeError(what)),
+        };
+        if len.is_some_and(|n| n != N) {
+            return Err(DecodeError(what));
+        }
+        let mut out = [0u8; N];
+        let mut filled = 0;
+        let mut segments = self.dec.bytes(len);
+        while let Some(mut segment) = segments.pull().map_err(cbor_error)? {
+            let n = segment.left();
+            if n > N - filled {
+                return Err(DecodeError(what));
+            }
+            if n == 0 {
+                continue;
+            }
+            match segment
+                .pull(&mut out[filled..filled + n])
+                .map_err(cbor_error)?
+            {
+                Some(chunk) if chunk.len() == n => filled += n,
+                _ => return Err(DecodeError("truncated byte string")),
+            }
+        }
+        if filled != N {
+            return Err(DecodeError(what));
+        }
+        Ok(out)
+    }
+
+    /// A byte string holding whole `N`-byte items, at most `room` of them, read straight
+    /// into the list.
+    fn list<const N: usize>(&mut self, room: usize) -> Result<Vec<[u8; N]>> {
+        let left = self.left();
+        let len = match self.head()? {
+            Header::Bytes(len) => len,
+            _ => return Err(DecodeError("expected a byte string")),
+        };
+        let max = room.saturating_mul(N);
+        let mut out: Vec<[u8; N]> = Vec::new();
+        let mut have = 0usize;
+        let mut segments = self.dec.bytes(len);
+        while let Some(mut segment) = segments.pull().map_err(cbor_error)? {
+            let n = segment.left();
+            if n > max.saturating_sub(have) {
+                return Err(DecodeError("too many ids in the message"));
+            }
+            if n > left.saturating_sub(have) {
+                return Err(DecodeError("byte string longer than the message"));
+            }
+            if n == 0 {
+                continue;
+            }
+            let total = have + n;
+            let items = total.div_ceil(N);
+            out.reserve_exact(items - out.len());
+            out.resize(items, [0; N]);
+            match segment
+                .pull(&mut out.as_flattened_mut()[have..total])
+                .map_err(cbor_error)?
+            {
+                Some(chunk) if chunk.len() == n => have = total,
+                _ => return Err(DecodeError("truncated byte string")),
+            }
+        }
+        if !have.is_multiple_of(N) {
+            return Err(DecodeError(
+                "list length is not a multiple of the item size",
+            ));
+        }
+        Ok(out)
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let left = self.left();
+        let len = match self.head()? {
+            Header::Text(len) => len,
+            _ => return Err(DecodeError("expected a text string")),
+        };
+        let mut out = String::new();
+        let mut buf = Vec::new();
+        let mut segments = self.dec.text(len);
+        while let Some(mut segment) = segments.pull().map_err(cbor_error)? {
+            let n = segment.left();
+            if n > left.saturating_sub(out.len()) {
+                return Err(DecodeError("text longer than the message"));
+            }
+            if n == 0 {
+                continue;
+            }
+            buf.clear();
+            buf.resize(n, 0);
+            match segment.pull(&mut buf).map_err(cbor_error)? {
+                Some(chunk) if chunk.len() == n => {
+                    out.reserve_exact(n);
+                    out.push_str(chunk);
+                }
+                _ => return Err(DecodeError("text is not valid UTF-8")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A bound: `null` (end) or `[shared, suffix]` after `prev`, which becomes it.
+    fn bound(&mut self, prev: &mut Vec<u8>) -> Result<Bound> {
+        match self.head()? {
+            Header::Simple(simple::NULL) => Ok(Bound::End),
+            h @ Header::Array(_) => {
+                let mut items = self.items(h, 2, 1)?;
+                self.next(&mut items, "bound is not [shared, suffix]")?;
+                let shared = self.uint("bound is not [shared, suffix]")?;
+                let shared = usize::try_from(shared)
+                    .ok()
+                    .filter(|s| *s <= prev.len())
+                    .ok_or(DecodeError("bound out of range"))?;
+                self.next(&mut items, "bound is not [shared, suffix]")?;
+                prev.truncate(shared);
+                self.bytes_into(prev, KEY_LEN - shared)
+                    .map_err(|_| DecodeError("bound out of range"))?;
+                self.end(&mut items, "bound is not [shared, suffix]")?;
+                Ok(Bound::Below(prev.clone()))
+            }
+            _ => Err(DecodeError("bound is neither null nor [shared, suffix]")),
+        }
+    }
+
+    /// One part; `ids` counts the ids and prefixes of the message so far.
+    fn part(&mut self, prev: &mut Vec<u8>, ids: &mut usize) -> Result<Part> {
+        let mut items = self.array(3, 1)?;
+        self.next(&mut items, "short part")?;
+        let upper = self.bound(prev)?;
+        self.next(&mut items, "short part")?;
+        let room = MAX_IDS - *ids;
+        let mode = match self.uint("expected a part mode")? {
+            0 => Mode::Skip,
+            1 => {
+                self.next(&mut items, "part without its payload")?;
+                Mode::Fingerprint(self.fixed::<FP_LEN>("fingerprint is not 16 bytes")?)
+            }
+            2 => {
+                self.next(&mut items, "part without its payload")?;
+                let h = self.list::<PREFIX_LEN>(room)?;
+                *ids += h.len();
+                Mode::Have(h)
+            }
+            3 => {
+                self.next(&mut items, "part without its payload")?;
+                let i = self.list::<32>(room)?;
+                *ids += i.len();
+                Mode::Ids(i)
+            }
             _ => return Err(DecodeError("unknown part mode")),
         };
-        out.push(Part { upper, mode });
+        self.end(&mut items, "part has too many items")?;
+        Ok(Part { upper, mode })
     }
-    Ok(out)
-}
 
-fn decode_value(b: &[u8], max: usize) -> Result<Vec<Value>, DecodeError> {
-    if b.len() > max {
-        return Err(DecodeError("message too large"));
+    fn parts(&mut self) -> Result<Vec<Part>> {
+        // `[null, 0]`, three bytes, is the smallest part.
+        let mut items = self.array(MAX_PARTS, 3)?;
+        let mut out = Vec::with_capacity(items.left.unwrap_or(0));
+        // A bound has at most 73 bytes, so this buffer never grows.
+        let mut prev = Vec::with_capacity(KEY_LEN);
+        let mut ids = 0;
+        while self.more(&mut items)? {
+            out.push(self.part(&mut prev, &mut ids)?);
+        }
+        Ok(out)
     }
-    let v: Value = ciborium::de::from_reader(b).map_err(|_| DecodeError("not well-formed CBOR"))?;
-    match v {
-        Value::Array(a) => Ok(a),
-        _ => Err(DecodeError("message is not an array")),
+
+    fn ids(&mut self) -> Result<Vec<Id>> {
+        // An id takes at least 34 bytes (`58 20` and 32).
+        let mut items = self.array(MAX_FETCH, 34)?;
+        let mut out = Vec::with_capacity(items.left.unwrap_or(0));
+        while self.more(&mut items)? {
+            out.push(self.fixed::<32>("id is not 32 bytes")?);
+        }
+        Ok(out)
+    }
+
+    fn records(&mut self) -> Result<Vec<Vec<u8>>> {
+        let mut items = self.array(MAX_FETCH, 1)?;
+        let mut out = Vec::with_capacity(items.left.unwrap_or(0));
+        while self.more(&mut items)? {
+            let mut w = Vec::new();
+            self.bytes_into(&mut w, MAX_RESPONSE)?;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
+    /// Opens the message array and reads its tag.
+    fn open(&mut self, max: usize, what: &'static str) -> Result<(Items, u64)> {
+        if self.len > max {
+            return Err(DecodeError("message too large"));
+        }
+        let mut items = self.array(3, 1).map_err(|_| DecodeError(what))?;
+        self.next(&mut items, what)?;
+        let tag = self.uint(what)?;
+        Ok((items, tag))
+    }
+
+    /// Closes the message array: nothing may follow it.
+    fn close(&mut self, items: &mut Items, what: &'static str) -> Result<()> {
+        self.end(items, what)?;
+        if self.left() != 0 {
+            return Err(DecodeError("bytes after the message"));
+        }
+        Ok(())
     }
 }
 
 impl Request {
     /// Encodes the request.
     pub fn encode(&self) -> Vec<u8> {
-        encode(&match self {
-            Request::Reconcile(parts) => Value::Array(vec![0.into(), parts_value(parts)]),
-            Request::Fetch(ids) => Value::Array(vec![
-                1.into(),
-                Value::Array(ids.iter().map(|i| Value::Bytes(i.to_vec())).collect()),
-            ]),
+        encoded(|s| {
+            head(s, ARRAY, 2);
+            match self {
+                Request::Reconcile(parts) => {
+                    head(s, UINT, 0);
+                    write_parts(s, parts);
+                }
+                Request::Fetch(ids) => {
+                    head(s, UINT, 1);
+                    head(s, ARRAY, ids.len());
+                    ids.iter().for_each(|i| bstr(s, i));
+                }
+            }
         })
     }
 
-    /// Decodes a request.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        let a = decode_value(b, MAX_REQUEST)?;
-        match a.as_slice() {
-            [tag, body] => match uint(tag)? {
-                0 => Ok(Request::Reconcile(parts_from(body)?)),
-                1 => {
-                    let ids = array(body)?;
-                    if ids.len() > MAX_FETCH {
-                        return Err(DecodeError("too many ids"));
-                    }
-                    ids.iter()
-                        .map(|i| {
-                            bytes(i)?
-                                .try_into()
-                                .map_err(|_| DecodeError("id is not 32 bytes"))
-                        })
-                        .collect::<Result<Vec<Id>, _>>()
-                        .map(Request::Fetch)
-                }
-                _ => Err(DecodeError("unknown request")),
-            },
-            _ => Err(DecodeError("request is not [tag, body]")),
-        }
+    /// Decodes a request, refusing one over [`MAX_REQUEST`] bytes or over the limits of its
+    /// kind before allocating anything for it.
+    pub fn decode(b: &[u8]) -> std::result::Result<Self, DecodeError> {
+        const SHAPE: &str = "request is not [tag, body]";
+        let mut r = Reader::new(b);
+        let (mut items, tag) = r.open(MAX_REQUEST, SHAPE)?;
+        r.next(&mut items, SHAPE)?;
+        let request = match tag {
+            0 => Request::Reconcile(r.parts()?),
+            1 => Request::Fetch(r.ids()?),
+            _ => return Err(DecodeError("unknown request")),
+        };
+        r.close(&mut items, SHAPE)?;
+        Ok(request)
     }
 }
 
@@ -247,41 +584,49 @@ impl Response {
 
     /// Encodes the response.
     pub fn encode(&self) -> Vec<u8> {
-        encode(&match self {
-            Response::Reconcile(parts) => Value::Array(vec![0.into(), parts_value(parts)]),
-            Response::Records(wires) => Value::Array(vec![
-                1.into(),
-                Value::Array(wires.iter().map(|w| Value::Bytes(w.clone())).collect()),
-            ]),
-            Response::Error { code, message } => Value::Array(vec![
-                2.into(),
-                Value::Text(code.clone()),
-                Value::Text(message.clone()),
-            ]),
+        encoded(|s| match self {
+            Response::Reconcile(parts) => {
+                head(s, ARRAY, 2);
+                head(s, UINT, 0);
+                write_parts(s, parts);
+            }
+            Response::Records(wires) => {
+                head(s, ARRAY, 2);
+                head(s, UINT, 1);
+                head(s, ARRAY, wires.len());
+                wires.iter().for_each(|w| bstr(s, w));
+            }
+            Response::Error { code, message } => {
+                head(s, ARRAY, 3);
+                head(s, UINT, 2);
+                head(s, TEXT, code.len());
+                s.put(code.as_bytes());
+                head(s, TEXT, message.len());
+                s.put(message.as_bytes());
+            }
         })
     }
 
-    /// Decodes a response.
-    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        let a = decode_value(b, MAX_RESPONSE)?;
-        match a.as_slice() {
-            [tag, body] => match uint(tag)? {
-                0 => Ok(Response::Reconcile(parts_from(body)?)),
-                1 => array(body)?
-                    .iter()
-                    .map(|w| bytes(w).map(<[u8]>::to_vec))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Response::Records),
-                _ => Err(DecodeError("unknown response")),
-            },
-            [tag, Value::Text(code), Value::Text(message)] if uint(tag)? == 2 => {
-                Ok(Response::Error {
-                    code: code.clone(),
-                    message: message.clone(),
-                })
+    /// Decodes a response, refusing one over [`MAX_RESPONSE`] bytes or over the limits of
+    /// its kind before allocating anything for it.
+    pub fn decode(b: &[u8]) -> std::result::Result<Self, DecodeError> {
+        const SHAPE: &str = "response is not [tag, body]";
+        let mut r = Reader::new(b);
+        let (mut items, tag) = r.open(MAX_RESPONSE, SHAPE)?;
+        r.next(&mut items, SHAPE)?;
+        let response = match tag {
+            0 => Response::Reconcile(r.parts()?),
+            1 => Response::Records(r.records()?),
+            2 => {
+                let code = r.text()?;
+                r.next(&mut items, SHAPE)?;
+                let message = r.text()?;
+                Response::Error { code, message }
             }
-            _ => Err(DecodeError("response is not [tag, body]")),
-        }
+            _ => return Err(DecodeError("unknown response")),
+        };
+        r.close(&mut items, SHAPE)?;
+        Ok(response)
     }
 }
 
@@ -291,6 +636,7 @@ const _: () = assert!(FP_LEN == 16 && PREFIX_LEN == 8 && KEY_LEN == 73);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sample() -> Vec<Part> {
         vec![
@@ -352,5 +698,352 @@ mod tests {
         }
         let too_many = Request::Fetch(vec![[0; 32]; MAX_FETCH + 1]).encode();
         assert!(Request::decode(&too_many).is_err());
+    }
+
+    /// The bytes of the sample messages, as the encoder that went through `ciborium::Value`
+    /// wrote them: the wire must not change.
+    #[test]
+    fn encodings_are_pinned() {
+        let reconcile = concat!(
+            "8200",                             // [0,
+            "84",                               //  4 parts:
+            "828200440102030400",               //  [[0, h'01020304'], 0]
+            "83820241090150",                   //  [[2, h'09'], 1, h'07' x 16
+            "07070707070707070707070707070707", //
+            "83820141030250",                   //  [[1, h'03'], 2, 16 bytes of prefixes]
+            "01010101010101010202020202020202", //
+            "83f6035820",                       //  [null, 3, 32 bytes of ids]
+            "0303030303030303030303030303030303030303030303030303030303030303",
+        );
+        assert_eq!(
+            hex::encode(Request::Reconcile(sample()).encode()),
+            reconcile
+        );
+        assert_eq!(
+            hex::encode(Response::error("busy", "try later").encode()),
+            "8302646275737969747279206c61746572"
+        );
+        assert_eq!(
+            hex::encode(Response::Records(vec![vec![1, 2, 3], vec![]]).encode()),
+            "8201824301020340"
+        );
+        let fetch = Request::Fetch(vec![[5; 32]; 24]).encode();
+        assert_eq!(&fetch[..5], &[0x82, 0x01, 0x98, 24, 0x58]);
+    }
+
+    /// The encoder these messages used before (through `ciborium::Value`), kept to show the
+    /// direct one writes the same bytes for any message.
+    mod legacy {
+        use super::super::*;
+        use ciborium::Value;
+
+        fn encode(v: &Value) -> Vec<u8> {
+            let mut out = Vec::new();
+            ciborium::ser::into_writer(v, &mut out).unwrap();
+            out
+        }
+
+        fn parts_value(parts: &[Part]) -> Value {
+            let mut prev: &[u8] = &[];
+            let mut out = Vec::with_capacity(parts.len());
+            for part in parts {
+                let bound = match &part.upper {
+                    Bound::End => Value::Null,
+                    Bound::Below(b) => {
+                        let shared = prev.iter().zip(b).take_while(|(x, y)| x == y).count();
+                        prev = b;
+                        Value::Array(vec![
+                            Value::Integer(shared.into()),
+                            Value::Bytes(b[shared..].to_vec()),
+                        ])
+                    }
+                };
+                let mut v = vec![bound];
+                match &part.mode {
+                    Mode::Skip => v.push(Value::Integer(0.into())),
+                    Mode::Fingerprint(fp) => {
+                        v.push(Value::Integer(1.into()));
+                        v.push(Value::Bytes(fp.to_vec()));
+                    }
+                    Mode::Have(h) => {
+                        v.push(Value::Integer(2.into()));
+                        v.push(Value::Bytes(h.concat()));
+                    }
+                    Mode::Ids(ids) => {
+                        v.push(Value::Integer(3.into()));
+                        v.push(Value::Bytes(ids.concat()));
+                    }
+                }
+                out.push(Value::Array(v));
+            }
+            Value::Array(out)
+        }
+
+        pub(super) fn request(r: &Request) -> Vec<u8> {
+            encode(&match r {
+                Request::Reconcile(parts) => Value::Array(vec![0.into(), parts_value(parts)]),
+                Request::Fetch(ids) => Value::Array(vec![
+                    1.into(),
+                    Value::Array(ids.iter().map(|i| Value::Bytes(i.to_vec())).collect()),
+                ]),
+            })
+        }
+
+        pub(super) fn response(r: &Response) -> Vec<u8> {
+            encode(&match r {
+                Response::Reconcile(parts) => Value::Array(vec![0.into(), parts_value(parts)]),
+                Response::Records(wires) => Value::Array(vec![
+                    1.into(),
+                    Value::Array(wires.iter().map(|w| Value::Bytes(w.clone())).collect()),
+                ]),
+                Response::Error { code, message } => Value::Array(vec![
+                    2.into(),
+                    Value::Text(code.clone()),
+                    Value::Text(message.clone()),
+                ]),
+            })
+        }
+    }
+
+    fn arb_mode() -> impl Strategy<Value = Mode> {
+        prop_oneof![
+            Just(Mode::Skip),
+            any::<[u8; 16]>().prop_map(Mode::Fingerprint),
+            proptest::collection::vec(any::<[u8; 8]>(), 0..40).prop_map(Mode::Have),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..12).prop_map(Mode::Ids),
+        ]
+    }
+
+    /// Bounds drawn from a small alphabet, so that neighbours share prefixes.
+    fn arb_bound() -> impl Strategy<Value = Bound> {
+        prop_oneof![
+            1 => Just(Bound::End),
+            6 => proptest::collection::vec(0u8..3, 0..=KEY_LEN).prop_map(Bound::Below),
+            2 => proptest::collection::vec(any::<u8>(), 0..=KEY_LEN).prop_map(Bound::Below),
+        ]
+    }
+
+    fn arb_parts() -> impl Strategy<Value = Vec<Part>> {
+        proptest::collection::vec(
+            (arb_bound(), arb_mode()).prop_map(|(upper, mode)| Part { upper, mode }),
+            0..30,
+        )
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            arb_parts().prop_map(Request::Reconcile),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..40).prop_map(Request::Fetch),
+        ]
+    }
+
+    fn arb_response() -> impl Strategy<Value = Response> {
+        prop_oneof![
+            arb_parts().prop_map(Response::Reconcile),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)
+                .prop_map(Response::Records),
+            (".{0,20}", ".{0,300}").prop_map(|(code, message)| Response::Error { code, message }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// decode(encode(m)) == m, and the bytes are those the `ciborium::Value` encoder wrote.
+        #[test]
+        fn requests_round_trip_byte_for_byte(r in arb_request()) {
+            let enc = r.encode();
+            prop_assert_eq!(&enc, &legacy::request(&r));
+            prop_assert_eq!(Request::decode(&enc).unwrap(), r);
+        }
+
+        #[test]
+        fn responses_round_trip_byte_for_byte(r in arb_response()) {
+            let enc = r.encode();
+            prop_assert_eq!(&enc, &legacy::response(&r));
+            prop_assert_eq!(Response::decode(&enc).unwrap(), r);
+        }
+
+        /// Every proper prefix of a message is an error, never a shorter message.
+        #[test]
+        fn every_truncation_is_an_error(r in arb_request(), s in arb_response()) {
+            let enc = r.encode();
+            for n in 0..enc.len() {
+                prop_assert!(Request::decode(&enc[..n]).is_err(), "request cut at {}", n);
+            }
+            let enc = s.encode();
+            for n in 0..enc.len() {
+                prop_assert!(Response::decode(&enc[..n]).is_err(), "response cut at {}", n);
+            }
+        }
+
+        /// Arbitrary bytes never panic either decoder.
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Request::decode(&b);
+            let _ = Response::decode(&b);
+        }
+
+        /// Nor do valid messages with bytes changed, dropped or added.
+        #[test]
+        fn mutated_messages_never_panic(
+            r in arb_request(),
+            s in arb_response(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
+        ) {
+            for mut enc in [r.encode(), s.encode()] {
+                for (at, byte, how) in &edits {
+                    if enc.is_empty() {
+                        break;
+                    }
+                    let i = at.index(enc.len());
+                    match how {
+                        0 => enc[i] = *byte,
+                        1 => { enc.remove(i); }
+                        _ => enc.insert(i, *byte),
+                    }
+                }
+                let _ = Request::decode(&enc);
+                let _ = Response::decode(&enc);
+            }
+        }
+    }
+
+    /// Indefinite lengths and longer-than-needed heads are well-formed CBOR of the right
+    /// shape, which the old decoder took: so does this one.
+    #[test]
+    fn other_well_formed_encodings_are_accepted() {
+        // [0, [_ [[0, (_ h'01', h'02')], 1, (_ h'07' x 16)]], [null, 0]]] with a 2-byte tag head.
+        let mut b = vec![0x82, 0x18, 0x00, 0x9f];
+        b.extend_from_slice(&[0x83, 0x82, 0x00, 0x5f, 0x41, 0x01, 0x41, 0x02, 0xff, 0x01]);
+        b.extend_from_slice(&[0x5f, 0x48]);
+        b.extend_from_slice(&[7; 8]);
+        b.extend_from_slice(&[0x48]);
+        b.extend_from_slice(&[7; 8]);
+        b.extend_from_slice(&[0xff, 0x82, 0xf6, 0x00, 0xff]);
+        assert_eq!(
+            Request::decode(&b).unwrap(),
+            Request::Reconcile(vec![
+                Part {
+                    upper: Bound::Below(vec![1, 2]),
+                    mode: Mode::Fingerprint([7; 16]),
+                },
+                Part {
+                    upper: Bound::End,
+                    mode: Mode::Skip,
+                },
+            ])
+        );
+        // An error response with segmented text.
+        let b = [
+            0x83, 0x02, 0x7f, 0x62, b'b', b'u', 0x62, b's', b'y', 0xff, 0x60,
+        ];
+        assert_eq!(Response::decode(&b).unwrap(), Response::error("busy", ""));
+    }
+
+    /// What a hostile peer can say in a few bytes is refused before it costs anything.
+    #[test]
+    fn hostile_heads_are_refused_at_once() {
+        let huge = [0xff; 8];
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // [0, array of 2^64-1 parts]
+            ("parts", [&[0x82, 0x00, 0x9b][..], &huge].concat()),
+            // [1, array of 2^64-1 ids]
+            ("ids", [&[0x82, 0x01, 0x9b][..], &huge].concat()),
+            // [1, [byte string of 2^64-1 bytes]] as a response
+            ("record", [&[0x82, 0x01, 0x81, 0x5b][..], &huge].concat()),
+            // a part whose have-list claims 2^32 bytes
+            (
+                "have",
+                vec![
+                    0x82, 0x00, 0x81, 0x83, 0xf6, 0x02, 0x5a, 0xff, 0xff, 0xff, 0xff,
+                ],
+            ),
+            // a bound suffix past 73 bytes
+            (
+                "bound",
+                [
+                    &[0x82, 0x00, 0x81, 0x82, 0x82, 0x00, 0x58, 74][..],
+                    &[0; 74],
+                    &[0x00],
+                ]
+                .concat(),
+            ),
+            // 1,025 ids announced in 1,025 bytes
+            (
+                "fetch",
+                [&[0x82, 0x01, 0x99, 0x04, 0x01][..], &[0x40; 1020]].concat(),
+            ),
+        ];
+        for (what, b) in cases {
+            assert!(Request::decode(&b).is_err(), "{what}");
+            assert!(Response::decode(&b).is_err(), "{what}");
+        }
+        // Nesting: the grammar has a fixed depth, so the first array too many is refused.
+        let mut deep = vec![0x82, 0x00];
+        deep.extend(std::iter::repeat_n(0x81, 100_000));
+        assert_eq!(
+            Request::decode(&deep),
+            Err(DecodeError("bound is not [shared, suffix]"))
+        );
+        // Indefinite arrays are counted as they go.
+        let mut many = vec![0x82, 0x01, 0x9f];
+        for _ in 0..=MAX_FETCH {
+            many.extend_from_slice(&[0x58, 0x20]);
+            many.extend_from_slice(&[0; 32]);
+        }
+        many.push(0xff);
+        assert_eq!(
+            Request::decode(&many),
+            Err(DecodeError("array over its item limit"))
+        );
+        // Too many ids and prefixes across the parts of one message.
+        let parts: Vec<Part> = (0..3)
+            .map(|i| Part {
+                upper: if i == 2 {
+                    Bound::End
+                } else {
+                    Bound::Below(vec![i])
+                },
+                mode: Mode::Have(vec![[0; 8]; MAX_IDS / 2]),
+            })
+            .collect();
+        assert_eq!(
+            Request::decode(&Request::Reconcile(parts).encode()),
+            Err(DecodeError("too many ids in the message"))
+        );
+        // Nothing may follow the message, and nothing else may stand for the end bound.
+        let mut trailing = Request::Fetch(vec![]).encode();
+        trailing.push(0);
+        assert!(Request::decode(&trailing).is_err());
+        assert!(Request::decode(&[0x82, 0x00, 0x81, 0x82, 0xf7, 0x00]).is_err());
+        // Tags are not part of the grammar.
+        assert!(Request::decode(&[0xc2, 0x82, 0x01, 0x80]).is_err());
+        assert!(Request::decode(&[0x82, 0xc2, 0x41, 0x01, 0x80]).is_err());
+    }
+
+    /// The largest messages the limits allow still decode.
+    #[test]
+    fn messages_at_the_limits_decode() {
+        let ids = Request::Fetch(vec![[9; 32]; MAX_FETCH]);
+        assert_eq!(Request::decode(&ids.encode()).unwrap(), ids);
+        let parts: Vec<Part> = (0..MAX_PARTS)
+            .map(|i| Part {
+                upper: if i + 1 == MAX_PARTS {
+                    Bound::End
+                } else {
+                    Bound::Below((i as u32).to_be_bytes().to_vec())
+                },
+                mode: if i == 0 {
+                    Mode::Have(vec![[1; 8]; MAX_IDS])
+                } else {
+                    Mode::Skip
+                },
+            })
+            .collect();
+        let r = Request::Reconcile(parts);
+        let enc = r.encode();
+        assert!(enc.len() <= MAX_REQUEST, "{}", enc.len());
+        assert_eq!(Request::decode(&enc).unwrap(), r);
     }
 }
