@@ -12,7 +12,10 @@
 //! - `sybil-burst`: at least `burst_keys` keys, each with no activity but endorsing, first
 //!   seen within `burst_window` of each other, endorsing the same petition;
 //! - `idle-keys`: at least `idle_keys` of a petition's endorsers have no other activity at all;
-//! - `timestamp`: a record created before the record it points at, or too far in the future.
+//! - `timestamp`: a record created before the record it points at, or too far in the future;
+//! - `late-endorsement`: an endorsement first stored here after its petition's deadline that
+//!   says it was made before it (backdated, or delivered late: PROTOCOL.md §9.2). It counts,
+//!   as it does on every node; the warning is this node's observation, for people to weigh.
 //!
 //! Endorsing again (an update: the latest wins) is normal and never a finding.
 
@@ -259,6 +262,31 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
         }
     }
 
+    for (petition, id, seen) in store.late_endorsements()? {
+        let (Some(e), Some(p)) = (by_id.get(&id), by_id.get(&petition)) else {
+            continue;
+        };
+        let Body::Petition(body) = &p.record().body else {
+            continue;
+        };
+        let Some(deadline) = body.deadline else {
+            continue;
+        };
+        let created = e.record().created_at;
+        findings.push(warning(
+            "late-endorsement",
+            format!(
+                "endorsement {id} of petition {petition} was first seen here {}s after the \
+                 deadline, though it says it was made {}s before it",
+                seen.saturating_sub(deadline) / 1000,
+                deadline.saturating_sub(created) / 1000
+            ),
+            json!({ "petition": petition.to_string(), "id": id.to_string(),
+                    "author": e.author().to_string(), "created_at": created,
+                    "deadline": deadline, "first_seen": seen }),
+        ));
+    }
+
     findings.sort_by_key(|f| f.severity);
     report.errors = findings
         .iter()
@@ -267,4 +295,114 @@ pub fn audit(store: &Store, cfg: &AuditConfig, now_ms: u64) -> Result<Report> {
     report.warnings = findings.len() as u64 - report.errors;
     report.findings = findings;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use chorus_protocol::testing::{author, key};
+    use chorus_protocol::{Endorsement, Petition, PetitionVariant, RecordBuilder};
+
+    use super::*;
+    use crate::store::overlay::Overlay;
+    use crate::tally::apply::apply;
+    use crate::tally::ctx::Ctx;
+
+    const DEADLINE: u64 = 1_800_000_000_000;
+    const MIN: u64 = 60_000;
+
+    fn petition(k: u8) -> SignedRecord {
+        RecordBuilder::new(Body::Petition(Petition {
+            producer: author(1),
+            product: None,
+            group: None,
+            title: "Repairable".into(),
+            text: "Sell spare parts.".into(),
+            threshold: 10,
+            deadline: Some(DEADLINE),
+            variant: PetitionVariant::Demand,
+        }))
+        .created_at(DEADLINE - 100 * MIN)
+        .sign(&key(k))
+        .unwrap()
+    }
+
+    fn endorse(k: u8, at: u64, p: &SignedRecord) -> SignedRecord {
+        RecordBuilder::new(Body::Endorsement(Endorsement {
+            petition: p.id(),
+            comment: None,
+            pledge: None,
+        }))
+        .created_at(at)
+        .topic(p.record().topic)
+        .sign(&key(k))
+        .unwrap()
+    }
+
+    /// Stores a record as ingest does, with the writer's clock reading `now`.
+    fn arrives(store: &Store, ctx: &mut Ctx, rec: &SignedRecord, now: u64) {
+        let none = VecDeque::new();
+        let layered = store.layered(&none);
+        let mut ov = Overlay::new(&layered);
+        ctx.now = now;
+        ov.put_record(rec);
+        apply(&mut ov, ctx, rec).unwrap();
+        ctx.flush(&mut ov);
+        ctx.clear_chunk();
+        let writes = ov.into_writes().unwrap();
+        store.write(&writes).unwrap();
+    }
+
+    #[test]
+    fn an_endorsement_that_arrives_well_after_the_deadline_of_a_petition_held_before_it_is_a_warning(
+    ) {
+        let store = Store::temporary().unwrap();
+        let mut ctx = Ctx::default();
+        // Held since before its deadline.
+        let held = petition(2);
+        arrives(&store, &mut ctx, &held, DEADLINE - MIN);
+        // In time, and gossiped in time.
+        let on_time = endorse(3, DEADLINE - 30 * MIN, &held);
+        arrives(&store, &mut ctx, &on_time, DEADLINE - 20 * MIN);
+        // Made a second before the deadline, here a minute after it: gossip's delay.
+        let just = endorse(4, DEADLINE - 1000, &held);
+        arrives(&store, &mut ctx, &just, DEADLINE + MIN);
+        // Says it was made before the deadline, first seen an hour after it: backdated?
+        let backdated = endorse(5, DEADLINE - 10 * MIN, &held);
+        arrives(&store, &mut ctx, &backdated, DEADLINE + 60 * MIN);
+        // Made after the deadline: not counted, nothing to note.
+        let after = endorse(6, DEADLINE + 5 * MIN, &held);
+        arrives(&store, &mut ctx, &after, DEADLINE + 61 * MIN);
+        // A petition this node first got after its deadline (it caught up): its endorsements
+        // all come late here, and say nothing.
+        let caught_up = petition(7);
+        arrives(&store, &mut ctx, &caught_up, DEADLINE + 90 * MIN);
+        let old = endorse(8, DEADLINE - 50 * MIN, &caught_up);
+        arrives(&store, &mut ctx, &old, DEADLINE + 91 * MIN);
+
+        assert_eq!(
+            store.late_endorsements().unwrap(),
+            vec![(held.id(), backdated.id(), DEADLINE + 60 * MIN)]
+        );
+        assert_eq!(store.tally(&held.id()).unwrap().unwrap().endorsers, 3);
+        let report = audit(&store, &AuditConfig::default(), DEADLINE + 100 * MIN).unwrap();
+        let late: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.code == "late-endorsement")
+            .collect();
+        assert_eq!(late.len(), 1, "{:#?}", report.findings);
+        assert_eq!(late[0].severity, Severity::Warning);
+        assert_eq!(late[0].evidence["id"], backdated.id().to_string());
+        assert_eq!(late[0].evidence["first_seen"], DEADLINE + 60 * MIN);
+        assert_eq!(late[0].evidence["created_at"], DEADLINE - 10 * MIN);
+        assert!(
+            late[0].message.contains("3600s after the deadline"),
+            "{}",
+            late[0].message
+        );
+        // The count is not the audit's business here: no errors.
+        assert_eq!(report.errors, 0, "{:#?}", report.findings);
+    }
 }

@@ -710,19 +710,20 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, out: &Out<'_>) {
         return;
     }
     for job in pending.drain(..) {
-        // Durable: answer the callers, then tell subscribers.
+        // Durable: hand what it released to gossip (so that a caller who hears back can
+        // count on it being on its way), answer the callers, then tell subscribers.
+        if let Some(tx) = out.released {
+            // A full queue drops it: catch-up sync carries it to whoever still lacks it.
+            for wire in job.released {
+                let _ = tx.try_send(wire);
+            }
+        }
         for checked in job.group {
             checked.durable();
         }
         for e in job.events {
             // No subscriber is fine.
             let _ = out.events.send(e);
-        }
-        if let Some(tx) = out.released {
-            // A full queue drops it: catch-up sync carries it to whoever still lacks it.
-            for wire in job.released {
-                let _ = tx.try_send(wire);
-            }
         }
     }
 }
@@ -755,6 +756,7 @@ fn apply_chunk<B: Backing>(
     waiting: &mut WaitingArea,
 ) -> Result<ChunkApplied> {
     let now = now_ms();
+    ctx.now = now;
     for (target, id) in waiting.expire(now, EXPIRE_PER_CHUNK) {
         ov.remove_waiting(&target, &id);
     }

@@ -811,6 +811,25 @@ impl Store {
         }))
     }
 
+    /// Endorsements first stored here after their petition's deadline, though counted (made,
+    /// they say, before it): (petition, endorsement, when first stored, ms).
+    pub fn late_endorsements(&self) -> Result<Vec<(RecordId, RecordId, u64)>> {
+        let bad = || Error::Corrupt("bad late-endorsement entry".into());
+        self.scan(&[keys::LATE])
+            // The petitions' own marks (held before the deadline) are 33 bytes.
+            .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.len() == 65))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let at: [u8; 8] = v.as_ref().try_into().map_err(|_| bad())?;
+                Ok((
+                    keys::id_at(&k, 1).ok_or_else(bad)?,
+                    keys::id_at(&k, 33).ok_or_else(bad)?,
+                    u64::from_be_bytes(at),
+                ))
+            })
+            .collect()
+    }
+
     /// Ids of the records waiting for a record they point at.
     pub fn waiting_ids(&self) -> Result<BTreeSet<RecordId>> {
         self.waiting_keys().map(|kv| kv.map(|(_, id)| id)).collect()

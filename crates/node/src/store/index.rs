@@ -82,6 +82,28 @@ impl<B: Backing> Overlay<'_, B> {
         Some(seq)
     }
 
+    /// Notes that a petition with a deadline was stored here at `now` (ms), before it.
+    pub(crate) fn mark_held(&mut self, petition: &RecordId, now: u64) {
+        self.put(
+            keys::key(keys::LATE, &[petition.as_bytes()]),
+            now.to_be_bytes().to_vec(),
+        );
+    }
+
+    /// Was this petition stored here before its deadline ([`Self::mark_held`])?
+    pub(crate) fn held_before_deadline(&self, petition: &RecordId) -> Result<bool> {
+        self.contains(&keys::key(keys::LATE, &[petition.as_bytes()]))
+    }
+
+    /// Notes that an endorsement of `petition` was first stored at `now` (ms), after the
+    /// petition's deadline (PROTOCOL.md §9.2); an earlier note is kept.
+    pub(crate) fn mark_late(&mut self, petition: &RecordId, endorsement: &RecordId, now: u64) {
+        let key = keys::key(keys::LATE, &[petition.as_bytes(), endorsement.as_bytes()]);
+        if !self.contains(&key).unwrap_or(false) {
+            self.put(key, now.to_be_bytes().to_vec());
+        }
+    }
+
     /// The petitions that speak for a group.
     pub(crate) fn group_petitions(&self, group: &RecordId) -> Result<Vec<RecordId>> {
         Ok(self

@@ -19,6 +19,8 @@
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
 //! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
 //! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
+//! | `L`    | petition id                                  | stored here (ms, BE), before its deadline |
+//! | `L`    | petition id, endorsement id                  | first stored here (ms, BE): an endorsement that arrived well after the deadline of a petition held since before it, made (it says) before it |
 //! | `m`    | `count`                                      | number of records stored      |
 //! | `v`    | `format`                                     | [`FORMAT_VERSION`]            |
 //!
@@ -45,6 +47,7 @@ pub(crate) const GROUP_TALLY: u8 = b'G';
 pub(crate) const GROUP_PETITION: u8 = b'q';
 pub(crate) const JOURNAL: u8 = b'e';
 pub(crate) const JOURNALED: u8 = b'j';
+pub(crate) const LATE: u8 = b'L';
 
 /// The key marking the store's encoding of derived state.
 pub(crate) const FORMAT: &[u8] = b"vformat";

@@ -12,6 +12,11 @@ use crate::store::keys::{ProductKey, SlotKey};
 use crate::store::overlay::{Backing, Overlay};
 use crate::store::{GroupTally, PetitionTally, Rating, ResponseInfo, Slot, Store};
 
+/// How long after a petition's deadline an endorsement made before it may still arrive
+/// without note: gossip takes seconds, and a node restarting takes about as long as the
+/// clock skew allowed (10 minutes).
+const LATE_GRACE_MS: u64 = 600_000;
+
 /// Offers a state to a slot; returns the previous winner if the new state wins.
 fn offer<B: Backing>(
     ov: &mut Overlay<'_, B>,
@@ -128,6 +133,11 @@ pub(crate) fn apply<B: Backing>(
             };
             ctx.put_tally(id, tally);
             ctx.changed_petitions.insert(id);
+            // Stored here before its deadline: endorsements that come well after it are worth
+            // noting (see `endorse_slot`).
+            if ctx.now > 0 && p.deadline.is_some_and(|d| ctx.now <= d) {
+                ov.mark_held(&id, ctx.now);
+            }
         }
         Body::Endorsement(e) => {
             let mut s = Slot::new(rec, true);
@@ -320,6 +330,19 @@ fn endorse_slot<B: Backing>(
     let Some(old) = offer(ov, SlotKey::endorsement(petition, author), &s)? else {
         return Ok(());
     };
+    // Counted, though it reached this node well after the deadline, while this node held the
+    // petition since before it: a backdated endorsement looks like this (so does one that
+    // was held up). Not for the count, which cannot know; for the audit, which reports it
+    // (PROTOCOL.md §9.2).
+    if s.on
+        && ctx.now > 0
+        && tally
+            .deadline
+            .is_some_and(|d| ctx.now > d.saturating_add(LATE_GRACE_MS))
+        && ov.held_before_deadline(petition)?
+    {
+        ov.mark_late(petition, &s.id, ctx.now);
+    }
     let old_on = old.as_ref().is_some_and(|o| o.on);
     let mut changed_ats = Vec::new();
     if old_on {

@@ -25,6 +25,9 @@ pub(crate) struct Ctx {
     pub(super) changed_petitions: BTreeSet<RecordId>,
     pub(super) crossed: BTreeSet<RecordId>,
     pub(super) changed_products: BTreeMap<ProductKey, (AuthorKey, String)>,
+    /// The writer's clock (ms) while it stores records as they arrive; 0 when derived state
+    /// is recomputed from a set of records, where arrival means nothing.
+    pub(crate) now: u64,
     /// Petition tallies read or changed in this chunk, decoded once and written once.
     tallies: HashMap<RecordId, (PetitionTally, bool)>,
 }
@@ -133,7 +136,7 @@ impl Ctx {
     }
 
     /// Forgets the chunk's changes (a recomputation applies one record at a time).
-    pub(super) fn clear_chunk(&mut self) {
+    pub(crate) fn clear_chunk(&mut self) {
         self.tallies.clear();
         self.events.clear();
         self.changed_petitions.clear();
