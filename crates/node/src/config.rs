@@ -363,8 +363,9 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # compact_ratio = 2.0
 
 [trust]
-# Watchdog author keys you trust: tallies then also show the count without the keys they
-# flagged as one actor, and which of them vouched for the current count.
+# Watchdog author keys you trust: tallies then also show the count in which the keys they
+# judged one actor count once, and which of them vouched for the current count. The initial
+# set: `chorus trust add|remove` changes it at run time (kept in trust.json, which wins).
 # watchdogs = []
 "#;
 
