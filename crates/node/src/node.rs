@@ -168,6 +168,10 @@ impl Node {
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));
+        tasks.spawn(infallible(crate::campaigns::run(
+            ingest.clone(),
+            cancel.clone(),
+        )));
         tasks.spawn(infallible(waiting_chores(
             ingest.clone(),
             client.clone(),
