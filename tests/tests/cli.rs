@@ -690,7 +690,8 @@ fn groups_are_created_joined_admitted_and_shown_across_two_nodes() {
         show,
         json!({
             "id": group, "name": "Soap lovers", "charter": "Less plastic", "founder": ka,
-            "admission": "approval", "members": 1, "member": true,
+            "admission": "approval", "members": 1, "member": true, "status": "founder",
+            "member_list": [{"key": ka, "name": null}], "pending": 0, "partial": false,
         })
     );
     let human = ok(&da, &["group", "show", &group]);
@@ -716,11 +717,13 @@ fn groups_are_created_joined_admitted_and_shown_across_two_nodes() {
     let j = json_of(&db, &["group", "join", &group]);
     created(&j, "join", &kb);
     assert_eq!(j["record"]["body"]["group"], group.as_str());
+    let pending = json_of(&db, &["group", "show", &group]);
     assert_eq!(
-        json_of(&db, &["group", "show", &group])["member"],
-        false,
+        pending["member"], false,
         "an approval group needs the founder's admission"
     );
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert!(ok(&db, &["group", "show", &group]).contains("you        pending"));
 
     // Only the founder admits.
     let before = records(&db);
@@ -755,6 +758,152 @@ fn groups_are_created_joined_admitted_and_shown_across_two_nodes() {
 
     let err = fails(&da, &["group", "show", &"0".repeat(64)]);
     assert!(err.contains("no group"), "{err}");
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+}
+
+#[test]
+fn an_approval_request_is_listed_by_name_and_admitted_from_the_list() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let (ka, kb) = (ok(&da, &["id"]), ok(&db, &["id"]));
+    new_id(&da, &["profile", "--name", "Ann", "--role", "consumer"]);
+    new_id(&db, &["profile", "--name", "Bea", "--role", "consumer"]);
+    let group = new_id(&da, &["group", "create", "Menders", "--approval"]);
+    eventually("the group on B", TRAVEL, || {
+        let out = chorus(&db, &["group", "show", &group]);
+        if !out.status.success() {
+            let _ = chorus(&db, &["sync"]);
+        }
+        out.status.success().then_some(())
+    });
+    new_id(&db, &["group", "join", &group]);
+    let mine = json_of(&db, &["group", "show", &group]);
+    assert_eq!(mine["status"], "pending", "{mine}");
+    assert_eq!(mine["member"], false, "{mine}");
+
+    // The founder lists the request, with the requester's name.
+    let listed = eventually("the request on A", TRAVEL, || {
+        let r = json_of(&da, &["group", "requests", &group]);
+        if r["requests"].as_array().is_some_and(|l| l.len() == 1)
+            && r["requests"][0]["name"] == "Bea"
+        {
+            return Some(r);
+        }
+        let _ = chorus(&da, &["sync"]);
+        None
+    });
+    assert_eq!(listed["group"], group.as_str());
+    assert_eq!(listed["requests"][0]["key"], kb.as_str(), "{listed}");
+    let text = ok(&da, &["group", "requests", &group]);
+    assert!(text.starts_with("Bea ("), "{text}");
+    assert!(text.contains(&kb), "{text}");
+    let show = ok(&da, &["group", "show", &group]);
+    assert!(show.contains("pending    1 request(s)"), "{show}");
+    assert!(show.contains("member     Ann ("), "{show}");
+
+    // A name nobody asked under is refused, saying what to do.
+    let err = fails(&da, &["group", "admit", &group, "Nobody"]);
+    assert!(err.contains("chorus group requests"), "{err}");
+    // Admitted by name.
+    let adm = json_of(&da, &["group", "admit", &group, "Bea"]);
+    created(&adm, "admit", &ka);
+    assert_eq!(adm["record"]["body"]["member"], kb.as_str());
+    let r = json_of(&da, &["group", "requests", &group]);
+    assert_eq!(r["requests"], json!([]), "{r}");
+    assert_eq!(
+        ok(&da, &["group", "requests", &group]),
+        "no pending requests"
+    );
+    let s = json_of(&da, &["group", "show", &group]);
+    assert_eq!(s["members"], 2, "{s}");
+    assert_eq!(s["pending"], 0, "{s}");
+    assert!(
+        s["member_list"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": kb, "name": "Bea"})),
+        "{s}"
+    );
+    assert!(ok(&da, &["group", "show", &group]).contains("member     Bea ("));
+    eventually("B a member on B", TRAVEL, || {
+        let s = json_of(&db, &["group", "show", &group]);
+        if s["status"] == "member" && s["member"] == true {
+            return Some(());
+        }
+        let _ = chorus(&db, &["sync"]);
+        None
+    });
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(a.terminate(), Some(0));
+}
+
+#[test]
+fn a_producer_follows_the_group_of_a_petition_aimed_at_it_and_a_partial_count_says_so() {
+    let (da, db, dp) = (DataDir::new(), DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (mut b, _) = start(&db, Some(&addr));
+    b.wait_for("peer connected", START);
+    let (mut p, _) = start(&dp, Some(&addr));
+    p.wait_for("peer connected", START);
+    let kp = ok(&dp, &["id"]);
+    let group = new_id(&da, &["group", "create", "Menders"]);
+    eventually("the group on B", TRAVEL, || {
+        let out = chorus(&db, &["group", "show", &group]);
+        if !out.status.success() {
+            let _ = chorus(&db, &["sync"]);
+        }
+        out.status.success().then_some(())
+    });
+    new_id(&db, &["group", "join", &group]);
+    ok(&db, &["follow", "--producer", &kp]);
+    let petition = new_id(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            &kp,
+            "--group",
+            &group,
+            "--title",
+            "Spare parts",
+            "--text",
+            "t",
+            "--threshold",
+            "3",
+        ],
+    );
+    new_id(&da, &["endorse", &petition]);
+    tally_until(&db, &petition, "the petition on B", |_| true);
+    new_id(&db, &["endorse", &petition]);
+    tally_until(&da, &petition, "both members on A", |t| {
+        t["member_endorsers"] == 2
+    });
+
+    // The producer never followed the group: its node does so by itself, and counts as A does.
+    let t = tally_until(&dp, &petition, "both members on the producer's node", |t| {
+        t["member_endorsers"] == 2
+    });
+    assert_eq!(t["partial"], false, "{t}");
+    assert!(!ok(&dp, &["tally", &petition]).contains("partial"));
+    let f = json_of(&dp, &["follow"]);
+    assert!(
+        f["groups"].as_array().unwrap().contains(&json!(group)),
+        "{f}"
+    );
+
+    // Not following the group: the count says it may be incomplete.
+    ok(&dp, &["unfollow", "--group", &group]);
+    let t = json_of(&dp, &["tally", &petition]);
+    assert_eq!(t["partial"], true, "{t}");
+    let text = ok(&dp, &["tally", &petition]);
+    assert!(text.contains("note      partial"), "{text}");
+    assert_eq!(json_of(&dp, &["group", "show", &group])["partial"], true);
+    assert_eq!(json_of(&da, &["group", "show", &group])["partial"], false);
+    assert_eq!(p.terminate(), Some(0));
     assert_eq!(b.terminate(), Some(0));
     assert_eq!(a.terminate(), Some(0));
 }
@@ -1375,17 +1524,31 @@ fn bundles_and_proofs_export_verify_offline_and_catch_tampering() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// Waits until `dir`'s tally of `petition` satisfies `f` (syncing meanwhile); returns it.
+fn tally_until(dir: &DataDir, petition: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let deadline = Instant::now() + TRAVEL;
+    loop {
+        if let Some(t) = tally_or_sync(dir, petition) {
+            if f(&t) {
+                return t;
+            }
+            last = t;
+            let _ = chorus(dir, &["sync"]);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {TRAVEL:?}: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
-fn trusted_watchdogs_vouch_for_counts_and_flagged_keys_are_excluded() {
-    let (dw, dc) = (DataDir::new(), DataDir::new());
+fn trust_changes_at_run_time_one_actor_counts_once_and_vouches_match_the_count() {
+    let (dw, dc, dd) = (DataDir::new(), DataDir::new(), DataDir::new());
     ok(&dw, &["init"]);
     let watchdog = ok(&dw, &["id"]);
-    ok(&dc, &["init"]);
-    std::fs::write(
-        dc.path().join("config.toml"),
-        format!("[trust]\nwatchdogs = [\"{watchdog}\"]\n"),
-    )
-    .unwrap();
     let mut wflags = FLAGS.to_vec();
     wflags.push("--follow-all");
     let mut w = NodeProcess::start(&dw, &wflags);
@@ -1395,73 +1558,112 @@ fn trusted_watchdogs_vouch_for_counts_and_flagged_keys_are_excluded() {
         .trim_start_matches("listening ")
         .to_string();
     let (c, _) = start(&dc, Some(&waddr));
-    let me = ok(&dc, &["id"]);
-    let producer = "0000000000000000000000000000000000000000000000000000000000000007";
+    let (d, _) = start(&dd, Some(&waddr));
+    let (kc, kd) = (ok(&dc, &["id"]), ok(&dd, &["id"]));
     let petition = new_id(
         &dc,
         &[
             "petition",
             "open",
             "--producer",
-            producer,
+            PRODUCER,
             "--title",
             "Refills",
             "--text",
             "t",
             "--threshold",
             "5",
+            "--campaign",
+            "--goal",
+            "100EUR",
         ],
     );
-    ok(&dc, &["endorse", &petition]);
-    let t = json_of(&dc, &["tally", &petition]);
-    assert_eq!(t["trusted"]["endorsers"], 1);
-    assert_eq!(t["trusted"]["vouched_by"], json!([]));
+    new_id(&dc, &["endorse", &petition, "--pledge", "10EUR"]);
+    ok(&dd, &["follow", "--producer", PRODUCER]);
+    tally_until(&dd, &petition, "the petition on D", |_| true);
+    new_id(&dd, &["endorse", &petition, "--pledge", "20EUR"]);
+    let t = tally_until(&dc, &petition, "both endorsements on C", |t| {
+        t["endorsers"] == 2
+    });
+    assert!(t.get("trusted").is_none(), "nothing trusted yet: {t}");
+    assert_eq!(json_of(&dc, &["trust", "list"])["watchdogs"], json!([]));
 
-    // The watchdog recomputes the count and vouches for it.
-    let deadline = Instant::now() + TRAVEL;
-    while json_of(&dw, &["tally", &petition])["endorsers"] != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the watchdog never got the endorsement"
-        );
-        let _ = chorus(&dw, &["sync"]);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Trusted at run time, no restart: the tally shows the trusted view at once.
+    let set = json_of(&dc, &["trust", "add", &watchdog]);
+    assert_eq!(set["watchdogs"], json!([watchdog]));
+    assert_eq!(set["added"], json!([watchdog]));
+    let t = json_of(&dc, &["tally", &petition]);
+    assert_eq!(t["trusted"]["endorsers"], 2, "{t}");
+    assert_eq!(t["trusted"]["attested"], json!([]), "{t}");
+    assert_eq!(t["trusted"]["pledged"], json!({"EUR": "30.00"}), "{t}");
+    assert!(ok(&dc, &["trust", "list"]).contains(&format!("trusted  {watchdog} (added)")));
+
+    // The watchdog vouches for the count of 2, then judges C and D to be one actor.
+    tally_until(&dw, &petition, "both endorsements on W", |t| {
+        t["endorsers"] == 2
+    });
     let att = json_of(&dw, &["attest", "count", &petition]);
-    assert_eq!(att["record"]["body"]["verdict"], "verified-count");
-    assert_eq!(att["record"]["body"]["count"], 1);
-    // Then flags the endorser as one actor with others.
+    assert_eq!(att["record"]["body"]["count"], 2);
     ok(
         &dw,
-        &[
-            "attest",
-            "one-actor",
-            &me,
-            producer,
-            "--note",
-            "same device",
-        ],
+        &["attest", "one-actor", &kc, &kd, "--note", "same device"],
     );
-    let deadline = Instant::now() + TRAVEL;
-    loop {
-        let t = json_of(&dc, &["tally", &petition]);
-        if t["trusted"]["vouched_by"] == json!([watchdog]) && t["trusted"]["excluded"] == 1 {
-            assert_eq!(t["endorsers"], 1, "the raw count stays");
-            assert_eq!(t["trusted"]["endorsers"], 0);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the attestations never reached the consumer: {t}"
-        );
-        let _ = chorus(&dc, &["sync"]);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(ok(&dc, &["tally", &petition]).contains("vouched by: "));
-    // An attestation needs the right subject.
-    let bad = chorus(&dw, &["attest", "one-actor"]);
-    assert_eq!(bad.status.code(), Some(2));
+    let t = tally_until(&dc, &petition, "the attestations on C", |t| {
+        t["trusted"]["endorsers"] == 1 && t["trusted"]["vouched_by"] == json!([watchdog])
+    });
+    assert_eq!(t["endorsers"], 2, "the raw count stays: {t}");
+    assert_eq!(t["trusted"]["excluded"], 1, "{t}");
+    // C endorsed first: C's pledge is the actor's.
+    assert_eq!(t["trusted"]["pledged"], json!({"EUR": "10.00"}), "{t}");
+    assert_eq!(t["trusted"]["attested"][0]["count"], 2, "{t}");
+    assert_eq!(t["trusted"]["attested"][0]["current"], true, "{t}");
+    let text = ok(&dc, &["tally", &petition]);
+    assert!(
+        text.contains(&format!("vouched by {watchdog} (2 endorsers")),
+        "{text}"
+    );
+    assert!(text.contains("trusted   1 (1 left out"), "{text}");
+    assert!(text.contains("trusted   pledged 10.00EUR"), "{text}");
+
+    // D withdraws its endorsement: the attested 2 is no longer the count, so no vouching.
+    ok(&dd, &["retract", &petition]);
+    let t = tally_until(&dc, &petition, "the retraction on C", |t| {
+        t["endorsers"] == 1
+    });
+    assert_eq!(t["trusted"]["vouched_by"], json!([]), "{t}");
+    assert_eq!(t["trusted"]["attested"][0]["current"], false, "{t}");
+    assert_eq!(t["trusted"]["endorsers"], 1, "{t}");
+    let text = ok(&dc, &["tally", &petition]);
+    assert!(!text.contains("vouched by"), "{text}");
+    assert!(
+        text.contains(&format!("{watchdog} attested 2 at ")),
+        "{text}"
+    );
+    assert!(text.contains(", now 1"), "{text}");
+
+    // Removed: gone from the tally at once.
+    assert_eq!(
+        json_of(&dc, &["trust", "remove", &watchdog])["watchdogs"],
+        json!([])
+    );
+    assert!(json_of(&dc, &["tally", &petition]).get("trusted").is_none());
+    // Trusted again, then a restart: the trust is kept (trust.json), config.toml untouched.
+    json_of(&dc, &["trust", "add", &watchdog]);
     assert_eq!(c.terminate(), Some(0));
+    assert!(!std::fs::read_to_string(dc.path().join("config.toml"))
+        .unwrap_or_default()
+        .contains(&watchdog));
+    let (c, _) = start(&dc, Some(&waddr));
+    assert_eq!(
+        json_of(&dc, &["trust", "list"])["watchdogs"],
+        json!([watchdog])
+    );
+    let t = json_of(&dc, &["tally", &petition]);
+    assert_eq!(t["trusted"]["watchdogs"], json!([watchdog]), "{t}");
+    let err = fails(&dc, &["trust", "add", "nope"]);
+    assert!(err.contains("author key"), "{err}");
+    assert_eq!(c.terminate(), Some(0));
+    assert_eq!(d.terminate(), Some(0));
     assert_eq!(w.terminate(), Some(0));
 }
 

@@ -54,6 +54,12 @@ pub(crate) enum Command {
     Follow(FollowArgs),
     /// Stop following a producer, group, product, or everything.
     Unfollow(FollowArgs),
+    /// Trust a watchdog, stop trusting one, or list those trusted: tallies then also show the
+    /// trusted count (keys a trusted watchdog judged to be one actor count as one) and what
+    /// each watchdog attested. Takes effect at once; kept across restarts in trust.json in
+    /// the data dir, on top of config.toml's `[trust] watchdogs` (a change made here wins).
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Publish your profile: a name and what you are (consumer, producer, watchdog).
     Profile(ProfileArgs),
     /// Review a product (1 to 5 stars); prints the review's id.
@@ -62,7 +68,7 @@ pub(crate) enum Command {
     Reviews(ProductArgs),
     /// A product's rating: count, mean and histogram of the counted reviews.
     Rating(ProductArgs),
-    /// Create, join, admit to and show groups.
+    /// Create, join, admit to and show groups; list the requests to join.
     #[command(subcommand)]
     Group(GroupCommand),
     /// Open a petition (a demand, a proposal or a campaign).
@@ -281,6 +287,24 @@ pub(crate) struct ProductArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum TrustCommand {
+    /// Trust a watchdog.
+    Add {
+        /// The watchdog's author key.
+        #[arg(value_parser = author_arg)]
+        watchdog: AuthorKey,
+    },
+    /// Stop trusting a watchdog (also one the config lists).
+    Remove {
+        /// The watchdog's author key.
+        #[arg(value_parser = author_arg)]
+        watchdog: AuthorKey,
+    },
+    /// List the watchdogs trusted, and where each comes from.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 pub(crate) enum GroupCommand {
     /// Create a group; prints its id.
     Create {
@@ -304,11 +328,19 @@ pub(crate) enum GroupCommand {
         /// The group's id.
         #[arg(value_parser = id_arg)]
         group: RecordId,
-        /// The member's author key.
-        #[arg(value_parser = author_arg)]
-        member: AuthorKey,
+        /// The member: an author key, or the profile name of one pending request (as
+        /// `chorus group requests` lists them).
+        member: String,
     },
-    /// Show a group: name, charter, founder, admission, members.
+    /// List the requests to join an approval group that wait for its founder's admission,
+    /// oldest first, with the requesters' profile names.
+    Requests {
+        /// The group's id.
+        #[arg(value_parser = id_arg)]
+        group: RecordId,
+    },
+    /// Show a group: name, charter, founder, admission, its members by name, pending
+    /// requests, and where you stand (founder, member, pending, not a member).
     Show {
         /// The group's id.
         #[arg(value_parser = id_arg)]

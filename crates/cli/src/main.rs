@@ -17,7 +17,7 @@ mod commands;
 mod print;
 mod running;
 
-use args::{Cli, Command, GroupCommand, PetitionCommand};
+use args::{Cli, Command, GroupCommand, PetitionCommand, TrustCommand};
 use commands::{follow, network, node, read, watch, watchdog, write};
 
 fn run(cli: &Cli) -> Result<ExitCode> {
@@ -32,6 +32,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Peers => network::peers(cli),
         Command::Follow(a) => follow::follow(cli, a, true),
         Command::Unfollow(a) => follow::follow(cli, a, false),
+        Command::Trust(TrustCommand::Add { watchdog }) => {
+            follow::trust(cli, Some((watchdog, true)))
+        }
+        Command::Trust(TrustCommand::Remove { watchdog }) => {
+            follow::trust(cli, Some((watchdog, false)))
+        }
+        Command::Trust(TrustCommand::List) => follow::trust(cli, None),
         Command::Profile(a) => write::profile(cli, a),
         Command::Review(a) => write::review(cli, a),
         Command::Reviews(a) => read::reviews(cli, a),
@@ -44,6 +51,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Group(GroupCommand::Join { group }) => write::join_group(cli, group),
         Command::Group(GroupCommand::Admit { group, member }) => write::admit(cli, group, member),
         Command::Group(GroupCommand::Show { group }) => read::group(cli, group),
+        Command::Group(GroupCommand::Requests { group }) => read::group_requests(cli, group),
         Command::Petition(PetitionCommand::Open(a)) => write::open_petition(cli, a),
         Command::Endorse(a) => write::endorse(cli, a),
         Command::Retract(a) => write::retract(cli, a),

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 use chorus_client::{
-    AuditReport, Created, Event, FollowSet, GroupInfo, Outcome, Peers, Petitions, Rating, Reviews,
-    SseEvent, Status, SyncAnswer, Tally,
+    AuditReport, Created, Event, FollowSet, GroupInfo, GroupRequests, Outcome, Peers, Petitions,
+    Rating, Reviews, SseEvent, Status, SyncAnswer, Tally, TrustSet, Trusted,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -96,6 +96,26 @@ pub(crate) fn follow(f: &FollowSet) {
     }
 }
 
+/// `chorus trust`: a line per trusted watchdog, saying where its trust comes from.
+pub(crate) fn trust(t: &TrustSet) {
+    if t.watchdogs.is_empty() {
+        println!("no watchdogs trusted (chorus trust add KEY)");
+    }
+    for w in &t.watchdogs {
+        let from = if t.added.contains(w) {
+            "added"
+        } else {
+            "config"
+        };
+        println!("trusted  {w} ({from})");
+    }
+    for w in &t.removed {
+        if t.config.contains(w) {
+            println!("removed  {w} (listed in config.toml, not trusted since chorus trust remove)");
+        }
+    }
+}
+
 /// `chorus sync`: a line per pull.
 pub(crate) fn sync(s: &SyncAnswer) {
     if s.pulls.is_empty() {
@@ -158,10 +178,60 @@ pub(crate) fn group(g: &GroupInfo) {
     println!("founder    {}", g.founder);
     println!("admission  {}", g.admission);
     println!("members    {}", g.members);
+    for m in &g.member_list {
+        println!("member     {}", person(&m.key, m.name.as_deref()));
+    }
+    if g.partial {
+        println!(
+            "note       partial: this node does not follow the group's topic (chorus follow --group {})",
+            g.id
+        );
+    }
+    if g.pending > 0 {
+        println!(
+            "pending    {} request(s) to join (chorus group requests {})",
+            g.pending, g.id
+        );
+    }
     println!(
         "you        {}",
-        if g.member { "a member" } else { "not a member" }
+        match g.status.as_str() {
+            "founder" => "a member (the founder)",
+            "pending" => "pending: you asked to join; the founder has not admitted you yet",
+            _ if g.member => "a member",
+            _ => "not a member",
+        }
     );
+}
+
+/// A key as people read it: its profile name and short key, or the short key alone.
+fn person(key: &str, name: Option<&str>) -> String {
+    let short: String = key.chars().take(12).collect();
+    match name {
+        Some(n) => format!("{n} ({short}…)"),
+        None => format!("{short}…"),
+    }
+}
+
+/// `chorus group requests`: a line per pending request, oldest first.
+pub(crate) fn group_requests(r: &GroupRequests) {
+    if r.requests.is_empty() {
+        println!("no pending requests");
+    }
+    if r.partial {
+        println!(
+            "note: partial: this node does not follow the group's topic (chorus follow --group {})",
+            r.group
+        );
+    }
+    for q in &r.requests {
+        println!(
+            "{}  {}  asked {}",
+            person(&q.key, q.name.as_deref()),
+            q.key,
+            when(Some(q.created_at))
+        );
+    }
 }
 
 /// `chorus petitions`: a line per petition.
@@ -253,17 +323,20 @@ pub(crate) fn tally(t: &Tally) {
         Some(o) => println!("outcome   {o}"),
         None => {}
     }
-    if let Some(tr) = &t.trusted {
+    if t.partial {
         println!(
-            "trusted   {} ({} excluded as flagged by your watchdogs); vouched by: {}",
-            tr.endorsers,
-            tr.excluded,
-            if tr.vouched_by.is_empty() {
-                "none".to_string()
-            } else {
-                tr.vouched_by.join(", ")
+            "note      partial: this node does not follow every topic these figures come from{}",
+            match &t.group {
+                Some(g) => format!(
+                    " (chorus follow --group {g}; chorus follow --producer {})",
+                    t.producer
+                ),
+                None => format!(" (chorus follow --producer {})", t.producer),
             }
         );
+    }
+    if let Some(tr) = &t.trusted {
+        trusted(t, tr);
     }
     match &t.response {
         Some(r) => println!(
@@ -273,6 +346,50 @@ pub(crate) fn tally(t: &Tally) {
             when(Some(r.created_at))
         ),
         None => println!("response  none yet"),
+    }
+}
+
+/// The trusted view of a tally: the count with each actor once, the pledges recomputed,
+/// and per watchdog whether it vouches for the current raw count or attested another.
+fn trusted(t: &Tally, tr: &Trusted) {
+    println!(
+        "trusted   {} ({} left out: keys your watchdogs judged one actor count once)",
+        tr.endorsers, tr.excluded
+    );
+    if t.goal.is_some() || !tr.pledged.is_empty() {
+        let sums: Vec<String> = tr.pledged.iter().map(|(c, v)| format!("{v}{c}")).collect();
+        println!(
+            "trusted   pledged {}",
+            if sums.is_empty() {
+                "nothing".to_string()
+            } else {
+                sums.join(", ")
+            }
+        );
+    }
+    for a in &tr.attested {
+        if a.current {
+            println!(
+                "vouched by {} ({} endorsers, root {})",
+                a.watchdog, a.count, a.root
+            );
+        } else if a.count == t.endorsers {
+            println!(
+                "attested  {} attested {} at {}, now {} (a different set of endorsements)",
+                a.watchdog,
+                a.count,
+                when(Some(a.created_at)),
+                t.endorsers
+            );
+        } else {
+            println!(
+                "attested  {} attested {} at {}, now {}",
+                a.watchdog,
+                a.count,
+                when(Some(a.created_at)),
+                t.endorsers
+            );
+        }
     }
 }
 

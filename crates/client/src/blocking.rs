@@ -20,11 +20,11 @@ pub use sse::{SseEvent, SseReader};
 use crate::request::{
     AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowRequest, GroupRequest,
     PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest, RetractRequest,
-    ReviewRequest, SyncRequest,
+    ReviewRequest, SyncRequest, TrustRequest,
 };
 use crate::response::{
-    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, Peers, Petitions, Rating, Reviews,
-    Status, SyncAnswer, Tally,
+    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, GroupRequests, Peers, Petitions, Rating,
+    Reviews, Status, SyncAnswer, Tally, TrustSet,
 };
 use query::{enc, query};
 
@@ -95,6 +95,21 @@ impl Client {
         self.post("/v1/unfollow", Some(req), QUICK)
     }
 
+    /// `GET /v1/trust`: the watchdogs trusted.
+    pub fn trust(&self) -> Result<TrustSet, Error> {
+        self.get("/v1/trust", QUICK)
+    }
+
+    /// `POST /v1/trust`: trusts one more watchdog; answers the new set.
+    pub fn trust_add(&self, req: &TrustRequest) -> Result<TrustSet, Error> {
+        self.post("/v1/trust", Some(req), QUICK)
+    }
+
+    /// `POST /v1/untrust`: stops trusting a watchdog; answers the new set.
+    pub fn trust_remove(&self, req: &TrustRequest) -> Result<TrustSet, Error> {
+        self.post("/v1/untrust", Some(req), QUICK)
+    }
+
     /// `POST /v1/profile`.
     pub fn profile(&self, req: &ProfileRequest) -> Result<Created, Error> {
         self.post("/v1/profile", Some(req), QUICK)
@@ -128,6 +143,11 @@ impl Client {
     /// `POST /v1/groups/{id}/join`.
     pub fn join_group(&self, id: &str) -> Result<Created, Error> {
         self.post::<(), _>(&format!("/v1/groups/{}/join", enc(id)), None, QUICK)
+    }
+
+    /// `GET /v1/groups/{id}/requests`: the pending requests to join.
+    pub fn group_requests(&self, id: &str) -> Result<GroupRequests, Error> {
+        self.get(&format!("/v1/groups/{}/requests", enc(id)), QUICK)
     }
 
     /// `POST /v1/groups/{id}/admit` (only the founder may).

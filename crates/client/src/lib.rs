@@ -35,10 +35,11 @@ pub use event::{
 pub use request::{
     AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowCount, FollowRequest,
     GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest,
-    RetractRequest, ReviewRequest, SyncRequest,
+    RetractRequest, ReviewRequest, SyncRequest, TrustRequest,
 };
 pub use response::{
-    AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo, LatestResponse,
-    Outcome, Peers, Petitions, Rating, Reviews, Severity, Status, StorageCondition, StorageState,
-    SyncAnswer, SyncReport, Tally, Trusted,
+    Attested, AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo,
+    GroupRequests, JoinRequest, LatestResponse, Outcome, Peers, Person, Petitions, Rating, Reviews,
+    Severity, Status, StorageCondition, StorageState, SyncAnswer, SyncReport, Tally, TrustSet,
+    Trusted,
 };

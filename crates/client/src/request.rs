@@ -60,6 +60,14 @@ impl FollowRequest {
     }
 }
 
+/// Body of `POST /v1/trust` and `POST /v1/untrust`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustRequest {
+    /// The watchdog's author key.
+    pub watchdog: String,
+}
+
 /// Body of `POST /v1/profile`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +127,7 @@ pub struct GroupRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdmitRequest {
-    /// The member's author key.
+    /// The member's author key, or the profile name of a key with a pending request.
     pub member: String,
 }
 

@@ -233,6 +233,54 @@ pub struct GroupInfo {
     pub members: u64,
     /// Whether this node's user is one.
     pub member: bool,
+    /// Where this node's user stands: `founder`, `member`, `pending` (asked to join an
+    /// approval group, not admitted yet) or `none`.
+    #[serde(default)]
+    pub status: String,
+    /// The members: the founder first, then in key order, with their profile names.
+    #[serde(default)]
+    pub member_list: Vec<Person>,
+    /// How many requests to join wait for the founder (approval groups).
+    #[serde(default)]
+    pub pending: u64,
+    /// The node does not follow the group's topic (where joins and admits travel), so the
+    /// members, requests and status above may be incomplete.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+/// A key, with the name its stored profile gives (`null` without one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// The author key.
+    pub key: String,
+    /// The profile's name.
+    pub name: Option<String>,
+}
+
+/// A request to join an approval group, in [`GroupRequests`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// Who asked (author key).
+    pub key: String,
+    /// Their profile's name (`null` without a stored profile).
+    pub name: Option<String>,
+    /// The join record's id.
+    pub join: String,
+    /// When they asked (ms).
+    pub created_at: u64,
+}
+
+/// `GET /v1/groups/{id}/requests`: the requests to join that the founder has not granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRequests {
+    /// The group's id.
+    pub group: String,
+    /// The node does not follow the group's topic, so the list may be incomplete.
+    #[serde(default)]
+    pub partial: bool,
+    /// The pending requests, oldest first.
+    pub requests: Vec<JoinRequest>,
 }
 
 /// The producer's latest answer to a petition, in a [`Tally`].
@@ -249,17 +297,53 @@ pub struct LatestResponse {
 /// The count as the user's trusted watchdogs see it, in a [`Tally`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trusted {
-    /// The trusted watchdogs (author keys, from the config's `[trust]`).
+    /// The trusted watchdogs (author keys: the config's `[trust]`, as changed at run time).
     pub watchdogs: Vec<String>,
-    /// Endorsers, leaving out the keys those watchdogs flagged as one actor.
+    /// Endorsers, each set of keys those watchdogs judged to be one actor counting as one
+    /// (by its earliest endorsement).
     pub endorsers: u64,
-    /// How many were left out.
+    /// How many counted endorsements that leaves out.
     pub excluded: u64,
-    /// The set root (hex) of the counted endorsements.
+    /// The pledged sums per currency recomputed the same way (a campaign: its goal's
+    /// currency only), like `{"EUR": "1250.00"}`.
+    #[serde(default)]
+    pub pledged: BTreeMap<String, String>,
+    /// The set root (hex) of the counted endorsements (the raw count's set).
     pub root: String,
-    /// The trusted watchdogs whose `verified-count` attestation matches the current count
-    /// and root.
+    /// The trusted watchdogs whose latest `verified-count` attestation matches the current
+    /// raw count and root.
     pub vouched_by: Vec<String>,
+    /// Each trusted watchdog's latest `verified-count` attestation of the petition.
+    #[serde(default)]
+    pub attested: Vec<Attested>,
+}
+
+/// A watchdog's latest `verified-count` attestation of a petition, in [`Trusted`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attested {
+    /// The watchdog's key.
+    pub watchdog: String,
+    /// The count it attested.
+    pub count: u64,
+    /// The set root it attested (hex).
+    pub root: String,
+    /// When (ms).
+    pub created_at: u64,
+    /// Whether count and root are this node's current ones.
+    pub current: bool,
+}
+
+/// The watchdogs trusted (`GET /v1/trust`, and the answer of its changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustSet {
+    /// Trusted now: `config`, plus `added`, less `removed`.
+    pub watchdogs: Vec<String>,
+    /// The config's `[trust] watchdogs`.
+    pub config: Vec<String>,
+    /// Trusted at run time (`chorus trust add`), kept in `trust.json`.
+    pub added: Vec<String>,
+    /// Not trusted since a run-time removal, even if the config lists them.
+    pub removed: Vec<String>,
 }
 
 /// A petition's tally (`GET /v1/tally/{id}`, each of `GET /v1/petitions`, and the `tally`
@@ -316,6 +400,10 @@ pub struct Tally {
     pub outcome: Option<String>,
     /// The producer's latest answer.
     pub response: Option<LatestResponse>,
+    /// Some of these figures come from a topic this node does not follow (the group's, for
+    /// `member_endorsers`; the producer's, for the count itself), so they may be low.
+    #[serde(default)]
+    pub partial: bool,
     /// The trusted view: present (never `null`) only when the config trusts watchdogs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted: Option<Trusted>,
@@ -410,11 +498,14 @@ pub(crate) mod samples {
             "goal": "3000EUR", "pledged": { "EUR": "1250.00" },
             "pledged_total": "1250.00EUR", "funded": false, "outcome": null,
             "response": { "id": ID, "status": "acknowledged", "created_at": 1_764_085_000_000u64 },
+            "partial": false,
         });
         if trusted {
             t["trusted"] = json!({
                 "watchdogs": [KEY], "endorsers": 40, "excluded": 2,
-                "root": "ab".repeat(32), "vouched_by": [],
+                "pledged": { "EUR": "1190.00" }, "root": "ab".repeat(32), "vouched_by": [KEY],
+                "attested": [{ "watchdog": KEY, "count": 42, "root": "ab".repeat(32),
+                               "created_at": 1_764_085_000_000u64, "current": true }],
             });
         }
         t
@@ -545,9 +636,31 @@ mod tests {
         for charter in [json!("soap for all"), Value::Null] {
             round_trip::<GroupInfo>(json!({
                 "id": ID, "name": "Soap lovers", "charter": charter, "admission": "approval",
-                "founder": KEY, "members": 2, "member": true,
+                "founder": KEY, "members": 2, "member": true, "status": "member",
+                "member_list": [{ "key": KEY, "name": "Ann" }, { "key": ID, "name": null }],
+                "pending": 1, "partial": false,
             }));
         }
+        let r: GroupRequests = round_trip(json!({
+            "group": ID, "partial": false,
+            "requests": [{ "key": KEY, "name": "Bea", "join": ID, "created_at": 5 }],
+        }));
+        assert_eq!(r.requests[0].name.as_deref(), Some("Bea"));
+        // A node from before requests and rosters: the new fields default.
+        let old: GroupInfo = serde_json::from_value(json!({
+            "id": ID, "name": "g", "charter": null, "admission": "open", "founder": KEY,
+            "members": 1, "member": true,
+        }))
+        .unwrap();
+        assert!(old.member_list.is_empty() && !old.partial);
+    }
+
+    #[test]
+    fn trust_sets_round_trip() {
+        let t: TrustSet = round_trip(json!({
+            "watchdogs": [KEY], "config": [], "added": [KEY], "removed": [ID],
+        }));
+        assert_eq!(t.added, [KEY]);
     }
 
     #[test]

@@ -289,7 +289,7 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # Invalid records a peer may send before it is disconnected and refused for `ban`.
 # max_invalid = 10
 # ban = "10m"
-# Forward accepted gossip after a random pause of up to this (fewer duplicate copies).
+# Forward accepted gossip after a random pause of up to this (fewer duplicate copies; at most 1s).
 # forward_jitter = "15ms"
 
 [follow]
@@ -323,7 +323,7 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # event_queue = 16
 
 [ingest]
-# How far in the future a record's created_at may be.
+# How far in the future a record's created_at may be (at most 24h).
 # skew = "10m"
 # Records kept waiting for a record they point at (not forwarded while they wait): in all,
 # per peer that sent them, per author, and for how long at most.
@@ -363,8 +363,9 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # compact_ratio = 2.0
 
 [trust]
-# Watchdog author keys you trust: tallies then also show the count without the keys they
-# flagged as one actor, and which of them vouched for the current count.
+# Watchdog author keys you trust: tallies then also show the count in which the keys they
+# judged one actor count once, and which of them vouched for the current count. The initial
+# set: `chorus trust add|remove` changes it at run time (kept in trust.json, which wins).
 # watchdogs = []
 "#;
 
@@ -437,6 +438,13 @@ impl Config {
                 u64::from(a.max_event_streams_per_token),
             ),
             ("api.event_queue", a.event_queue as u64),
+            ("network.ban", n.ban.as_millis() as u64),
+            (
+                "audit.burst_window",
+                self.audit.burst_window.as_millis() as u64,
+            ),
+            ("audit.burst_keys", self.audit.burst_keys as u64),
+            ("audit.idle_keys", self.audit.idle_keys as u64),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -462,6 +470,19 @@ impl Config {
             ("api.max_header_bytes", a.max_header_bytes as u64, 1 << 20),
             ("api.max_body_bytes", a.max_body_bytes as u64, 64 << 20),
             ("api.event_queue", a.event_queue as u64, 65_536),
+            // What one fetch request may ask for (PROTOCOL.md §13.3).
+            ("sync.fetch_batch", s.fetch_batch as u64, 1_024),
+            (
+                "network.forward_jitter",
+                n.forward_jitter.as_millis() as u64,
+                crate::net::MAX_JITTER.as_millis() as u64,
+            ),
+            // Beyond a day ahead a record is blamed on its sender (ingest::FAR_FUTURE_MS).
+            (
+                "ingest.skew",
+                self.ingest.skew.as_millis() as u64,
+                crate::ingest::FAR_FUTURE_MS,
+            ),
         ];
         for (field, value, max) in at_most {
             if value > max {
@@ -565,6 +586,10 @@ mod tests {
             ("api", "max_event_streams", "0"),
             ("api", "max_event_streams_per_token", "0"),
             ("api", "event_queue", "0"),
+            ("network", "ban", "\"0s\""),
+            ("audit", "burst_window", "\"0s\""),
+            ("audit", "burst_keys", "0"),
+            ("audit", "idle_keys", "0"),
         ] {
             std::fs::write(&path, format!("[{section}]\n{field} = {zero}\n")).unwrap();
             let err = Config::load(&path).unwrap_err().to_string();
@@ -589,6 +614,18 @@ mod tests {
             (
                 "max_body_bytes = 1000000000",
                 "api.max_body_bytes must be at most",
+            ),
+            (
+                "max_connections = 256\n[sync]\nfetch_batch = 5000",
+                "sync.fetch_batch must be at most 1024",
+            ),
+            (
+                "max_connections = 256\n[network]\nforward_jitter = \"5s\"",
+                "network.forward_jitter must be at most 1000",
+            ),
+            (
+                "max_connections = 256\n[ingest]\nskew = \"3d\"",
+                "ingest.skew must be at most",
             ),
             (
                 "max_header_bytes = 100",

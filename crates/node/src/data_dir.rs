@@ -126,6 +126,12 @@ impl DataDir {
     pub fn api_token_path(&self) -> PathBuf {
         self.root.join("api.token")
     }
+    /// `trust.json`: the watchdogs the user trusted or stopped trusting at run time
+    /// (`chorus trust`), applied on top of the config's `[trust]` at every start.
+    pub fn trust_path(&self) -> PathBuf {
+        self.root.join("trust.json")
+    }
+
     /// `follow.json`: what the user followed or unfollowed at run time (`chorus follow`),
     /// applied on top of the config's `[follow]` at every start.
     pub fn follow_path(&self) -> PathBuf {

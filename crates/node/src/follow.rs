@@ -12,6 +12,12 @@ use crate::config::{Config, FollowConfig};
 use crate::error::{Error, Result};
 use crate::net::topics::{all_shards, shard_of, META};
 use crate::net::Client;
+use crate::store::Store;
+use crate::sync::SyncHandle;
+use crate::tally::Event;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 /// What a node follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -245,6 +251,78 @@ impl Following {
             .set_shards(now.shards().into_iter().collect())
             .await?;
         Ok(now)
+    }
+}
+
+/// The groups of the stored petitions aimed at `me` that the node does not follow yet.
+fn unfollowed_groups(
+    store: &Store,
+    following: &Following,
+    me: &AuthorKey,
+) -> Result<BTreeSet<RecordId>> {
+    Ok(store
+        .petitions()?
+        .into_iter()
+        .filter(|(_, t)| t.producer == *me)
+        .filter_map(|(_, t)| t.group)
+        .filter(|g| !following.follows(&Topic::Group(*g)))
+        .collect())
+}
+
+/// A producer's node follows the group of every petition aimed at it (`me`), and catches up
+/// on it from its peers, so that it counts the petition's member endorsers as the group's
+/// members do. Runs until `cancel`: first over the petitions already stored, then on every
+/// tally change (again over all of them if it fell behind the events).
+pub(crate) async fn follow_petition_groups(
+    store: Store,
+    mut events: broadcast::Receiver<Event>,
+    following: Following,
+    sync: SyncHandle,
+    me: AuthorKey,
+    cancel: CancellationToken,
+) {
+    let mut rescan = true;
+    loop {
+        let groups = if rescan {
+            rescan = false;
+            match unfollowed_groups(&store, &following, &me) {
+                Ok(g) => g,
+                Err(e) => {
+                    warn!(error = %e, "could not list the petitions aimed at this node");
+                    BTreeSet::new()
+                }
+            }
+        } else {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = events.recv() => match ev {
+                    Ok(Event::TallyChanged { tally, .. }) if tally.producer == me => tally
+                        .group
+                        .filter(|g| !following.follows(&Topic::Group(*g)))
+                        .into_iter()
+                        .collect(),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        rescan = true;
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        };
+        if groups.is_empty() {
+            continue;
+        }
+        for g in groups {
+            info!(group = %g, "following the group of a petition aimed at this node");
+            if let Err(e) = following.change(FollowChange::Group(g), true).await {
+                warn!(group = %g, error = %e, "could not follow a petition's group");
+            }
+        }
+        let sync = sync.clone();
+        tokio::spawn(async move {
+            let _ = sync.sync_now(None).await;
+        });
     }
 }
 

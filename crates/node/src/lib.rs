@@ -16,7 +16,8 @@
 //!   `follow` ([`Following`]) is what the node follows; `publish` stores then gossips
 //!   what the user makes.
 //! - `api`: the local JSON API (its contract is the `chorus_client` crate); `audit`,
-//!   `trust` and `bundle` serve watchdogs.
+//!   `trust` and `bundle` serve watchdogs; `roster` lists a group's members and pending
+//!   requests.
 //! - [`Node`] (`node`): starts and stops all of it on a [`DataDir`] with a [`Config`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
@@ -38,6 +39,7 @@ pub mod net;
 pub mod node;
 pub mod publish;
 mod rate;
+pub mod roster;
 pub mod store;
 pub mod sync;
 pub mod tally;

@@ -172,6 +172,14 @@ impl Node {
             ingest.clone(),
             cancel.clone(),
         )));
+        tasks.spawn(infallible(crate::follow::follow_petition_groups(
+            store.clone(),
+            ingest.subscribe(),
+            following.clone(),
+            sync.clone(),
+            me,
+            cancel.clone(),
+        )));
         tasks.spawn(infallible(waiting_chores(
             ingest.clone(),
             client.clone(),
@@ -232,7 +240,7 @@ impl Node {
             sync: self.sync.clone(),
             cancel: self.cancel.clone(),
             audit: config.audit.clone(),
-            trusted: Arc::new(config.trust.keys()?),
+            trust: crate::trust::Trust::start(&config.trust, Some(dir.trust_path()))?,
             clock: Arc::new(crate::clock::Clock::new()),
             body: api::BodyLimits {
                 max_bytes: c.max_body_bytes,

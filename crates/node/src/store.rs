@@ -62,6 +62,15 @@ pub struct Page {
 /// the author to continue after (`None` at the end).
 pub type EndorserPage = (Vec<(SignedRecord, bool)>, Option<AuthorKey>);
 
+/// A key's standing in a group ([`Store::group_standings`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Its winning join slot: (record id, created_at, whether it joins: a retraction does not).
+    pub join: Option<(RecordId, u64, bool)>,
+    /// Whether the founder's latest admit of it is in force.
+    pub admitted: bool,
+}
+
 /// The sled database a store reads and writes, with its intents and its directory.
 pub(crate) struct Handles {
     pub(crate) db: sled::Db,
@@ -1042,6 +1051,34 @@ impl Store {
     /// A group's tally (member count).
     pub fn group(&self, group: &RecordId) -> Result<Option<GroupTally>> {
         self.derived(&keys::key(keys::GROUP_TALLY, &[group.as_bytes()]))
+    }
+
+    /// Every key that joined a group or was admitted to it, with its standing: its winning
+    /// join slot and whether the founder's latest admit of it is in force (admits by others
+    /// are refused by the kind rules, so never stored). In key order.
+    pub fn group_standings(&self, group: &RecordId) -> Result<BTreeMap<AuthorKey, Standing>> {
+        let tree = self.cur.tree()?;
+        let mut out: BTreeMap<AuthorKey, Standing> = BTreeMap::new();
+        for (prefix, admit) in [
+            (SlotKey::joins_of(group), false),
+            (SlotKey::admits_of(group), true),
+        ] {
+            for kv in tree.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                let key: [u8; 32] = k
+                    .get(prefix.len()..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| Error::Corrupt("bad membership slot key".into()))?;
+                let slot = Slot::decode(&v)?;
+                let e = out.entry(AuthorKey(key)).or_default();
+                if admit {
+                    e.admitted = slot.on;
+                } else {
+                    e.join = Some((slot.id, slot.at, slot.on));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The latest profile record of an author, unless retracted.

@@ -650,6 +650,108 @@ proptest! {
     }
 }
 
+/// An approval group with requests, admits and a retracted join, a group campaign, and a
+/// watchdog's one-actor and verified-count attestations: in every arrival order tried, the
+/// same roster (members, pending requests) and the same trusted view (one actor counted
+/// once, by its earliest endorsement, whose pledge alone counts; vouched for).
+#[test]
+fn rosters_and_trusted_counts_are_functions_of_the_set() {
+    use chorus_node::roster::{self, Status};
+    let g = sign(
+        1,
+        T0,
+        Body::Group(Group {
+            name: "g".into(),
+            charter: None,
+            admission: Admission::Approval,
+        }),
+        None,
+    );
+    let p = petition(1, 0, 5, None, Some(g.id()));
+    let join = |k: u8, at: u64| sign(k, at, Body::Join(Join { group: g.id() }), None);
+    let (join2, join3, join4) = (join(2, T0 + 1), join(3, T0 + 2), join(4, T0 + 1));
+    let unjoin4 = retract(4, T0 + 9, &join4);
+    let admit2 = sign(
+        1,
+        T0 + 2,
+        Body::Admit(Admit {
+            group: g.id(),
+            member: author(2),
+        }),
+        None,
+    );
+    let e1 = endorse(1, T0 + 5, &p, Some("10EUR"));
+    let e2 = endorse(2, T0 + 3, &p, Some("20EUR"));
+    let e3 = endorse(3, T0 + 4, &p, Some("5EUR"));
+    let attest =
+        |body: Attestation, topic: Option<Topic>| sign(9, T0 + 20, Body::Attestation(body), topic);
+    let one_actor = attest(
+        Attestation {
+            subject: Subject::Keys(vec![author(3), author(2)]),
+            verdict: Verdict::OneActor,
+            count: None,
+            root: None,
+            note: None,
+        },
+        None,
+    );
+    let counted = attest(
+        Attestation {
+            subject: Subject::Record(p.id()),
+            verdict: Verdict::VerifiedCount,
+            count: Some(3),
+            root: Some(bundle::merkle_root(&[e1.id(), e2.id(), e3.id()])),
+            note: None,
+        },
+        Some(p.record().topic),
+    );
+    let all = [
+        &g, &p, &join2, &join3, &join4, &unjoin4, &admit2, &e1, &e2, &e3, &one_actor, &counted,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+    for round in 0..12 {
+        let mut order = all.to_vec();
+        if round > 0 {
+            order.shuffle(&mut rng);
+        }
+        let store = Store::temporary().unwrap();
+        let (ing, threads) = start(&store);
+        for r in &order {
+            ingest(&ing, &[r]);
+        }
+        drop(ing);
+        threads.join();
+        let r = roster::of(&store, &g.id()).unwrap().unwrap();
+        assert_eq!(r.members, vec![author(1), author(2)], "order {round}");
+        assert_eq!(r.pending.len(), 1, "order {round}");
+        assert_eq!(r.pending[0].key, author(3));
+        assert_eq!(r.pending[0].join, join3.id());
+        assert_eq!(r.status(&author(3)), Status::Pending);
+        assert_eq!(
+            r.status(&author(4)),
+            Status::None,
+            "a retracted join asks nothing"
+        );
+        let t = store.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.member_endorsers), (3, 2), "order {round}");
+        let v = chorus_node::trust::view(&store, &[author(9)], &p.id(), &t)
+            .unwrap()
+            .unwrap();
+        assert_eq!((v.endorsers, v.excluded), (2, 1), "order {round}");
+        assert_eq!(
+            v.pledged,
+            BTreeMap::from([("EUR".to_string(), "30.00".to_string())]),
+            "key 2 endorsed before key 3: its pledge is the actor's"
+        );
+        assert_eq!(v.vouched_by, vec![author(9).to_string()]);
+        assert!(v.attested[0].current);
+        assert!(chorus_node::trust::view(&store, &[], &p.id(), &t)
+            .unwrap()
+            .is_none());
+        assert!(recompute(&store).unwrap().is_empty());
+    }
+}
+
 // The waiting area (issue 18): bounded per source, per author and in total, entries expire,
 // and a peer whose records never resolve is penalised.
 

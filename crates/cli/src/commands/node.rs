@@ -179,26 +179,25 @@ fn apply_overrides(mut c: Config, a: &NodeArgs) -> Config {
     c
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM at once, and returns what waits for either. Registered
+/// before the node starts: a signal that comes while it starts (a supervisor or a test
+/// stopping it early) stops it cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+    };
+    async move {
+        #[cfg(unix)]
+        if let Ok((mut term, mut int)) = signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -225,6 +224,7 @@ fn check_node_args(a: &NodeArgs) -> Result<()> {
 }
 
 async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
+    let stop = shutdown_signal();
     check_node_args(args)?;
     let dir = cli.data_dir();
     let created = dir
@@ -265,7 +265,6 @@ async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
             println!("api      http://{api}");
         }
     }
-    let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

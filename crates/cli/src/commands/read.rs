@@ -43,6 +43,13 @@ pub(crate) fn group(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `chorus group requests`.
+pub(crate) fn group_requests(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
+    let r = running::call(&cli.data_dir(), |c| c.group_requests(&group.to_string()))?;
+    print::answer(cli.json, &r, print::group_requests)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `chorus petitions`.
 pub(crate) fn petitions(cli: &Cli, a: &PetitionsArgs) -> Result<ExitCode> {
     let q = PetitionsQuery {

@@ -8,7 +8,7 @@ use chorus_client::{
     AdmitRequest, AttestRequest, Client, Created, EndorseRequest, Error, GroupRequest,
     PetitionRequest, ProfileRequest, RespondRequest, RetractRequest, ReviewRequest,
 };
-use chorus_protocol::{AuthorKey, RecordId};
+use chorus_protocol::RecordId;
 use hex::FromHex;
 
 use crate::args::{
@@ -66,7 +66,7 @@ pub(crate) fn join_group(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
 }
 
 /// `chorus group admit`.
-pub(crate) fn admit(cli: &Cli, group: &RecordId, member: &AuthorKey) -> Result<ExitCode> {
+pub(crate) fn admit(cli: &Cli, group: &RecordId, member: &str) -> Result<ExitCode> {
     let req = AdmitRequest {
         member: member.to_string(),
     };

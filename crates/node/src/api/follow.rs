@@ -1,8 +1,8 @@
-//! Endpoints that show and change what the node follows.
+//! Endpoints that show and change what the node follows, and the watchdogs it trusts.
 
 use axum::extract::State;
 use axum::Json;
-use chorus_client::{FollowRequest, FollowSet};
+use chorus_client::{FollowRequest, FollowSet, TrustRequest, TrustSet};
 
 use super::error::{ApiError, JsonBody};
 use super::parse::{id, key};
@@ -55,4 +55,27 @@ pub(crate) async fn unfollow(
     JsonBody(r): JsonBody<FollowRequest>,
 ) -> Result<Json<FollowSet>, ApiError> {
     set(&s, r, false).await
+}
+
+/// `GET /v1/trust`.
+pub(crate) async fn trust(State(s): State<ApiState>) -> Result<Json<TrustSet>, ApiError> {
+    Ok(Json(s.trust.set()))
+}
+
+/// `POST /v1/trust`.
+pub(crate) async fn trust_add(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<TrustRequest>,
+) -> Result<Json<TrustSet>, ApiError> {
+    let w = key("watchdog", &r.watchdog)?;
+    Ok(Json(s.trust.change(w, true)?))
+}
+
+/// `POST /v1/untrust`.
+pub(crate) async fn trust_remove(
+    State(s): State<ApiState>,
+    JsonBody(r): JsonBody<TrustRequest>,
+) -> Result<Json<TrustSet>, ApiError> {
+    let w = key("watchdog", &r.watchdog)?;
+    Ok(Json(s.trust.change(w, false)?))
 }

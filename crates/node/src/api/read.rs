@@ -4,9 +4,10 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use chorus_client::{
-    CountedReview, GroupInfo, Petitions, PetitionsQuery, ProductQuery, Rating, Reviews, Tally,
+    CountedReview, GroupInfo, GroupRequests, JoinRequest, Person, Petitions, PetitionsQuery,
+    ProductQuery, Rating, Reviews, Tally,
 };
-use chorus_protocol::{Body, Kind};
+use chorus_protocol::{Body, Kind, Topic};
 use serde_json::Value;
 
 use super::error::{ApiError, Q};
@@ -14,6 +15,7 @@ use super::parse::{cursor, group_record, id, key, parse_cursor, stored};
 use super::state::ApiState;
 use super::views::{record_json, tally_with_trust};
 use crate::clock::now_ms;
+use crate::roster;
 
 /// `GET /v1/reviews`: the product's reviews, oldest first, each with whether it counts (its
 /// author's latest, not retracted).
@@ -76,6 +78,14 @@ pub(crate) async fn group_show(
             format!("{gid} is not a group"),
         ));
     };
+    let r = roster::of(&s.store, &gid)?.unwrap_or_default();
+    let mut member_list = Vec::new();
+    for k in &r.members {
+        member_list.push(Person {
+            key: k.to_string(),
+            name: roster::name(&s.store, k)?,
+        });
+    }
     Ok(Json(GroupInfo {
         id: gid.to_string(),
         name: body.name.clone(),
@@ -84,6 +94,34 @@ pub(crate) async fn group_show(
         founder: rec.author().to_string(),
         members: t.as_ref().map(|t| t.members).unwrap_or(1),
         member: crate::tally::is_member(&s.store, &gid, &s.author)?,
+        status: r.status(&s.author).as_str().to_string(),
+        member_list,
+        pending: r.pending.len() as u64,
+        partial: !s.following.follows(&Topic::Group(gid)),
+    }))
+}
+
+/// `GET /v1/groups/{id}/requests`.
+pub(crate) async fn group_requests(
+    State(s): State<ApiState>,
+    Path(g): Path<String>,
+) -> Result<Json<GroupRequests>, ApiError> {
+    let (gid, _) = group_record(&s, &g)?;
+    let r = roster::of(&s.store, &gid)?
+        .ok_or_else(|| ApiError::bad("not_a_group", format!("{gid} is not a group")))?;
+    let mut requests = Vec::new();
+    for p in &r.pending {
+        requests.push(JoinRequest {
+            key: p.key.to_string(),
+            name: roster::name(&s.store, &p.key)?,
+            join: p.join.to_string(),
+            created_at: p.at,
+        });
+    }
+    Ok(Json(GroupRequests {
+        group: gid.to_string(),
+        partial: !s.following.follows(&Topic::Group(gid)),
+        requests,
     }))
 }
 

@@ -60,6 +60,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/peers", get(network::peers))
         .route("/v1/follow", get(follow::following).post(follow::follow))
         .route("/v1/unfollow", post(follow::unfollow))
+        .route("/v1/trust", get(follow::trust).post(follow::trust_add))
+        .route("/v1/untrust", post(follow::trust_remove))
         .route("/v1/profile", post(write::profile))
         .route("/v1/reviews", get(read::reviews).post(write::review))
         .route("/v1/rating", get(read::rating))
@@ -67,6 +69,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/groups/{id}", get(read::group_show))
         .route("/v1/groups/{id}/join", post(write::group_join))
         .route("/v1/groups/{id}/admit", post(write::group_admit))
+        .route("/v1/groups/{id}/requests", get(read::group_requests))
         .route(
             "/v1/petitions",
             get(read::petitions).post(write::petition_open),

@@ -14,6 +14,7 @@ use crate::net::Client;
 use crate::publish::Publisher;
 use crate::store::Store;
 use crate::sync::SyncHandle;
+use crate::trust::Trust;
 
 /// The handlers' view of the node. Cheap to clone.
 #[derive(Clone)]
@@ -33,8 +34,8 @@ pub(crate) struct ApiState {
     /// Fires when the node stops: long-lived answers (event streams) end then.
     pub(crate) cancel: CancellationToken,
     pub(crate) audit: AuditConfig,
-    /// The watchdogs whose flags the trusted counts follow.
-    pub(crate) trusted: Arc<Vec<AuthorKey>>,
+    /// The watchdogs whose flags the trusted counts follow (changed at run time).
+    pub(crate) trust: Trust,
     /// Creation times of the records made for this node's user.
     pub(crate) clock: Arc<Clock>,
     /// The limits of a request's body.

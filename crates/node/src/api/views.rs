@@ -2,7 +2,7 @@
 //! answer types of `chorus_client`.
 
 use chorus_client::{FollowSet, LatestResponse, Tally};
-use chorus_protocol::{cbor, Amount, Body, PetitionVariant, RecordId, SignedRecord};
+use chorus_protocol::{cbor, Amount, Body, PetitionVariant, RecordId, SignedRecord, Topic};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -99,6 +99,7 @@ pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally
             status: r.status.clone(),
             created_at: r.created_at,
         }),
+        partial: false,
         trusted: None,
     }
 }
@@ -111,6 +112,9 @@ pub(crate) fn tally_with_trust(
     t: &PetitionTally,
 ) -> Result<Tally, ApiError> {
     let mut v = tally(id, rec, t);
-    v.trusted = crate::trust::view(&s.store, &s.trusted, id, t)?;
+    v.partial = !s.following.follows(&Topic::Producer(t.producer))
+        || t.group
+            .is_some_and(|g| !s.following.follows(&Topic::Group(g)));
+    v.trusted = crate::trust::view(&s.store, &s.trust.watchdogs(), id, t)?;
     Ok(v)
 }

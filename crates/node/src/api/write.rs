@@ -10,9 +10,9 @@ use chorus_client::{
     RespondRequest, RetractRequest, ReviewRequest,
 };
 use chorus_protocol::{
-    rules, Admission, Admit, Body, Endorsement, Group, Join, Kind, Petition, PetitionVariant,
-    Pointed, ProductRef, Profile, RecordBuilder, Response, ResponseStatus, Retraction, Review,
-    Role, Topic,
+    rules, Admission, Admit, AuthorKey, Body, Endorsement, Group, Join, Kind, Petition,
+    PetitionVariant, Pointed, ProductRef, Profile, RecordBuilder, RecordId, Response,
+    ResponseStatus, Retraction, Review, Role, Topic,
 };
 
 use super::error::{ApiError, JsonBody};
@@ -196,8 +196,46 @@ pub(crate) async fn group_admit(
         };
         ApiError::rule(e, message)
     })?;
-    let member = key("member", &r.member)?;
+    let member = member_named(&s, &group, &r.member)?;
     create(&s, Body::Admit(Admit { group, member })).await
+}
+
+/// The key an admit names: a key, or the profile name of exactly one key with a pending
+/// request to join the group.
+fn member_named(s: &ApiState, group: &RecordId, given: &str) -> Result<AuthorKey, ApiError> {
+    if let Ok(k) = given.parse::<AuthorKey>() {
+        return Ok(k);
+    }
+    let pending = crate::roster::of(&s.store, group)?
+        .map(|r| r.pending)
+        .unwrap_or_default();
+    let mut matches = Vec::new();
+    for p in pending {
+        if crate::roster::name(&s.store, &p.key)?.as_deref() == Some(given) {
+            matches.push(p.key);
+        }
+    }
+    match matches.as_slice() {
+        [k] => Ok(*k),
+        [] => Err(ApiError::bad(
+            "unknown_member",
+            format!(
+                "member {given:?}: neither an author key nor the profile name of a pending request \
+                 to join (chorus group requests {group} lists them)"
+            ),
+        )),
+        many => Err(ApiError::bad(
+            "ambiguous_member",
+            format!(
+                "{} pending requests come from profiles named {given:?}; give the key: {}",
+                many.len(),
+                many.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 /// `POST /v1/petitions`.

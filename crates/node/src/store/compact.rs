@@ -94,6 +94,11 @@ impl Policy {
         (records as f64 * per_record(last) * 1.5) as u64 + 64 * 1024 * 1024
     }
 
+    /// Is there room for the copy on a disk with `free` bytes free (`None`: not known)?
+    pub fn has_room(&self, free: Option<u64>, records: u64, last: Option<(u64, u64)>) -> bool {
+        free.is_none_or(|free| free >= self.copy_bytes(records, last))
+    }
+
     /// Is a database of `bytes` holding `records` records worth compacting, given what the
     /// last compaction left?
     pub fn due(&self, records: u64, bytes: u64, last: Option<(u64, u64)>) -> bool {
@@ -510,6 +515,16 @@ impl Compactor {
         let records = store.len()?;
         let last = generation::active(root)?.compacted;
         if !policy.due(records, bytes, last) {
+            return Ok(());
+        }
+        // The copy is made on the disk the live store writes to: never fill it.
+        let free = store.free_bytes();
+        if !policy.has_room(free, records, last) {
+            tracing::info!(
+                free,
+                need = policy.copy_bytes(records, last),
+                "compaction postponed: not enough free disk space for the copy"
+            );
             return Ok(());
         }
         tracing::info!(

@@ -167,6 +167,14 @@ impl SlotKey {
     pub(crate) fn withdrawal(petition: &RecordId) -> Self {
         Self::new(SlotClass::Withdrawal, &[petition.as_bytes()])
     }
+    /// The prefix of every join slot of a group (in member order).
+    pub(crate) fn joins_of(group: &RecordId) -> Vec<u8> {
+        Self::new(SlotClass::Join, &[group.as_bytes()]).0
+    }
+    /// The prefix of every admit slot of a group (in member order).
+    pub(crate) fn admits_of(group: &RecordId) -> Vec<u8> {
+        Self::new(SlotClass::Admit, &[group.as_bytes()]).0
+    }
     /// The prefix of every endorsement slot of a petition (in author order).
     pub(crate) fn endorsements_of(petition: &RecordId) -> Vec<u8> {
         Self::new(SlotClass::Endorsement, &[petition.as_bytes()]).0

@@ -242,6 +242,21 @@ fn the_policy_compacts_a_store_grown_past_its_ratio() {
 }
 
 #[test]
+fn the_policy_waits_for_room_for_the_copy_on_the_disk() {
+    let p = Policy::default();
+    let mib = 1024 * 1024;
+    // A million records at 2,000 bytes each, 1.5 times over, and 64 MiB: about 3.06 GB.
+    let need = p.copy_bytes(1_000_000, None);
+    assert_eq!(need, 3_000_000_000 + 64 * mib);
+    assert!(!p.has_room(Some(need - 1), 1_000_000, None));
+    assert!(p.has_room(Some(need), 1_000_000, None));
+    // After a compaction that left 1,600 bytes per record, less is needed.
+    assert!(p.has_room(Some(need - 1), 1_000_000, Some((1_000, 1_600_000))));
+    // A disk whose free space cannot be read does not stop it.
+    assert!(p.has_room(None, 1_000_000, None));
+}
+
+#[test]
 fn a_node_store_compacts_itself_in_the_background_when_due() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
