@@ -628,6 +628,9 @@ def verify_bundle(data):
             raise Invalid("Foreign", rid.hex())
         if deadline is not None and rec["created_at"] > deadline:
             raise Invalid("Foreign", rid.hex() + " after the deadline")
+        goal, pledge = pet["body"].get("goal"), rec["body"].get("pledge")
+        if goal is not None and pledge is not None and pledge["currency"] != goal["currency"]:
+            raise Invalid("Foreign", rid.hex() + " pledges in another currency than the campaign's")
         by_id[rid] = rec
         cur = latest.get(rec["author"])
         if cur is None or (rec["created_at"], rid) > cur[:2]:

@@ -279,11 +279,14 @@ pub(crate) fn tally(t: &Tally) {
         t.endorsers,
         t.threshold,
         if t.reached {
-            format!(" — reached {}", when(t.reached_at))
+            " — reached".to_string()
         } else {
             String::new()
         }
     );
+    if t.first_reached_at.is_some() {
+        println!("reached   first {}", when(t.first_reached_at));
+    }
     if let Some(g) = &t.group {
         println!(
             "group     {g} ({} endorsers are members)",
@@ -292,23 +295,34 @@ pub(crate) fn tally(t: &Tally) {
     }
     if let Some(goal) = &t.goal {
         println!("goal      {goal}");
-    }
-    for (cur, v) in &t.pledged {
-        println!("pledged   {v}{cur}");
+        println!(
+            "pledged   {}{}",
+            t.pledged_total.as_deref().unwrap_or("0"),
+            if t.funded { " — funded" } else { "" }
+        );
+    } else {
+        for (cur, v) in &t.pledged {
+            println!("pledged   {v}{cur}");
+        }
     }
     if t.deadline.is_some() {
         println!("deadline  {}", when(t.deadline));
     }
-    println!(
-        "state     {}",
-        if t.withdrawn {
-            "withdrawn"
-        } else if t.open {
-            "open"
-        } else {
-            "closed"
+    match t.state.as_str() {
+        "withdrawn" => println!(
+            "state     withdrawn {}: endorsements made since do not count",
+            when(t.withdrawn_at)
+        ),
+        "closed" => println!("state     closed (deadline passed)"),
+        s => println!("state     {s}"),
+    }
+    match t.outcome.as_deref() {
+        Some("failed") => {
+            println!("outcome   failed: the goal was not met by the deadline; the pledges are void")
         }
-    );
+        Some(o) => println!("outcome   {o}"),
+        None => {}
+    }
     if t.partial {
         println!(
             "note      partial: this node does not follow every topic these figures come from{}",
@@ -400,6 +414,16 @@ pub(crate) fn event(e: &SseEvent) -> String {
         Ok(Event::Record(r)) => record_line(&r.record),
         Ok(Event::Tally(t)) => tally_line("tally    ", &t.tally),
         Ok(Event::Threshold(t)) => tally_line("THRESHOLD", &t.tally),
+        Ok(Event::Funded(t)) => tally_line("FUNDED   ", &t.tally),
+        Ok(Event::Ended(t)) => format!(
+            "{} ({})",
+            tally_line("ENDED    ", &t.tally),
+            match t.tally.outcome.as_deref() {
+                Some("failed") => "failed: its pledges are void",
+                Some(o) => o,
+                None => "ended",
+            }
+        ),
         Ok(Event::Response(r)) => format!(
             "response  {} answered {}: {}",
             short(&r.producer),
@@ -452,10 +476,14 @@ fn record_line(r: &Value) -> String {
 
 fn tally_line(label: &str, t: &Tally) -> String {
     format!(
-        "{label} {} {}/{}{}  {}",
+        "{label} {} {}/{}{}{}  {}",
         t.id,
         t.endorsers,
         t.threshold,
+        match (&t.pledged_total, &t.goal) {
+            (Some(p), Some(g)) => format!(" pledged {p} of {g}"),
+            _ => String::new(),
+        },
         if t.reached { " reached" } else { "" },
         t.title.as_deref().unwrap_or("")
     )

@@ -16,6 +16,10 @@ pub enum Event {
     Tally(TallyEvent),
     /// A petition's count just reached its threshold.
     Threshold(TallyEvent),
+    /// A campaign was first funded (its pledges met the goal, with `threshold` backers).
+    Funded(TallyEvent),
+    /// A campaign's deadline passed: the tally's `outcome` says `funded` or `failed`.
+    Ended(TallyEvent),
     /// A product's rating changed.
     Rating(Rating),
     /// A producer answered a petition or review.
@@ -37,7 +41,7 @@ pub struct RecordEvent {
     pub record: Value,
 }
 
-/// `tally` and `threshold`: a petition's tally.
+/// `tally`, `threshold`, `funded` and `ended`: a petition's tally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TallyEvent {
     /// The tally.
@@ -100,6 +104,10 @@ mod tests {
         assert!(matches!(e, Event::Tally(_)));
         let e = round_trip(json!({ "type": "threshold", "tally": samples::tally(true) }));
         assert!(matches!(e, Event::Threshold(_)));
+        let e = round_trip(json!({ "type": "funded", "tally": samples::tally(false) }));
+        assert!(matches!(e, Event::Funded(_)));
+        let e = round_trip(json!({ "type": "ended", "tally": samples::tally(false) }));
+        assert!(matches!(e, Event::Ended(_)));
         let mut rating = samples::rating();
         rating["type"] = json!("rating");
         assert!(matches!(round_trip(rating), Event::Rating(r) if r.count == 3));

@@ -368,20 +368,36 @@ pub struct Tally {
     pub endorsers: u64,
     /// Of those, members of the petition's group.
     pub member_endorsers: u64,
-    /// Whether the count reached the threshold.
+    /// Whether the petition is reached now: endorsers ≥ threshold and, for a campaign, the
+    /// pledged total ≥ the goal (PROTOCOL.md §9).
     pub reached: bool,
-    /// When it did (ms: the creation time of the threshold-th endorsement).
-    pub reached_at: Option<u64>,
+    /// When it was first reached (ms): the `created_at` of the record after which, its
+    /// endorsements and retractions taken in order, it first was; stays when `reached` no
+    /// longer holds.
+    pub first_reached_at: Option<u64>,
     /// After this (ms), endorsements no longer count.
     pub deadline: Option<u64>,
-    /// Not withdrawn and the deadline not passed.
+    /// `open`, `withdrawn` (its author retracted it) or `closed` (its deadline passed, by
+    /// this node's clock when asked).
+    pub state: String,
+    /// `state` is `open`.
     pub open: bool,
     /// Retracted by its author.
     pub withdrawn: bool,
+    /// When (ms, the earliest withdrawal's `created_at`): endorsements made after do not
+    /// count.
+    pub withdrawn_at: Option<u64>,
     /// A campaign's goal, like `3000EUR`.
     pub goal: Option<String>,
     /// Pledged sums per currency, like `{"EUR": "1250.00"}`.
     pub pledged: BTreeMap<String, String>,
+    /// A campaign's pledged total in its goal's currency, like `1250.00EUR`.
+    pub pledged_total: Option<String>,
+    /// A campaign reached: pledges meet the goal and it has `threshold` backers.
+    pub funded: bool,
+    /// A campaign whose deadline has passed (by this node's clock when asked): `funded` or
+    /// `failed` (its pledges are void); `null` before, and outside campaigns.
+    pub outcome: Option<String>,
     /// The producer's latest answer.
     pub response: Option<LatestResponse>,
     /// Some of these figures come from a topic this node does not follow (the group's, for
@@ -476,9 +492,11 @@ pub(crate) mod samples {
         let mut t = json!({
             "id": ID, "title": "Repairable", "variant": "campaign", "producer": KEY,
             "product": "gtin-1", "group": null, "threshold": 100, "endorsers": 42,
-            "member_endorsers": 0, "reached": false, "reached_at": null,
-            "deadline": 1_798_847_999_999u64, "open": true, "withdrawn": false,
+            "member_endorsers": 0, "reached": false, "first_reached_at": null,
+            "deadline": 1_798_847_999_999u64, "state": "open", "open": true,
+            "withdrawn": false, "withdrawn_at": null,
             "goal": "3000EUR", "pledged": { "EUR": "1250.00" },
+            "pledged_total": "1250.00EUR", "funded": false, "outcome": null,
             "response": { "id": ID, "status": "acknowledged", "created_at": 1_764_085_000_000u64 },
             "partial": false,
         });

@@ -291,6 +291,11 @@ impl Ingest {
         self.events.subscribe()
     }
 
+    /// Tells subscribers of something the node noticed besides records (a campaign's end).
+    pub(crate) fn announce(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
     /// Queues a batch from synchronous code (blocks while the pipeline is full) and returns
     /// where its outcomes will arrive, in submission order.
     pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Answer>> {
@@ -995,6 +1000,52 @@ pub(crate) mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.pending_intents(), 0);
         assert_eq!(store.len().unwrap(), n);
+    }
+
+    #[test]
+    fn a_store_of_the_previous_format_has_its_derived_state_rebuilt_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tallies, derived) = {
+            let store = Store::open(dir.path()).unwrap();
+            ingest_workload(&store, 4, 3_000);
+            let tallies = store.petitions().unwrap();
+            let derived = store.derived_snapshot().unwrap();
+            // What the previous version left: no petition histories, tallies computed
+            // under its rules (here: every first reach moved), and format 2.
+            let mut old = BTreeMap::new();
+            for k in store.tree().scan_prefix([keys::HISTORY]).keys() {
+                old.insert(k.unwrap().to_vec(), None);
+            }
+            for (id, mut t) in store.petitions().unwrap() {
+                t.first_reached_at = t.first_reached_at.map(|at| at + 1);
+                old.insert(
+                    keys::key(keys::PETITION_TALLY, &[id.as_bytes()]),
+                    Some(t.encode()),
+                );
+            }
+            old.insert(keys::FORMAT.to_vec(), Some(vec![2]));
+            store.write(&old).unwrap();
+            store.flush().unwrap();
+            assert!(!crate::tally::recompute(&store).unwrap().is_empty());
+            (tallies, derived)
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.petitions().unwrap(), tallies);
+        assert_eq!(store.derived_snapshot().unwrap(), derived);
+        assert!(crate::tally::recompute(&store).unwrap().is_empty());
+        assert_eq!(
+            store.tree().get(keys::FORMAT).unwrap().unwrap().to_vec(),
+            vec![keys::FORMAT_VERSION]
+        );
+        drop(store);
+        // Once: a second open rebuilds nothing (a planted value stays).
+        let again = Store::open(dir.path()).unwrap();
+        let (id, mut t) = again.petitions().unwrap().remove(0);
+        t.endorsers += 1;
+        again.plant_tally(&id, &t).unwrap();
+        drop(again);
+        let third = Store::open(dir.path()).unwrap();
+        assert_eq!(third.tally(&id).unwrap(), Some(t));
     }
 
     #[test]

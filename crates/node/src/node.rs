@@ -168,6 +168,10 @@ impl Node {
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));
+        tasks.spawn(infallible(crate::campaigns::run(
+            ingest.clone(),
+            cancel.clone(),
+        )));
         tasks.spawn(infallible(crate::follow::follow_petition_groups(
             store.clone(),
             ingest.subscribe(),

@@ -44,7 +44,7 @@ pub use rebuild::BACKGROUND_ABOVE;
 pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use sync_index::SyncView;
 pub(crate) use values::Slot;
-pub use values::{GroupTally, PetitionTally, Rating, ResponseInfo};
+pub use values::{GroupTally, PetitionState, PetitionTally, Rating, ResponseInfo};
 
 /// A key of derived state whose stored and recomputed values differ: (key, stored, fresh).
 pub(crate) type Differing = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -280,10 +280,11 @@ impl Store {
         };
         // First of all: finish any write set a crash interrupted.
         let intents = intent::Intents::open(&db, &tree)?;
-        migrate::migrate_derived(&db, &tree)?;
+        let migrated = migrate::migrate_derived(&db, &tree)?;
         // A replayed intent wrote after the snapshot was taken (it cannot have been: a
-        // clean close retires every intent first; but then the snapshot is not used).
-        let snapshot = snapshot.filter(|_| !intents.replayed());
+        // clean close retires every intent first; but then the snapshot is not used). A
+        // migration rewrote the slots the snapshot's filter knows: it is not used either.
+        let snapshot = snapshot.filter(|_| !intents.replayed() && !migrated);
         let restored = snapshot.is_some();
         let background = !restored && records > background_above;
         let (sync, seen) = match snapshot {
@@ -724,6 +725,15 @@ impl Store {
         self.flush()
     }
 
+    /// Marks the store as written by format `version` of derived state, with no other
+    /// change: only for tests and benchmarks of the migration (the next open of an older
+    /// version's mark rebuilds the derived state).
+    #[doc(hidden)]
+    pub fn set_format_version(&self, version: u8) -> Result<()> {
+        self.cur.tree()?.insert(keys::FORMAT, &[version])?;
+        self.flush()
+    }
+
     /// The ids of every stored record, in id order (a full scan: for checks and tests).
     pub fn ids(&self) -> Result<Vec<RecordId>> {
         self.cur
@@ -1090,10 +1100,9 @@ impl Store {
         })
     }
 
-    /// Every stored record's wire bytes, in topic and time order (recomputation).
-    pub(crate) fn all_wires(&self) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.scan(&[keys::TOPIC])
-            .map(|kv| kv.map(|(_, v)| v.to_vec()))
+    /// The main tree in use (a recomputation reads the records there).
+    pub(crate) fn main_tree(&self) -> Result<sled::Tree> {
+        self.cur.tree()
     }
 
     /// All derived state (slots, tallies, ratings, groups, the record count) as raw entries:

@@ -17,9 +17,21 @@
 //! | `Withdrawal`        | petition         | the author's retraction | petition withdrawn             |
 //!
 //! Because every aggregate is a sum over slot winners, and a slot winner does not depend on
-//! the order its candidates arrived in, the aggregates are order independent. The one
-//! order statistic, the time a petition reached its threshold, is the `threshold`-th earliest
-//! counted endorsement, recomputed from the petition's slots when a change could move it.
+//! the order its candidates arrived in, the aggregates are order independent.
+//!
+//! A petition closes at the earlier of its deadline and its first withdrawal (PROTOCOL.md
+//! §9): endorsements and their retractions made after that are not offered to any slot.
+//! Each one made before is also kept in the petition's **history** (`h` keys, in
+//! (`created_at`, id) order), whoever wins its slot. The history serves two things that
+//! slots cannot:
+//!
+//! - a withdrawal that arrives after endorsements made later than it: those leave the
+//!   history, and each endorser's slot goes back to their latest record made by the close;
+//! - `first_reached_at`, the one order statistic: the history replayed in order until the
+//!   petition is first reached. A record that comes after every other one (the usual case)
+//!   settles it from the current count alone; one that comes after the record that first
+//!   reached it cannot move it; only one that comes before (or while it was never reached)
+//!   replays the history.
 //!
 //! The same code runs on the store (through an overlay of one chunk's writes) and on an
 //! in-memory map, which is how [`recompute()`] rebuilds everything from raw records.

@@ -30,7 +30,8 @@ pub struct Params {
     /// Mean gap between records (ms); several records may share a millisecond.
     pub step_ms: u64,
     /// Also generate records that break kind rules (responses by the wrong producer,
-    /// admits by non-founders), which the store must refuse.
+    /// admits by non-founders, pledges to a campaign in another currency), which the store
+    /// must refuse.
     pub rule_breakers: bool,
     /// Text padding: review and petition texts get this many bytes on average.
     pub text_bytes: usize,
@@ -391,9 +392,15 @@ pub fn generate(seed: u64, p: &Params) -> Vec<SignedRecord> {
                     Body::Endorsement(Endorsement {
                         petition: ids[pid],
                         comment: None,
+                        // A rule breaker pledges in dollars, which a campaign (in
+                        // euros) refuses.
                         pledge: pledge.map(|v| Amount {
                             value: v,
-                            currency: "EUR".into(),
+                            currency: if p.rule_breakers && v % 8 == 0 {
+                                "USD".into()
+                            } else {
+                                "EUR".into()
+                            },
                         }),
                     }),
                     Some(topics[pid]),

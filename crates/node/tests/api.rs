@@ -339,8 +339,19 @@ async fn consumer_endpoints_create_records_and_tallies_follow() {
         "endorsing again updates, never counts twice: {t}"
     );
     assert_eq!(t["threshold"], 1);
-    assert_eq!(t["reached"], true);
+    assert_eq!(t["reached"], false, "25.50 of 100 EUR: the goal is not met");
+    assert_eq!(t["funded"], false);
+    assert_eq!(t["pledged_total"], "25.50EUR");
+    assert_eq!(t["state"], "open");
     assert_eq!(t["pledged"], json!({"EUR": "25.50"}));
+    api.fails(
+        "POST",
+        "/v1/endorse",
+        Some(json!({"petition": pid, "pledge": "5USD"})),
+        400,
+        "currency_mismatch",
+    )
+    .await;
     assert_eq!(t["goal"], "100EUR");
     assert_eq!(t["response"], Value::Null);
     assert_eq!(t["member_endorsers"], 1, "the founder is a member");

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chorus_node::workload::{generate, Params};
-use chorus_node::{recompute, Ingest, IngestConfig, IngestThreads, Outcome, Rejection, Store};
+use chorus_node::{
+    recompute, Ingest, IngestConfig, IngestThreads, Outcome, PetitionState, Rejection, Store,
+};
 use chorus_protocol::testing::{author, key};
 use chorus_protocol::*;
 use proptest::prelude::*;
@@ -48,11 +50,98 @@ fn petition(
             threshold,
             deadline,
             variant: PetitionVariant::Campaign {
-                goal: "100EUR".parse().unwrap(),
+                goal: "1EUR".parse().unwrap(),
             },
         }),
         None,
     )
+}
+
+/// A petition by key `k` at T0 with a variant of its own.
+fn petition_of(
+    k: u8,
+    threshold: u64,
+    deadline: Option<u64>,
+    variant: PetitionVariant,
+) -> SignedRecord {
+    sign(
+        k,
+        T0,
+        Body::Petition(Petition {
+            producer: author(0),
+            product: None,
+            group: None,
+            title: "Tooling".into(),
+            text: "Fund the mould.".into(),
+            threshold,
+            deadline,
+            variant,
+        }),
+        None,
+    )
+}
+
+/// Ingests `recs` in `order` (indexes) into a fresh store, in batches of one to three, and
+/// returns the store (checked against a recomputation).
+fn ingested_in(recs: &[&SignedRecord], order: &[usize], batch_seed: u64) -> Store {
+    let store = Store::temporary().unwrap();
+    {
+        let (ing, threads) = start(&store);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(batch_seed);
+        let mut rest: Vec<&SignedRecord> = order.iter().map(|i| recs[*i]).collect();
+        while !rest.is_empty() {
+            let k = rng.random_range(1..=rest.len().min(3));
+            ingest(&ing, &rest[..k]);
+            rest.drain(..k);
+        }
+        drop(ing);
+        threads.join();
+    }
+    assert_eq!(store.waiting().unwrap(), 0);
+    assert!(recompute(&store).unwrap().is_empty(), "{order:?}");
+    store
+}
+
+/// Every order of `recs` (all of them up to 6 records, else 200 shuffles, with the
+/// sorted and reversed ones): the same derived state each time, which `check` judges.
+fn in_every_order(recs: &[&SignedRecord], check: impl Fn(&Store)) {
+    let n = recs.len();
+    let mut orders: Vec<Vec<usize>> = Vec::new();
+    if n <= 6 {
+        fn permute(prefix: &mut Vec<usize>, n: usize, out: &mut Vec<Vec<usize>>) {
+            if prefix.len() == n {
+                out.push(prefix.clone());
+                return;
+            }
+            for i in 0..n {
+                if !prefix.contains(&i) {
+                    prefix.push(i);
+                    permute(prefix, n, out);
+                    prefix.pop();
+                }
+            }
+        }
+        permute(&mut Vec::new(), n, &mut orders);
+    } else {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+        orders.push((0..n).collect());
+        orders.push((0..n).rev().collect());
+        for _ in 0..200 {
+            let mut o: Vec<usize> = (0..n).collect();
+            o.shuffle(&mut rng);
+            orders.push(o);
+        }
+    }
+    let mut reference = None;
+    for (i, o) in orders.iter().enumerate() {
+        let store = ingested_in(recs, o, i as u64);
+        check(&store);
+        let d = derived(&store);
+        match &reference {
+            None => reference = Some(d),
+            Some(r) => assert_eq!(&d, r, "order {o:?}"),
+        }
+    }
 }
 
 fn endorse(k: u8, at: u64, p: &SignedRecord, pledge: Option<&str>) -> SignedRecord {
@@ -106,11 +195,11 @@ fn endorsements_count_once_latest_wins_and_retractions_remove() {
     assert!(matches!(out[4], Outcome::Duplicate(_)), "{out:?}");
     let t = store.tally(&p.id()).unwrap().unwrap();
     assert_eq!(t.endorsers, 2);
-    assert!(t.reached);
+    assert!(t.reached, "two endorsers and 35 of 1 EUR");
     assert_eq!(
-        t.reached_at,
-        Some(T0 + 20),
-        "second-earliest counted endorsement"
+        t.first_reached_at,
+        Some(T0 + 15),
+        "the second endorser came at T0 + 15 (A's update at T0 + 20 does not move it)"
     );
     assert_eq!(
         t.pledged.get("EUR"),
@@ -134,6 +223,135 @@ fn endorsements_count_once_latest_wins_and_retractions_remove() {
         ingest(&ing, &[&forged_retraction])[0],
         Outcome::Rejected(Rejection::Rule(RuleError::RetractionNotAuthor))
     );
+    assert!(recompute(&store).unwrap().is_empty());
+}
+
+#[test]
+fn a_withdrawal_closes_the_petition_whatever_the_arrival_order() {
+    let p = petition_of(1, 2, None, PetitionVariant::Demand);
+    let a = endorse(2, T0 + 10, &p, None);
+    let b = endorse(3, T0 + 20, &p, None);
+    let w = retract(1, T0 + 30, &p);
+    // Made after the withdrawal: none counts, even where it arrived first.
+    let c = endorse(4, T0 + 40, &p, None);
+    let a_again = endorse(2, T0 + 50, &p, Some("5EUR"));
+    let b_gone = retract(3, T0 + 60, &b);
+    let recs = [&a, &b, &w, &c, &a_again, &b_gone];
+    let check = |store: &Store| {
+        let t = store.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.reached), (2, true), "{t:?}");
+        assert!(t.pledged.is_empty(), "A's later pledge does not count");
+        assert_eq!((t.withdrawn, t.withdrawn_at), (true, Some(T0 + 30)));
+        assert_eq!(t.first_reached_at, Some(T0 + 20));
+        assert_eq!(t.state(T0), PetitionState::Withdrawn);
+    };
+    let mut all = vec![&p];
+    all.extend(recs);
+    in_every_order(&all, check);
+}
+
+#[test]
+fn the_earliest_withdrawal_closes_and_stored_endorsements_made_after_it_stop_counting() {
+    let p = petition_of(1, 1, Some(T0 + 1_000), PetitionVariant::Demand);
+    let a = endorse(2, T0 + 10, &p, None);
+    let b = endorse(3, T0 + 35, &p, None);
+    let late = retract(1, T0 + 40, &p);
+    let early = retract(1, T0 + 30, &p);
+    // Stored and counted first; the withdrawals then uncount B.
+    let store = ingested_in(&[&p, &a, &b, &late, &early], &[0, 1, 2, 3, 4], 0);
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!((t.endorsers, t.withdrawn_at), (1, Some(T0 + 30)));
+    assert_eq!(t.first_reached_at, Some(T0 + 10));
+    in_every_order(&[&p, &a, &b, &late, &early], |s| {
+        let t = s.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.withdrawn_at), (1, Some(T0 + 30)));
+    });
+}
+
+#[test]
+fn first_reached_at_is_a_function_of_the_records_and_updates_never_move_it() {
+    let p = petition_of(1, 2, None, PetitionVariant::Demand);
+    let a = endorse(2, T0 + 10, &p, None);
+    let b = endorse(3, T0 + 20, &p, None);
+    // A updates (a new comment or pledge) before and after B came: the count never changes.
+    let a_update = endorse(2, T0 + 15, &p, Some("3EUR"));
+    let a_late_update = endorse(2, T0 + 25, &p, Some("4EUR"));
+    // A retracts, C comes: reached again, but first reached stays at B.
+    let a_gone = retract(2, T0 + 30, &a_late_update);
+    let c = endorse(4, T0 + 40, &p, None);
+    in_every_order(&[&p, &a, &b, &a_update, &a_late_update, &a_gone, &c], |s| {
+        let t = s.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.reached), (2, true), "{t:?}");
+        assert_eq!(t.first_reached_at, Some(T0 + 20), "{t:?}");
+    });
+    // Without C: no longer reached, and it still first was at B's.
+    in_every_order(&[&p, &a, &b, &a_late_update, &a_gone], |s| {
+        let t = s.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.reached), (1, false), "{t:?}");
+        assert_eq!(t.first_reached_at, Some(T0 + 20), "{t:?}");
+    });
+}
+
+#[test]
+fn a_campaign_is_reached_when_its_goal_is_met_not_its_threshold() {
+    let goal = |g: &str| PetitionVariant::Campaign {
+        goal: g.parse().unwrap(),
+    };
+    // The bug of issue 19: 2,000 EUR of a 3,000 EUR goal, threshold met.
+    let p = petition_of(1, 2, Some(T0 + 1_000), goal("3000EUR"));
+    let a = endorse(2, T0 + 10, &p, Some("1500EUR"));
+    let b = endorse(3, T0 + 20, &p, Some("500EUR"));
+    let c = endorse(4, T0 + 30, &p, Some("1000EUR"));
+    let b_more = endorse(3, T0 + 40, &p, Some("600EUR"));
+    in_every_order(&[&p, &a, &b], |s| {
+        let t = s.tally(&p.id()).unwrap().unwrap();
+        assert_eq!(t.endorsers, 2);
+        assert_eq!(t.pledged_total(), Some(200_000));
+        assert!(
+            !t.reached && !t.funded && t.first_reached_at.is_none(),
+            "{t:?}"
+        );
+        assert_eq!(t.outcome(T0 + 1_001), Some("failed"));
+        assert_eq!(t.outcome(T0 + 1_000), None, "not before its deadline");
+    });
+    in_every_order(&[&p, &a, &b, &c, &b_more], |s| {
+        let t = s.tally(&p.id()).unwrap().unwrap();
+        assert_eq!(t.pledged_total(), Some(310_000));
+        assert!(t.reached && t.funded, "{t:?}");
+        assert_eq!(t.first_reached_at, Some(T0 + 30), "3,000 EUR at C's pledge");
+        assert_eq!(t.outcome(T0 + 1_001), Some("funded"));
+    });
+}
+
+#[test]
+fn a_pledge_in_another_currency_than_the_campaigns_is_refused_even_after_waiting() {
+    let p = petition_of(
+        1,
+        1,
+        None,
+        PetitionVariant::Campaign {
+            goal: "3000EUR".parse().unwrap(),
+        },
+    );
+    let dollars = endorse(2, T0 + 10, &p, Some("100USD"));
+    let euros = endorse(3, T0 + 10, &p, Some("100EUR"));
+    let store = Store::temporary().unwrap();
+    let (ing, _t) = start(&store);
+    // Before its campaign: it waits; the campaign's arrival refuses it.
+    assert_eq!(ingest(&ing, &[&dollars])[0], Outcome::Waiting(dollars.id()));
+    let out = ingest(&ing, &[&p, &euros]);
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Stored(_))),
+        "{out:?}"
+    );
+    assert!(!store.contains(&dollars.id()).unwrap());
+    assert_eq!(store.waiting().unwrap(), 0);
+    assert_eq!(
+        ingest(&ing, &[&dollars])[0],
+        Outcome::Rejected(Rejection::Rule(RuleError::EndorsementCurrencyMismatch))
+    );
+    let t = store.tally(&p.id()).unwrap().unwrap();
+    assert_eq!((t.endorsers, t.pledged_total()), (1, Some(10_000)));
     assert!(recompute(&store).unwrap().is_empty());
 }
 

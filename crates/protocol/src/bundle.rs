@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use ciborium::Value;
 
-use crate::{Body, RecordId, SignedRecord};
+use crate::{Body, PetitionVariant, RecordId, SignedRecord};
 
 /// What is wrong with a bundle or a proof; each names its culprit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -275,6 +275,30 @@ pub struct Verified {
     /// Whether that response cites this bundle's root (`None`: it cites no root), i.e.
     /// whether the producer acknowledged exactly these endorsements.
     pub response_cites_root: Option<bool>,
+    /// A campaign's pledged total over the counted endorsements (hundredths) and its
+    /// currency; `None` outside campaigns.
+    pub pledged: Option<(u128, String)>,
+    /// A campaign reached: the pledged total meets the goal and `count` ≥ `threshold`
+    /// (PROTOCOL.md §9); always false outside campaigns.
+    pub funded: bool,
+}
+
+impl Verified {
+    /// A campaign's outcome judged at `now` (ms): `funded` or `failed` once its deadline
+    /// has passed (a failed campaign's pledges are void), `running` before; `None` outside
+    /// campaigns or for a campaign without a deadline.
+    pub fn outcome(&self, now: u64) -> Option<&'static str> {
+        self.pledged.as_ref()?;
+        let Body::Petition(p) = &self.petition.record().body else {
+            return None;
+        };
+        let d = p.deadline?;
+        Some(match (d < now, self.funded) {
+            (false, _) => "running",
+            (true, true) => "funded",
+            (true, false) => "failed",
+        })
+    }
 }
 
 fn open(part: &'static str, index: usize, wire: &[u8]) -> Result<SignedRecord, BundleError> {
@@ -334,6 +358,19 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         }
         if p.deadline.is_some_and(|d| e.record().created_at > d) {
             return Err(foreign(e, "created after the deadline"));
+        }
+        if let (PetitionVariant::Campaign { goal }, Body::Endorsement(x)) =
+            (&p.variant, &e.record().body)
+        {
+            if x.pledge
+                .as_ref()
+                .is_some_and(|a| a.currency != goal.currency)
+            {
+                return Err(foreign(
+                    e,
+                    "pledges in another currency than the campaign's",
+                ));
+            }
         }
         by_id.insert(e.id(), e);
         let key = *e.author().as_bytes();
@@ -407,6 +444,26 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
     }
     let count = counted.len() as u64;
     let root = merkle_root(&counted);
+    let pledged = match &p.variant {
+        PetitionVariant::Campaign { goal } => {
+            let total: u128 = endorsements
+                .iter()
+                .filter(|e| counted_set.contains(&e.id()))
+                .filter_map(|e| match &e.record().body {
+                    Body::Endorsement(x) => x.pledge.as_ref().map(|a| u128::from(a.value)),
+                    _ => None,
+                })
+                .sum();
+            Some((total, goal.currency.clone()))
+        }
+        _ => None,
+    };
+    let funded = match (&p.variant, &pledged) {
+        (PetitionVariant::Campaign { goal }, Some((total, _))) => {
+            count >= p.threshold && *total >= u128::from(goal.value)
+        }
+        _ => false,
+    };
     if count != b.count {
         return Err(BundleError::CountMismatch {
             claimed: b.count,
@@ -428,6 +485,8 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
             .as_ref()
             .and_then(|_| response_root.map(|r| r == root)),
         response: response.map(|(_, id, s)| (id, s)),
+        pledged,
+        funded,
     })
 }
 
@@ -567,6 +626,69 @@ pub(crate) mod bundle_tests {
         assert_eq!(
             v.response.as_ref().map(|r| r.1.as_str()),
             Some("acknowledged")
+        );
+    }
+
+    #[test]
+    fn a_campaign_bundle_proves_its_pledged_total_and_outcome_and_refuses_other_currencies() {
+        let p = RecordBuilder::new(Body::Petition(Petition {
+            producer: crate::testing::author(1),
+            product: None,
+            group: None,
+            title: "Tooling".into(),
+            text: "Fund the mould.".into(),
+            threshold: 2,
+            deadline: Some(T0 + 1_000),
+            variant: PetitionVariant::Campaign {
+                goal: "30EUR".parse().unwrap(),
+            },
+        }))
+        .created_at(T0)
+        .sign(&key(2))
+        .unwrap();
+        let pledge = |k: u8, amount: &str| {
+            about(
+                &p,
+                k,
+                T0 + u64::from(k),
+                Body::Endorsement(Endorsement {
+                    petition: p.id(),
+                    comment: None,
+                    pledge: Some(amount.parse().unwrap()),
+                }),
+            )
+        };
+        let bundle = |es: &[&SignedRecord]| Bundle {
+            petition: p.wire().to_vec(),
+            endorsements: es.iter().map(|e| e.wire().to_vec()).collect(),
+            retractions: vec![],
+            responses: vec![],
+            attestations: vec![],
+            count: es.len() as u64,
+            root: merkle_root(&es.iter().map(|e| e.id()).collect::<Vec<_>>()),
+        };
+        let (a, b) = (pledge(10, "20EUR"), pledge(11, "5EUR"));
+        let v = verify(&bundle(&[&a, &b])).unwrap();
+        assert_eq!(v.pledged, Some((2_500, "EUR".to_string())));
+        assert!(!v.funded, "25 of 30 EUR");
+        assert_eq!(v.outcome(T0 + 1_000), Some("running"));
+        assert_eq!(v.outcome(T0 + 1_001), Some("failed"));
+        let c = pledge(12, "10EUR");
+        let v = verify(&bundle(&[&a, &b, &c])).unwrap();
+        assert_eq!(v.pledged, Some((3_500, "EUR".to_string())));
+        assert!(v.funded);
+        assert_eq!(v.outcome(T0 + 5_000), Some("funded"));
+        let dollars = pledge(13, "10USD");
+        assert!(matches!(
+            verify(&bundle(&[&a, &dollars])),
+            Err(BundleError::Foreign { id, .. }) if id == dollars.id()
+        ));
+        // Outside campaigns there is no total and no outcome.
+        let (plain, _) = sample();
+        let v = verify(&plain).unwrap();
+        assert_eq!(
+            (&v.pledged, v.funded, v.outcome(u64::MAX)),
+            (&None, false, None)
         );
     }
 

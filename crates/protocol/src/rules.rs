@@ -7,7 +7,7 @@
 //! [`RuleError`] whose [`RuleError::code`] is stable: the node's ingest, its audit and its
 //! API all call these functions, and the API answers with the same codes.
 
-use crate::record::{AuthorKey, Body, Kind, Record, RecordId, Topic};
+use crate::record::{Amount, AuthorKey, Body, Kind, PetitionVariant, Record, RecordId, Topic};
 
 /// What the kind rules need to know of a record that another record points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub struct Pointed {
     pub topic: Topic,
     /// The producer a petition or review is aimed at.
     pub producer: Option<AuthorKey>,
+    /// A campaign's currency: the currency of its goal (three ASCII letters).
+    pub currency: Option<[u8; 3]>,
 }
 
 impl Pointed {
@@ -34,8 +36,21 @@ impl Pointed {
                 Body::Review(rv) => Some(rv.product.producer),
                 _ => None,
             },
+            currency: match &r.body {
+                Body::Petition(p) => match &p.variant {
+                    PetitionVariant::Campaign { goal } => currency_code(&goal.currency),
+                    _ => None,
+                },
+                _ => None,
+            },
         }
     }
+}
+
+/// A currency's three letters as bytes (`None` if it is not three bytes, which a valid
+/// record's amount never is).
+pub fn currency_code(currency: &str) -> Option<[u8; 3]> {
+    currency.as_bytes().try_into().ok()
 }
 
 /// A kind rule a record breaks. The message names the record's kind and the rule.
@@ -56,6 +71,9 @@ pub enum RuleError {
     /// An endorsement on another topic than its petition's.
     #[error("endorsement: topic differs from the petition's")]
     EndorsementWrongTopic,
+    /// An endorsement of a campaign pledging in another currency than the campaign's goal.
+    #[error("endorsement: pledge currency differs from the campaign's")]
+    EndorsementCurrencyMismatch,
     /// A retraction by someone other than its target's author.
     #[error("retraction: only the author retracts")]
     RetractionNotAuthor,
@@ -75,12 +93,13 @@ pub enum RuleError {
 
 impl RuleError {
     /// Every rule error, for tables and tests.
-    pub const ALL: [RuleError; 10] = [
+    pub const ALL: [RuleError; 11] = [
         RuleError::JoinTargetNotGroup,
         RuleError::AdmitTargetNotGroup,
         RuleError::AdmitNotFounder,
         RuleError::EndorsementTargetNotPetition,
         RuleError::EndorsementWrongTopic,
+        RuleError::EndorsementCurrencyMismatch,
         RuleError::RetractionNotAuthor,
         RuleError::RetractionOfRetraction,
         RuleError::RetractionWrongTopic,
@@ -95,6 +114,7 @@ impl RuleError {
             RuleError::AdmitNotFounder => "not_founder",
             RuleError::EndorsementTargetNotPetition => "not_a_petition",
             RuleError::EndorsementWrongTopic | RuleError::RetractionWrongTopic => "wrong_topic",
+            RuleError::EndorsementCurrencyMismatch => "currency_mismatch",
             RuleError::RetractionNotAuthor => "not_yours",
             RuleError::RetractionOfRetraction => "not_retractable",
             RuleError::ResponseTargetNotAnswerable => "not_answerable",
@@ -132,13 +152,23 @@ pub fn admit(author: &AuthorKey, group: &Pointed) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// An endorsement points at a petition and travels on the petition's topic.
-pub fn endorsement(topic: &Topic, petition: &Pointed) -> Result<(), RuleError> {
+/// An endorsement points at a petition and travels on the petition's topic; a pledge to a
+/// campaign is in the campaign's currency (its goal's).
+pub fn endorsement(
+    topic: &Topic,
+    pledge: Option<&Amount>,
+    petition: &Pointed,
+) -> Result<(), RuleError> {
     if petition.kind != Kind::Petition {
         return Err(RuleError::EndorsementTargetNotPetition);
     }
     if petition.topic != *topic {
         return Err(RuleError::EndorsementWrongTopic);
+    }
+    if let (Some(want), Some(p)) = (petition.currency, pledge) {
+        if p.currency.as_bytes() != want {
+            return Err(RuleError::EndorsementCurrencyMismatch);
+        }
     }
     Ok(())
 }
@@ -192,7 +222,7 @@ pub fn check(record: &Record, target: &Pointed) -> Result<(), RuleError> {
     match &record.body {
         Body::Join(_) => join(target),
         Body::Admit(_) => admit(&record.author, target),
-        Body::Endorsement(_) => endorsement(&record.topic, target),
+        Body::Endorsement(e) => endorsement(&record.topic, e.pledge.as_ref(), target),
         Body::Retraction(_) => retraction(&record.author, &record.topic, target),
         Body::Response(_) => response(&record.author, target),
         Body::Profile(_)
@@ -217,6 +247,7 @@ mod tests {
             author,
             topic: P,
             producer,
+            currency: None,
         }
     }
 
@@ -245,15 +276,36 @@ mod tests {
     #[test]
     fn endorsements_point_at_petitions_on_their_topic() {
         let petition = pointed(Kind::Petition, B, Some(B));
-        assert_eq!(endorsement(&P, &petition), Ok(()));
+        assert_eq!(endorsement(&P, None, &petition), Ok(()));
         assert_eq!(
-            endorsement(&Topic::Meta, &petition),
+            endorsement(&Topic::Meta, None, &petition),
             Err(RuleError::EndorsementWrongTopic)
         );
         assert_eq!(
-            endorsement(&P, &pointed(Kind::Review, B, Some(B))),
+            endorsement(&P, None, &pointed(Kind::Review, B, Some(B))),
             Err(RuleError::EndorsementTargetNotPetition)
         );
+    }
+
+    #[test]
+    fn a_pledge_to_a_campaign_is_in_the_campaigns_currency() {
+        let amount = |currency: &str| Amount {
+            value: 100,
+            currency: currency.into(),
+        };
+        let campaign = Pointed {
+            currency: Some(*b"EUR"),
+            ..pointed(Kind::Petition, B, Some(B))
+        };
+        assert_eq!(endorsement(&P, Some(&amount("EUR")), &campaign), Ok(()));
+        assert_eq!(endorsement(&P, None, &campaign), Ok(()));
+        assert_eq!(
+            endorsement(&P, Some(&amount("USD")), &campaign),
+            Err(RuleError::EndorsementCurrencyMismatch)
+        );
+        // Outside a campaign a pledge has no currency to keep.
+        let demand = pointed(Kind::Petition, B, Some(B));
+        assert_eq!(endorsement(&P, Some(&amount("USD")), &demand), Ok(()));
     }
 
     #[test]
@@ -301,6 +353,7 @@ mod tests {
                 "not_founder",
                 "not_a_petition",
                 "wrong_topic",
+                "currency_mismatch",
                 "not_yours",
                 "not_retractable",
                 "wrong_topic",
@@ -316,6 +369,7 @@ mod tests {
                 "admit: only the group's founder admits",
                 "endorsement: target is not a petition",
                 "endorsement: topic differs from the petition's",
+                "endorsement: pledge currency differs from the campaign's",
                 "retraction: only the author retracts",
                 "retraction: a retraction cannot be retracted",
                 "retraction: topic differs from the target's",

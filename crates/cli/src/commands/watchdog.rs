@@ -107,6 +107,10 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
         Body::Petition(p) => p.title.clone(),
         _ => String::new(),
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     if cli.json {
         println!(
             "{}",
@@ -114,6 +118,9 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
                 "valid": true, "petition": v.petition.id().to_string(),
                 "title": title, "count": v.count, "root": hex::encode(v.root),
                 "response": v.response.as_ref().map(|r| serde_json::json!({"id": r.0.to_string(), "status": r.1, "cites_root": v.response_cites_root})),
+                "pledged": v.pledged.as_ref().map(|(total, cur)| format!("{}.{:02}{cur}", total / 100, total % 100)),
+                "funded": v.funded,
+                "outcome": v.outcome(now),
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -124,6 +131,20 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
         v.petition.id(),
         hex::encode(v.root)
     );
+    if let Some((total, cur)) = &v.pledged {
+        println!(
+            "pledged: {}.{:02}{cur}{}",
+            total / 100,
+            total % 100,
+            match v.outcome(now) {
+                Some("funded") => " — ended: funded".to_string(),
+                Some("failed") =>
+                    " — ended: failed (the goal was not met; the pledges are void)".to_string(),
+                _ if v.funded => " — funded so far; the campaign is running".to_string(),
+                _ => " — the campaign is running".to_string(),
+            }
+        );
+    }
     if let Some((id, status)) = &v.response {
         println!("producer's answer: {status} ({id})");
         match v.response_cites_root {

@@ -75,6 +75,8 @@ fn sse(id: Option<u64>, data: &ApiEvent) -> Sse {
         ApiEvent::Record(_) => "record",
         ApiEvent::Tally(_) => "tally",
         ApiEvent::Threshold(_) => "threshold",
+        ApiEvent::Funded(_) => "funded",
+        ApiEvent::Ended(_) => "ended",
         ApiEvent::Rating(_) => "rating",
         ApiEvent::Response(_) => "response",
         ApiEvent::Ready(_) => "ready",
@@ -97,25 +99,18 @@ fn record_event(seq: Option<u64>, rec: &SignedRecord) -> Sse {
     sse(seq, &data)
 }
 
-/// A petition's tally as an event (with the trusted view when there is one).
+/// A petition's tally as an event (with the trusted view when there is one), `wrap`
+/// naming it.
 fn tally_event(
     state: &ApiState,
     petition: &RecordId,
     rec: Option<SignedRecord>,
     t: &PetitionTally,
-    crossed: bool,
+    wrap: fn(TallyEvent) -> ApiEvent,
 ) -> Sse {
     let view = tally_with_trust(state, petition, rec.as_ref(), t)
         .unwrap_or_else(|_| tally(petition, rec.as_ref(), t));
-    let data = TallyEvent { tally: view };
-    sse(
-        None,
-        &if crossed {
-            ApiEvent::Threshold(data)
-        } else {
-            ApiEvent::Tally(data)
-        },
-    )
+    sse(None, &wrap(TallyEvent { tally: view }))
 }
 
 /// The petition a record changes the tally of, if any.
@@ -144,13 +139,23 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
             let rec = store.record(id).ok().flatten()?;
             f.record(&rec).then(|| record_event(*seq, &rec))
         }
-        Event::TallyChanged { petition, tally } | Event::ThresholdCrossed { petition, tally } => {
+        Event::TallyChanged { petition, tally }
+        | Event::ThresholdCrossed { petition, tally }
+        | Event::CampaignFunded { petition, tally }
+        | Event::CampaignEnded {
+            petition, tally, ..
+        } => {
             if !f.petition_tally(petition, tally) {
                 return None;
             }
-            let crossed = matches!(e, Event::ThresholdCrossed { .. });
+            let wrap: fn(TallyEvent) -> ApiEvent = match e {
+                Event::ThresholdCrossed { .. } => ApiEvent::Threshold,
+                Event::CampaignFunded { .. } => ApiEvent::Funded,
+                Event::CampaignEnded { .. } => ApiEvent::Ended,
+                _ => ApiEvent::Tally,
+            };
             let rec = store.record(petition).ok().flatten();
-            Some(tally_event(state, petition, rec, tally, crossed))
+            Some(tally_event(state, petition, rec, tally, wrap))
         }
         Event::RatingChanged {
             producer,
@@ -237,7 +242,11 @@ async fn replay(
         if let Some(t) = s.store.tally(&p)? {
             if f.petition_tally(&p, &t) {
                 let rec = s.store.record(&p)?;
-                if tx.send(tally_event(s, &p, rec, &t, false)).await.is_err() {
+                if tx
+                    .send(tally_event(s, &p, rec, &t, ApiEvent::Tally))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::error::{ApiError, Q};
 use super::parse::{cursor, group_record, id, key, parse_cursor, stored};
 use super::state::ApiState;
-use super::views::{is_open, record_json, tally_with_trust};
+use super::views::{record_json, tally_with_trust};
 use crate::clock::now_ms;
 use crate::roster;
 
@@ -141,7 +141,7 @@ pub(crate) async fn petitions(
     for (pid, t) in s.store.petitions()? {
         if producer.is_some_and(|p| p != t.producer)
             || group.is_some_and(|g| Some(g) != t.group)
-            || (q.open && !is_open(&t, now))
+            || (q.open && t.state(now) != crate::store::PetitionState::Open)
         {
             continue;
         }

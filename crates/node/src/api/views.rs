@@ -10,7 +10,7 @@ use super::state::ApiState;
 use crate::clock::now_ms;
 use crate::config::FollowConfig;
 use crate::follow::Follow;
-use crate::store::PetitionTally;
+use crate::store::{PetitionState, PetitionTally};
 
 /// A stored record as JSON: its fields, plus `id`.
 pub(crate) fn record_json(rec: &SignedRecord) -> Value {
@@ -37,13 +37,14 @@ pub(crate) fn follow_set(f: &Follow) -> FollowSet {
     }
 }
 
-/// Is the petition still open at `now` (not withdrawn, deadline not passed)?
-pub(crate) fn is_open(t: &PetitionTally, now: u64) -> bool {
-    !t.withdrawn && t.deadline.is_none_or(|d| d >= now)
+/// Hundredths as `1250.00`.
+fn hundredths(v: u128) -> String {
+    format!("{}.{:02}", v / 100, v % 100)
 }
 
 /// A petition's tally, with what its record says (title, variant, product) if at hand.
 pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally) -> Tally {
+    let now = now_ms();
     let (title, variant, product) = match rec.map(|r| &r.record().body) {
         Some(Body::Petition(p)) => (
             Some(p.title.clone()),
@@ -70,10 +71,12 @@ pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally
         endorsers: t.endorsers,
         member_endorsers: t.member_endorsers,
         reached: t.reached,
-        reached_at: t.reached_at,
+        first_reached_at: t.first_reached_at,
         deadline: t.deadline,
-        open: is_open(t, now_ms()),
+        state: t.state(now).as_str().to_string(),
+        open: t.state(now) == PetitionState::Open,
         withdrawn: t.withdrawn,
+        withdrawn_at: t.withdrawn_at,
         goal: t.goal.as_ref().map(|(v, c)| {
             Amount {
                 value: *v,
@@ -84,8 +87,13 @@ pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally
         pledged: t
             .pledged
             .iter()
-            .map(|(cur, v)| (cur.clone(), format!("{}.{:02}", v / 100, v % 100)))
+            .map(|(cur, v)| (cur.clone(), hundredths(*v)))
             .collect(),
+        pledged_total: t.goal.as_ref().map(|(_, currency)| {
+            format!("{}{currency}", hundredths(t.pledged_total().unwrap_or(0)))
+        }),
+        funded: t.funded,
+        outcome: t.outcome(now).map(str::to_string),
         response: t.response.as_ref().map(|r| LatestResponse {
             id: r.id.to_string(),
             status: r.status.clone(),

@@ -22,6 +22,7 @@ use super::views::record_json;
 use crate::clock::now_ms;
 use crate::follow::FollowChange;
 use crate::ingest::{Outcome, Rejection};
+use crate::store::PetitionState;
 
 /// Creates a record with the node's key and publishes it; records about another record
 /// (endorsements, retractions, attestations) go on `topic`, that record's topic.
@@ -302,21 +303,44 @@ pub(crate) async fn endorse(
     let rec = stored(&s, "petition", &petition)?;
     // Endorsements travel on their petition's topic.
     let topic = rec.record().topic;
-    rules::endorsement(&topic, &Pointed::of(rec.record()))
-        .map_err(|e| ApiError::rule(e, format!("{petition} is a {}", rec.record().kind())))?;
-    if let Body::Petition(p) = &rec.record().body {
-        if p.deadline.is_some_and(|d| d < now_ms()) {
-            return Err(ApiError::bad(
-                "closed",
-                "the petition's deadline has passed",
-            ));
-        }
-    }
     let pledge = r
         .pledge
         .as_deref()
         .map(|a| amount("pledge", a))
         .transpose()?;
+    rules::endorsement(&topic, pledge.as_ref(), &Pointed::of(rec.record())).map_err(|e| {
+        let message = match (e, &rec.record().body) {
+            (chorus_protocol::RuleError::EndorsementCurrencyMismatch, Body::Petition(p)) => {
+                match &p.variant {
+                    PetitionVariant::Campaign { goal } => format!(
+                        "campaign {petition} collects {}: pledge in {} (its goal is {goal})",
+                        goal.currency, goal.currency
+                    ),
+                    _ => e.to_string(),
+                }
+            }
+            _ => format!("{petition} is a {}", rec.record().kind()),
+        };
+        ApiError::rule(e, message)
+    })?;
+    // Endorsements made after a petition closed do not count (PROTOCOL.md §9).
+    if let Some(t) = s.store.tally(&petition)? {
+        match t.state(now_ms()) {
+            PetitionState::Open => {}
+            PetitionState::Withdrawn => {
+                return Err(ApiError::bad(
+                    "closed",
+                    format!("petition {petition} was withdrawn by its author: endorsements made now do not count"),
+                ))
+            }
+            PetitionState::Closed => {
+                return Err(ApiError::bad(
+                    "closed",
+                    format!("petition {petition} is past its deadline: endorsements made now do not count"),
+                ))
+            }
+        }
+    }
     create_on(
         &s,
         Body::Endorsement(Endorsement {

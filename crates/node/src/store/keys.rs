@@ -17,6 +17,7 @@
 //! | `R`    | product(64)                                  | [`super::values::Rating`]     |
 //! | `G`    | group id                                     | [`super::values::GroupTally`] |
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
+//! | `h`    | petition id, created_at(8, BE), id           | author(32) on(1) pledge(8, BE): every endorsement and retraction of one that counts for the petition (made before it closed), in (`created_at`, id) order |
 //! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
 //! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
 //! | `L`    | petition id                                  | stored here (ms, BE), before its deadline |
@@ -48,17 +49,28 @@ pub(crate) const GROUP_PETITION: u8 = b'q';
 pub(crate) const JOURNAL: u8 = b'e';
 pub(crate) const JOURNALED: u8 = b'j';
 pub(crate) const LATE: u8 = b'L';
+pub(crate) const HISTORY: u8 = b'h';
 
 /// The key marking the store's encoding of derived state.
 pub(crate) const FORMAT: &[u8] = b"vformat";
-/// 2: slots and petition tallies are compact ([`super::codec`]); 1 (no marker): CBOR maps.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+/// 3: petition tallies carry `first_reached_at`, `withdrawn_at`, `funded` and `latest_at`,
+/// and the `h` history of each petition is kept (derived state is rebuilt from the records
+/// when a store of an older version opens); 2: slots and petition tallies are compact
+/// ([`super::codec`]); 1 (no marker): CBOR maps.
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
 /// The key of the number of records stored.
 pub(crate) const COUNT: &[u8] = b"mcount";
 
 /// Prefixes of derived state: what a recomputation rebuilds and compares (with [`COUNT`]).
-pub(crate) const DERIVED: [u8; 5] = [SLOT, PETITION_TALLY, RATING, GROUP_TALLY, GROUP_PETITION];
+pub(crate) const DERIVED: [u8; 6] = [
+    SLOT,
+    PETITION_TALLY,
+    RATING,
+    GROUP_TALLY,
+    GROUP_PETITION,
+    HISTORY,
+];
 
 /// A product as the store keys it: the producer's key and BLAKE3 of the product code (so
 /// every product key has the same length whatever the code).

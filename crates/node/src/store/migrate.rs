@@ -1,36 +1,50 @@
 //! One-off rewrites of what older nodes stored, done when a store opens.
 
-use super::codec::{self, Stored};
 use super::keys;
-use super::values::{PetitionTally, Slot};
 use crate::error::Result;
 
-/// Rewrites the slots and petition tallies an older node stored as CBOR maps in the compact
-/// encoding ([`super::codec`]), once per store (marked by [`keys::FORMAT`]): values read the same
-/// either way, but `recompute` compares stored bytes with freshly computed ones. Each
-/// rewrite is idempotent and the marker is written once they are durable, so a crash
-/// part-way is finished at the next open. (Plain inserts, not a `sled::Batch`: the first
-/// batch would switch on sled's global read lock for the life of the process.)
-pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
-    if tree.contains_key(keys::FORMAT)? {
-        return Ok(());
+/// Brings the derived state of a store written by an older version up to
+/// [`keys::FORMAT_VERSION`], once per store (marked by [`keys::FORMAT`]). Derived state is
+/// a function of the records, so the rewrite is a rebuild: every derived key is removed and
+/// the derived state is computed again from the stored records under this version's rules
+/// (`crate::tally::recompute::derive`), as the audit computes it. A record that breaks a
+/// rule it did not break before (a pledge in another currency than its campaign's) stays
+/// stored and counts for nothing. The marker is written once the rebuild is durable, so a
+/// crash part-way starts it again at the next open. (Plain inserts, not a `sled::Batch`:
+/// the first batch would switch on sled's global read lock for the life of the process.)
+/// Returns whether it rebuilt anything.
+pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> {
+    let version = tree
+        .get(keys::FORMAT)?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(1);
+    if version >= keys::FORMAT_VERSION {
+        return Ok(false);
     }
-    for prefix in [keys::SLOT, keys::PETITION_TALLY] {
-        for kv in tree.scan_prefix([prefix]) {
-            let (k, v) = kv?;
-            if !codec::is_cbor_map(&v) {
-                continue;
-            }
-            let fresh = if prefix == keys::SLOT {
-                Slot::decode(&v)?.encode()
-            } else {
-                PetitionTally::decode(&v)?.encode()
-            };
-            tree.insert(k, fresh)?;
+    let start = std::time::Instant::now();
+    for prefix in keys::DERIVED {
+        for k in tree.scan_prefix([prefix]).keys() {
+            tree.remove(k?)?;
+        }
+    }
+    let (fresh, refused) = crate::tally::recompute::derive(tree)?;
+    let mut written = 0u64;
+    for (k, v) in fresh.0 {
+        if k.first().is_some_and(|p| keys::DERIVED.contains(p)) {
+            tree.insert(k, v)?;
+            written += 1;
         }
     }
     db.flush()?;
     tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
     db.flush()?;
-    Ok(())
+    tracing::info!(
+        from = version,
+        to = keys::FORMAT_VERSION,
+        derived_keys = written,
+        refused = refused.len(),
+        ms = start.elapsed().as_millis() as u64,
+        "derived state rebuilt under this version's rules"
+    );
+    Ok(true)
 }

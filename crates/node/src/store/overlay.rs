@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use chorus_protocol::RecordId;
+use chorus_protocol::{AuthorKey, RecordId};
 
 use super::cache::{Hot, Seen};
 use super::codec::Stored;
@@ -160,11 +160,49 @@ impl<'a, B: Backing> Overlay<'a, B> {
         self.put_value(k.into_bytes(), s);
     }
 
-    /// The winning state of every endorser of a petition.
-    pub(crate) fn endorsement_slots(&self, petition: &RecordId) -> Result<Vec<Slot>> {
-        self.scan_prefix(&SlotKey::endorsements_of(petition))?
+    /// Empties a slot (no record of it counts any more).
+    pub(crate) fn remove_slot(&mut self, k: SlotKey) {
+        self.remove(k.into_bytes());
+    }
+
+    /// Adds a record to a petition's history (see [`keys::HISTORY`]).
+    pub(crate) fn put_history(&mut self, petition: &RecordId, e: &HistoryEntry) {
+        let mut v = Vec::with_capacity(41);
+        v.extend_from_slice(e.author.as_bytes());
+        v.push(u8::from(e.on));
+        v.extend_from_slice(&e.pledge.to_be_bytes());
+        self.put(
+            keys::timed(keys::HISTORY, petition.as_bytes(), e.at, &e.id),
+            v,
+        );
+    }
+
+    /// Removes a record from a petition's history.
+    pub(crate) fn remove_history(&mut self, petition: &RecordId, at: u64, id: &RecordId) {
+        self.remove(keys::timed(keys::HISTORY, petition.as_bytes(), at, id));
+    }
+
+    /// A petition's history, in (`created_at`, id) order.
+    pub(crate) fn history(&self, petition: &RecordId) -> Result<Vec<HistoryEntry>> {
+        let prefix = keys::key(keys::HISTORY, &[petition.as_bytes()]);
+        self.scan_prefix(&prefix)?
             .into_iter()
-            .map(|(_, v)| Slot::decode(&v))
+            .map(|(k, v)| {
+                let bad = || Error::Corrupt("petition history entry".into());
+                let (at, id) = keys::timed_tail(&k).ok_or_else(bad)?;
+                if v.len() != 41 {
+                    return Err(bad());
+                }
+                let author: [u8; 32] = v[..32].try_into().map_err(|_| bad())?;
+                let pledge = u64::from_be_bytes(v[33..41].try_into().map_err(|_| bad())?);
+                Ok(HistoryEntry {
+                    at,
+                    id,
+                    author: AuthorKey(author),
+                    on: v[32] != 0,
+                    pledge,
+                })
+            })
             .collect()
     }
 
@@ -197,6 +235,21 @@ impl<'a, B: Backing> Overlay<'a, B> {
     pub(crate) fn put_group_tally(&mut self, group: &RecordId, g: &GroupTally) {
         self.put_value(keys::key(keys::GROUP_TALLY, &[group.as_bytes()]), g);
     }
+}
+
+/// One record in a petition's history: an endorsement (`on`) or the retraction of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HistoryEntry {
+    /// Its `created_at`.
+    pub(crate) at: u64,
+    /// Its id.
+    pub(crate) id: RecordId,
+    /// Its author (the endorser).
+    pub(crate) author: AuthorKey,
+    /// An endorsement (true) or a retraction (false).
+    pub(crate) on: bool,
+    /// An endorsement's pledge in the campaign's currency (hundredths; 0 if none).
+    pub(crate) pledge: u64,
 }
 
 /// An in-memory key space (a recomputation builds derived state from scratch in one).

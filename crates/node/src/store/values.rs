@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 use super::codec::{cbor_decode, cbor_encode, is_cbor_map, Reader, Stored, Writer};
 use crate::error::{Error, Result};
 
-/// A petition's tally: what `chorus tally` shows.
+/// A petition's tally: what `chorus tally` shows. A pure function of the petition's records
+/// (PROTOCOL.md §9): what depends on the reader's clock (is the deadline past, has a
+/// campaign failed) is judged when it is read (`PetitionTally::state`,
+/// `PetitionTally::outcome`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct PetitionTally {
     /// The targeted producer.
     pub producer: AuthorKey,
-    /// Endorsements needed.
+    /// Endorsements needed (for a campaign: backers needed, besides the goal).
     pub threshold: u64,
     /// Endorsements created after this (ms) do not count.
     pub deadline: Option<u64>,
@@ -27,16 +30,107 @@ pub struct PetitionTally {
     pub endorsers: u64,
     /// Of those, members of the petition's group.
     pub member_endorsers: u64,
-    /// Pledged sums per currency, in hundredths.
+    /// Pledged sums per currency, in hundredths (a campaign's are all in its goal's
+    /// currency: PROTOCOL.md §9.1 `currency_mismatch`).
     pub pledged: BTreeMap<String, u128>,
-    /// Has the number of endorsers reached the threshold?
+    /// Is the petition reached now: endorsers ≥ threshold and, for a campaign, the pledged
+    /// total ≥ the goal?
     pub reached: bool,
-    /// `created_at` of the threshold-th earliest counted endorsement.
-    pub reached_at: Option<u64>,
-    /// Has the petition's author retracted it?
+    /// A campaign that is reached (goal met, enough backers); always false for others.
+    pub funded: bool,
+    /// `created_at` of the record at which the petition was first reached, its
+    /// endorsements and retractions taken in (`created_at`, id) order (PROTOCOL.md §9).
+    /// Stays set when `reached` no longer holds.
+    pub first_reached_at: Option<u64>,
+    /// Has the petition's author retracted (withdrawn) it?
     pub withdrawn: bool,
+    /// `created_at` of its earliest withdrawal: endorsements created after it do not count.
+    pub withdrawn_at: Option<u64>,
     /// The producer's latest response.
     pub response: Option<ResponseInfo>,
+    /// The greatest `created_at` of the endorsements and retractions of endorsements that
+    /// count for this petition (made before it closed): how the node knows that a record
+    /// comes after all the others.
+    pub latest_at: Option<u64>,
+}
+
+/// Where a petition stands at a given time (PROTOCOL.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PetitionState {
+    /// Endorsements made now count.
+    Open,
+    /// Its author withdrew it.
+    Withdrawn,
+    /// Its deadline has passed.
+    Closed,
+}
+
+impl PetitionState {
+    /// `open`, `withdrawn` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PetitionState::Open => "open",
+            PetitionState::Withdrawn => "withdrawn",
+            PetitionState::Closed => "closed",
+        }
+    }
+}
+
+impl PetitionTally {
+    /// The time after which endorsements do not count: the earlier of the deadline and the
+    /// first withdrawal.
+    pub fn closes_at(&self) -> Option<u64> {
+        match (self.deadline, self.withdrawn_at) {
+            (Some(d), Some(w)) => Some(d.min(w)),
+            (d, w) => d.or(w),
+        }
+    }
+
+    /// The state at `now` (ms): withdrawn comes first, then closed by deadline.
+    pub fn state(&self, now: u64) -> PetitionState {
+        if self.withdrawn {
+            PetitionState::Withdrawn
+        } else if self.deadline.is_some_and(|d| d < now) {
+            PetitionState::Closed
+        } else {
+            PetitionState::Open
+        }
+    }
+
+    /// A campaign's pledged total in its goal's currency (hundredths); `None` outside
+    /// campaigns.
+    pub fn pledged_total(&self) -> Option<u128> {
+        let (_, currency) = self.goal.as_ref()?;
+        Some(self.pledged.get(currency).copied().unwrap_or(0))
+    }
+
+    /// Does a count of `endorsers` with `pledged` (goal currency) reach the petition?
+    pub(crate) fn meets(&self, endorsers: u64, pledged: u128) -> bool {
+        endorsers >= self.threshold
+            && self
+                .goal
+                .as_ref()
+                .is_none_or(|(g, _)| pledged >= u128::from(*g))
+    }
+
+    /// Sets `reached` and `funded` from the current count and pledges.
+    pub(crate) fn settle(&mut self) {
+        self.reached = self.meets(self.endorsers, self.pledged_total().unwrap_or(0));
+        self.funded = self.goal.is_some() && self.reached;
+    }
+
+    /// A campaign's outcome at `now`: once its deadline has passed, `funded` or `failed`
+    /// (the state at the deadline is final, §9); `None` before, or outside campaigns, or for
+    /// a campaign without a deadline. A withdrawn campaign fails at its deadline unless it
+    /// was funded when withdrawn.
+    pub fn outcome(&self, now: u64) -> Option<&'static str> {
+        self.goal.as_ref()?;
+        let d = self.deadline?;
+        if d >= now {
+            return None;
+        }
+        Some(if self.funded { "funded" } else { "failed" })
+    }
 }
 
 /// A producer's latest answer, as kept in a tally.
@@ -190,15 +284,19 @@ impl Stored for PetitionTally {
             | u8::from(self.group.is_some()) << 1
             | u8::from(self.goal.is_some()) << 2
             | u8::from(self.reached) << 3
-            | u8::from(self.reached_at.is_some()) << 4
+            | u8::from(self.first_reached_at.is_some()) << 4
             | u8::from(self.withdrawn) << 5
             | u8::from(self.response.is_some()) << 6;
-        let mut w = Writer::new(80);
+        let more = u8::from(self.withdrawn_at.is_some())
+            | u8::from(self.latest_at.is_some()) << 1
+            | u8::from(self.funded) << 2;
+        let mut w = Writer::new(96);
         w.bytes32(self.producer.as_bytes())
             .u64(self.threshold)
             .u64(self.endorsers)
             .u64(self.member_endorsers)
-            .u8(flags);
+            .u8(flags)
+            .u8(more);
         if let Some(d) = self.deadline {
             w.u64(d);
         }
@@ -208,7 +306,13 @@ impl Stored for PetitionTally {
         if let Some((amount, currency)) = &self.goal {
             w.u64(*amount).str(currency);
         }
-        if let Some(at) = self.reached_at {
+        if let Some(at) = self.first_reached_at {
+            w.u64(at);
+        }
+        if let Some(at) = self.withdrawn_at {
+            w.u64(at);
+        }
+        if let Some(at) = self.latest_at {
             w.u64(at);
         }
         if let Some(resp) = &self.response {
@@ -232,10 +336,12 @@ impl Stored for PetitionTally {
         let endorsers = r.u64()?;
         let member_endorsers = r.u64()?;
         let flags = r.u8()?;
-        if flags & 0x80 != 0 {
+        let more = r.u8()?;
+        if flags & 0x80 != 0 || more & !0b111 != 0 {
             return Err(Error::Corrupt("tally: unknown flags".into()));
         }
         let has = |bit: u8| flags & (1 << bit) != 0;
+        let also = |bit: u8| more & (1 << bit) != 0;
         let deadline = if has(0) { Some(r.u64()?) } else { None };
         let group = if has(1) {
             Some(RecordId(r.bytes32()?))
@@ -247,7 +353,9 @@ impl Stored for PetitionTally {
         } else {
             None
         };
-        let reached_at = if has(4) { Some(r.u64()?) } else { None };
+        let first_reached_at = if has(4) { Some(r.u64()?) } else { None };
+        let withdrawn_at = if also(0) { Some(r.u64()?) } else { None };
+        let latest_at = if also(1) { Some(r.u64()?) } else { None };
         let response = if has(6) {
             Some(ResponseInfo {
                 id: RecordId(r.bytes32()?),
@@ -274,9 +382,12 @@ impl Stored for PetitionTally {
             member_endorsers,
             pledged,
             reached: has(3),
-            reached_at,
+            funded: also(2),
+            first_reached_at,
             withdrawn: has(5),
+            withdrawn_at,
             response,
+            latest_at,
         })
     }
 }
@@ -332,9 +443,12 @@ mod tests {
             member_endorsers: 0,
             pledged: BTreeMap::new(),
             reached: false,
-            reached_at: None,
+            funded: false,
+            first_reached_at: None,
             withdrawn: false,
+            withdrawn_at: None,
             response: None,
+            latest_at: None,
         };
         vec![
             plain.clone(),
@@ -345,8 +459,11 @@ mod tests {
                 member_endorsers: 2,
                 pledged: BTreeMap::from([("EUR".into(), u128::MAX), ("USD".into(), 5)]),
                 reached: true,
-                reached_at: Some(42),
+                funded: true,
+                first_reached_at: Some(42),
                 withdrawn: true,
+                withdrawn_at: Some(41),
+                latest_at: Some(40),
                 response: Some(ResponseInfo {
                     id: id(3),
                     status: "accepted".into(),
@@ -368,7 +485,7 @@ mod tests {
         // The commonest values: an endorsement's slot and a plain petition's tally.
         assert_eq!(slots()[0].encode().len(), 42);
         assert!(slots()[0].encode().len() * 2 < cbor_encode(&slots()[0]).len());
-        assert_eq!(tallies()[0].encode().len(), 66);
+        assert_eq!(tallies()[0].encode().len(), 67);
         assert!(tallies()[0].encode().len() * 2 < cbor_encode(&tallies()[0]).len());
         for t in tallies() {
             let b = t.encode();

@@ -1,7 +1,7 @@
 //! What one record changes in derived state: it offers its state to its slot, and where it
 //! wins, the sums over slot winners (tallies, ratings, memberships) follow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chorus_protocol::{Admission, AuthorKey, Body, PetitionVariant, RecordId, SignedRecord};
 
@@ -9,7 +9,7 @@ use super::ctx::Ctx;
 use super::event::Event;
 use crate::error::{Error, Result};
 use crate::store::keys::{ProductKey, SlotKey};
-use crate::store::overlay::{Backing, Overlay};
+use crate::store::overlay::{Backing, HistoryEntry, Overlay};
 use crate::store::{GroupTally, PetitionTally, Rating, ResponseInfo, Slot, Store};
 
 /// How long after a petition's deadline an endorsement made before it may still arrive
@@ -117,7 +117,7 @@ pub(crate) fn apply<B: Backing>(
                 PetitionVariant::Campaign { goal } => Some((goal.value, goal.currency.clone())),
                 _ => None,
             };
-            let tally = PetitionTally {
+            let mut tally = PetitionTally {
                 producer: p.producer,
                 threshold: p.threshold,
                 deadline: p.deadline,
@@ -127,10 +127,14 @@ pub(crate) fn apply<B: Backing>(
                 member_endorsers: 0,
                 pledged: BTreeMap::new(),
                 reached: false,
-                reached_at: None,
+                funded: false,
+                first_reached_at: None,
                 withdrawn: false,
+                withdrawn_at: None,
                 response: None,
+                latest_at: None,
             };
+            tally.settle();
             ctx.put_tally(id, tally);
             ctx.changed_petitions.insert(id);
             // Stored here before its deadline: endorsements that come well after it are worth
@@ -189,13 +193,7 @@ pub(crate) fn apply<B: Backing>(
                     // Withdrawal is final: every retraction is an "on" state of its slot.
                     let s = Slot::new(rec, true);
                     offer(ov, SlotKey::withdrawal(&x.target), &s)?;
-                    if let Some(mut tally) = ctx.take_tally(ov, &x.target)? {
-                        if !tally.withdrawn {
-                            tally.withdrawn = true;
-                            ctx.put_tally(x.target, tally);
-                            ctx.changed_petitions.insert(x.target);
-                        }
-                    }
+                    withdraw(ov, ctx, &x.target, r.created_at)?;
                 }
                 Body::Group(_) | Body::Attestation(_) | Body::Retraction(_) => {}
             }
@@ -311,6 +309,86 @@ fn add_pledge(tally: &mut PetitionTally, p: &Option<(u64, String)>, add: bool) {
     }
 }
 
+/// An endorsement's pledge in the petition's campaign currency (0: none, or not a campaign).
+fn campaign_pledge(tally: &PetitionTally, s: &Slot) -> u64 {
+    match (&tally.goal, &s.pledge) {
+        (Some((_, currency)), Some((v, c))) if c == currency => *v,
+        _ => 0,
+    }
+}
+
+/// An endorsement slot's winner changed from `old` to `new`: the count, the pledges and the
+/// member count follow.
+fn count_change<B: Backing>(
+    ov: &Overlay<'_, B>,
+    tally: &mut PetitionTally,
+    author: &AuthorKey,
+    old: Option<&Slot>,
+    new: Option<&Slot>,
+) -> Result<()> {
+    let old_on = old.is_some_and(|o| o.on);
+    let new_on = new.is_some_and(|n| n.on);
+    if let Some(o) = old.filter(|o| o.on) {
+        tally.endorsers -= 1;
+        add_pledge(tally, &o.pledge, false);
+    }
+    if let Some(n) = new.filter(|n| n.on) {
+        tally.endorsers += 1;
+        add_pledge(tally, &n.pledge, true);
+    }
+    if old_on != new_on {
+        if let Some(g) = &tally.group {
+            if member(ov, g, author)? {
+                if new_on {
+                    tally.member_endorsers += 1;
+                } else {
+                    tally.member_endorsers -= 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `first_reached_at` and `latest_at` from a petition's whole history (PROTOCOL.md §9): its
+/// endorsements and retractions taken in (`created_at`, id) order, each author's latest
+/// one standing; the first record after which the petition is reached.
+fn walk(tally: &mut PetitionTally, history: &[HistoryEntry]) {
+    let mut standing: HashMap<AuthorKey, u64> = HashMap::new();
+    let mut pledged: u128 = 0;
+    tally.first_reached_at = None;
+    tally.latest_at = None;
+    for e in history {
+        if let Some(p) = standing.remove(&e.author) {
+            pledged -= u128::from(p);
+        }
+        if e.on {
+            standing.insert(e.author, e.pledge);
+            pledged += u128::from(e.pledge);
+        }
+        tally.latest_at = Some(e.at);
+        if tally.first_reached_at.is_none() && tally.meets(standing.len() as u64, pledged) {
+            tally.first_reached_at = Some(e.at);
+        }
+    }
+}
+
+/// Queues the events of a petition whose reaching changed.
+fn note_changes(
+    ctx: &mut Ctx,
+    petition: &RecordId,
+    tally: &PetitionTally,
+    was_reached: bool,
+    first_before: Option<u64>,
+) {
+    if tally.reached && !was_reached {
+        ctx.crossed.insert(*petition);
+    }
+    if tally.goal.is_some() && first_before.is_none() && tally.first_reached_at.is_some() {
+        ctx.funded.insert(*petition);
+    }
+}
+
 fn endorse_slot<B: Backing>(
     ov: &mut Overlay<'_, B>,
     ctx: &mut Ctx,
@@ -323,89 +401,142 @@ fn endorse_slot<B: Backing>(
             "endorsement applied before its petition".into(),
         ));
     };
-    // The state at the deadline is final: later endorsements and retractions do not count.
-    if tally.deadline.is_some_and(|d| s.at > d) {
+    // Made after the petition closed (its deadline, or its author withdrew it): neither an
+    // endorsement nor a retraction counts; the state at the close is final (§9).
+    if tally.closes_at().is_some_and(|c| s.at > c) {
         return Ok(());
     }
-    let Some(old) = offer(ov, SlotKey::endorsement(petition, author), &s)? else {
+    let entry = HistoryEntry {
+        at: s.at,
+        id: s.id,
+        author: *author,
+        on: s.on,
+        pledge: campaign_pledge(&tally, &s),
+    };
+    ov.put_history(petition, &entry);
+    let was = tally.reached;
+    let first = tally.first_reached_at;
+    if let Some(old) = offer(ov, SlotKey::endorsement(petition, author), &s)? {
+        // Counted, though it reached this node well after the deadline, while this node
+        // held the petition since before it: a backdated endorsement looks like this (so
+        // does one that was held up). Not for the count, which cannot know; for the
+        // audit, which reports it (PROTOCOL.md §9.2).
+        if s.on
+            && ctx.now > 0
+            && tally
+                .deadline
+                .is_some_and(|d| ctx.now > d.saturating_add(LATE_GRACE_MS))
+            && ov.held_before_deadline(petition)?
+        {
+            ov.mark_late(petition, &s.id, ctx.now);
+        }
+        count_change(ov, &mut tally, author, old.as_ref(), Some(&s))?;
+        tally.settle();
+    }
+    if tally.latest_at.is_none_or(|l| s.at > l) {
+        // After every other record: the state after it is the current one.
+        tally.latest_at = Some(s.at);
+        if tally.first_reached_at.is_none() && tally.reached {
+            tally.first_reached_at = Some(s.at);
+        }
+    } else if tally.first_reached_at.is_none_or(|f| s.at <= f) {
+        // Before the record that first reached it (or it was never reached): walk again.
+        // A record after that one cannot move it, whatever it changes.
+        let history = ov.history(petition)?;
+        walk(&mut tally, &history);
+    }
+    note_changes(ctx, petition, &tally, was, first);
+    ctx.put_tally(*petition, tally);
+    ctx.changed_petitions.insert(*petition);
+    Ok(())
+}
+
+/// A withdrawal of `petition` created at `at`: the earliest withdrawal closes the petition,
+/// and what was made after it stops counting, whenever it arrived.
+fn withdraw<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
+    petition: &RecordId,
+    at: u64,
+) -> Result<()> {
+    let Some(mut tally) = ctx.take_tally(ov, petition)? else {
         return Ok(());
     };
-    // Counted, though it reached this node well after the deadline, while this node held the
-    // petition since before it: a backdated endorsement looks like this (so does one that
-    // was held up). Not for the count, which cannot know; for the audit, which reports it
-    // (PROTOCOL.md §9.2).
-    if s.on
-        && ctx.now > 0
-        && tally
-            .deadline
-            .is_some_and(|d| ctx.now > d.saturating_add(LATE_GRACE_MS))
-        && ov.held_before_deadline(petition)?
-    {
-        ov.mark_late(petition, &s.id, ctx.now);
+    if tally.withdrawn_at.is_some_and(|w| w <= at) {
+        return Ok(());
     }
-    let old_on = old.as_ref().is_some_and(|o| o.on);
-    let mut changed_ats = Vec::new();
-    if old_on {
-        tally.endorsers -= 1;
-        if let Some(o) = &old {
-            add_pledge(&mut tally, &o.pledge, false);
-            changed_ats.push(o.at);
-        }
-    }
-    if s.on {
-        tally.endorsers += 1;
-        add_pledge(&mut tally, &s.pledge, true);
-        changed_ats.push(s.at);
-    }
-    if old_on != s.on {
-        if let Some(g) = &tally.group {
-            if member(ov, g, author)? {
-                if s.on {
-                    tally.member_endorsers += 1;
-                } else {
-                    tally.member_endorsers -= 1;
-                }
-            }
-        }
-    }
-    let was = tally.reached;
-    update_reached(ov, petition, &mut tally, &changed_ats)?;
-    if tally.reached && !was {
-        ctx.crossed.insert(*petition);
+    let closed_before = tally.closes_at();
+    tally.withdrawn = true;
+    tally.withdrawn_at = Some(at);
+    if closed_before.is_none_or(|c| at < c) {
+        let was = tally.reached;
+        let first = tally.first_reached_at;
+        close_at(ov, ctx, petition, &mut tally, at)?;
+        note_changes(ctx, petition, &tally, was, first);
     }
     ctx.put_tally(*petition, tally);
     ctx.changed_petitions.insert(*petition);
     Ok(())
 }
 
-fn update_reached<B: Backing>(
-    ov: &Overlay<'_, B>,
+/// Closes a petition at `at`: the records of its history made after it no longer count.
+/// Each endorser whose standing record is one of them goes back to their latest record
+/// made by then (or to not endorsing), and the reaching is walked again.
+fn close_at<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    ctx: &mut Ctx,
     petition: &RecordId,
     tally: &mut PetitionTally,
-    changed_ats: &[u64],
+    at: u64,
 ) -> Result<()> {
-    if tally.endorsers < tally.threshold {
-        tally.reached = false;
-        tally.reached_at = None;
+    let history = ov.history(petition)?;
+    let cut = history.partition_point(|e| e.at <= at);
+    if cut == history.len() {
         return Ok(());
     }
-    // Changes after the current threshold-th endorsement cannot move it.
-    if let (true, Some(t)) = (tally.reached, tally.reached_at) {
-        if changed_ats.iter().all(|a| *a > t) {
-            return Ok(());
-        }
+    let (kept, dropped) = history.split_at(cut);
+    let mut standing: HashMap<AuthorKey, &HistoryEntry> = HashMap::new();
+    for e in kept {
+        standing.insert(e.author, e);
     }
-    let mut ats: Vec<u64> = ov
-        .endorsement_slots(petition)?
-        .into_iter()
-        .filter(|s| s.on)
-        .map(|s| s.at)
-        .collect();
-    ats.sort_unstable();
-    let k = usize::try_from(tally.threshold).unwrap_or(usize::MAX);
-    tally.reached_at = ats.get(k.saturating_sub(1)).copied();
-    tally.reached = tally.reached_at.is_some();
+    let mut authors = BTreeSet::new();
+    for e in dropped {
+        ov.remove_history(petition, e.at, &e.id);
+        authors.insert(e.author);
+    }
+    for a in authors {
+        let k = SlotKey::endorsement(petition, &a);
+        let old = ov.slot(&k)?;
+        let new = match standing.get(&a) {
+            Some(e) => Some(slot_of(ov, ctx, e)?),
+            None => None,
+        };
+        if old == new {
+            continue;
+        }
+        match &new {
+            Some(n) => ov.put_slot(k, n),
+            None => ov.remove_slot(k),
+        }
+        count_change(ov, tally, &a, old.as_ref(), new.as_ref())?;
+    }
+    tally.settle();
+    walk(tally, kept);
     Ok(())
+}
+
+/// The slot state of a record of a petition's history.
+fn slot_of<B: Backing>(ov: &Overlay<'_, B>, ctx: &mut Ctx, e: &HistoryEntry) -> Result<Slot> {
+    let Some(rec) = ctx.target(ov, &e.id)? else {
+        return Err(Error::Corrupt(
+            "petition history names a record not stored".into(),
+        ));
+    };
+    let mut s = Slot::new(&rec, e.on);
+    if let Body::Endorsement(en) = &rec.record().body {
+        s.pledge = en.pledge.as_ref().map(|a| (a.value, a.currency.clone()));
+    }
+    Ok(s)
 }
 
 /// Membership of `who` in `group` may have changed from `before`: update the group's member

@@ -24,6 +24,8 @@ pub(crate) struct Ctx {
     pub(crate) events: Vec<Event>,
     pub(super) changed_petitions: BTreeSet<RecordId>,
     pub(super) crossed: BTreeSet<RecordId>,
+    /// Campaigns first funded in this chunk.
+    pub(super) funded: BTreeSet<RecordId>,
     pub(super) changed_products: BTreeMap<ProductKey, (AuthorKey, String)>,
     /// The writer's clock (ms) while it stores records as they arrive; 0 when derived state
     /// is recomputed from a set of records, where arrival means nothing.
@@ -117,6 +119,12 @@ impl Ctx {
                         tally: Box::new(t.clone()),
                     });
                 }
+                if self.funded.contains(&p) && t.first_reached_at.is_some() {
+                    events.push(Event::CampaignFunded {
+                        petition: p,
+                        tally: Box::new(t.clone()),
+                    });
+                }
                 events.push(Event::TallyChanged {
                     petition: p,
                     tally: Box::new(t),
@@ -124,6 +132,7 @@ impl Ctx {
             }
         }
         self.crossed.clear();
+        self.funded.clear();
         for (pk, (producer, code)) in std::mem::take(&mut self.changed_products) {
             let rating: Rating = ov.rating(&pk)?.unwrap_or_default();
             events.push(Event::RatingChanged {
@@ -141,6 +150,7 @@ impl Ctx {
         self.events.clear();
         self.changed_petitions.clear();
         self.crossed.clear();
+        self.funded.clear();
         self.changed_products.clear();
     }
 }

@@ -40,6 +40,24 @@ pub enum Event {
         /// Its tally.
         tally: Box<PetitionTally>,
     },
+    /// A campaign was first funded: its pledges met the goal (with at least `threshold`
+    /// backers) for the first time, in the order of its records (`first_reached_at`).
+    CampaignFunded {
+        /// The campaign.
+        petition: RecordId,
+        /// Its tally.
+        tally: Box<PetitionTally>,
+    },
+    /// A campaign's deadline passed (noticed by the node's clock): `funded` or `failed`
+    /// (a failed campaign's pledges are void).
+    CampaignEnded {
+        /// The campaign.
+        petition: RecordId,
+        /// `funded` or `failed`.
+        outcome: String,
+        /// Its tally.
+        tally: Box<PetitionTally>,
+    },
     /// A product's rating changed.
     RatingChanged {
         /// The producer.

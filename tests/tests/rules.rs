@@ -1,0 +1,278 @@
+//! Issue 19's rules on real processes: campaigns that are funded or fail, a pledge in a
+//! foreign currency refused, and a withdrawn petition that no endorsement reopens — made
+//! locally or arriving from another node.
+
+use std::process::Output;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chorus_e2e::{chorus, DataDir, NodeProcess};
+use serde_json::Value;
+
+/// A producer key nobody runs a node for.
+const PRODUCER: &str = "abababababababababababababababababababababababababababababababab";
+const FLAGS: [&str; 5] = [
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--no-mdns",
+    "--api",
+    "127.0.0.1:0",
+];
+const START: Duration = Duration::from_secs(30);
+const TRAVEL: Duration = Duration::from_secs(30);
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn start(dir: &DataDir, bootstrap: Option<&str>) -> (NodeProcess, String) {
+    let mut args = FLAGS.to_vec();
+    if let Some(b) = bootstrap {
+        args.extend(["--bootstrap", b]);
+    }
+    let mut node = NodeProcess::start(dir, &args);
+    node.wait_for("api      http://127.0.0.1:", START);
+    let addr = node
+        .wait_for("listening /ip4/127.0.0.1/tcp/", START)
+        .trim_start_matches("listening ")
+        .to_string();
+    (node, addr)
+}
+
+fn ok(dir: &DataDir, args: &[&str]) -> String {
+    let out = chorus(dir, args);
+    assert!(
+        out.status.success(),
+        "chorus {args:?} failed ({:?}): {}",
+        out.status.code(),
+        stderr(&out)
+    );
+    stdout(&out).trim().to_string()
+}
+
+fn json_of(dir: &DataDir, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let text = ok(dir, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("chorus {args:?}: {e}: {text}"))
+}
+
+/// A command that must fail with exit code 2 and one `chorus:` line; returns it.
+fn fails(dir: &DataDir, args: &[&str]) -> String {
+    let out = chorus(dir, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "chorus {args:?}: {err}");
+    assert_eq!(stdout(&out), "", "chorus {args:?} printed on stdout");
+    assert!(err.starts_with("chorus: "), "chorus {args:?}: {err}");
+    err.trim().to_string()
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The tally of `petition` on `dir` once `ready` holds of it (asking the node to catch up
+/// meanwhile).
+fn tally_when(dir: &DataDir, petition: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, TRAVEL, || {
+        let out = chorus(dir, &["tally", petition, "--json"]);
+        if out.status.success() {
+            let t: Value = serde_json::from_str(&stdout(&out)).expect("tally is JSON");
+            if ready(&t) {
+                return Some(t);
+            }
+        }
+        let _ = chorus(dir, &["sync"]);
+        None
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn campaign(dir: &DataDir, goal: &str, deadline: Option<u64>) -> String {
+    let deadline = deadline.map(|d| d.to_string());
+    let mut args = vec![
+        "petition",
+        "open",
+        "--producer",
+        PRODUCER,
+        "--title",
+        "Fund the mould",
+        "--text",
+        "All or nothing",
+        "--threshold",
+        "1",
+        "--campaign",
+        "--goal",
+        goal,
+    ];
+    if let Some(d) = &deadline {
+        args.extend(["--deadline", d.as_str()]);
+    }
+    ok(dir, &args)
+}
+
+#[test]
+fn a_campaign_is_funded_by_pledges_from_three_nodes_and_a_foreign_currency_is_refused() {
+    let (da, db, dc) = (DataDir::new(), DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (b, _) = start(&db, Some(&addr));
+    let (c, _) = start(&dc, Some(&addr));
+    let id = campaign(&da, "30EUR", None);
+    let mut watch = NodeProcess::spawn(&da, &["watch", "--petition", &id]);
+    watch.wait_for("caught up", START);
+
+    ok(&da, &["endorse", &id, "--pledge", "10EUR"]);
+    for d in [&db, &dc] {
+        ok(d, &["follow", "--producer", PRODUCER]);
+        tally_when(d, &id, "the campaign reaches the backer's node", |_| true);
+        // Dollars to a campaign in euros: refused, saying what to do.
+        let err = fails(d, &["endorse", &id, "--pledge", "10USD"]);
+        assert!(err.contains("EUR"), "{err}");
+        ok(d, &["endorse", &id, "--pledge", "10EUR"]);
+    }
+    let t = tally_when(&da, &id, "three pledges reach A", |t| t["endorsers"] == 3);
+    assert_eq!(t["pledged_total"], "30.00EUR", "{t}");
+    assert_eq!(
+        (&t["reached"], &t["funded"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{t}"
+    );
+    assert!(t["first_reached_at"].as_u64().is_some(), "{t}");
+    assert!(t["outcome"].is_null(), "no deadline, no outcome: {t}");
+    let line = watch.wait_for("FUNDED", TRAVEL);
+    assert!(
+        line.contains(&id) && line.contains("pledged 30.00EUR of 30EUR"),
+        "{line}"
+    );
+    let human = ok(&da, &["tally", &id]);
+    assert!(human.contains("pledged   30.00EUR — funded"), "{human}");
+
+    // The bundle proves the total.
+    let file = da.path().join("campaign.cbor");
+    let file_s = file.to_str().unwrap();
+    ok(&da, &["export", &id, "-o", file_s]);
+    let v = json_of(&da, &["verify", file_s]);
+    assert_eq!(v["pledged"], "30.00EUR", "{v}");
+    assert_eq!(v["funded"], true, "{v}");
+    assert!(ok(&da, &["verify", file_s]).contains("pledged: 30.00EUR"));
+    watch.kill();
+    for n in [c, b, a] {
+        assert_eq!(n.terminate(), Some(0));
+    }
+}
+
+#[test]
+fn a_campaign_that_misses_its_goal_fails_at_its_deadline() {
+    let dir = DataDir::new();
+    let (node, _) = start(&dir, None);
+    let deadline = now_ms() + 6_000;
+    let id = campaign(&dir, "3000EUR", Some(deadline));
+    let mut watch = NodeProcess::spawn(&dir, &["watch", "--petition", &id]);
+    watch.wait_for("caught up", START);
+    ok(&dir, &["endorse", &id, "--pledge", "2000EUR"]);
+    let t = json_of(&dir, &["tally", &id]);
+    assert_eq!(t["reached"], false, "2000 of 3000 EUR: {t}");
+    assert_eq!(t["state"], "open", "{t}");
+    assert!(t["outcome"].is_null(), "{t}");
+
+    let line = watch.wait_for("ENDED", Duration::from_secs(20));
+    assert!(line.contains("failed: its pledges are void"), "{line}");
+    assert!(now_ms() > deadline, "ended before its deadline");
+    let t = json_of(&dir, &["tally", &id]);
+    assert_eq!(t["outcome"], "failed", "{t}");
+    assert_eq!(t["state"], "closed", "{t}");
+    assert!(ok(&dir, &["tally", &id]).contains("pledges are void"));
+    let err = fails(&dir, &["endorse", &id, "--pledge", "1000EUR"]);
+    assert!(err.contains("past its deadline"), "{err}");
+    watch.kill();
+    assert_eq!(node.terminate(), Some(0));
+}
+
+#[test]
+fn an_endorsement_made_after_a_withdrawal_is_refused_locally_and_not_counted_when_it_arrives() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    let (b, _) = start(&db, Some(&addr));
+    let id = ok(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "Spare parts",
+            "--text",
+            "Sell them",
+            "--threshold",
+            "2",
+        ],
+    );
+    ok(&db, &["follow", "--producer", PRODUCER]);
+    tally_when(&db, &id, "the petition reaches B", |_| true);
+    ok(&db, &["endorse", &id]);
+    tally_when(&da, &id, "B's endorsement reaches A", |t| {
+        t["endorsers"] == 1
+    });
+
+    // B goes offline; A withdraws; A's own node refuses an endorsement now.
+    assert_eq!(b.terminate(), Some(0));
+    ok(&da, &["retract", &id]);
+    let err = fails(&da, &["endorse", &id]);
+    assert!(err.contains("withdrawn"), "{err}");
+    let t = json_of(&da, &["tally", &id]);
+    assert_eq!(
+        (&t["state"], &t["endorsers"]),
+        (&Value::from("withdrawn"), &Value::from(1)),
+        "{t}"
+    );
+
+    // B, alone, does not know: it takes back its endorsement and endorses again, both
+    // after A's withdrawal, and counts itself meanwhile.
+    let (b, _) = start(&db, None);
+    ok(&db, &["retract", &id]);
+    let late = ok(&db, &["endorse", &id]);
+    assert_eq!(json_of(&db, &["tally", &id])["endorsers"], 1);
+    assert_eq!(b.terminate(), Some(0));
+
+    // Back together: the withdrawal reaches B, which uncounts what it had counted (its
+    // records made after the withdrawal), so B's endorsement from before stands; B's late
+    // records reach A, which does not count them.
+    let (b, _) = start(&db, Some(&addr));
+    let on_b = tally_when(&db, &id, "the withdrawal reaches B", |t| {
+        t["withdrawn"] == true
+    });
+    assert_eq!(on_b["endorsers"], 1, "{on_b}");
+    assert_eq!(on_b["state"], "withdrawn", "{on_b}");
+    eventually("B's late endorsement reaches A", TRAVEL, || {
+        let _ = chorus(&da, &["sync"]);
+        chorus(&da, &["show", &late]).status.success().then_some(())
+    });
+    let on_a = json_of(&da, &["tally", &id]);
+    assert_eq!(on_a["endorsers"], 1, "{on_a}");
+    assert_eq!(on_a["withdrawn_at"], on_b["withdrawn_at"], "{on_a}");
+    let err = fails(&db, &["endorse", &id]);
+    assert!(err.contains("withdrawn"), "{err}");
+    let audit = chorus(&da, &["audit", "--json"]);
+    let v: Value = serde_json::from_str(stdout(&audit).trim()).unwrap();
+    assert_eq!(v["errors"], 0, "{v}");
+    for n in [b, a] {
+        assert_eq!(n.terminate(), Some(0));
+    }
+}
