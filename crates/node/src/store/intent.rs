@@ -332,7 +332,19 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        // A database just dropped may hold its file lock a moment longer (sled's I/O
+        // threads finish their last writes with their own handle), as `open_db` knows.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(e)
+                    if super::super::is_lock_error(&e) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
         let main = db.open_tree("main").unwrap();
         (db, main)
     }
