@@ -475,7 +475,7 @@ impl Config {
             (
                 "network.forward_jitter",
                 n.forward_jitter.as_millis() as u64,
-                crate::net::MAX_JITTER.as_millis() as u64,
+                MAX_FORWARD_JITTER.as_millis() as u64,
             ),
             // Beyond a day ahead a record is blamed on its sender (ingest::FAR_FUTURE_MS).
             (
@@ -514,6 +514,10 @@ impl Config {
         Ok(())
     }
 }
+
+/// The longest `network.forward_jitter` allowed: gossipsub keeps a message awaiting its
+/// verdict only a few heartbeats.
+pub const MAX_FORWARD_JITTER: Duration = Duration::from_secs(1);
 
 /// The data dir: `$CHORUS_DATA_DIR`, else the platform's data dir plus `chorus`
 /// (`~/.local/share/chorus` on Linux), else `./.chorus`.

@@ -142,7 +142,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The longest `network.forward_jitter` used.
-pub(crate) const MAX_JITTER: Duration = Duration::from_secs(1);
+const MAX_JITTER: Duration = crate::config::MAX_FORWARD_JITTER;
 
 /// Where a gossip message came from, to answer with its verdict.
 #[derive(Debug)]
