@@ -17,9 +17,11 @@ use tracing::warn;
 use crate::net::{Client, InboundLimits, InboundRequest, PeerId};
 use crate::store::Store;
 
-/// Answers computed at once. Each holds a decoded request and its answer (a few MB at most
-/// for the largest) on a blocking thread; more would not answer faster on a small machine.
-pub(crate) const MAX_SERVING: usize = 4;
+/// Answers computed at once. Each holds a decoded request, the records it reads and its
+/// encoded answer (about 10 MB for the largest fetch) on a blocking thread; two keep both
+/// cores of a small machine busy, and each one more would add its 10 MB to the peak a hostile
+/// flood can cause (`benches/sync_hostile.rs`).
+pub(crate) const MAX_SERVING: usize = 2;
 
 /// What peers may ask of this node at once, over sync (enforced by the network before a
 /// request is read):
