@@ -243,10 +243,11 @@ def cbor_encode(v):
 
 
 class CborReader:
-    """Decodes only uint, bstr, text, array and map with definite lengths."""
+    """Decodes only uint, bstr, text, array and map with definite lengths (and null, where
+    `nulls` allows it: in a bundle, never in a record)."""
 
-    def __init__(self, data):
-        self.data, self.pos = data, 0
+    def __init__(self, data, nulls=False):
+        self.data, self.pos, self.nulls = data, 0, nulls
 
     def take(self, n):
         if self.pos + n > len(self.data):
@@ -259,6 +260,8 @@ class CborReader:
         if depth > 8:
             raise Invalid("Malformed", "nesting too deep")
         ib = self.take(1)[0]
+        if ib == 0xF6 and self.nulls:
+            return None
         major, ai = ib >> 5, ib & 0x1F
         if major not in (0, 2, 3, 4, 5):
             raise Invalid("Malformed", f"major type {major} not allowed")
@@ -294,8 +297,8 @@ class CborReader:
         return out
 
 
-def cbor_decode_one(data):
-    r = CborReader(data)
+def cbor_decode_one(data, nulls=False):
+    r = CborReader(data, nulls)
     value = r.item()
     if r.pos != len(data):
         raise Invalid("NonCanonical", "trailing bytes after the CBOR item")
@@ -608,67 +611,82 @@ def merkle_root(ids):
 
 
 def verify_bundle(data):
-    """Section 14.2: returns (count, root) or raises Invalid naming the culprit."""
-    b = cbor_decode_one(data)
-    want = {"v", "root", "count", "petition", "responses", "retractions", "attestations", "endorsements"}
-    if not isinstance(b, dict) or set(b) != want or b["v"] != 1:
-        raise Invalid("Malformed", "not a version-1 bundle")
+    """Section 14.2: returns (count, root, first_reached_at) or raises Invalid naming the
+    culprit."""
+    b = cbor_decode_one(data, nulls=True)
+    want = {"v", "root", "count", "petition", "responses", "retractions", "withdrawals",
+            "attestations", "endorsements", "first_reached_at"}
+    if not isinstance(b, dict) or set(b) != want or b["v"] != 2:
+        raise Invalid("Malformed", "not a version-2 bundle")
     far = 1 << 62
     _, _, pet, pid = verify_wire(b["petition"], far)
     if pet["kind"] != "petition":
         raise Invalid("Foreign", "the petition is not a petition")
-    deadline = pet["body"].get("deadline")
-    seen, latest, by_id = {pid}, {}, {}
-    for e in b["endorsements"]:
-        _, _, rec, rid = verify_wire(e, far)
-        if rid in seen:
-            raise Invalid("Duplicate", rid.hex())
-        seen.add(rid)
-        if rec["kind"] != "endorsement" or rec["body"]["petition"] != pid or rec["topic"] != pet["topic"]:
-            raise Invalid("Foreign", rid.hex())
-        if deadline is not None and rec["created_at"] > deadline:
-            raise Invalid("Foreign", rid.hex() + " after the deadline")
-        goal, pledge = pet["body"].get("goal"), rec["body"].get("pledge")
-        if goal is not None and pledge is not None and pledge["currency"] != goal["currency"]:
-            raise Invalid("Foreign", rid.hex() + " pledges in another currency than the campaign's")
-        by_id[rid] = rec
-        cur = latest.get(rec["author"])
-        if cur is None or (rec["created_at"], rid) > cur[:2]:
-            latest[rec["author"]] = (rec["created_at"], rid, True)
-    for r in b["retractions"]:
-        _, _, rec, rid = verify_wire(r, far)
-        if rid in seen:
-            raise Invalid("Duplicate", rid.hex())
-        seen.add(rid)
-        target = by_id.get(rec["body"].get("target")) if rec["kind"] == "retraction" else None
-        if target is None or target["author"] != rec["author"]:
-            raise Invalid("Foreign", rid.hex())
-        if deadline is not None and rec["created_at"] > deadline:
-            continue
-        cur = latest.get(rec["author"])
-        if cur is None or (rec["created_at"], rid) > cur[:2]:
-            latest[rec["author"]] = (rec["created_at"], rid, False)
-    for part in ("responses", "attestations"):
+    body = pet["body"]
+    seen = {pid}
+    parts = {}
+    for part in ("endorsements", "retractions", "withdrawals", "responses", "attestations"):
+        parts[part] = []
         for w in b[part]:
             _, _, rec, rid = verify_wire(w, far)
             if rid in seen:
                 raise Invalid("Duplicate", rid.hex())
             seen.add(rid)
-            if part == "responses" and (rec["body"]["target"] != pid or rec["author"] != pet["body"]["producer"]):
-                raise Invalid("Foreign", rid.hex())
-            if part == "attestations" and (rec["kind"] != "attestation" or rec["body"].get("record") != pid):
-                raise Invalid("Foreign", rid.hex())
-    counted = [s[1] for s in latest.values() if s[2]]
-    for rid in by_id:
-        author = by_id[rid]["author"]
-        if rid not in counted and latest[author][2]:
-            raise Invalid("Foreign", rid.hex() + " superseded")
+            parts[part].append((rec, rid))
+    withdrawn_at = None
+    for rec, rid in parts["withdrawals"]:
+        if rec["kind"] != "retraction" or rec["body"]["target"] != pid or rec["author"] != pet["author"]:
+            raise Invalid("Foreign", rid.hex() + " is not its author's withdrawal")
+        withdrawn_at = rec["created_at"] if withdrawn_at is None else min(withdrawn_at, rec["created_at"])
+    closes = [t for t in (body.get("deadline"), withdrawn_at) if t is not None]
+    close = min(closes) if closes else None
+    goal = body.get("goal")
+    retracted = {rec["body"].get("target") for rec, _ in parts["retractions"] if rec["kind"] == "retraction"}
+    history, by_id = [], {}
+    for rec, rid in parts["endorsements"]:
+        if rec["kind"] != "endorsement" or rec["body"]["petition"] != pid or rec["topic"] != pet["topic"]:
+            raise Invalid("Foreign", rid.hex())
+        pledge = rec["body"].get("pledge")
+        if goal is not None and pledge is not None and pledge["currency"] != goal["currency"]:
+            raise Invalid("Foreign", rid.hex() + " pledges in another currency than the campaign's")
+        by_id[rid] = rec
+        if close is not None and rec["created_at"] > close:
+            if rid in retracted:
+                continue
+            raise Invalid("Foreign", rid.hex() + " created after the petition closed")
+        value = pledge["value"] if goal is not None and pledge is not None else 0
+        history.append((rec["created_at"], rid, rec["author"], value))
+    for rec, rid in parts["retractions"]:
+        target = by_id.get(rec["body"].get("target")) if rec["kind"] == "retraction" else None
+        if target is None or target["author"] != rec["author"]:
+            raise Invalid("Foreign", rid.hex())
+        if close is None or rec["created_at"] <= close:
+            history.append((rec["created_at"], rid, rec["author"], None))
+    for rec, rid in parts["responses"]:
+        if rec["kind"] != "response" or rec["body"]["target"] != pid or rec["author"] != body["producer"]:
+            raise Invalid("Foreign", rid.hex())
+    for rec, rid in parts["attestations"]:
+        if rec["kind"] != "attestation" or rec["body"].get("record") != pid:
+            raise Invalid("Foreign", rid.hex())
+    # Replay in (created_at, id) order: each record makes its author's state its own.
+    standing, total, first = {}, 0, None
+    for at, rid, author, value in sorted(history, key=lambda h: (h[0], h[1])):
+        if author in standing:
+            total -= standing.pop(author)[1]
+        if value is not None:
+            standing[author] = (rid, value)
+            total += value
+        if first is None and len(standing) >= body["threshold"] and (goal is None or total >= goal["value"]):
+            first = at
+    counted = [rid for rid, _ in standing.values()]
     root = merkle_root(counted)
     if len(counted) != b["count"]:
         raise Invalid("CountMismatch", f"claims {b['count']}, records give {len(counted)}")
     if root != b["root"]:
         raise Invalid("RootMismatch", root.hex())
-    return len(counted), root
+    if first != b["first_reached_at"]:
+        raise Invalid("FirstReachedMismatch", f"claims {b['first_reached_at']}, history gives {first}")
+    return len(counted), root, first
 
 
 def verify_proof(proof):
@@ -682,7 +700,7 @@ def verify_proof(proof):
 def check_bundle_vectors(root):
     bundle = (root / "docs" / "test-bundle.cbor").read_bytes()
     proof = json.loads((root / "docs" / "test-proof.json").read_text(encoding="utf-8"))
-    count, r = verify_bundle(bundle)
+    count, r, _ = verify_bundle(bundle)
     assert count == proof["count"] and r.hex() == proof["root"], "bundle and proof disagree"
     assert verify_proof(proof), "the proof does not hold"
     bad = dict(proof, endorsement="00" * 32)

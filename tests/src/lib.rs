@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod cli;
+
 /// The `chorus` binary of this build (`target/<profile>/chorus`), brought up to date once per
 /// test process (a no-op when `cargo test --workspace` has just built it).
 pub fn chorus_bin() -> PathBuf {

@@ -8,24 +8,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use chorus_e2e::{chorus, DataDir, NodeProcess};
+use chorus_e2e::cli::{stderr, stdout, FLAGS, PRODUCER, START};
 use serde_json::Value;
 
-const PRODUCER: &str = "abababababababababababababababababababababababababababababababab";
-const FLAGS: [&str; 5] = [
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--no-mdns",
-    "--api",
-    "127.0.0.1:0",
-];
-const START: Duration = Duration::from_secs(30);
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A tmpfs of a given size mounted at a directory, unmounted when dropped.
 struct Tmpfs(PathBuf);

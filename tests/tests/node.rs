@@ -4,13 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use chorus_e2e::{chorus, DataDir, NodeProcess};
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use chorus_e2e::cli::{stderr, stdout};
 
 #[test]
 fn init_creates_keys_with_mode_0600_a_config_and_a_stable_identity() {

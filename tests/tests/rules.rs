@@ -6,80 +6,9 @@ use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chorus_e2e::{chorus, DataDir, NodeProcess};
+use chorus_e2e::cli::{eventually, fails, json_of, ok, start, stdout, PRODUCER, START, TRAVEL};
 use serde_json::Value;
 
-/// A producer key nobody runs a node for.
-const PRODUCER: &str = "abababababababababababababababababababababababababababababababab";
-const FLAGS: [&str; 5] = [
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--no-mdns",
-    "--api",
-    "127.0.0.1:0",
-];
-const START: Duration = Duration::from_secs(30);
-const TRAVEL: Duration = Duration::from_secs(30);
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn start(dir: &DataDir, bootstrap: Option<&str>) -> (NodeProcess, String) {
-    let mut args = FLAGS.to_vec();
-    if let Some(b) = bootstrap {
-        args.extend(["--bootstrap", b]);
-    }
-    let mut node = NodeProcess::start(dir, &args);
-    node.wait_for("api      http://127.0.0.1:", START);
-    let addr = node
-        .wait_for("listening /ip4/127.0.0.1/tcp/", START)
-        .trim_start_matches("listening ")
-        .to_string();
-    (node, addr)
-}
-
-fn ok(dir: &DataDir, args: &[&str]) -> String {
-    let out = chorus(dir, args);
-    assert!(
-        out.status.success(),
-        "chorus {args:?} failed ({:?}): {}",
-        out.status.code(),
-        stderr(&out)
-    );
-    stdout(&out).trim().to_string()
-}
-
-fn json_of(dir: &DataDir, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let text = ok(dir, &all);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("chorus {args:?}: {e}: {text}"))
-}
-
-/// A command that must fail with exit code 2 and one `chorus:` line; returns it.
-fn fails(dir: &DataDir, args: &[&str]) -> String {
-    let out = chorus(dir, args);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "chorus {args:?}: {err}");
-    assert_eq!(stdout(&out), "", "chorus {args:?} printed on stdout");
-    assert!(err.starts_with("chorus: "), "chorus {args:?}: {err}");
-    err.trim().to_string()
-}
-
-fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The tally of `petition` on `dir` once `ready` holds of it (asking the node to catch up
 /// meanwhile).
@@ -170,6 +99,8 @@ fn a_campaign_is_funded_by_pledges_from_three_nodes_and_a_foreign_currency_is_re
     let v = json_of(&da, &["verify", file_s]);
     assert_eq!(v["pledged"], "30.00EUR", "{v}");
     assert_eq!(v["funded"], true, "{v}");
+    assert_eq!(v["first_reached_at"], t["first_reached_at"], "{v} vs {t}");
+    assert_eq!(v["state"], "open", "{v}");
     assert!(ok(&da, &["verify", file_s]).contains("pledged: 30.00EUR"));
     watch.kill();
     for n in [c, b, a] {
@@ -272,6 +203,22 @@ fn an_endorsement_made_after_a_withdrawal_is_refused_locally_and_not_counted_whe
     let audit = chorus(&da, &["audit", "--json"]);
     let v: Value = serde_json::from_str(stdout(&audit).trim()).unwrap();
     assert_eq!(v["errors"], 0, "{v}");
+
+    // Each node's bundle carries the withdrawal and proves the same: one endorser, the
+    // petition withdrawn at the same time, B's late records left out.
+    let mut proofs = Vec::new();
+    for dir in [&da, &db] {
+        let file = dir.path().join("withdrawn.cbor");
+        let file_s = file.to_str().unwrap();
+        ok(dir, &["export", &id, "-o", file_s]);
+        let v = json_of(dir, &["verify", file_s]);
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!((&v["count"], &v["state"]), (&Value::from(1), &Value::from("withdrawn")), "{v}");
+        assert_eq!(v["withdrawn_at"], on_a["withdrawn_at"], "{v}");
+        assert!(ok(dir, &["verify", file_s]).contains("state: withdrawn by its author"));
+        proofs.push((v["root"].clone(), v["first_reached_at"].clone()));
+    }
+    assert_eq!(proofs[0], proofs[1]);
     for n in [b, a] {
         assert_eq!(n.terminate(), Some(0));
     }

@@ -257,7 +257,7 @@ pub(crate) fn petitions(p: &Petitions) {
 }
 
 /// A time in milliseconds as RFC 3339 (seconds), or `-`.
-fn when(ms: Option<u64>) -> String {
+pub(crate) fn when(ms: Option<u64>) -> String {
     match ms {
         Some(ms) => humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),

@@ -112,23 +112,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn campaign(deadline: Option<u64>, goal: bool) -> PetitionTally {
-        PetitionTally {
-            producer: AuthorKey([1; 32]),
-            threshold: 1,
+        PetitionTally::new(
+            AuthorKey([1; 32]),
+            1,
             deadline,
-            group: None,
-            goal: goal.then(|| (100, "EUR".to_string())),
-            endorsers: 0,
-            member_endorsers: 0,
-            pledged: BTreeMap::new(),
-            reached: false,
-            funded: false,
-            first_reached_at: None,
-            withdrawn: false,
-            withdrawn_at: None,
-            response: None,
-            latest_at: None,
-        }
+            None,
+            goal.then(|| (100, "EUR".to_string())),
+        )
     }
 
     #[test]

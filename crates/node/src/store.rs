@@ -18,7 +18,6 @@ pub(crate) mod index;
 pub(crate) mod intent;
 pub(crate) mod journal;
 pub(crate) mod keys;
-mod migrate;
 pub(crate) mod overlay;
 mod rebuild;
 pub(crate) mod snapshot;
@@ -225,35 +224,24 @@ fn open_db(dir: &Path) -> sled::Result<sled::Db> {
     }
 }
 
-impl Store {
-    /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
-    /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
-    /// ([`Store::indexes_ready`]).
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
-        Self::open_rebuilding_above(dir, BACKGROUND_ABOVE).map_err(|e| {
-            if e.is_corruption() && !matches!(e, Error::DamagedStore { .. }) {
-                Error::DamagedStore {
-                    path: dir.display().to_string(),
-                    cause: e.to_string(),
-                }
-            } else {
-                e
-            }
-        })
-    }
+/// What brings the derived state of a store written by an older version up to this one's
+/// rules, run by [`Store::open_with`] once pending writes are replayed and before the
+/// indexes are loaded; whether it rewrote anything. The rules are the tally's business:
+/// `crate::tally::migrate` passes its own (and defines the public `Store::open`).
+pub(crate) type Migrate<'a> = &'a dyn Fn(&sled::Db, &sled::Tree) -> Result<bool>;
 
-    /// [`Store::open`], rebuilding the indexes in the background when the store holds more
-    /// than `records` records (`0`: always; `u64::MAX`: never).
-    pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
-        let dir = dir.as_ref();
+impl Store {
+    /// Opens (or creates) the store in `dir`, rebuilding the indexes in the background when
+    /// the store holds more than `records` records (`0`: always; `u64::MAX`: never), and
+    /// bringing its derived state up to date with `migrate`.
+    pub(crate) fn open_with(dir: &Path, records: u64, migrate: Migrate<'_>) -> Result<Self> {
         // Held until sled holds its own lock: no offline compaction runs under an open.
         let _lock = compact::lock(dir)?;
         std::fs::create_dir_all(dir)?;
         generation::sweep(dir)?;
         let active = generation::active(dir)?;
         let db = open_db(&active.path)?;
-        Self::from_db(db, Some((dir, &active.path)), records)
+        Self::from_db(db, Some((dir, &active.path)), records, migrate)
     }
 
     /// A store in a temporary directory, deleted when dropped (tests, benchmarks).
@@ -263,11 +251,17 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
             .open()?;
-        Self::from_db(db, None, u64::MAX)
+        // Nothing stored yet: nothing to migrate.
+        Self::from_db(db, None, u64::MAX, &|_, _| Ok(false))
     }
 
     /// `dirs`: the store's directory and its active generation's.
-    fn from_db(db: sled::Db, dirs: Option<(&Path, &Path)>, background_above: u64) -> Result<Self> {
+    fn from_db(
+        db: sled::Db,
+        dirs: Option<(&Path, &Path)>,
+        background_above: u64,
+        migrate: Migrate<'_>,
+    ) -> Result<Self> {
         let tree = db.open_tree(MAIN_TREE)?;
         // The snapshot of a clean close, removed before anything is written.
         let records = match tree.get(keys::COUNT)? {
@@ -280,7 +274,7 @@ impl Store {
         };
         // First of all: finish any write set a crash interrupted.
         let intents = intent::Intents::open(&db, &tree)?;
-        let migrated = migrate::migrate_derived(&db, &tree)?;
+        let migrated = migrate(&db, &tree)?;
         // A replayed intent wrote after the snapshot was taken (it cannot have been: a
         // clean close retires every intent first; but then the snapshot is not used). A
         // migration rewrote the slots the snapshot's filter knows: it is not used either.
@@ -846,6 +840,15 @@ impl Store {
                     u64::from_be_bytes(at),
                 ))
             })
+            .collect()
+    }
+
+    /// A petition's considered history (PROTOCOL.md §9): the ids of its endorsements and
+    /// retractions of them made by its close, in (`created_at`, id) order.
+    pub fn history(&self, petition: &RecordId) -> Result<Vec<(u64, RecordId)>> {
+        let bad = || Error::Corrupt("bad petition history key".into());
+        self.scan(&keys::key(keys::HISTORY, &[petition.as_bytes()]))
+            .map(|kv| keys::timed_tail(&kv?.0).ok_or_else(bad))
             .collect()
     }
 

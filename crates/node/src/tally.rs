@@ -46,6 +46,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod ctx;
+pub(crate) mod migrate;
 pub mod event;
 pub(crate) mod ready;
 pub mod recompute;

@@ -6,9 +6,11 @@
 //! odd last node moving up unchanged; the root is the last node left. The empty set's root
 //! is 32 zero bytes.
 //!
-//! A **bundle** holds a petition, every counted endorsement (verbatim wire bytes), any
-//! retractions and the producer's responses that matter, attestations, and the claimed
-//! `count` and `root` (over the counted endorsements' ids). [`verify`] recomputes both.
+//! A **bundle** holds a petition, its whole considered history (every endorsement and
+//! retraction of one made by its close, verbatim wire bytes), its author's withdrawals, the
+//! producer's responses, attestations, and the claimed `count`, `root` (over the counted
+//! endorsements' ids) and `first_reached_at`. [`verify`] recomputes all three by replaying
+//! the history, as a node does (PROTOCOL.md §9).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -50,6 +52,14 @@ pub enum BundleError {
         claimed: u64,
         /// Recomputed.
         actual: u64,
+    },
+    /// The claimed `first_reached_at` is not what the replay of the history gives.
+    #[error("the bundle claims first_reached_at {claimed:?}, its history gives {actual:?}")]
+    FirstReachedMismatch {
+        /// In the bundle.
+        claimed: Option<u64>,
+        /// Replayed.
+        actual: Option<u64>,
     },
     /// The claimed root is not the root of the counted endorsements.
     #[error("the bundle's root {claimed} is not the root of its counted endorsements ({actual})")]
@@ -169,19 +179,32 @@ pub struct Bundle {
     pub count: u64,
     /// Claimed root of the counted endorsements' ids.
     pub root: [u8; 32],
+    /// The petition's author's retractions of it (its withdrawals).
+    pub withdrawals: Vec<Vec<u8>>,
+    /// Claimed `first_reached_at` (PROTOCOL.md §9), `None` if never reached.
+    pub first_reached_at: Option<u64>,
 }
 
-const PARTS: [&str; 4] = ["endorsements", "retractions", "responses", "attestations"];
+const PARTS: [&str; 5] = [
+    "endorsements",
+    "retractions",
+    "withdrawals",
+    "responses",
+    "attestations",
+];
+
+/// The bundle format this code writes and reads.
+pub const VERSION: u64 = 2;
 
 impl Bundle {
     /// Encodes the bundle: a CBOR map with text keys in the canonical order (`v`, then by
     /// length and bytes: `root`, `count`, `petition`, `responses`, `retractions`,
-    /// `attestations`, `endorsements`).
+    /// `withdrawals`, `attestations`, `endorsements`, `first_reached_at`).
     pub fn encode(&self) -> Vec<u8> {
         let list =
             |l: &[Vec<u8>]| Value::Array(l.iter().map(|w| Value::Bytes(w.clone())).collect());
         let mut m = vec![
-            (Value::Text("v".into()), Value::Integer(1.into())),
+            (Value::Text("v".into()), Value::Integer(VERSION.into())),
             (Value::Text("root".into()), Value::Bytes(self.root.to_vec())),
             (
                 Value::Text("count".into()),
@@ -195,6 +218,12 @@ impl Bundle {
             (Value::Text("retractions".into()), list(&self.retractions)),
             (Value::Text("attestations".into()), list(&self.attestations)),
             (Value::Text("endorsements".into()), list(&self.endorsements)),
+            (Value::Text("withdrawals".into()), list(&self.withdrawals)),
+            (
+                Value::Text("first_reached_at".into()),
+                self.first_reached_at
+                    .map_or(Value::Null, |t| Value::Integer(t.into())),
+            ),
         ];
         m.sort_by(|(a, _), (b, _)| {
             let (a, b) = (a.as_text().unwrap_or(""), b.as_text().unwrap_or(""));
@@ -226,8 +255,15 @@ impl Bundle {
                 .get(k)
                 .ok_or_else(|| BundleError::Malformed(format!("no {k}")))
         };
-        if take("v")?.as_integer().and_then(|i| u64::try_from(i).ok()) != Some(1) {
-            return Err(bad("unknown version"));
+        match take("v")?.as_integer().and_then(|i| u64::try_from(i).ok()) {
+            Some(VERSION) => {}
+            Some(1) => {
+                return Err(bad(
+                    "a version-1 bundle, made before bundles carried withdrawals and \
+                     first_reached_at: export it again from a current node",
+                ))
+            }
+            _ => return Err(bad("unknown version")),
         }
         let bytes_of = |v: &Value| v.as_bytes().cloned().ok_or_else(|| bad("expected bytes"));
         let list = |k: &str| -> Result<Vec<Vec<u8>>, BundleError> {
@@ -238,7 +274,7 @@ impl Bundle {
                 .map(bytes_of)
                 .collect()
         };
-        if fields.len() != 8 {
+        if fields.len() != 10 {
             return Err(bad("unknown or missing fields"));
         }
         let root: [u8; 32] = bytes_of(take("root")?)?
@@ -255,6 +291,15 @@ impl Bundle {
                 .and_then(|i| u64::try_from(i).ok())
                 .ok_or_else(|| bad("count is not a number"))?,
             root,
+            withdrawals: list("withdrawals")?,
+            first_reached_at: match take("first_reached_at")? {
+                Value::Null => None,
+                v => Some(
+                    v.as_integer()
+                        .and_then(|i| u64::try_from(i).ok())
+                        .ok_or_else(|| bad("first_reached_at is neither a number nor null"))?,
+                ),
+            },
         })
     }
 }
@@ -281,12 +326,18 @@ pub struct Verified {
     /// A campaign reached: the pledged total meets the goal and `count` ≥ `threshold`
     /// (PROTOCOL.md §9); always false outside campaigns.
     pub funded: bool,
+    /// When the petition was first reached (replayed from the history, §9), if ever.
+    pub first_reached_at: Option<u64>,
+    /// Its earliest withdrawal's `created_at`, if its author withdrew it.
+    pub withdrawn_at: Option<u64>,
 }
 
 impl Verified {
     /// A campaign's outcome judged at `now` (ms): `funded` or `failed` once its deadline
     /// has passed (a failed campaign's pledges are void), `running` before; `None` outside
     /// campaigns or for a campaign without a deadline.
+    /// A withdrawn campaign keeps the pledges made by its withdrawal and is judged at its
+    /// deadline like any other.
     pub fn outcome(&self, now: u64) -> Option<&'static str> {
         self.pledged.as_ref()?;
         let Body::Petition(p) = &self.petition.record().body else {
@@ -299,6 +350,22 @@ impl Verified {
             (true, false) => "failed",
         })
     }
+
+    /// The petition's state judged at `now` (ms): `withdrawn`, else `closed` once its
+    /// deadline has passed, else `open` (§9).
+    pub fn state(&self, now: u64) -> &'static str {
+        let deadline = match &self.petition.record().body {
+            Body::Petition(p) => p.deadline,
+            _ => None,
+        };
+        if self.withdrawn_at.is_some() {
+            "withdrawn"
+        } else if deadline.is_some_and(|d| d < now) {
+            "closed"
+        } else {
+            "open"
+        }
+    }
 }
 
 fn open(part: &'static str, index: usize, wire: &[u8]) -> Result<SignedRecord, BundleError> {
@@ -310,6 +377,15 @@ fn open(part: &'static str, index: usize, wire: &[u8]) -> Result<SignedRecord, B
     let rec = SignedRecord::from_bytes(wire).map_err(|e| invalid(e.to_string()))?;
     rec.verify().map_err(|e| invalid(e.to_string()))?;
     Ok(rec)
+}
+
+/// One record of a petition's history, as the replay of [`verify`] sees it.
+struct Entry {
+    at: u64,
+    id: RecordId,
+    author: [u8; 32],
+    /// An endorsement (with its pledge in hundredths, 0 outside campaigns), or a retraction.
+    on: Option<u128>,
 }
 
 /// Checks every piece of a bundle and recomputes what it proves.
@@ -326,6 +402,7 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
     for (name, list) in PARTS.iter().zip([
         &b.endorsements,
         &b.retractions,
+        &b.withdrawals,
         &b.responses,
         &b.attestations,
     ]) {
@@ -344,28 +421,47 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         reason: reason.to_string(),
     };
     let empty = Vec::new();
-    let endorsements = parts.get("endorsements").unwrap_or(&empty);
-    // Latest state per author, among endorsements and their retractions.
-    let mut latest: BTreeMap<[u8; 32], (u64, RecordId, bool)> = BTreeMap::new();
-    let mut by_id = BTreeMap::new();
-    for e in endorsements {
-        match &e.record().body {
-            Body::Endorsement(x) if x.petition == petition.id() => {}
-            _ => return Err(foreign(e, "not an endorsement of this petition")),
+    let part = |name: &str| parts.get(name).unwrap_or(&empty);
+    let mut withdrawn_at: Option<u64> = None;
+    for w in part("withdrawals") {
+        match &w.record().body {
+            Body::Retraction(x) if x.target == petition.id() && w.author() == petition.author() => {
+            }
+            _ => return Err(foreign(w, "not its author's withdrawal of this petition")),
         }
+        let at = w.record().created_at;
+        withdrawn_at = Some(withdrawn_at.map_or(at, |m| m.min(at)));
+    }
+    let closes_at = match (p.deadline, withdrawn_at) {
+        (Some(d), Some(w)) => Some(d.min(w)),
+        (d, w) => d.or(w),
+    };
+    let by_close = |r: &SignedRecord| closes_at.is_none_or(|c| r.record().created_at <= c);
+    let goal = match &p.variant {
+        PetitionVariant::Campaign { goal } => Some(goal),
+        _ => None,
+    };
+    // Endorsements made after the close do not count; one is only here as the target of
+    // a retraction made by then (which does count, §9).
+    let retracted: HashSet<RecordId> = part("retractions")
+        .iter()
+        .filter_map(|r| match &r.record().body {
+            Body::Retraction(x) => Some(x.target),
+            _ => None,
+        })
+        .collect();
+    let mut history = Vec::new();
+    let mut by_id = BTreeMap::new();
+    for e in part("endorsements") {
+        let pledge = match &e.record().body {
+            Body::Endorsement(x) if x.petition == petition.id() => x.pledge.as_ref(),
+            _ => return Err(foreign(e, "not an endorsement of this petition")),
+        };
         if e.record().topic != petition.record().topic {
             return Err(foreign(e, "not on the petition's topic"));
         }
-        if p.deadline.is_some_and(|d| e.record().created_at > d) {
-            return Err(foreign(e, "created after the deadline"));
-        }
-        if let (PetitionVariant::Campaign { goal }, Body::Endorsement(x)) =
-            (&p.variant, &e.record().body)
-        {
-            if x.pledge
-                .as_ref()
-                .is_some_and(|a| a.currency != goal.currency)
-            {
+        if let (Some(goal), Some(a)) = (goal, pledge) {
+            if a.currency != goal.currency {
                 return Err(foreign(
                     e,
                     "pledges in another currency than the campaign's",
@@ -373,14 +469,26 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
             }
         }
         by_id.insert(e.id(), e);
-        let key = *e.author().as_bytes();
-        let state = (e.record().created_at, e.id(), true);
-        let slot = latest.entry(key).or_insert(state);
-        if (state.0, state.1) > (slot.0, slot.1) {
-            *slot = state;
+        if !by_close(e) {
+            if retracted.contains(&e.id()) {
+                continue;
+            }
+            return Err(foreign(
+                e,
+                "created after the petition closed (its deadline or withdrawal)",
+            ));
         }
+        history.push(Entry {
+            at: e.record().created_at,
+            id: e.id(),
+            author: *e.author().as_bytes(),
+            on: Some(match goal {
+                Some(_) => pledge.map_or(0, |a| u128::from(a.value)),
+                None => 0,
+            }),
+        });
     }
-    for r in parts.get("retractions").unwrap_or(&empty) {
+    for r in part("retractions") {
         let Body::Retraction(x) = &r.record().body else {
             return Err(foreign(r, "not a retraction"));
         };
@@ -390,18 +498,18 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         if target.author() != r.author() {
             return Err(foreign(r, "retracts someone else's endorsement"));
         }
-        if p.deadline.is_some_and(|d| r.record().created_at > d) {
-            continue;
-        }
-        let state = (r.record().created_at, r.id(), false);
-        let slot = latest.entry(*r.author().as_bytes()).or_insert(state);
-        if (state.0, state.1) > (slot.0, slot.1) {
-            *slot = state;
+        if by_close(r) {
+            history.push(Entry {
+                at: r.record().created_at,
+                id: r.id(),
+                author: *r.author().as_bytes(),
+                on: None,
+            });
         }
     }
     let mut response = None;
     let mut response_root: Option<[u8; 32]> = None;
-    for r in parts.get("responses").unwrap_or(&empty) {
+    for r in part("responses") {
         let Body::Response(x) = &r.record().body else {
             return Err(foreign(r, "not a response"));
         };
@@ -421,7 +529,7 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
             response_root = x.root;
         }
     }
-    for a in parts.get("attestations").unwrap_or(&empty) {
+    for a in part("attestations") {
         let about = match &a.record().body {
             Body::Attestation(x) => x.subject == crate::Subject::Record(petition.id()),
             _ => false,
@@ -430,40 +538,32 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
             return Err(foreign(a, "not an attestation about this petition"));
         }
     }
-    let counted: Vec<RecordId> = latest.values().filter(|s| s.2).map(|s| s.1).collect();
-    let counted_set: HashSet<RecordId> = counted.iter().copied().collect();
-    // Every endorsement in the bundle must be counted (superseded ones are not evidence).
-    for e in endorsements {
-        if !counted_set.contains(&e.id()) && latest.get(e.author().as_bytes()).is_some_and(|s| s.2)
-        {
-            return Err(foreign(
-                e,
-                "superseded by a later endorsement of the same author",
-            ));
+    // Replay the history in (created_at, id) order: each record makes its author's state
+    // its own; the latest stands, and the first record after which the petition is reached
+    // gives `first_reached_at` (§9).
+    history.sort_by_key(|s| (s.at, s.id));
+    let meets =
+        |n: usize, sum: u128| n as u64 >= p.threshold && goal.is_none_or(|g| sum >= u128::from(g.value));
+    let mut standing: BTreeMap<[u8; 32], (RecordId, u128)> = BTreeMap::new();
+    let mut total: u128 = 0;
+    let mut first_reached_at = None;
+    for s in &history {
+        if let Some((_, old)) = standing.remove(&s.author) {
+            total -= old;
+        }
+        if let Some(pledge) = s.on {
+            standing.insert(s.author, (s.id, pledge));
+            total += pledge;
+        }
+        if first_reached_at.is_none() && meets(standing.len(), total) {
+            first_reached_at = Some(s.at);
         }
     }
+    let counted: Vec<RecordId> = standing.values().map(|(id, _)| *id).collect();
     let count = counted.len() as u64;
     let root = merkle_root(&counted);
-    let pledged = match &p.variant {
-        PetitionVariant::Campaign { goal } => {
-            let total: u128 = endorsements
-                .iter()
-                .filter(|e| counted_set.contains(&e.id()))
-                .filter_map(|e| match &e.record().body {
-                    Body::Endorsement(x) => x.pledge.as_ref().map(|a| u128::from(a.value)),
-                    _ => None,
-                })
-                .sum();
-            Some((total, goal.currency.clone()))
-        }
-        _ => None,
-    };
-    let funded = match (&p.variant, &pledged) {
-        (PetitionVariant::Campaign { goal }, Some((total, _))) => {
-            count >= p.threshold && *total >= u128::from(goal.value)
-        }
-        _ => false,
-    };
+    let pledged = goal.map(|g| (total, g.currency.clone()));
+    let funded = goal.is_some() && meets(standing.len(), total);
     if count != b.count {
         return Err(BundleError::CountMismatch {
             claimed: b.count,
@@ -474,6 +574,12 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         return Err(BundleError::RootMismatch {
             claimed: hex::encode(b.root),
             actual: hex::encode(root),
+        });
+    }
+    if first_reached_at != b.first_reached_at {
+        return Err(BundleError::FirstReachedMismatch {
+            claimed: b.first_reached_at,
+            actual: first_reached_at,
         });
     }
     Ok(Verified {
@@ -487,6 +593,8 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
         response: response.map(|(_, id, s)| (id, s)),
         pledged,
         funded,
+        first_reached_at,
+        withdrawn_at,
     })
 }
 
@@ -607,6 +715,9 @@ pub(crate) mod bundle_tests {
             attestations: vec![],
             count: 4,
             root: merkle_root(&counted),
+            withdrawals: vec![],
+            // The third endorser (T0 + 12) met the threshold of 3.
+            first_reached_at: Some(T0 + 12),
         };
         (b, counted)
     }
@@ -658,7 +769,7 @@ pub(crate) mod bundle_tests {
                 }),
             )
         };
-        let bundle = |es: &[&SignedRecord]| Bundle {
+        let bundle = |es: &[&SignedRecord], first_reached_at| Bundle {
             petition: p.wire().to_vec(),
             endorsements: es.iter().map(|e| e.wire().to_vec()).collect(),
             retractions: vec![],
@@ -666,21 +777,32 @@ pub(crate) mod bundle_tests {
             attestations: vec![],
             count: es.len() as u64,
             root: merkle_root(&es.iter().map(|e| e.id()).collect::<Vec<_>>()),
+            withdrawals: vec![],
+            first_reached_at,
         };
         let (a, b) = (pledge(10, "20EUR"), pledge(11, "5EUR"));
-        let v = verify(&bundle(&[&a, &b])).unwrap();
+        let v = verify(&bundle(&[&a, &b], None)).unwrap();
         assert_eq!(v.pledged, Some((2_500, "EUR".to_string())));
         assert!(!v.funded, "25 of 30 EUR");
         assert_eq!(v.outcome(T0 + 1_000), Some("running"));
         assert_eq!(v.outcome(T0 + 1_001), Some("failed"));
         let c = pledge(12, "10EUR");
-        let v = verify(&bundle(&[&a, &b, &c])).unwrap();
+        // Two backers were enough from the start; the goal was met by the third (T0 + 12).
+        assert!(matches!(
+            verify(&bundle(&[&a, &b, &c], Some(T0 + 11))),
+            Err(BundleError::FirstReachedMismatch {
+                claimed: Some(_),
+                actual: Some(at)
+            }) if at == T0 + 12
+        ));
+        let v = verify(&bundle(&[&a, &b, &c], Some(T0 + 12))).unwrap();
         assert_eq!(v.pledged, Some((3_500, "EUR".to_string())));
         assert!(v.funded);
+        assert_eq!(v.first_reached_at, Some(T0 + 12));
         assert_eq!(v.outcome(T0 + 5_000), Some("funded"));
         let dollars = pledge(13, "10USD");
         assert!(matches!(
-            verify(&bundle(&[&a, &dollars])),
+            verify(&bundle(&[&a, &dollars], None)),
             Err(BundleError::Foreign { id, .. }) if id == dollars.id()
         ));
         // Outside campaigns there is no total and no outcome.
@@ -690,6 +812,113 @@ pub(crate) mod bundle_tests {
             (&v.pledged, v.funded, v.outcome(u64::MAX)),
             (&None, false, None)
         );
+    }
+
+    /// A bundle of `p` holding exactly these records, its claims computed by hand.
+    fn claim(
+        p: &SignedRecord,
+        es: &[&SignedRecord],
+        rs: &[&SignedRecord],
+        ws: &[&SignedRecord],
+        counted: &[&SignedRecord],
+        first_reached_at: Option<u64>,
+    ) -> Bundle {
+        let wire = |l: &[&SignedRecord]| l.iter().map(|r| r.wire().to_vec()).collect();
+        Bundle {
+            petition: p.wire().to_vec(),
+            endorsements: wire(es),
+            retractions: wire(rs),
+            responses: vec![],
+            attestations: vec![],
+            count: counted.len() as u64,
+            root: merkle_root(&counted.iter().map(|e| e.id()).collect::<Vec<_>>()),
+            withdrawals: wire(ws),
+            first_reached_at,
+        }
+    }
+
+    #[test]
+    fn first_reached_at_is_replayed_from_the_whole_history_and_an_update_never_moves_it() {
+        let p = petition(); // threshold 3
+        let retract = |k: u8, at: u64, e: &SignedRecord| {
+            about(&p, k, at, Body::Retraction(Retraction { target: e.id() }))
+        };
+        let (a, b, c) = (endorse(&p, 10, T0 + 10), endorse(&p, 11, T0 + 20), endorse(&p, 12, T0 + 30));
+        // b drops out, comes back later with a new endorsement; a updates theirs.
+        let b_out = retract(11, T0 + 40, &b);
+        let b_again = endorse(&p, 11, T0 + 50);
+        let a_update = endorse(&p, 10, T0 + 60);
+        let es = [&a, &b, &c, &b_again, &a_update];
+        let counted = [&a_update, &b_again, &c];
+        let v = verify(&claim(&p, &es, &[&b_out], &[], &counted, Some(T0 + 30))).unwrap();
+        assert_eq!((v.count, v.first_reached_at), (3, Some(T0 + 30)));
+        assert_eq!(v.state(T0), "open");
+        // In any order of the lists, the same replay.
+        let rev = [&a_update, &b_again, &c, &b, &a];
+        assert!(verify(&claim(&p, &rev, &[&b_out], &[], &counted, Some(T0 + 30))).is_ok());
+        // Claiming the time of the update, or of the come-back, is caught.
+        for wrong in [Some(T0 + 50), Some(T0 + 60), None] {
+            assert!(matches!(
+                verify(&claim(&p, &es, &[&b_out], &[], &counted, wrong)),
+                Err(BundleError::FirstReachedMismatch { .. })
+            ));
+        }
+        // Without b's drop-out the count is still 3 (b counted once), reached at T0 + 30.
+        let counted = [&a_update, &b_again, &c];
+        assert!(verify(&claim(&p, &es, &[], &[], &counted, Some(T0 + 30))).is_ok());
+    }
+
+    #[test]
+    fn a_withdrawal_closes_the_petition_for_what_is_made_after_it() {
+        let p = petition(); // by key 2, threshold 3, deadline T0 + 1,000,000
+        let withdraw = |k: u8, at: u64| {
+            about(&p, k, at, Body::Retraction(Retraction { target: p.id() }))
+        };
+        let w = withdraw(2, T0 + 100);
+        let (a, b) = (endorse(&p, 10, T0 + 10), endorse(&p, 11, T0 + 20));
+        let late = endorse(&p, 12, T0 + 200);
+        let v = verify(&claim(&p, &[&a, &b], &[], &[&w], &[&a, &b], None)).unwrap();
+        assert_eq!((v.count, v.withdrawn_at, v.state(T0 + 150)), (2, Some(T0 + 100), "withdrawn"));
+        // An endorsement made after the withdrawal does not belong.
+        assert!(matches!(
+            verify(&claim(&p, &[&a, &b, &late], &[], &[&w], &[&a, &b, &late], Some(T0 + 200))),
+            Err(BundleError::Foreign { id, .. }) if id == late.id()
+        ));
+        // Unless it is there as the target of a retraction made before the close, which
+        // counts: its author is out.
+        // (Timestamps are the authors' word: here b's retraction says T0 + 50, before the
+        // endorsement it retracts.)
+        let late_b = endorse(&p, 11, T0 + 300);
+        let early_out = about(&p, 11, T0 + 50, Body::Retraction(Retraction { target: late_b.id() }));
+        let v = verify(&claim(&p, &[&a, &b, &late_b], &[&early_out], &[&w], &[&a], None)).unwrap();
+        assert_eq!(v.count, 1);
+        // A retraction of someone else's endorsement is refused, as ever.
+        let wrong = about(&p, 11, T0 + 50, Body::Retraction(Retraction { target: late.id() }));
+        assert!(matches!(
+            verify(&claim(&p, &[&a, &late], &[&wrong], &[&w], &[&a], None)),
+            Err(BundleError::Foreign { id, .. }) if id == wrong.id()
+        ));
+        // Only the petition's author withdraws it.
+        let stranger = withdraw(9, T0 + 100);
+        assert!(matches!(
+            verify(&claim(&p, &[&a, &b], &[], &[&stranger], &[&a, &b], None)),
+            Err(BundleError::Foreign { id, .. }) if id == stranger.id()
+        ));
+        // Without the withdrawal, the petition is open until its deadline, then closed.
+        let v = verify(&claim(&p, &[&a, &b], &[], &[], &[&a, &b], None)).unwrap();
+        assert_eq!((v.state(T0 + 1_000_000), v.state(T0 + 1_000_001)), ("open", "closed"));
+    }
+
+    #[test]
+    fn a_version_1_bundle_is_refused_with_what_to_do() {
+        let (b, _) = sample();
+        let mut bytes = b.encode();
+        // `v` is the first key: a1 76 02 → a1 76 01 ("v": 1).
+        let at = bytes.windows(2).position(|w| w == [0x61, 0x76]).unwrap() + 2;
+        assert_eq!(bytes[at], 0x02);
+        bytes[at] = 0x01;
+        let e = Bundle::decode(&bytes).unwrap_err().to_string();
+        assert!(e.contains("export it again"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
                 "pledged": v.pledged.as_ref().map(|(total, cur)| format!("{}.{:02}{cur}", total / 100, total % 100)),
                 "funded": v.funded,
                 "outcome": v.outcome(now),
+                "state": v.state(now),
+                "withdrawn_at": v.withdrawn_at,
+                "first_reached_at": v.first_reached_at,
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -131,6 +134,18 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
         v.petition.id(),
         hex::encode(v.root)
     );
+    match v.state(now) {
+        "withdrawn" => println!(
+            "state: withdrawn by its author at {} (what was made after does not count)",
+            print::when(v.withdrawn_at)
+        ),
+        "closed" => println!("state: closed (its deadline has passed)"),
+        _ => println!("state: open"),
+    }
+    match v.first_reached_at {
+        Some(at) => println!("first reached: {}", print::when(Some(at))),
+        None => println!("first reached: never"),
+    }
     if let Some((total, cur)) = &v.pledged {
         println!(
             "pledged: {}.{:02}{cur}{}",

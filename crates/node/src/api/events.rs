@@ -35,8 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, Q};
 use super::parse::{id, key};
-use super::router::Authenticated;
-use super::state::ApiState;
+use super::state::{ApiState, Authenticated};
 use super::views::{record_json, tally, tally_with_trust};
 use crate::store::PetitionTally;
 use crate::tally::Event;

@@ -15,7 +15,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
-use super::state::ApiState;
 
 /// What [`read_body`] enforces.
 #[derive(Debug, Clone)]
@@ -49,12 +48,15 @@ fn too_large(max: usize) -> ApiError {
 /// A body over the limit is still read and dropped, up to as much again within the time
 /// left, so a client that writes its whole body before reading (most do) gets the 413 rather
 /// than a reset connection; a larger one is answered at once and the connection closed.
-pub(crate) async fn read_body(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+pub(crate) async fn read_body(
+    State(limits): State<BodyLimits>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, mut body) = req.into_parts();
     if body.is_end_stream() {
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let limits = &s.body;
     let max = limits.max_bytes;
     let declared = parts
         .headers

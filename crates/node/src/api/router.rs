@@ -1,7 +1,5 @@
 //! The routes, and in front of them the bearer-token check and the body's limits.
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -11,12 +9,8 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::limits::read_body;
-use super::state::ApiState;
+use super::state::{ApiState, Authenticated};
 use super::{events, follow, network, read, watchdog, write};
-
-/// The token a request was let in with (a request extension, for the per-token limits).
-#[derive(Debug, Clone)]
-pub(crate) struct Authenticated(pub(crate) Arc<str>);
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -86,7 +80,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .fallback(no_such_endpoint)
         // read_body has taken at most this much already; the extractors' own limit agrees.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .layer(middleware::from_fn_with_state(state.body.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

@@ -16,6 +16,10 @@ use crate::store::Store;
 use crate::sync::SyncHandle;
 use crate::trust::Trust;
 
+/// The token a request was let in with (a request extension, for the per-token limits).
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) Arc<str>);
+
 /// The handlers' view of the node. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct ApiState {

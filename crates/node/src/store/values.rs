@@ -77,6 +77,33 @@ impl PetitionState {
 }
 
 impl PetitionTally {
+    /// The tally of a petition before any endorsement of it (not yet settled).
+    pub(crate) fn new(
+        producer: AuthorKey,
+        threshold: u64,
+        deadline: Option<u64>,
+        group: Option<RecordId>,
+        goal: Option<(u64, String)>,
+    ) -> Self {
+        PetitionTally {
+            producer,
+            threshold,
+            deadline,
+            group,
+            goal,
+            endorsers: 0,
+            member_endorsers: 0,
+            pledged: BTreeMap::new(),
+            reached: false,
+            funded: false,
+            first_reached_at: None,
+            withdrawn: false,
+            withdrawn_at: None,
+            response: None,
+            latest_at: None,
+        }
+    }
+
     /// The time after which endorsements do not count: the earlier of the deadline and the
     /// first withdrawal.
     pub fn closes_at(&self) -> Option<u64> {
@@ -434,21 +461,8 @@ mod tests {
 
     fn tallies() -> Vec<PetitionTally> {
         let plain = PetitionTally {
-            producer: AuthorKey([7; 32]),
-            threshold: 100,
-            deadline: None,
-            group: None,
-            goal: None,
             endorsers: 3,
-            member_endorsers: 0,
-            pledged: BTreeMap::new(),
-            reached: false,
-            funded: false,
-            first_reached_at: None,
-            withdrawn: false,
-            withdrawn_at: None,
-            response: None,
-            latest_at: None,
+            ..PetitionTally::new(AuthorKey([7; 32]), 100, None, None, None)
         };
         vec![
             plain.clone(),

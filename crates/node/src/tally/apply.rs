@@ -117,23 +117,8 @@ pub(crate) fn apply<B: Backing>(
                 PetitionVariant::Campaign { goal } => Some((goal.value, goal.currency.clone())),
                 _ => None,
             };
-            let mut tally = PetitionTally {
-                producer: p.producer,
-                threshold: p.threshold,
-                deadline: p.deadline,
-                group: p.group,
-                goal,
-                endorsers: 0,
-                member_endorsers: 0,
-                pledged: BTreeMap::new(),
-                reached: false,
-                funded: false,
-                first_reached_at: None,
-                withdrawn: false,
-                withdrawn_at: None,
-                response: None,
-                latest_at: None,
-            };
+            let mut tally =
+                PetitionTally::new(p.producer, p.threshold, p.deadline, p.group, goal);
             tally.settle();
             ctx.put_tally(id, tally);
             ctx.changed_petitions.insert(id);

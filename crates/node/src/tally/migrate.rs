@@ -1,13 +1,43 @@
-//! One-off rewrites of what older nodes stored, done when a store opens.
+//! Opening a store: one-off rewrites of what older nodes stored, done when a store opens.
+//! They are a rebuild of the derived state under this version's rules, which is why the
+//! public ways to open a store ([`Store::open`], [`Store::open_rebuilding_above`]) live here,
+//! beside the rules, and not in `crate::store`.
 
-use super::keys;
-use crate::error::Result;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::store::{keys, Store, BACKGROUND_ABOVE};
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
+    /// more than [`BACKGROUND_ABOVE`] records rebuilds them in the background
+    /// ([`Store::indexes_ready`]).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        Self::open_rebuilding_above(dir, BACKGROUND_ABOVE).map_err(|e| {
+            if e.is_corruption() && !matches!(e, Error::DamagedStore { .. }) {
+                Error::DamagedStore {
+                    path: dir.display().to_string(),
+                    cause: e.to_string(),
+                }
+            } else {
+                e
+            }
+        })
+    }
+
+    /// [`Store::open`], rebuilding the indexes in the background when the store holds more
+    /// than `records` records (`0`: always; `u64::MAX`: never).
+    pub fn open_rebuilding_above(dir: impl AsRef<Path>, records: u64) -> Result<Self> {
+        Self::open_with(dir.as_ref(), records, &migrate_derived)
+    }
+}
 
 /// Brings the derived state of a store written by an older version up to
 /// [`keys::FORMAT_VERSION`], once per store (marked by [`keys::FORMAT`]). Derived state is
 /// a function of the records, so the rewrite is a rebuild: every derived key is removed and
 /// the derived state is computed again from the stored records under this version's rules
-/// (`crate::tally::recompute::derive`), as the audit computes it. A record that breaks a
+/// ([`super::recompute::derive`]), as the audit computes it. A record that breaks a
 /// rule it did not break before (a pledge in another currency than its campaign's) stays
 /// stored and counts for nothing. The marker is written once the rebuild is durable, so a
 /// crash part-way starts it again at the next open. (Plain inserts, not a `sled::Batch`:
@@ -27,7 +57,7 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
             tree.remove(k?)?;
         }
     }
-    let (fresh, refused) = crate::tally::recompute::derive(tree)?;
+    let (fresh, refused) = super::recompute::derive(tree)?;
     let mut written = 0u64;
     for (k, v) in fresh.0 {
         if k.first().is_some_and(|p| keys::DERIVED.contains(p)) {
