@@ -1,11 +1,13 @@
 //! The `chorus` CLI end to end: real `chorus node` processes on loopback, the real `chorus`
 //! binary against them, every user command, bad arguments and the `--json` shapes.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chorus_e2e::cli::{
+    eventually, fails, json_of, ok, start, stderr, stdout, FLAGS, PRODUCER, START, TRAVEL,
+};
 use chorus_e2e::{chorus, chorus_bin, DataDir, NodeProcess};
-use chorus_e2e::cli::{eventually, fails, json_of, ok, start, stderr, stdout, FLAGS, PRODUCER, START, TRAVEL};
 use serde_json::{json, Value};
 
 /// Another one.

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use chorus_e2e::{chorus, DataDir, NodeProcess};
 use chorus_e2e::cli::{stderr, stdout, FLAGS, PRODUCER, START};
+use chorus_e2e::{chorus, DataDir, NodeProcess};
 use serde_json::Value;
-
 
 /// A tmpfs of a given size mounted at a directory, unmounted when dropped.
 struct Tmpfs(PathBuf);

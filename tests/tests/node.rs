@@ -3,8 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use chorus_e2e::{chorus, DataDir, NodeProcess};
 use chorus_e2e::cli::{stderr, stdout};
+use chorus_e2e::{chorus, DataDir, NodeProcess};
 
 #[test]
 fn init_creates_keys_with_mode_0600_a_config_and_a_stable_identity() {

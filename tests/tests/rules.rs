@@ -2,13 +2,11 @@
 //! foreign currency refused, and a withdrawn petition that no endorsement reopens — made
 //! locally or arriving from another node.
 
-use std::process::Output;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chorus_e2e::{chorus, DataDir, NodeProcess};
 use chorus_e2e::cli::{eventually, fails, json_of, ok, start, stdout, PRODUCER, START, TRAVEL};
+use chorus_e2e::{chorus, DataDir, NodeProcess};
 use serde_json::Value;
-
 
 /// The tally of `petition` on `dir` once `ready` holds of it (asking the node to catch up
 /// meanwhile).
@@ -213,7 +211,11 @@ fn an_endorsement_made_after_a_withdrawal_is_refused_locally_and_not_counted_whe
         ok(dir, &["export", &id, "-o", file_s]);
         let v = json_of(dir, &["verify", file_s]);
         assert_eq!(v["valid"], true, "{v}");
-        assert_eq!((&v["count"], &v["state"]), (&Value::from(1), &Value::from("withdrawn")), "{v}");
+        assert_eq!(
+            (&v["count"], &v["state"]),
+            (&Value::from(1), &Value::from("withdrawn")),
+            "{v}"
+        );
         assert_eq!(v["withdrawn_at"], on_a["withdrawn_at"], "{v}");
         assert!(ok(dir, &["verify", file_s]).contains("state: withdrawn by its author"));
         proofs.push((v["root"].clone(), v["first_reached_at"].clone()));

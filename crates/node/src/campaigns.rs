@@ -109,7 +109,6 @@ pub(crate) async fn run(ingest: Ingest, cancel: CancellationToken) {
 mod tests {
     use super::*;
     use chorus_protocol::AuthorKey;
-    use std::collections::BTreeMap;
 
     fn campaign(deadline: Option<u64>, goal: bool) -> PetitionTally {
         PetitionTally::new(

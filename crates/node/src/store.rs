@@ -251,8 +251,12 @@ impl Store {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(None)
             .open()?;
-        // Nothing stored yet: nothing to migrate.
-        Self::from_db(db, None, u64::MAX, &|_, _| Ok(false))
+        // Nothing stored yet: nothing to migrate, and the format is this version's.
+        let current = |_: &sled::Db, tree: &sled::Tree| {
+            tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
+            Ok(false)
+        };
+        Self::from_db(db, None, u64::MAX, &current)
     }
 
     /// `dirs`: the store's directory and its active generation's.

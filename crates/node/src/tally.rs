@@ -46,8 +46,8 @@
 
 pub(crate) mod apply;
 pub(crate) mod ctx;
-pub(crate) mod migrate;
 pub mod event;
+pub(crate) mod migrate;
 pub(crate) mod ready;
 pub mod recompute;
 

@@ -542,8 +542,9 @@ pub fn verify(b: &Bundle) -> Result<Verified, BundleError> {
     // its own; the latest stands, and the first record after which the petition is reached
     // gives `first_reached_at` (§9).
     history.sort_by_key(|s| (s.at, s.id));
-    let meets =
-        |n: usize, sum: u128| n as u64 >= p.threshold && goal.is_none_or(|g| sum >= u128::from(g.value));
+    let meets = |n: usize, sum: u128| {
+        n as u64 >= p.threshold && goal.is_none_or(|g| sum >= u128::from(g.value))
+    };
     let mut standing: BTreeMap<[u8; 32], (RecordId, u128)> = BTreeMap::new();
     let mut total: u128 = 0;
     let mut first_reached_at = None;
@@ -843,7 +844,11 @@ pub(crate) mod bundle_tests {
         let retract = |k: u8, at: u64, e: &SignedRecord| {
             about(&p, k, at, Body::Retraction(Retraction { target: e.id() }))
         };
-        let (a, b, c) = (endorse(&p, 10, T0 + 10), endorse(&p, 11, T0 + 20), endorse(&p, 12, T0 + 30));
+        let (a, b, c) = (
+            endorse(&p, 10, T0 + 10),
+            endorse(&p, 11, T0 + 20),
+            endorse(&p, 12, T0 + 30),
+        );
         // b drops out, comes back later with a new endorsement; a updates theirs.
         let b_out = retract(11, T0 + 40, &b);
         let b_again = endorse(&p, 11, T0 + 50);
@@ -871,14 +876,16 @@ pub(crate) mod bundle_tests {
     #[test]
     fn a_withdrawal_closes_the_petition_for_what_is_made_after_it() {
         let p = petition(); // by key 2, threshold 3, deadline T0 + 1,000,000
-        let withdraw = |k: u8, at: u64| {
-            about(&p, k, at, Body::Retraction(Retraction { target: p.id() }))
-        };
+        let withdraw =
+            |k: u8, at: u64| about(&p, k, at, Body::Retraction(Retraction { target: p.id() }));
         let w = withdraw(2, T0 + 100);
         let (a, b) = (endorse(&p, 10, T0 + 10), endorse(&p, 11, T0 + 20));
         let late = endorse(&p, 12, T0 + 200);
         let v = verify(&claim(&p, &[&a, &b], &[], &[&w], &[&a, &b], None)).unwrap();
-        assert_eq!((v.count, v.withdrawn_at, v.state(T0 + 150)), (2, Some(T0 + 100), "withdrawn"));
+        assert_eq!(
+            (v.count, v.withdrawn_at, v.state(T0 + 150)),
+            (2, Some(T0 + 100), "withdrawn")
+        );
         // An endorsement made after the withdrawal does not belong.
         assert!(matches!(
             verify(&claim(&p, &[&a, &b, &late], &[], &[&w], &[&a, &b, &late], Some(T0 + 200))),
@@ -889,11 +896,31 @@ pub(crate) mod bundle_tests {
         // (Timestamps are the authors' word: here b's retraction says T0 + 50, before the
         // endorsement it retracts.)
         let late_b = endorse(&p, 11, T0 + 300);
-        let early_out = about(&p, 11, T0 + 50, Body::Retraction(Retraction { target: late_b.id() }));
-        let v = verify(&claim(&p, &[&a, &b, &late_b], &[&early_out], &[&w], &[&a], None)).unwrap();
+        let early_out = about(
+            &p,
+            11,
+            T0 + 50,
+            Body::Retraction(Retraction {
+                target: late_b.id(),
+            }),
+        );
+        let v = verify(&claim(
+            &p,
+            &[&a, &b, &late_b],
+            &[&early_out],
+            &[&w],
+            &[&a],
+            None,
+        ))
+        .unwrap();
         assert_eq!(v.count, 1);
         // A retraction of someone else's endorsement is refused, as ever.
-        let wrong = about(&p, 11, T0 + 50, Body::Retraction(Retraction { target: late.id() }));
+        let wrong = about(
+            &p,
+            11,
+            T0 + 50,
+            Body::Retraction(Retraction { target: late.id() }),
+        );
         assert!(matches!(
             verify(&claim(&p, &[&a, &late], &[&wrong], &[&w], &[&a], None)),
             Err(BundleError::Foreign { id, .. }) if id == wrong.id()
@@ -906,7 +933,10 @@ pub(crate) mod bundle_tests {
         ));
         // Without the withdrawal, the petition is open until its deadline, then closed.
         let v = verify(&claim(&p, &[&a, &b], &[], &[], &[&a, &b], None)).unwrap();
-        assert_eq!((v.state(T0 + 1_000_000), v.state(T0 + 1_000_001)), ("open", "closed"));
+        assert_eq!(
+            (v.state(T0 + 1_000_000), v.state(T0 + 1_000_001)),
+            ("open", "closed")
+        );
     }
 
     #[test]

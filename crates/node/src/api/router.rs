@@ -80,7 +80,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .fallback(no_such_endpoint)
         // read_body has taken at most this much already; the extractors' own limit agrees.
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.body.clone(), read_body))
+        .layer(middleware::from_fn_with_state(
+            state.body.clone(),
+            read_body,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

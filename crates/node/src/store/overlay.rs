@@ -257,6 +257,11 @@ pub(crate) struct HistoryEntry {
 pub(crate) struct Memory(pub(super) BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl Memory {
+    /// Its keys and values, in key order.
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+        self.0.into_iter()
+    }
+
     /// Applies a write set.
     pub(crate) fn absorb(&mut self, writes: Writes) {
         for (k, v) in writes {

@@ -1,7 +1,7 @@
 //! What one record changes in derived state: it offers its state to its slot, and where it
 //! wins, the sums over slot winners (tallies, ratings, memberships) follow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use chorus_protocol::{Admission, AuthorKey, Body, PetitionVariant, RecordId, SignedRecord};
 
@@ -117,8 +117,7 @@ pub(crate) fn apply<B: Backing>(
                 PetitionVariant::Campaign { goal } => Some((goal.value, goal.currency.clone())),
                 _ => None,
             };
-            let mut tally =
-                PetitionTally::new(p.producer, p.threshold, p.deadline, p.group, goal);
+            let mut tally = PetitionTally::new(p.producer, p.threshold, p.deadline, p.group, goal);
             tally.settle();
             ctx.put_tally(id, tally);
             ctx.changed_petitions.insert(id);

@@ -59,7 +59,7 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
     }
     let (fresh, refused) = super::recompute::derive(tree)?;
     let mut written = 0u64;
-    for (k, v) in fresh.0 {
+    for (k, v) in fresh.into_entries() {
         if k.first().is_some_and(|p| keys::DERIVED.contains(p)) {
             tree.insert(k, v)?;
             written += 1;
