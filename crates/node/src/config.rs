@@ -336,9 +336,9 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # Catch-up sync: pull what this node lacks on the topics it follows from each peer.
 # Pull from a peer when it connects.
 # on_connect = true
-# Pull from every connected peer this often (jittered by up to 20%; "0s": never).
+# Pull from every connected peer this often (jittered by up to 20%; at least "1s"; "0s": never).
 # interval = "5m"
-# Pull from one random peer this often, to repair what gossip lost ("0s": never).
+# Pull from one random peer this often, to repair what gossip lost (at least "1s"; "0s": never).
 # repair = "20s"
 # Longest wait for one answer, and for one whole pull from one peer.
 # request_timeout = "30s"
@@ -387,8 +387,9 @@ impl Config {
 
     /// Refuses values that parse but leave the node unable to work: no connections at all,
     /// a rate of nothing, a ban at the first fault, pulls that time out at once, fetches of
-    /// no records, an API with no room or limits beyond what a process can hold. (`0s` for
-    /// `sync.interval` and `sync.repair` is allowed: it turns them off.)
+    /// no records, an API with no room or limits beyond what a process can hold, periodic
+    /// pulls more often than once a second. (`0s` for `sync.interval` and `sync.repair` is
+    /// allowed: it turns them off.)
     pub fn check(&self) -> std::result::Result<(), String> {
         let n = &self.network;
         let s = &self.sync;
@@ -487,6 +488,15 @@ impl Config {
         for (field, value, max) in at_most {
             if value > max {
                 return Err(format!("{field} must be at most {max}"));
+            }
+        }
+        // Pulls more often than once a second would keep every peer busy answering.
+        for (field, every) in [("sync.interval", s.interval), ("sync.repair", s.repair)] {
+            if !every.is_zero() && every < Duration::from_secs(1) {
+                return Err(format!(
+                    "{field} must be at least 1s (or \"0s\": never), not {}",
+                    humantime::format_duration(every)
+                ));
             }
         }
         if a.max_header_bytes < 1024 {
@@ -645,6 +655,14 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, format!("[api]\n{text}\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        for (text, needle) in [
+            ("interval = \"10ms\"", "sync.interval must be at least 1s"),
+            ("repair = \"500ms\"", "sync.repair must be at least 1s"),
+        ] {
+            std::fs::write(&path, format!("[sync]\n{text}\n")).unwrap();
             let err = Config::load(&path).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }

@@ -128,6 +128,22 @@ fn review(author: &SigningKey, producer: AuthorKey, text: &str) -> SignedRecord 
     .unwrap()
 }
 
+/// [`review`] made at `at` (ms) by the author's clock.
+fn review_at(author: &SigningKey, producer: AuthorKey, text: &str, at: u64) -> SignedRecord {
+    RecordBuilder::new(Body::Review(Review {
+        product: ProductRef {
+            producer,
+            code: "gtin-42".into(),
+        },
+        rating: 4,
+        title: None,
+        text: text.into(),
+    }))
+    .created_at(at)
+    .sign(author)
+    .unwrap()
+}
+
 fn key_of(k: &SigningKey) -> AuthorKey {
     AuthorKey(k.verifying_key().to_bytes())
 }
@@ -390,6 +406,87 @@ async fn a_non_follower_on_the_same_shard_checks_and_forwards_without_storing() 
     }
     assert_eq!(e.node.status().await.unwrap().rejected, 0);
     for n in [a, e, f] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+/// A peer whose clock runs fast sends records dated an hour ahead: they are refused (not
+/// stored, not forwarded) and the peer is not penalised for them, however many; its records
+/// on time still get through. Records dated days ahead, beyond the skew and a day more
+/// (`ingest::FAR_FUTURE_MS`), are the sender's fault: a few of them get it banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_clock_is_refused_unpenalised_and_only_far_future_records_are_blamed() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let a = start(&[xk], &[], TCP, 3).await;
+    // b reaches the network only through a: whatever b sees, a forwarded.
+    let b = start(&[xk], &[&a.addr], &[], 3).await;
+    let fast = start(&[xk], &[&a.addr], &[], 3).await;
+    let consumer = SigningKey::from_bytes(&[9; 32]);
+    let warmup = review(&consumer, xk, "warm-up");
+    b.node.publish(&warmup).await.unwrap();
+    eventually("honest traffic flows", 30, async || {
+        a.node.store().contains(&warmup.id()).unwrap()
+    })
+    .await;
+    let fast_id = fast.node.status().await.unwrap().peer_id;
+    eventually("the fast node is connected to a", 10, async || {
+        a.node.status().await.unwrap().peers.contains(&fast_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let shard = shard_of(&Topic::Producer(xk));
+    let hour_ahead = chorus_node::clock::now_ms() + 3_600_000;
+    let mut ahead = Vec::new();
+    // Three times the number of faults that would get it banned.
+    for i in 0..9u64 {
+        let r = review_at(&consumer, xk, &format!("ahead {i}"), hour_ahead + i);
+        ahead.push(r.id());
+        fast.node
+            .publish_unchecked(shard.clone(), r.wire().to_vec())
+            .await
+            .unwrap();
+    }
+    let on_time = review(&consumer, xk, "on time, from the fast node");
+    fast.node
+        .publish_unchecked(shard.clone(), on_time.wire().to_vec())
+        .await
+        .unwrap();
+    eventually("the fast node's record on time reaches b", 20, async || {
+        b.node.store().contains(&on_time.id()).unwrap()
+    })
+    .await;
+    for id in &ahead {
+        assert!(
+            !a.node.store().contains(id).unwrap(),
+            "stored a record an hour ahead"
+        );
+        assert!(
+            !b.node.store().contains(id).unwrap(),
+            "a forwarded a record an hour ahead"
+        );
+    }
+    let status = a.node.status().await.unwrap();
+    assert!(!status.banned.contains(&fast_id), "a fast clock got banned");
+    assert!(status.peers.contains(&fast_id));
+
+    // Days ahead: the sender's fault.
+    let days_ahead = chorus_node::clock::now_ms() + 3 * 24 * 3_600_000;
+    for i in 0..6u64 {
+        let r = review_at(&consumer, xk, &format!("days ahead {i}"), days_ahead + i);
+        fast.node
+            .publish_unchecked(shard.clone(), r.wire().to_vec())
+            .await
+            .unwrap();
+    }
+    eventually(
+        "a bans the peer sending records days ahead",
+        20,
+        async || a.node.status().await.unwrap().banned.contains(&fast_id),
+    )
+    .await;
+    for n in [a, b, fast] {
         n.node.shutdown().await.unwrap();
     }
 }

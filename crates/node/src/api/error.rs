@@ -121,3 +121,36 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StorageFault;
+
+    #[test]
+    fn storage_failures_are_storage_errors_not_a_stopped_node() {
+        let answer = |e: Error| {
+            let a = ApiError::from(e);
+            (a.status, a.code.to_string())
+        };
+        let full = Error::Unwritable(StorageFault::Full("0 bytes free".into()));
+        assert_eq!(
+            answer(full),
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full".into())
+        );
+        let enospc = Error::Io(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(
+            answer(enospc),
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full".into())
+        );
+        let failed = Error::Unwritable(StorageFault::Failed("read-only file system".into()));
+        assert_eq!(
+            answer(failed),
+            (StatusCode::INTERNAL_SERVER_ERROR, "storage_failed".into())
+        );
+        assert_eq!(
+            answer(Error::NodeStopped),
+            (StatusCode::SERVICE_UNAVAILABLE, "node_stopped".into())
+        );
+    }
+}
