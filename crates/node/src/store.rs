@@ -909,8 +909,10 @@ impl Store {
         )
     }
 
-    /// Records by an author, oldest first.
-    pub fn by_author(
+    /// Attestations by an author, oldest first: the records indexed by author. (A store
+    /// written by an older node indexes every record by its author, so callers check the
+    /// kind.)
+    pub fn attestations_by(
         &self,
         author: &AuthorKey,
         after: Option<(u64, RecordId)>,

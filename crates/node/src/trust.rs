@@ -273,7 +273,7 @@ fn attestations(store: &Store, watchdogs: &[AuthorKey]) -> Result<Vec<SignedReco
     for w in watchdogs {
         let mut after = None;
         loop {
-            let page = store.by_author(w, after, 1000)?;
+            let page = store.attestations_by(w, after, 1000)?;
             for r in page.records {
                 if r.record().kind() == Kind::Attestation && !retracted(store, w, &r.id())? {
                     out.push(r);

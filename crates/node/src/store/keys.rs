@@ -8,7 +8,7 @@
 //! |--------|----------------------------------------------|-------------------------------|
 //! | `r`    | id                                           | topic(33) created_at(8): where the record is |
 //! | `t`    | topic(33) created_at(8, BE) id               | wire bytes, verbatim: records in topic/time (sync) order |
-//! | `a`    | author created_at id                         | empty                         |
+//! | `a`    | author created_at id                         | empty: attestations by author (stores written before 2026-12-07 hold every record's) |
 //! | `g`    | target created_at id                         | empty                         |
 //! | `p`    | product(64) created_at id                    | empty                         |
 //! | `w`    | target id                                    | wire of a record waiting for its target |
