@@ -458,6 +458,28 @@ impl Config {
         let at_most = [
             ("api.max_connections", u64::from(a.max_connections), 65_536),
             (
+                "network.max_connections",
+                u64::from(n.max_connections),
+                65_536,
+            ),
+            (
+                "network.max_pending_incoming",
+                u64::from(n.max_pending_incoming),
+                65_536,
+            ),
+            (
+                "network.max_pending_outgoing",
+                u64::from(n.max_pending_outgoing),
+                65_536,
+            ),
+            // A waiting record is kept on disk and counted in memory: ten million is
+            // gigabytes of records that may never be needed.
+            (
+                "ingest.max_waiting",
+                self.ingest.max_waiting as u64,
+                10_000_000,
+            ),
+            (
                 "api.header_timeout",
                 a.header_timeout.as_millis() as u64,
                 hour,
@@ -496,6 +518,23 @@ impl Config {
                 return Err(format!(
                     "{field} must be at least 1s (or \"0s\": never), not {}",
                     humantime::format_duration(every)
+                ));
+            }
+        }
+        for (field, share) in [
+            (
+                "ingest.max_waiting_per_peer",
+                self.ingest.max_waiting_per_peer,
+            ),
+            (
+                "ingest.max_waiting_per_author",
+                self.ingest.max_waiting_per_author,
+            ),
+        ] {
+            if share > self.ingest.max_waiting {
+                return Err(format!(
+                    "{field} must be at most ingest.max_waiting ({})",
+                    self.ingest.max_waiting
                 ));
             }
         }
@@ -655,6 +694,27 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, format!("[api]\n{text}\n")).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        for (section, text, needle) in [
+            (
+                "network",
+                "max_connections = 1000000",
+                "network.max_connections must be at most 65536",
+            ),
+            (
+                "ingest",
+                "max_waiting = 100\nmax_waiting_per_peer = 101",
+                "ingest.max_waiting_per_peer must be at most ingest.max_waiting (100)",
+            ),
+            (
+                "ingest",
+                "max_waiting = 100000000",
+                "ingest.max_waiting must be at most 10000000",
+            ),
+        ] {
+            std::fs::write(&path, format!("[{section}]\n{text}\n")).unwrap();
             let err = Config::load(&path).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
