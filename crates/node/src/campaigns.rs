@@ -65,7 +65,13 @@ pub(crate) async fn run(ingest: Ingest, cancel: CancellationToken) {
     let mut events = ingest.subscribe();
     let mut running = Running::default();
     let now = now_ms();
-    match ingest.store().petitions() {
+    // Every petition's tally is read once, off the async threads (a large store holds tens
+    // of thousands).
+    let store = ingest.store().clone();
+    let all = tokio::task::spawn_blocking(move || store.petitions())
+        .await
+        .unwrap_or(Err(crate::error::Error::NodeStopped));
+    match all {
         Ok(all) => {
             for (id, t) in all {
                 running.note(id, &t, now);

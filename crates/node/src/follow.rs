@@ -285,7 +285,12 @@ pub(crate) async fn follow_petition_groups(
     loop {
         let groups = if rescan {
             rescan = false;
-            match unfollowed_groups(&store, &following, &me) {
+            // Reads every petition's tally: off the async threads.
+            let (s, f) = (store.clone(), following.clone());
+            let found = tokio::task::spawn_blocking(move || unfollowed_groups(&s, &f, &me))
+                .await
+                .unwrap_or(Err(Error::NodeStopped));
+            match found {
                 Ok(g) => g,
                 Err(e) => {
                     warn!(error = %e, "could not list the petitions aimed at this node");

@@ -7,7 +7,8 @@ use chorus_node::config::Config;
 use chorus_node::net::shard_of;
 use chorus_node::{DataDir, NetEvent, Node};
 use chorus_protocol::{
-    AuthorKey, Body, ProductRef, RecordBuilder, Review, SignedRecord, SigningKey, Topic,
+    AuthorKey, Body, Endorsement, Petition, PetitionVariant, ProductRef, RecordBuilder, Retraction,
+    Review, SignedRecord, SigningKey, Topic,
 };
 use tempfile::TempDir;
 
@@ -193,18 +194,14 @@ async fn a_review_reaches_every_follower_and_only_followers() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
-    let (x, _) = producer_keys();
-    let xk = key_of(&x);
+/// Three nodes following `xk`: `a` listens; `b` and `h` (the one to misbehave) reach the
+/// network only through `a`, so whatever `b` sees, `a` forwarded. Returns them once honest
+/// traffic flows from `b` to `a` and `h`'s mesh includes `a`, with `h`'s peer id.
+async fn a_b_and_h(xk: AuthorKey, consumer: &SigningKey) -> (TestNode, TestNode, TestNode, String) {
     let a = start(&[xk], &[], TCP, 3).await;
-    // Neither b nor the hostile node listens: each reaches the network only through `a`, so
-    // whatever invalid record b might see, a must have forwarded.
     let b = start(&[xk], &[&a.addr], &[], 3).await;
     let h = start(&[xk], &[&a.addr], &[], 3).await;
-    let consumer = SigningKey::from_bytes(&[9; 32]);
-
-    let warmup = review(&consumer, xk, "warm-up");
+    let warmup = review(consumer, xk, "warm-up");
     b.node.publish(&warmup).await.unwrap();
     eventually("honest traffic flows", 30, async || {
         a.node.store().contains(&warmup.id()).unwrap()
@@ -217,6 +214,15 @@ async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
     .await;
     // Let h's mesh include a.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    (a, b, h, h_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_peer_is_dropped_not_forwarded_and_cut_off() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let consumer = SigningKey::from_bytes(&[9; 32]);
+    let (a, b, h, h_id) = a_b_and_h(xk, &consumer).await;
 
     let shard = shard_of(&Topic::Producer(xk));
     let mut forged_ids = Vec::new();
@@ -418,23 +424,8 @@ async fn a_non_follower_on_the_same_shard_checks_and_forwards_without_storing() 
 async fn a_fast_clock_is_refused_unpenalised_and_only_far_future_records_are_blamed() {
     let (x, _) = producer_keys();
     let xk = key_of(&x);
-    let a = start(&[xk], &[], TCP, 3).await;
-    // b reaches the network only through a: whatever b sees, a forwarded.
-    let b = start(&[xk], &[&a.addr], &[], 3).await;
-    let fast = start(&[xk], &[&a.addr], &[], 3).await;
     let consumer = SigningKey::from_bytes(&[9; 32]);
-    let warmup = review(&consumer, xk, "warm-up");
-    b.node.publish(&warmup).await.unwrap();
-    eventually("honest traffic flows", 30, async || {
-        a.node.store().contains(&warmup.id()).unwrap()
-    })
-    .await;
-    let fast_id = fast.node.status().await.unwrap().peer_id;
-    eventually("the fast node is connected to a", 10, async || {
-        a.node.status().await.unwrap().peers.contains(&fast_id)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (a, b, fast, fast_id) = a_b_and_h(xk, &consumer).await;
 
     let shard = shard_of(&Topic::Producer(xk));
     let hour_ahead = chorus_node::clock::now_ms() + 3_600_000;
@@ -487,6 +478,93 @@ async fn a_fast_clock_is_refused_unpenalised_and_only_far_future_records_are_bla
     )
     .await;
     for n in [a, b, fast] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
+/// Issue 19's rules across nodes: a campaign withdrawn part-way, its records reaching two
+/// nodes in different orders (an endorsement made after the withdrawal reaches one node
+/// before the withdrawal does), ends with the same tally on both: the endorsements made by
+/// the withdrawal count, their pledges fall short of the goal, nothing was ever reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_withdrawn_part_way_ends_alike_on_every_node_whatever_the_order() {
+    let (x, _) = producer_keys();
+    let xk = key_of(&x);
+    let a = start(&[xk], &[], TCP, 3).await;
+    let b = start(&[xk], &[&a.addr], &[], 3).await;
+    let t0 = chorus_node::clock::now_ms() - 60_000;
+    let author = SigningKey::from_bytes(&[40; 32]);
+    let p = RecordBuilder::new(Body::Petition(Petition {
+        producer: xk,
+        product: None,
+        group: None,
+        title: "Tooling".into(),
+        text: "Fund the mould".into(),
+        threshold: 2,
+        deadline: None,
+        variant: PetitionVariant::Campaign {
+            goal: "30EUR".parse().unwrap(),
+        },
+    }))
+    .created_at(t0)
+    .sign(&author)
+    .unwrap();
+    let about = |k: u8, at: u64, body: Body| {
+        RecordBuilder::new(body)
+            .created_at(at)
+            .topic(p.record().topic)
+            .sign(&SigningKey::from_bytes(&[k; 32]))
+            .unwrap()
+    };
+    let pledge = |k: u8, at: u64, amount: &str| {
+        about(
+            k,
+            at,
+            Body::Endorsement(Endorsement {
+                petition: p.id(),
+                comment: None,
+                pledge: Some(amount.parse().unwrap()),
+            }),
+        )
+    };
+    let e1 = pledge(41, t0 + 10_000, "20EUR");
+    let e2 = pledge(42, t0 + 20_000, "5EUR");
+    let withdrawal = about(
+        40,
+        t0 + 25_000,
+        Body::Retraction(Retraction { target: p.id() }),
+    );
+    let e3 = pledge(43, t0 + 30_000, "10EUR");
+    a.node.publish(&p).await.unwrap();
+    eventually("the campaign reaches b", 20, async || {
+        b.node.store().contains(&p.id()).unwrap()
+    })
+    .await;
+    // a: e1, the withdrawal, then (from b) e2 and e3. b: e2, e3 before the withdrawal.
+    a.node.publish(&e1).await.unwrap();
+    a.node.publish(&withdrawal).await.unwrap();
+    b.node.publish(&e2).await.unwrap();
+    b.node.publish(&e3).await.unwrap();
+    let settled = async |n: &TestNode| {
+        let s = n.node.store();
+        [&e1, &e2, &e3, &withdrawal]
+            .iter()
+            .all(|r| s.contains(&r.id()).unwrap())
+    };
+    eventually("every record reaches both nodes", 30, async || {
+        settled(&a).await && settled(&b).await
+    })
+    .await;
+    let ta = a.node.store().tally(&p.id()).unwrap().unwrap();
+    let tb = b.node.store().tally(&p.id()).unwrap().unwrap();
+    assert_eq!(ta, tb, "the two nodes disagree");
+    assert_eq!(ta.endorsers, 2, "e3 was made after the withdrawal: {ta:?}");
+    assert_eq!(ta.pledged_total(), Some(2_500), "{ta:?}");
+    assert!(ta.withdrawn && !ta.funded && !ta.reached, "{ta:?}");
+    assert_eq!(ta.withdrawn_at, Some(t0 + 25_000));
+    // Two backers from t0 + 20 s, but 25 of 30 EUR: never reached.
+    assert_eq!(ta.first_reached_at, None, "{ta:?}");
+    for n in [a, b] {
         n.node.shutdown().await.unwrap();
     }
 }
