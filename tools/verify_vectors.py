@@ -689,6 +689,63 @@ def verify_bundle(data):
     return len(counted), root, first
 
 
+# --------------------------------------------------------------------------- kind rules (section 9.1)
+
+def kind_rule(rec, target):
+    """Section 9.1: the code of the first kind rule `rec` breaks, given the record it points
+    at, or None."""
+    kind, tkind, tbody = rec["kind"], target["kind"], target["body"]
+    if kind == "join":
+        return None if tkind == "group" else "not_a_group"
+    if kind == "admit":
+        if tkind != "group":
+            return "not_a_group"
+        return None if rec["author"] == target["author"] else "not_founder"
+    if kind == "endorsement":
+        if tkind != "petition":
+            return "not_a_petition"
+        if rec["topic"] != target["topic"]:
+            return "wrong_topic"
+        goal, pledge = tbody.get("goal"), rec["body"].get("pledge")
+        if tbody.get("variant") == "campaign" and goal and pledge and pledge["currency"] != goal["currency"]:
+            return "currency_mismatch"
+        return None
+    if kind == "retraction":
+        if rec["author"] != target["author"]:
+            return "not_yours"
+        if tkind == "retraction":
+            return "not_retractable"
+        return None if rec["topic"] == target["topic"] else "wrong_topic"
+    if kind == "response":
+        if tkind == "petition":
+            producer = tbody["producer"]
+        elif tkind == "review":
+            producer = tbody["product"]["producer"]
+        else:
+            return "not_answerable"
+        return None if rec["author"] == producer else "not_producer"
+    return None
+
+
+def check_rule_vectors(root):
+    cases = json.loads((root / "docs" / "test-rules.json").read_text(encoding="utf-8"))
+    far = 1 << 62
+    failed = 0
+    for case in cases:
+        _, _, target, tid = verify_wire(bytes.fromhex(case["target"]), far)
+        _, _, rec, _ = verify_wire(bytes.fromhex(case["record"]), far)
+        body = rec["body"]
+        points_at = body.get("group") or body.get("petition") or body.get("target")
+        got = kind_rule(rec, target) if points_at == tid else "does-not-point-at-its-target"
+        if got == case["error"]:
+            print(f"ok   rule {case['name']}" + (f"  ({got})" if got else ""))
+        else:
+            failed += 1
+            print(f"FAIL rule {case['name']}: {got}, expected {case['error']}")
+    print(f"kind rules: {len(cases) - failed} passed, {failed} failed")
+    return failed == 0
+
+
 def verify_proof(proof):
     h = merkle_leaf(bytes.fromhex(proof["endorsement"]))
     for step in proof["path"]:
@@ -736,6 +793,8 @@ def main(argv):
     print(f"{passed} passed, {failed} failed")
     if len(argv) <= 1:
         check_bundle_vectors(root)
+        if not check_rule_vectors(root):
+            failed += 1
     return 0 if failed == 0 else 1
 
 

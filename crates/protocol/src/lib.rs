@@ -37,6 +37,8 @@ pub mod validate;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod rule_vectors;
+#[cfg(test)]
 mod vectors;
 
 pub use error::Error;
