@@ -611,8 +611,8 @@ def merkle_root(ids):
 
 
 def verify_bundle(data):
-    """Section 14.2: returns (count, root, first_reached_at) or raises Invalid naming the
-    culprit."""
+    """Section 14.2: returns (count, root, first_reached_at, pledged total, withdrawn_at) or
+    raises Invalid naming the culprit."""
     b = cbor_decode_one(data, nulls=True)
     want = {"v", "root", "count", "petition", "responses", "retractions", "withdrawals",
             "attestations", "endorsements", "first_reached_at"}
@@ -686,7 +686,7 @@ def verify_bundle(data):
         raise Invalid("RootMismatch", root.hex())
     if first != b["first_reached_at"]:
         raise Invalid("FirstReachedMismatch", f"claims {b['first_reached_at']}, history gives {first}")
-    return len(counted), root, first
+    return len(counted), root, first, total, withdrawn_at
 
 
 # --------------------------------------------------------------------------- kind rules (section 9.1)
@@ -757,7 +757,7 @@ def verify_proof(proof):
 def check_bundle_vectors(root):
     bundle = (root / "docs" / "test-bundle.cbor").read_bytes()
     proof = json.loads((root / "docs" / "test-proof.json").read_text(encoding="utf-8"))
-    count, r, _ = verify_bundle(bundle)
+    count, r, _, _, _ = verify_bundle(bundle)
     assert count == proof["count"] and r.hex() == proof["root"], "bundle and proof disagree"
     assert verify_proof(proof), "the proof does not hold"
     bad = dict(proof, endorsement="00" * 32)
@@ -771,6 +771,22 @@ def check_bundle_vectors(root):
             continue
         raise AssertionError(f"bundle byte {i} altered unnoticed")
     print(f"ok   bundle: {count} endorsers, root {r.hex()}; proof holds; tampering caught")
+    campaign = (root / "docs" / "test-bundle-campaign.cbor").read_bytes()
+    want = json.loads((root / "docs" / "test-bundle-campaign.json").read_text(encoding="utf-8"))
+    count, r, first, total, withdrawn_at = verify_bundle(campaign)
+    got = {"count": count, "root": r.hex(), "first_reached_at": first, "pledged": total,
+           "withdrawn_at": withdrawn_at}
+    assert got == want, f"campaign bundle: {got} != {want}"
+    for i in range(0, len(campaign), 3):
+        t = bytearray(campaign)
+        t[i] ^= 1
+        try:
+            verify_bundle(bytes(t))
+        except (Invalid, KeyError, TypeError, AttributeError, ValueError, IndexError):
+            continue
+        raise AssertionError(f"campaign bundle byte {i} altered unnoticed")
+    print(f"ok   campaign bundle: {count} backers, {total / 100:.2f} pledged, first reached at "
+          f"{first}, withdrawn at {withdrawn_at}; tampering caught")
 
 
 def main(argv):

@@ -1111,6 +1111,108 @@ mod vectors {
         assert_eq!((again.count, again.root), (4, v.root));
     }
 
+    /// A campaign (goal 30EUR, threshold 2) whose pledges reached the goal, an update of a
+    /// pledge, a backer who dropped out, its author's withdrawal, and a pledge made after it
+    /// that a retraction dated before it names (so it is in the bundle and counts for
+    /// nothing).
+    fn campaign() -> (Bundle, serde_json::Value) {
+        use crate::testing::key;
+        use crate::{Endorsement, Petition, Retraction};
+        const T0: u64 = 1_767_000_000_000;
+        let p = crate::RecordBuilder::new(Body::Petition(Petition {
+            producer: crate::testing::author(1),
+            product: None,
+            group: None,
+            title: "Tooling".into(),
+            text: "Fund the mould.".into(),
+            threshold: 2,
+            deadline: Some(T0 + 1_000_000),
+            variant: crate::PetitionVariant::Campaign {
+                goal: "30EUR".parse().unwrap(),
+            },
+        }))
+        .created_at(T0)
+        .sign(&key(2))
+        .unwrap();
+        let about = |k: u8, at: u64, body: Body| {
+            crate::RecordBuilder::new(body)
+                .created_at(at)
+                .topic(p.record().topic)
+                .sign(&key(k))
+                .unwrap()
+        };
+        let pledge = |k: u8, at: u64, amount: &str| {
+            about(
+                k,
+                at,
+                Body::Endorsement(Endorsement {
+                    petition: p.id(),
+                    comment: None,
+                    pledge: Some(amount.parse().unwrap()),
+                }),
+            )
+        };
+        let retract = |k: u8, at: u64, id: RecordId| {
+            about(k, at, Body::Retraction(Retraction { target: id }))
+        };
+        let a = pledge(10, T0 + 10, "20EUR");
+        let b = pledge(11, T0 + 20, "5EUR");
+        let c = pledge(12, T0 + 30, "10EUR"); // 35 of 30: reached here
+        let b2 = pledge(11, T0 + 40, "8EUR"); // an update: moves nothing
+        let c_out = retract(12, T0 + 50, c.id()); // 28 of 30: no longer reached
+        let withdrawal = retract(2, T0 + 60, p.id());
+        let late = pledge(13, T0 + 70, "100EUR"); // after the withdrawal
+        let late_out = retract(13, T0 + 55, late.id()); // dated before it
+        let wire = |l: &[&SignedRecord]| l.iter().map(|r| r.wire().to_vec()).collect();
+        let counted = [a.id(), b2.id()];
+        let b = Bundle {
+            petition: p.wire().to_vec(),
+            endorsements: wire(&[&a, &b, &c, &b2, &late]),
+            retractions: wire(&[&c_out, &late_out]),
+            responses: vec![],
+            attestations: vec![],
+            count: 2,
+            root: merkle_root(&counted),
+            withdrawals: wire(&[&withdrawal]),
+            first_reached_at: Some(T0 + 30),
+        };
+        let expect = serde_json::json!({
+            "count": 2,
+            "root": hex::encode(merkle_root(&counted)),
+            "first_reached_at": T0 + 30,
+            "pledged": 2_800,
+            "withdrawn_at": T0 + 60,
+        });
+        (b, expect)
+    }
+
+    #[test]
+    fn the_committed_campaign_bundle_vector_matches_the_code() {
+        let (b, expect) = campaign();
+        let v = verify(&b).unwrap();
+        assert_eq!(v.count, 2);
+        assert_eq!(v.first_reached_at, Some(1_767_000_000_030));
+        assert_eq!(v.pledged, Some((2_800, "EUR".to_string())));
+        assert!(!v.funded, "28 of 30 EUR");
+        assert_eq!(v.withdrawn_at, Some(1_767_000_000_060));
+        assert_eq!(v.state(0), "withdrawn");
+        let bytes = b.encode();
+        let text = serde_json::to_string_pretty(&expect).unwrap() + "\n";
+        if std::env::var_os("CHORUS_BLESS").is_some() {
+            std::fs::write(docs("test-bundle-campaign.cbor"), &bytes).unwrap();
+            std::fs::write(docs("test-bundle-campaign.json"), &text).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(docs("test-bundle-campaign.cbor")).unwrap(),
+            bytes,
+            "docs/test-bundle-campaign.cbor is stale: CHORUS_BLESS=1 cargo test -p chorus-protocol bundle"
+        );
+        assert_eq!(
+            std::fs::read_to_string(docs("test-bundle-campaign.json")).unwrap(),
+            text
+        );
+    }
+
     fn committed_bytes() -> Vec<u8> {
         std::fs::read(docs("test-bundle.cbor")).unwrap()
     }
