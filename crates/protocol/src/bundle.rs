@@ -665,7 +665,7 @@ pub(crate) mod bundle_tests {
         .unwrap()
     }
 
-    fn about(p: &SignedRecord, k: u8, at: u64, body: Body) -> SignedRecord {
+    pub(crate) fn about(p: &SignedRecord, k: u8, at: u64, body: Body) -> SignedRecord {
         RecordBuilder::new(body)
             .created_at(at)
             .topic(p.record().topic)
@@ -1134,13 +1134,7 @@ mod vectors {
         .created_at(T0)
         .sign(&key(2))
         .unwrap();
-        let about = |k: u8, at: u64, body: Body| {
-            crate::RecordBuilder::new(body)
-                .created_at(at)
-                .topic(p.record().topic)
-                .sign(&key(k))
-                .unwrap()
-        };
+        let about = |k: u8, at: u64, body: Body| super::bundle_tests::about(&p, k, at, body);
         let pledge = |k: u8, at: u64, amount: &str| {
             about(
                 k,
