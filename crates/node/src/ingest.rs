@@ -1048,6 +1048,86 @@ pub(crate) mod tests {
         assert_eq!(third.tally(&id).unwrap(), Some(t));
     }
 
+    /// An older node stored a pledge in dollars to a euro campaign, and the retraction of
+    /// it: this version refuses the pledge, and a node that never stored it keeps the
+    /// retraction waiting. The migration removes both, so the backer's euro pledge counts
+    /// as it does on such a node, and the store agrees with a recomputation.
+    #[test]
+    fn a_migration_removes_what_this_version_refuses_and_what_points_at_it() {
+        use chorus_protocol::{
+            AuthorKey, Body, Endorsement, Petition, PetitionVariant, RecordBuilder, Retraction,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let key = |i: u8| chorus_protocol::SigningKey::from_bytes(&[i; 32]);
+        let t0 = crate::clock::now_ms() - 60_000;
+        let p = RecordBuilder::new(Body::Petition(Petition {
+            producer: AuthorKey([3; 32]),
+            product: None,
+            group: None,
+            title: "Tooling".into(),
+            text: "Fund the mould".into(),
+            threshold: 1,
+            deadline: None,
+            variant: PetitionVariant::Campaign {
+                goal: "30EUR".parse().unwrap(),
+            },
+        }))
+        .created_at(t0)
+        .sign(&key(1))
+        .unwrap();
+        let about = |at: u64, body: Body| {
+            RecordBuilder::new(body)
+                .created_at(at)
+                .topic(p.record().topic)
+                .sign(&key(2))
+                .unwrap()
+        };
+        let pledge = |at: u64, amount: &str| {
+            about(
+                at,
+                Body::Endorsement(Endorsement {
+                    petition: p.id(),
+                    comment: None,
+                    pledge: Some(amount.parse().unwrap()),
+                }),
+            )
+        };
+        let euros = pledge(t0 + 1_000, "40EUR");
+        let dollars = pledge(t0 + 2_000, "10USD");
+        let retraction = about(
+            t0 + 3_000,
+            Body::Retraction(Retraction {
+                target: dollars.id(),
+            }),
+        );
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+            ing.ingest_blocking(vec![p.wire().to_vec(), euros.wire().to_vec()])
+                .unwrap();
+            drop(ing);
+            threads.join();
+            // What the older node stored besides, and its format.
+            let tree = store.tree();
+            let mut ov = crate::store::overlay::Overlay::new(&tree);
+            ov.put_record(&dollars);
+            ov.put_record(&retraction);
+            let mut old = ov.into_writes().unwrap();
+            old.insert(keys::FORMAT.to_vec(), Some(vec![2]));
+            store.write(&old).unwrap();
+            store.flush().unwrap();
+            assert_eq!(store.len().unwrap(), 4);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!store.contains(&dollars.id()).unwrap());
+        assert!(!store.contains(&retraction.id()).unwrap());
+        assert_eq!(store.len().unwrap(), 2);
+        let t = store.tally(&p.id()).unwrap().unwrap();
+        assert_eq!((t.endorsers, t.pledged_total()), (1, Some(4_000)), "{t:?}");
+        assert!(t.funded);
+        assert!(crate::tally::recompute(&store).unwrap().is_empty());
+    }
+
     #[test]
     fn a_store_written_with_cbor_values_is_migrated_once_on_open() {
         let dir = tempfile::tempdir().unwrap();

@@ -39,46 +39,8 @@ impl<B: Backing> Overlay<'_, B> {
             keys::timed(keys::TOPIC, &keys::topic_bytes(&r.topic), at, &id),
             rec.wire().to_vec(),
         );
-        // Only attestations are looked up by author (a trusted watchdog's, for trusted
-        // counts): an author key for every record was a tenth of the store's live bytes.
-        if r.kind() == Kind::Attestation {
-            self.put(
-                keys::timed(keys::AUTHOR, r.author.as_bytes(), at, &id),
-                Vec::new(),
-            );
-        }
-        // A petition's endorsements are indexed by their slots (petition, author): the
-        // latest state of each endorser, which is what anyone asks of them. One key less for
-        // the commonest record.
-        if let Some(t) = r.body.target() {
-            if r.kind() != Kind::Endorsement {
-                self.put(keys::timed(keys::TARGET, t.as_bytes(), at, &id), Vec::new());
-            }
-        }
-        match &r.body {
-            Body::Review(rv) => {
-                let pk = ProductKey::of_ref(&rv.product);
-                self.put(
-                    keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id),
-                    Vec::new(),
-                );
-            }
-            Body::Petition(p) => {
-                if let Some(code) = &p.product {
-                    let pk = ProductKey::of(&p.producer, code);
-                    self.put(
-                        keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id),
-                        Vec::new(),
-                    );
-                }
-                if let Some(g) = &p.group {
-                    self.put(
-                        keys::key(keys::GROUP_PETITION, &[g.as_bytes(), id.as_bytes()]),
-                        Vec::new(),
-                    );
-                }
-            }
-            _ => {}
+        for k in index_keys(rec) {
+            self.put(k, Vec::new());
         }
         self.added += 1;
         let (seq, key, value) = self.journal?.entry(&r.topic, &id)?;
@@ -153,4 +115,48 @@ impl<B: Backing> Overlay<'_, B> {
             })
             .collect())
     }
+}
+
+/// A record's index entries (all with empty values): by author for attestations, by target
+/// for what points at something (endorsements are found through their slots), by product,
+/// and a petition's group. What [`Overlay::put_record`] writes beside the record, and what
+/// removing a record removes.
+pub(crate) fn index_keys(rec: &SignedRecord) -> Vec<Vec<u8>> {
+    let r = rec.record();
+    let id = rec.id();
+    let at = r.created_at;
+    let mut out = Vec::new();
+    // Only attestations are looked up by author (a trusted watchdog's, for trusted
+    // counts): an author key for every record was a tenth of the store's live bytes.
+    if r.kind() == Kind::Attestation {
+        out.push(keys::timed(keys::AUTHOR, r.author.as_bytes(), at, &id));
+    }
+    // A petition's endorsements are indexed by their slots (petition, author): the latest
+    // state of each endorser, which is what anyone asks of them. One key less for the
+    // commonest record.
+    if let Some(t) = r.body.target() {
+        if r.kind() != Kind::Endorsement {
+            out.push(keys::timed(keys::TARGET, t.as_bytes(), at, &id));
+        }
+    }
+    match &r.body {
+        Body::Review(rv) => {
+            let pk = ProductKey::of_ref(&rv.product);
+            out.push(keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id));
+        }
+        Body::Petition(p) => {
+            if let Some(code) = &p.product {
+                let pk = ProductKey::of(&p.producer, code);
+                out.push(keys::timed(keys::PRODUCT, pk.as_bytes(), at, &id));
+            }
+            if let Some(g) = &p.group {
+                out.push(keys::key(
+                    keys::GROUP_PETITION,
+                    &[g.as_bytes(), id.as_bytes()],
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
 }

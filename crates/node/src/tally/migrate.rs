@@ -5,7 +5,13 @@
 
 use std::path::Path;
 
+use std::collections::BTreeSet;
+
+use chorus_protocol::rules::depends_on;
+use chorus_protocol::{RecordId, SignedRecord};
+
 use crate::error::{Error, Result};
+use crate::store::index::index_keys;
 use crate::store::{keys, Store, BACKGROUND_ABOVE};
 
 impl Store {
@@ -38,8 +44,9 @@ impl Store {
 /// a function of the records, so the rewrite is a rebuild: every derived key is removed and
 /// the derived state is computed again from the stored records under this version's rules
 /// ([`super::recompute::derive`]), as the audit computes it. A record that breaks a
-/// rule it did not break before (a pledge in another currency than its campaign's) stays
-/// stored and counts for nothing. The marker is written once the rebuild is durable, so a
+/// rule it did not break before (a pledge in another currency than its campaign's) is
+/// removed, with every record that points at it ([`remove_records`]): the store is then
+/// the one a node of this version would have built from the same records. The marker is written once the rebuild is durable, so a
 /// crash part-way starts it again at the next open. (Plain inserts, not a `sled::Batch`:
 /// the first batch would switch on sled's global read lock for the life of the process.)
 /// Returns whether it rebuilt anything.
@@ -57,10 +64,19 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
             tree.remove(k?)?;
         }
     }
-    let (fresh, refused) = super::recompute::derive(tree)?;
+    let (mut fresh, mut refused) = super::recompute::derive(tree)?;
+    let mut removed = 0;
+    if !refused.is_empty() {
+        let ids = refused
+            .iter()
+            .filter_map(|d| hex::decode(&d.key).ok()?.try_into().ok().map(RecordId))
+            .collect();
+        removed = remove_records(tree, ids)?;
+        (fresh, refused) = super::recompute::derive(tree)?;
+    }
     let mut written = 0u64;
     for (k, v) in fresh.into_entries() {
-        if k.first().is_some_and(|p| keys::DERIVED.contains(p)) {
+        if k == keys::COUNT || k.first().is_some_and(|p| keys::DERIVED.contains(p)) {
             tree.insert(k, v)?;
             written += 1;
         }
@@ -72,9 +88,54 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
         from = version,
         to = keys::FORMAT_VERSION,
         derived_keys = written,
+        removed,
         refused = refused.len(),
         ms = start.elapsed().as_millis() as u64,
         "derived state rebuilt under this version's rules"
     );
     Ok(true)
+}
+
+/// Removes the records this version would never have stored: `refused` (they break a kind
+/// rule) and every record that points at a removed one (a node that lacks a record's target
+/// keeps the record waiting, then lets it go), with their index and journal entries.
+/// Returns how many. Each round reads every record; there are as many rounds as the longest
+/// chain of records pointing at a removed one, plus one.
+fn remove_records(tree: &sled::Tree, refused: BTreeSet<RecordId>) -> Result<usize> {
+    let mut gone = refused;
+    loop {
+        let mut more = Vec::new();
+        for kv in tree.scan_prefix([keys::TOPIC]) {
+            let rec = SignedRecord::from_vec(kv?.1.to_vec())?;
+            let points_at_gone = depends_on(&rec.record().body).is_some_and(|t| gone.contains(&t));
+            if points_at_gone && !gone.contains(&rec.id()) {
+                more.push(rec.id());
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        gone.extend(more);
+    }
+    for id in &gone {
+        let Some(location) = tree.get(keys::record(id))? else {
+            continue;
+        };
+        let at = keys::stored_at(&location, id);
+        if let Some(wire) = tree.get(&at)? {
+            for k in index_keys(&SignedRecord::from_vec(wire.to_vec())?) {
+                tree.remove(k)?;
+            }
+        }
+        tree.remove(at)?;
+        tree.remove(keys::record(id))?;
+    }
+    for kv in tree.scan_prefix([keys::JOURNAL]) {
+        let (k, v) = kv?;
+        let journaled = <[u8; 32]>::try_from(v.as_ref()).ok().map(RecordId);
+        if journaled.is_some_and(|id| gone.contains(&id)) {
+            tree.remove(k)?;
+        }
+    }
+    Ok(gone.len())
 }
