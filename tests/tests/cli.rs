@@ -529,7 +529,11 @@ fn petitions_endorsements_retractions_and_tallies_on_one_node() {
     let mut expected = vec![proposal.clone(), campaign.clone(), elsewhere.clone()];
     expected.sort();
     assert_eq!(open, expected, "a withdrawn petition is not open");
-    assert!(ok(&dir, &["petitions", "--group", &group]).contains("closed"));
+    let listed = ok(&dir, &["petitions", "--group", &group]);
+    assert!(
+        listed.contains(&format!("{demand}  0/")) && listed.contains(" withdrawn "),
+        "{listed}"
+    );
 
     // Only the targeted producer responds...
     let before = records(&dir);

@@ -239,18 +239,18 @@ pub(crate) fn petitions(p: &Petitions) {
     for t in &p.petitions {
         // The counts stand unpadded: the CLI printed them through serde_json's Display,
         // which ignores widths.
+        // The state (open, withdrawn, closed by its deadline), and whether it is reached.
+        let state = match (t.state.as_str(), t.reached) {
+            ("open", true) => "reached".to_string(),
+            (s, true) => format!("reached, {s}"),
+            (s, false) => s.to_string(),
+        };
         println!(
-            "{}  {}/{} {:<8} {}",
+            "{}  {}/{} {:<9} {}",
             t.id,
             t.endorsers,
             t.threshold,
-            if t.reached {
-                "reached"
-            } else if t.open {
-                "open"
-            } else {
-                "closed"
-            },
+            state,
             t.title.as_deref().unwrap_or("")
         );
     }
