@@ -166,6 +166,12 @@ pub(crate) fn rating(r: &Rating) {
         .map(|(i, n)| format!("{}:{n}", i + 1))
         .collect();
     println!("{:.2} from {} reviews  [{}]", r.mean, r.count, h.join(" "));
+    if r.partial {
+        println!(
+            "note: partial: this node does not follow the producer's topic (chorus follow --producer {})",
+            r.producer
+        );
+    }
 }
 
 /// `chorus group show`.

@@ -214,6 +214,10 @@ pub struct Rating {
     pub mean: f64,
     /// How many gave 1, 2, 3, 4 and 5.
     pub histogram: [u64; 5],
+    /// This node does not follow the producer's topic, where the reviews travel: the count
+    /// holds only the reviews it happens to have.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// `GET /v1/groups/{id}`.
@@ -513,7 +517,7 @@ pub(crate) mod samples {
 
     pub(crate) fn rating() -> Value {
         json!({ "producer": KEY, "product": "soap-1", "count": 3, "mean": 3.5,
-                "histogram": [0, 1, 0, 1, 1] })
+                "histogram": [0, 1, 0, 1, 1], "partial": false })
     }
 }
 
@@ -625,10 +629,16 @@ mod tests {
     fn rating_round_trips() {
         let r: Rating = round_trip(rating());
         assert_eq!(r.mean, 3.5);
-        round_trip::<Rating>(
+        let partial: Rating = round_trip(
             json!({ "producer": KEY, "product": "x", "count": 0, "mean": 0.0,
-                                      "histogram": [0, 0, 0, 0, 0] }),
+                                      "histogram": [0, 0, 0, 0, 0], "partial": true }),
         );
+        assert!(partial.partial);
+        // An older node's answer, without the field: not partial.
+        let old: Rating = serde_json::from_value(json!({ "producer": KEY, "product": "x",
+            "count": 0, "mean": 0.0, "histogram": [0, 0, 0, 0, 0] }))
+        .unwrap();
+        assert!(!old.partial);
     }
 
     #[test]

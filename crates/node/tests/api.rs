@@ -236,6 +236,18 @@ async fn consumer_endpoints_create_records_and_tallies_follow() {
     );
     assert_eq!(rating["mean"], 5.0);
     assert_eq!(rating["histogram"], json!([0, 0, 0, 0, 1]));
+    // This node follows that producer; of one it does not follow, the rating says its
+    // count may be partial.
+    assert_eq!(rating["partial"], false, "{rating}");
+    let stranger = "ab".repeat(32);
+    let unfollowed = api
+        .ok(
+            "GET",
+            &format!("/v1/rating?producer={stranger}&product=x"),
+            None,
+        )
+        .await;
+    assert_eq!(unfollowed["partial"], true, "{unfollowed}");
     let reviews = api.ok("GET", &format!("/v1/reviews?{q}"), None).await;
     let list = reviews["reviews"].as_array().unwrap();
     assert_eq!(list.len(), 2);

@@ -174,6 +174,10 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                         count: rating.count,
                         mean: rating.mean(),
                         histogram: rating.histogram,
+                        // A review this node stored and counted travelled on the
+                        // producer's topic; whether it follows that topic is the read's
+                        // business (`GET /v1/rating`).
+                        partial: false,
                     }),
                 )
             })

@@ -62,6 +62,7 @@ pub(crate) async fn rating(
         count: r.count,
         mean: r.mean(),
         histogram: r.histogram,
+        partial: !s.following.follows(&Topic::Producer(producer)),
     }))
 }
 
