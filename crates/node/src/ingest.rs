@@ -1055,7 +1055,7 @@ pub(crate) mod tests {
     #[test]
     fn a_migration_removes_what_this_version_refuses_and_what_points_at_it() {
         use chorus_protocol::{
-            AuthorKey, Body, Endorsement, Petition, PetitionVariant, RecordBuilder, Retraction,
+            AuthorKey, Body, Petition, PetitionVariant, RecordBuilder, Retraction,
         };
         let dir = tempfile::tempdir().unwrap();
         let key = |i: u8| chorus_protocol::SigningKey::from_bytes(&[i; 32]);
@@ -1082,16 +1082,8 @@ pub(crate) mod tests {
                 .sign(&key(2))
                 .unwrap()
         };
-        let pledge = |at: u64, amount: &str| {
-            about(
-                at,
-                Body::Endorsement(Endorsement {
-                    petition: p.id(),
-                    comment: None,
-                    pledge: Some(amount.parse().unwrap()),
-                }),
-            )
-        };
+        let pledge =
+            |at: u64, amount: &str| chorus_protocol::testing::pledge(&p, &key(2), at, Some(amount));
         let euros = pledge(t0 + 1_000, "40EUR");
         let dollars = pledge(t0 + 2_000, "10USD");
         let retraction = about(

@@ -7,8 +7,8 @@ use chorus_node::config::Config;
 use chorus_node::net::shard_of;
 use chorus_node::{DataDir, NetEvent, Node};
 use chorus_protocol::{
-    AuthorKey, Body, Endorsement, Petition, PetitionVariant, ProductRef, RecordBuilder, Retraction,
-    Review, SignedRecord, SigningKey, Topic,
+    AuthorKey, Body, Petition, PetitionVariant, ProductRef, RecordBuilder, Retraction, Review,
+    SignedRecord, SigningKey, Topic,
 };
 use tempfile::TempDir;
 
@@ -509,28 +509,15 @@ async fn a_campaign_withdrawn_part_way_ends_alike_on_every_node_whatever_the_ord
     .created_at(t0)
     .sign(&author)
     .unwrap();
-    let about = |k: u8, at: u64, body: Body| {
-        RecordBuilder::new(body)
-            .created_at(at)
-            .topic(p.record().topic)
-            .sign(&SigningKey::from_bytes(&[k; 32]))
-            .unwrap()
-    };
+    let signer = |k: u8| SigningKey::from_bytes(&[k; 32]);
     let pledge = |k: u8, at: u64, amount: &str| {
-        about(
-            k,
-            at,
-            Body::Endorsement(Endorsement {
-                petition: p.id(),
-                comment: None,
-                pledge: Some(amount.parse().unwrap()),
-            }),
-        )
+        chorus_protocol::testing::pledge(&p, &signer(k), at, Some(amount))
     };
     let e1 = pledge(41, t0 + 10_000, "20EUR");
     let e2 = pledge(42, t0 + 20_000, "5EUR");
-    let withdrawal = about(
-        40,
+    let withdrawal = chorus_protocol::testing::about(
+        &p,
+        &signer(40),
         t0 + 25_000,
         Body::Retraction(Retraction { target: p.id() }),
     );

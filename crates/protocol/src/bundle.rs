@@ -1117,7 +1117,7 @@ mod vectors {
     /// nothing).
     fn campaign() -> (Bundle, serde_json::Value) {
         use crate::testing::key;
-        use crate::{Endorsement, Petition, Retraction};
+        use crate::{Petition, Retraction};
         const T0: u64 = 1_767_000_000_000;
         let p = crate::RecordBuilder::new(Body::Petition(Petition {
             producer: crate::testing::author(1),
@@ -1135,17 +1135,8 @@ mod vectors {
         .sign(&key(2))
         .unwrap();
         let about = |k: u8, at: u64, body: Body| super::bundle_tests::about(&p, k, at, body);
-        let pledge = |k: u8, at: u64, amount: &str| {
-            about(
-                k,
-                at,
-                Body::Endorsement(Endorsement {
-                    petition: p.id(),
-                    comment: None,
-                    pledge: Some(amount.parse().unwrap()),
-                }),
-            )
-        };
+        let pledge =
+            |k: u8, at: u64, amount: &str| crate::testing::pledge(&p, &key(k), at, Some(amount));
         let retract = |k: u8, at: u64, id: RecordId| {
             about(k, at, Body::Retraction(Retraction { target: id }))
         };

@@ -18,6 +18,38 @@ pub fn author(i: u8) -> AuthorKey {
     AuthorKey(key(i).verifying_key().to_bytes())
 }
 
+/// A record about `p` (on `p`'s topic) made at `at` by `signer`. (Test helper: panics on an
+/// invalid record.)
+#[allow(clippy::expect_used)]
+pub fn about(p: &SignedRecord, signer: &SigningKey, at: u64, body: Body) -> SignedRecord {
+    RecordBuilder::new(body)
+        .created_at(at)
+        .topic(p.record().topic)
+        .sign(signer)
+        .expect("a valid record")
+}
+
+/// An endorsement of the petition `p` made at `at` by `signer`, pledging `amount` (such as
+/// `"20EUR"`) if given.
+#[allow(clippy::expect_used)]
+pub fn pledge(
+    p: &SignedRecord,
+    signer: &SigningKey,
+    at: u64,
+    amount: Option<&str>,
+) -> SignedRecord {
+    about(
+        p,
+        signer,
+        at,
+        Body::Endorsement(Endorsement {
+            petition: p.id(),
+            comment: None,
+            pledge: amount.map(|a| a.parse().expect("an amount")),
+        }),
+    )
+}
+
 /// A sync key (PROTOCOL.md §13.2) in one of three producer topics, at a time derived from
 /// `n`, with the id BLAKE3 of `n`: distinct for distinct `n`.
 pub fn sync_key(n: u64) -> crate::sync::Key {
