@@ -1199,7 +1199,7 @@ fn watch_replays_what_was_missed_from_its_cursor_then_follows_live() {
     let endorsement = new_id(&dir, &["endorse", &petition]);
     let missed = ok(&dir, &["watch", "--no-follow"]);
     let lines: Vec<&str> = missed.lines().collect();
-    assert_eq!(lines.len(), 3, "{missed}");
+    assert_eq!(lines.len(), 4, "{missed}");
     assert!(
         lines[0].contains("petition") && lines[0].contains(&petition),
         "{missed}"
@@ -1208,7 +1208,12 @@ fn watch_replays_what_was_missed_from_its_cursor_then_follows_live() {
         lines[1].contains("endorsement") && lines[1].contains(&endorsement),
         "{missed}"
     );
-    assert!(lines[2].contains("1/1 reached"), "{missed}");
+    // The threshold was reached while nobody watched: told in the replay, in its place.
+    assert!(
+        lines[2].starts_with("THRESHOLD") && lines[2].contains(&petition),
+        "{missed}"
+    );
+    assert!(lines[3].contains("1/1 reached"), "{missed}");
     // The cursor moved: nothing is replayed twice.
     assert_eq!(ok(&dir, &["watch", "--no-follow"]), "");
     assert!(

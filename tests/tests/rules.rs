@@ -225,3 +225,75 @@ fn an_endorsement_made_after_a_withdrawal_is_refused_locally_and_not_counted_whe
         assert_eq!(n.terminate(), Some(0));
     }
 }
+
+/// `chorus watch --no-follow` on `dir` until a line holds `needle`; every line it printed.
+fn replay_until(dir: &DataDir, filter: &[&str], needle: &str) -> String {
+    let mut seen = String::new();
+    eventually(&format!("a watcher is told {needle}"), TRAVEL, || {
+        let mut args = vec!["watch", "--no-follow"];
+        args.extend_from_slice(filter);
+        let out = ok(dir, &args);
+        seen.push_str(&out);
+        seen.push('\n');
+        seen.contains(needle).then(|| seen.clone())
+    })
+}
+
+#[test]
+fn a_watcher_that_was_away_is_told_a_campaign_was_funded_and_ended_once_even_across_a_restart() {
+    let da = DataDir::new();
+    let (a, _) = start(&da, None);
+    let deadline = now_ms() + 10_000;
+    let id = campaign(&da, "30EUR", Some(deadline));
+    let filter = ["--petition", id.as_str()];
+    // The watcher looks once (its cursor is kept), then is away while the campaign is
+    // funded.
+    let first = ok(&da, &["watch", "--no-follow", "--petition", &id]);
+    assert!(!first.contains("FUNDED"), "{first}");
+    ok(&da, &["endorse", &id, "--pledge", "30EUR"]);
+    let back = replay_until(&da, &filter, "FUNDED");
+    assert!(back.contains("pledged 30.00EUR of 30EUR"), "{back}");
+    assert!(!back.contains("ENDED"), "before the deadline: {back}");
+
+    // The node is down when the deadline passes; at its next start it notes the end, and
+    // the returning watcher is told, once.
+    assert_eq!(a.terminate(), Some(0));
+    while now_ms() <= deadline + 500 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (a, addr) = start(&da, None);
+    let ended = replay_until(&da, &filter, "ENDED");
+    let line = ended.lines().find(|l| l.contains("ENDED")).unwrap_or("");
+    assert!(line.contains(&id) && line.contains("(funded)"), "{ended}");
+    assert_eq!(ended.matches("ENDED").count(), 1, "{ended}");
+    assert!(
+        !ended.contains("FUNDED"),
+        "told of the funding again: {ended}"
+    );
+    let again = ok(&da, &["watch", "--no-follow", "--petition", &id]);
+    assert!(!again.contains("ENDED"), "told of the end twice: {again}");
+    let events = ok(&da, &["--json", "watch", "--no-follow", "--petition", &id]);
+    assert!(!events.contains("\"ended\""), "{events}");
+
+    // A node that first hears of the campaign after its deadline tells its watcher that
+    // it ended, with the outcome its records give.
+    let db = DataDir::new();
+    let (b, _) = start(&db, Some(&addr));
+    let quiet = ok(&db, &["watch", "--no-follow", "--producer", PRODUCER]);
+    assert!(!quiet.contains("ENDED"), "{quiet}");
+    ok(&db, &["follow", "--producer", PRODUCER]);
+    tally_when(&db, &id, "the ended campaign and its pledge reach B", |t| {
+        t["endorsers"] == 1
+    });
+    let on_b = replay_until(&db, &["--producer", PRODUCER], "ENDED");
+    assert!(on_b.contains(&id), "{on_b}");
+    let t = json_of(&db, &["tally", &id]);
+    assert_eq!(
+        (&t["outcome"], &t["state"]),
+        (&Value::from("funded"), &Value::from("closed")),
+        "{t}"
+    );
+    for n in [b, a] {
+        assert_eq!(n.terminate(), Some(0));
+    }
+}

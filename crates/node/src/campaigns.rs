@@ -6,9 +6,13 @@
 //!
 //! The deadlines it knows are those of the stored campaigns whose deadline is ahead (read
 //! once at start), and of those that arrive later (from the tally events of the ingest):
-//! one entry of 40 bytes per campaign still running, and nothing for any other petition. A
-//! campaign whose deadline passed while the node was down is not announced at start: the
-//! stream tells what happens while it is watched (its tally says the outcome).
+//! one entry of 40 bytes per campaign still running, and nothing for any other petition.
+//!
+//! Each campaign's end is announced once per node, and noted durably with its journal
+//! entry, by the ingest pipeline ([`Ingest::campaigns_ended`]): as its deadline passes; at the next start, for a campaign
+//! whose deadline passed while the node was down; or as soon as it is stored, for a
+//! campaign that arrives after its deadline. A watcher that was away is shown the end when
+//! it resumes (`GET /v1/events?after=`), like the records it missed.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,12 +34,16 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Running(BTreeSet<(u64, RecordId)>);
 
 impl Running {
-    /// Notes a campaign's deadline if it is ahead of `now`.
-    pub(crate) fn note(&mut self, petition: RecordId, t: &PetitionTally, now: u64) {
-        if let (Some(_), Some(d)) = (&t.goal, t.deadline) {
-            if d >= now {
+    /// Notes a campaign's deadline if it is ahead of `now`; true if the campaign's deadline
+    /// is behind `now` (it has ended).
+    pub(crate) fn note(&mut self, petition: RecordId, t: &PetitionTally, now: u64) -> bool {
+        match (&t.goal, t.deadline) {
+            (Some(_), Some(d)) if d >= now => {
                 self.0.insert((d, petition));
+                false
             }
+            (Some(_), Some(_)) => true,
+            _ => false,
         }
     }
 
@@ -60,25 +68,49 @@ impl Running {
     }
 }
 
+/// Campaigns noted ended in one job of the pipeline, at most.
+const ENDED_PER_JOB: usize = 1_024;
+
+/// Has the node noted this campaign's end already?
+fn noted(ingest: &Ingest, campaign: &RecordId) -> bool {
+    // A store that cannot say is asked again by the pipeline, which reads the same mark.
+    ingest.store().ended_noted(campaign).unwrap_or(false)
+}
+
+/// Has the pipeline note the end of these campaigns (those it did not note before).
+async fn end_all(ingest: &Ingest, mut campaigns: Vec<RecordId>) {
+    campaigns.retain(|c| !noted(ingest, c));
+    for part in campaigns.chunks(ENDED_PER_JOB) {
+        if let Err(e) = ingest.campaigns_ended(part.to_vec()).await {
+            tracing::warn!(error = %e, "cannot note the end of campaigns");
+        }
+    }
+}
+
 /// The task: announces each campaign's end on the ingest's event stream.
 pub(crate) async fn run(ingest: Ingest, cancel: CancellationToken) {
     let mut events = ingest.subscribe();
     let mut running = Running::default();
     let now = now_ms();
     // Every petition's tally is read once, off the async threads (a large store holds tens
-    // of thousands).
+    // of thousands); the campaigns that ended while the node was down, and were not
+    // announced, are announced now.
     let store = ingest.store().clone();
     let all = tokio::task::spawn_blocking(move || store.petitions())
         .await
         .unwrap_or(Err(crate::error::Error::NodeStopped));
+    let mut unnoted = Vec::new();
     match all {
         Ok(all) => {
             for (id, t) in all {
-                running.note(id, &t, now);
+                if running.note(id, &t, now) {
+                    unnoted.push(id);
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the campaigns' deadlines"),
     }
+    end_all(&ingest, unnoted).await;
     loop {
         let pause = running.sleep(now_ms());
         tokio::select! {
@@ -86,27 +118,19 @@ pub(crate) async fn run(ingest: Ingest, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             e = events.recv() => match e {
                 Ok(Event::TallyChanged { petition, tally }) => {
-                    running.note(petition, &tally, now_ms());
+                    // A campaign stored after its deadline ends here now (once).
+                    if running.note(petition, &tally, now_ms()) {
+                        end_all(&ingest, vec![petition]).await;
+                    }
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
             _ = tokio::time::sleep(pause) => {}
         }
-        let now = now_ms();
-        for petition in running.ended(now) {
-            match ingest.store().tally(&petition) {
-                Ok(Some(t)) => {
-                    let outcome = t.outcome(now).unwrap_or("failed").to_string();
-                    ingest.announce(Event::CampaignEnded {
-                        petition,
-                        outcome,
-                        tally: Box::new(t),
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, %petition, "cannot read an ended campaign"),
-            }
+        let ended = running.ended(now_ms());
+        if !ended.is_empty() {
+            end_all(&ingest, ended).await;
         }
     }
 }
@@ -135,11 +159,18 @@ mod tests {
             RecordId([3; 32]),
             RecordId([4; 32]),
         );
-        r.note(a, &campaign(Some(200), true), 100);
-        r.note(b, &campaign(Some(150), true), 100);
-        r.note(c, &campaign(Some(50), true), 100); // already over
-        r.note(d, &campaign(Some(300), false), 100); // not a campaign
-        r.note(a, &campaign(Some(200), true), 120); // noted again: still once
+        assert!(!r.note(a, &campaign(Some(200), true), 100));
+        assert!(!r.note(b, &campaign(Some(150), true), 100));
+        assert!(r.note(c, &campaign(Some(50), true), 100), "already over");
+        assert!(
+            !r.note(d, &campaign(Some(300), false), 100),
+            "not a campaign"
+        );
+        assert!(
+            !r.note(d, &campaign(None, true), 100),
+            "no deadline: never ends"
+        );
+        assert!(!r.note(a, &campaign(Some(200), true), 120)); // noted again: still once
         assert_eq!(r.0.len(), 2);
         assert_eq!(r.sleep(100), Duration::from_millis(51));
         assert_eq!(r.ended(150), Vec::<RecordId>::new());

@@ -155,6 +155,8 @@ struct Job {
     /// Who sent each record: one source per wire, or one for all.
     sources: Vec<Source>,
     reply: Reply,
+    /// Campaigns whose deadline the node's clock saw pass ([`Ingest::campaigns_ended`]).
+    ended: Vec<RecordId>,
 }
 
 /// A batch's outcomes, or why the store could not write it.
@@ -175,6 +177,7 @@ struct Checked {
     /// One per submitted wire, or one for all.
     sources: Vec<Source>,
     reply: Option<Reply>,
+    ended: Vec<RecordId>,
 }
 
 impl Checked {
@@ -291,11 +294,6 @@ impl Ingest {
         self.events.subscribe()
     }
 
-    /// Tells subscribers of something the node noticed besides records (a campaign's end).
-    pub(crate) fn announce(&self, e: Event) {
-        let _ = self.events.send(e);
-    }
-
     /// Queues a batch from synchronous code (blocks while the pipeline is full) and returns
     /// where its outcomes will arrive, in submission order.
     pub fn submit_blocking(&self, wires: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Answer>> {
@@ -305,6 +303,7 @@ impl Ingest {
                 wires,
                 sources: vec![Source::Local],
                 reply: Reply::Durable(reply),
+                ended: Vec::new(),
             })
             .map_err(|_| Error::NodeStopped)?;
         Ok(rx)
@@ -353,9 +352,28 @@ impl Ingest {
                 wires,
                 sources,
                 reply,
+                ended: Vec::new(),
             })
             .await
             .map_err(|_| Error::NodeStopped)
+    }
+
+    /// Notes that these campaigns' deadlines have passed: each that this node has not
+    /// noted before gets its durable mark, its journal entry if its topic is watched, and
+    /// an [`Event::CampaignEnded`] once durable. Written by the pipeline like a batch of
+    /// records, so journal entries stay in the order of their sequence numbers.
+    pub(crate) async fn campaigns_ended(&self, campaigns: Vec<RecordId>) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                wires: Vec::new(),
+                sources: Vec::new(),
+                reply: Reply::Durable(reply),
+                ended: campaigns,
+            })
+            .await
+            .map_err(|_| Error::NodeStopped)?;
+        answered(rx.await).map(|_| ())
     }
 }
 
@@ -432,6 +450,7 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
         records,
         sources: job.sources,
         reply: Some(job.reply),
+        ended: job.ended,
     };
     if checked.records.is_empty() {
         // Nothing left to apply: decided already.
@@ -768,7 +787,9 @@ fn apply_chunk<B: Backing>(
     let mut budget = MAX_COMMIT;
     let mut done = Vec::new();
     let mut released = Vec::new();
+    let mut ended = Vec::new();
     while let Some(checked) = queue.front_mut() {
+        ended.append(&mut checked.ended);
         let n = checked.records.len().min(budget);
         let records: Vec<(usize, SignedRecord)> = checked.records.drain(..n).collect();
         for (i, rec) in records {
@@ -824,8 +845,40 @@ fn apply_chunk<B: Backing>(
         }
     }
     ctx.flush(&mut ov);
-    let events = ctx.finish_events(&ov)?;
+    let mut events = ctx.finish_events(&ov)?;
+    // A threshold reached or a campaign funded is journaled with the record that did it.
+    for e in &mut events {
+        if let Some((m, petition, seq)) = e.milestone() {
+            *seq = ov.journal_milestone(m, &petition)?;
+        }
+    }
+    for campaign in ended {
+        if let Some(e) = note_end(&mut ov, &campaign, now)? {
+            events.push(e);
+        }
+    }
     Ok((ov.into_writes()?, events, done, released))
+}
+
+/// Notes a campaign's end (once per node: `None` if noted before), and tells of it.
+fn note_end<B: Backing>(
+    ov: &mut Overlay<'_, B>,
+    campaign: &RecordId,
+    now: u64,
+) -> Result<Option<Event>> {
+    if ov.ended_noted(campaign)? {
+        return Ok(None);
+    }
+    let Some(t) = ov.petition_tally(campaign)? else {
+        return Ok(None);
+    };
+    let seq = ov.mark_ended(campaign, now)?;
+    Ok(Some(Event::CampaignEnded {
+        petition: *campaign,
+        outcome: t.outcome(now).unwrap_or("failed").to_string(),
+        tally: Box::new(t),
+        seq,
+    }))
 }
 
 /// The waiting area as the store holds it.
@@ -1152,5 +1205,85 @@ pub(crate) mod tests {
         drop(store);
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(slots_and_tallies(&again), values);
+    }
+
+    #[test]
+    fn milestones_are_journaled_after_their_records_and_a_campaigns_end_is_noted_once() {
+        use crate::store::{Journaled, Milestone};
+        use chorus_protocol::testing::{author, key, pledge};
+        use chorus_protocol::{Body, Petition, PetitionVariant, RecordBuilder};
+        let store = Store::temporary().unwrap();
+        let now = now_ms();
+        let campaign = RecordBuilder::new(Body::Petition(Petition {
+            producer: author(9),
+            product: None,
+            group: None,
+            title: "Fund the mould".into(),
+            text: "All or nothing".into(),
+            threshold: 1,
+            deadline: Some(now - 1_000),
+            variant: PetitionVariant::Campaign {
+                goal: "30EUR".parse().unwrap(),
+            },
+        }))
+        .created_at(now - 5_000)
+        .sign(&key(1))
+        .unwrap();
+        let funding = pledge(&campaign, &key(2), now - 4_000, Some("30EUR"));
+        let id = campaign.id();
+        store.watch_topic(&campaign.record().topic).unwrap();
+        let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+        let mut events = ing.subscribe();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let wires = vec![campaign.wire().to_vec(), funding.wire().to_vec()];
+            assert!(ing
+                .ingest(wires)
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| o.is_accepted()));
+            ing.campaigns_ended(vec![id]).await.unwrap();
+            // Noted already: nothing more.
+            ing.campaigns_ended(vec![id]).await.unwrap();
+            // Every event of the jobs above is sent before this one is answered.
+            ing.tick().await.unwrap();
+        });
+        let mut told = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            match e {
+                Event::ThresholdCrossed { seq, .. } => told.push(("threshold", seq)),
+                Event::CampaignFunded { seq, .. } => told.push(("funded", seq)),
+                Event::CampaignEnded { seq, outcome, .. } => {
+                    assert_eq!(outcome, "funded");
+                    told.push(("ended", seq));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            told,
+            vec![
+                ("threshold", Some(3)),
+                ("funded", Some(4)),
+                ("ended", Some(5))
+            ]
+        );
+        assert_eq!(
+            store.journal_after(0, 100).unwrap(),
+            vec![
+                (1, Journaled::Record(id)),
+                (2, Journaled::Record(funding.id())),
+                (3, Journaled::Milestone(Milestone::Threshold, id)),
+                (4, Journaled::Milestone(Milestone::Funded, id)),
+                (5, Journaled::Milestone(Milestone::Ended, id)),
+            ]
+        );
+        assert!(store.ended_noted(&id).unwrap());
+        drop(ing);
+        threads.join();
     }
 }

@@ -39,6 +39,7 @@ use keys::{ProductKey, SlotKey};
 use overlay::{Backing, Layered, Memory};
 use sync_index::SyncIndex;
 
+pub use journal::{Journaled, Milestone};
 pub use rebuild::BACKGROUND_ABOVE;
 pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use sync_index::SyncView;
@@ -678,9 +679,15 @@ impl Store {
         self.journal.is_watched(topic)
     }
 
-    /// Journal entries after `seq`, oldest first, at most `limit`: (seq, record id).
-    pub fn journal_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
+    /// Journal entries after `seq`, oldest first, at most `limit`.
+    pub fn journal_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, Journaled)>> {
         Journal::after(&self.cur.tree()?, seq, limit)
+    }
+
+    /// Was this campaign's end noted here (`Overlay::mark_ended`)?
+    pub fn ended_noted(&self, petition: &RecordId) -> Result<bool> {
+        let mark = keys::key(keys::ENDED, &[petition.as_bytes()]);
+        Ok(self.cur.tree()?.contains_key(mark)?)
     }
 
     /// The latest journal sequence number (0 if none).

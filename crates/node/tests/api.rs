@@ -622,14 +622,20 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
         )
         .await;
     let kinds: Vec<&str> = all.iter().map(|(e, _, _)| e.as_str()).collect();
-    assert_eq!(kinds, ["record", "record", "tally", "ready"], "{all:?}");
+    // The threshold was reached by the endorsement: a journaled milestone, in its place.
+    assert_eq!(
+        kinds,
+        ["record", "record", "threshold", "tally", "ready"],
+        "{all:?}"
+    );
     assert_eq!(all[0].2["record"]["kind"], "petition");
     assert_eq!(all[1].2["record"]["kind"], "endorsement");
-    assert_eq!(all[2].2["tally"]["endorsers"], 1);
-    assert_eq!(all[2].2["tally"]["reached"], true);
-    let (s1, s2) = (all[0].1.unwrap(), all[1].1.unwrap());
-    assert!(s2 > s1);
-    assert_eq!(all[3].1, Some(s2), "ready carries the cursor");
+    assert_eq!(all[2].2["tally"]["id"], pid.as_str());
+    assert_eq!(all[3].2["tally"]["endorsers"], 1);
+    assert_eq!(all[3].2["tally"]["reached"], true);
+    let (s1, s2, s3) = (all[0].1.unwrap(), all[1].1.unwrap(), all[2].1.unwrap());
+    assert!(s3 > s2 && s2 > s1);
+    assert_eq!(all[4].1, Some(s3), "ready carries the cursor");
 
     // Resuming after the first record replays only the second; so does Last-Event-ID.
     let rest = api
@@ -643,10 +649,18 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
         .stream(&format!("/v1/events?producer={me}&follow=false"), Some(s1))
         .await;
     assert_eq!(rest.iter().filter(|(e, _, _)| e == "record").count(), 1);
-    // Nothing new after the last.
-    let none = api
+    // After the endorsement: only the threshold it crossed; nothing new after the last.
+    let crossed = api
         .stream(
             &format!("/v1/events?producer={me}&after={s2}&follow=false"),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = crossed.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert_eq!(kinds, ["threshold", "ready"], "{crossed:?}");
+    let none = api
+        .stream(
+            &format!("/v1/events?producer={me}&after={s3}&follow=false"),
             None,
         )
         .await;

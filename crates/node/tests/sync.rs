@@ -449,11 +449,13 @@ async fn flooder(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     let peer = peer_of(target);
-    swarm.dial(target.parse::<Multiaddr>().unwrap()).unwrap();
+    let addr = target.parse::<Multiaddr>().unwrap();
+    swarm.dial(addr.clone()).unwrap();
     let counts = std::sync::Arc::new(FloodCounts::default());
     let seen = counts.clone();
     let task = tokio::spawn(async move {
         let mut next = 0usize;
+        let mut connected = false;
         let mut send = |swarm: &mut libp2p::Swarm<request_response::Behaviour<_>>| {
             let r = requests[next % requests.len()].clone();
             next += 1;
@@ -462,9 +464,18 @@ async fn flooder(
         loop {
             match swarm.select_next_some().await {
                 SwarmEvent::ConnectionEstablished { .. } => {
+                    connected = true;
                     for _ in 0..at_once {
                         send(&mut swarm);
                     }
+                }
+                // Dropped (a loaded machine can time a connection out): dial again after a
+                // pause, instead of sending into a dial that fails at once, in a loop that
+                // would hold a runtime thread.
+                SwarmEvent::ConnectionClosed { .. } => {
+                    connected = false;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = swarm.dial(addr.clone());
                 }
                 SwarmEvent::Behaviour(request_response::Event::Message {
                     message: request_response::Message::Response { response, .. },
@@ -480,7 +491,9 @@ async fn flooder(
                 }
                 SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
                     seen.failed.fetch_add(1, Relaxed);
-                    send(&mut swarm);
+                    if connected {
+                        send(&mut swarm);
+                    }
                 }
                 _ => {}
             }

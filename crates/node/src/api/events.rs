@@ -3,10 +3,13 @@
 //!
 //! Records on watched topics get a sequence number in the store's arrival journal (a
 //! producer's own feedback topic always is; a watch on another producer, petition or group
-//! starts journaling its topic). A client that passes `after=SEQ` (or the `Last-Event-ID`
-//! header) first gets every journaled record that arrived after SEQ and matches its filter,
-//! with the current tally of each petition they touch, then the live events. Record events
-//! carry their sequence number as the SSE `id`, so a client resumes where it stopped.
+//! starts journaling its topic), and so do the milestones of the petitions on those topics:
+//! a threshold reached, a campaign first funded, a campaign's end. A client that passes
+//! `after=SEQ` (or the `Last-Event-ID` header) first gets every journaled record and
+//! milestone after SEQ that matches its filter (a milestone with the petition's current
+//! tally), then the current tally of each petition the records touch, then the live events.
+//! Record and milestone events carry their sequence number as the SSE `id`, so a client
+//! resumes where it stopped and is told of each milestone once.
 //!
 //! Streams are capped in total and per token (`EventStreams`). A stream holds at most
 //! `api.event_queue` events built for its reader; while they are not taken, its task waits,
@@ -37,7 +40,7 @@ use super::error::{ApiError, Q};
 use super::parse::{id, key};
 use super::state::{ApiState, Authenticated};
 use super::views::{record_json, tally, tally_with_trust};
-use crate::store::PetitionTally;
+use crate::store::{Journaled, Milestone, PetitionTally};
 use crate::tally::Event;
 
 /// What a client asked to see.
@@ -99,17 +102,27 @@ fn record_event(seq: Option<u64>, rec: &SignedRecord) -> Sse {
 }
 
 /// A petition's tally as an event (with the trusted view when there is one), `wrap`
-/// naming it.
+/// naming it, `seq` its journal place if it is a journaled milestone.
 fn tally_event(
     state: &ApiState,
     petition: &RecordId,
     rec: Option<SignedRecord>,
     t: &PetitionTally,
     wrap: fn(TallyEvent) -> ApiEvent,
+    seq: Option<u64>,
 ) -> Sse {
     let view = tally_with_trust(state, petition, rec.as_ref(), t)
         .unwrap_or_else(|_| tally(petition, rec.as_ref(), t));
-    sse(None, &wrap(TallyEvent { tally: view }))
+    sse(seq, &wrap(TallyEvent { tally: view }))
+}
+
+/// What a milestone is called on the stream.
+fn milestone_wrap(m: Milestone) -> fn(TallyEvent) -> ApiEvent {
+    match m {
+        Milestone::Threshold => ApiEvent::Threshold,
+        Milestone::Funded => ApiEvent::Funded,
+        Milestone::Ended => ApiEvent::Ended,
+    }
 }
 
 /// The petition a record changes the tally of, if any.
@@ -138,23 +151,47 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
             let rec = store.record(id).ok().flatten()?;
             f.record(&rec).then(|| record_event(*seq, &rec))
         }
-        Event::TallyChanged { petition, tally }
-        | Event::ThresholdCrossed { petition, tally }
-        | Event::CampaignFunded { petition, tally }
-        | Event::CampaignEnded {
-            petition, tally, ..
-        } => {
+        Event::TallyChanged { petition, tally } => {
             if !f.petition_tally(petition, tally) {
                 return None;
             }
-            let wrap: fn(TallyEvent) -> ApiEvent = match e {
+            let rec = store.record(petition).ok().flatten();
+            Some(tally_event(
+                state,
+                petition,
+                rec,
+                tally,
+                ApiEvent::Tally,
+                None,
+            ))
+        }
+        Event::ThresholdCrossed {
+            petition,
+            tally,
+            seq,
+        }
+        | Event::CampaignFunded {
+            petition,
+            tally,
+            seq,
+        }
+        | Event::CampaignEnded {
+            petition,
+            tally,
+            seq,
+            ..
+        } => {
+            // Sent by the replay already.
+            if seq.is_some_and(|s| s <= after) || !f.petition_tally(petition, tally) {
+                return None;
+            }
+            let wrap = match e {
                 Event::ThresholdCrossed { .. } => ApiEvent::Threshold,
                 Event::CampaignFunded { .. } => ApiEvent::Funded,
-                Event::CampaignEnded { .. } => ApiEvent::Ended,
-                _ => ApiEvent::Tally,
+                _ => ApiEvent::Ended,
             };
             let rec = store.record(petition).ok().flatten();
-            Some(tally_event(state, petition, rec, tally, wrap))
+            Some(tally_event(state, petition, rec, tally, wrap, *seq))
         }
         Event::RatingChanged {
             producer,
@@ -224,7 +261,24 @@ async fn replay(
         let Some(&(last, _)) = batch.last() else {
             break;
         };
-        for (seq, id) in batch {
+        for (seq, entry) in batch {
+            let id = match entry {
+                Journaled::Record(id) => id,
+                Journaled::Milestone(m, p) => {
+                    let Some(t) = s.store.tally(&p)? else {
+                        continue;
+                    };
+                    if !f.petition_tally(&p, &t) {
+                        continue;
+                    }
+                    let rec = s.store.record(&p)?;
+                    let event = tally_event(s, &p, rec, &t, milestone_wrap(m), Some(seq));
+                    if tx.send(event).await.is_err() {
+                        return Ok(last);
+                    }
+                    continue;
+                }
+            };
             let Some(rec) = s.store.record(&id)? else {
                 continue;
             };
@@ -246,7 +300,7 @@ async fn replay(
             if f.petition_tally(&p, &t) {
                 let rec = s.store.record(&p)?;
                 if tx
-                    .send(tally_event(s, &p, rec, &t, ApiEvent::Tally))
+                    .send(tally_event(s, &p, rec, &t, ApiEvent::Tally, None))
                     .await
                     .is_err()
                 {

@@ -4,6 +4,7 @@
 
 use chorus_protocol::{Body, Kind, RecordId, SignedRecord};
 
+use super::journal::{Journaled, Milestone};
 use super::keys::{self, ProductKey};
 use super::overlay::{Backing, Overlay};
 use crate::error::{Error, Result};
@@ -43,9 +44,29 @@ impl<B: Backing> Overlay<'_, B> {
             self.put(k, Vec::new());
         }
         self.added += 1;
-        let (seq, key, value) = self.journal?.entry(&r.topic, &id)?;
+        let (seq, key, value) = self.journal?.entry(&r.topic, Journaled::Record(id))?;
         self.put(key, value);
         Some(seq)
+    }
+
+    /// Journals a petition's milestone if its topic is watched; returns its sequence
+    /// number.
+    pub(crate) fn journal_milestone(
+        &mut self,
+        m: Milestone,
+        petition: &RecordId,
+    ) -> Result<Option<u64>> {
+        let Some(journal) = self.journal else {
+            return Ok(None);
+        };
+        let Some(rec) = self.record(petition)? else {
+            return Ok(None);
+        };
+        let entry = journal.entry(&rec.record().topic, Journaled::Milestone(m, *petition));
+        Ok(entry.map(|(seq, key, value)| {
+            self.put(key, value);
+            seq
+        }))
     }
 
     /// Notes that a petition with a deadline was stored here at `now` (ms), before it.
@@ -54,6 +75,21 @@ impl<B: Backing> Overlay<'_, B> {
             keys::key(keys::LATE, &[petition.as_bytes()]),
             now.to_be_bytes().to_vec(),
         );
+    }
+
+    /// Has this node noted that this campaign ended?
+    pub(crate) fn ended_noted(&self, campaign: &RecordId) -> Result<bool> {
+        self.contains(&keys::key(keys::ENDED, &[campaign.as_bytes()]))
+    }
+
+    /// Notes that this node saw this campaign end at `now` (ms), and journals the end if
+    /// the campaign's topic is watched; returns its journal sequence number.
+    pub(crate) fn mark_ended(&mut self, campaign: &RecordId, now: u64) -> Result<Option<u64>> {
+        self.put(
+            keys::key(keys::ENDED, &[campaign.as_bytes()]),
+            now.to_be_bytes().to_vec(),
+        );
+        self.journal_milestone(Milestone::Ended, campaign)
     }
 
     /// Was this petition stored here before its deadline ([`Self::mark_held`])?

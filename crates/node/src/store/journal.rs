@@ -1,7 +1,14 @@
 //! The arrival journal: for the topics being watched (a producer's own feedback, and any
-//! topic a `watch` asked for), the order in which records arrived here, so a watcher that
-//! was away can be shown exactly what arrived since, whatever the records' own times.
-//! Journal entries are written in the same write set as their records.
+//! topic a `watch` asked for), the order in which records arrived here, and the milestones
+//! of the petitions on those topics (its threshold reached, a campaign first funded, a
+//! campaign's end), so a watcher that was away can be shown exactly what happened since,
+//! whatever the records' own times. A record's entry, and the milestone it causes, are
+//! written in the same write set as the record; a campaign's end, in the write set of the
+//! mark that this node noted it (`Overlay::mark_ended`, from the ingest pipeline, so
+//! entries are written in the order of their sequence numbers).
+//!
+//! An entry's value is the record's id (32 bytes), or a milestone: its tag (1 byte,
+//! [`Milestone::tag`]) and the petition's id.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +24,77 @@ use crate::error::{Error, Result};
 pub(crate) struct Journal {
     topics: RwLock<HashSet<[u8; 33]>>,
     next: AtomicU64,
+}
+
+/// A moment in a petition's life that a watcher is told of, in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// It reached its threshold (for the first time, or again).
+    Threshold,
+    /// A campaign was first funded.
+    Funded,
+    /// A campaign's deadline passed (noticed by this node's clock).
+    Ended,
+}
+
+impl Milestone {
+    /// The tag byte before the petition's id in a journal value.
+    const fn tag(self) -> u8 {
+        match self {
+            Milestone::Threshold => b'T',
+            Milestone::Funded => b'F',
+            Milestone::Ended => b'E',
+        }
+    }
+
+    fn of_tag(b: u8) -> Option<Self> {
+        match b {
+            b'T' => Some(Milestone::Threshold),
+            b'F' => Some(Milestone::Funded),
+            b'E' => Some(Milestone::Ended),
+            _ => None,
+        }
+    }
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// A record arrived.
+    Record(RecordId),
+    /// A petition passed a milestone.
+    Milestone(Milestone, RecordId),
+}
+
+impl Journaled {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Journaled::Record(id) => id.as_bytes().to_vec(),
+            Journaled::Milestone(m, p) => {
+                let mut v = Vec::with_capacity(33);
+                v.push(m.tag());
+                v.extend_from_slice(p.as_bytes());
+                v
+            }
+        }
+    }
+
+    pub(crate) fn decode(v: &[u8]) -> Result<Self> {
+        let bad = || Error::Corrupt("bad journal entry".into());
+        match v.len() {
+            32 => Ok(Journaled::Record(RecordId(
+                v.try_into().map_err(|_| bad())?,
+            ))),
+            33 => {
+                let m = Milestone::of_tag(v[0]).ok_or_else(bad)?;
+                Ok(Journaled::Milestone(
+                    m,
+                    RecordId(v[1..].try_into().map_err(|_| bad())?),
+                ))
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// The sequence number of a journal key.
@@ -49,16 +127,15 @@ impl Journal {
         })
     }
 
-    /// For a record being stored: its journal entry (key, value), if its topic is watched.
-    pub(crate) fn entry(&self, topic: &Topic, id: &RecordId) -> Option<(u64, Vec<u8>, Vec<u8>)> {
-        let t = keys::topic_bytes(topic);
-        let watched = self.topics.read().map(|s| s.contains(&t)).unwrap_or(false);
-        if !watched {
+    /// For something that happened on `topic`: its journal entry (sequence number, key,
+    /// value), if the topic is watched.
+    pub(crate) fn entry(&self, topic: &Topic, what: Journaled) -> Option<(u64, Vec<u8>, Vec<u8>)> {
+        if !self.is_watched(topic) {
             return None;
         }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let key = keys::key(keys::JOURNAL, &[&seq.to_be_bytes()]);
-        Some((seq, key, id.as_bytes().to_vec()))
+        Some((seq, key, what.encode()))
     }
 
     /// Starts journaling a topic; true if it was not journaled yet (the caller then writes
@@ -82,8 +159,12 @@ impl Journal {
         self.next.load(Ordering::Relaxed).saturating_sub(1)
     }
 
-    /// Entries of `tree` after `seq`, oldest first, at most `limit`: (seq, record id).
-    pub(crate) fn after(tree: &sled::Tree, seq: u64, limit: usize) -> Result<Vec<(u64, RecordId)>> {
+    /// Entries of `tree` after `seq`, oldest first, at most `limit`.
+    pub(crate) fn after(
+        tree: &sled::Tree,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Journaled)>> {
         let start = keys::key(keys::JOURNAL, &[&(seq.saturating_add(1)).to_be_bytes()]);
         let mut out = Vec::new();
         for kv in tree.range(start..) {
@@ -91,12 +172,49 @@ impl Journal {
             if k.first() != Some(&keys::JOURNAL) || out.len() >= limit {
                 break;
             }
-            let id: [u8; 32] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| Error::Corrupt("bad journal entry".into()))?;
-            out.push((seq_of(&k)?, RecordId(id)));
+            out.push((seq_of(&k)?, Journaled::decode(&v)?));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_a_bad_value_is_refused() {
+        let p = RecordId([7; 32]);
+        for e in [
+            Journaled::Record(p),
+            Journaled::Milestone(Milestone::Threshold, p),
+            Journaled::Milestone(Milestone::Funded, p),
+            Journaled::Milestone(Milestone::Ended, p),
+        ] {
+            assert_eq!(Journaled::decode(&e.encode()).unwrap(), e);
+        }
+        assert_eq!(
+            Journaled::Record(p).encode().len(),
+            32,
+            "as stores before milestones"
+        );
+        assert!(Journaled::decode(&[b'X'; 33]).is_err());
+        assert!(Journaled::decode(&[0; 31]).is_err());
+    }
+
+    #[test]
+    fn only_watched_topics_get_entries_numbered_in_order() {
+        let j = Journal::default();
+        let t = Topic::Producer(chorus_protocol::AuthorKey([1; 32]));
+        let p = RecordId([2; 32]);
+        assert!(j.entry(&t, Journaled::Record(p)).is_none());
+        assert!(j.watch(&t));
+        j.next.store(1, Ordering::Relaxed);
+        let (a, ..) = j.entry(&t, Journaled::Record(p)).unwrap();
+        let (b, _, v) = j
+            .entry(&t, Journaled::Milestone(Milestone::Ended, p))
+            .unwrap();
+        assert_eq!((a, b, j.last()), (1, 2, 2));
+        assert_eq!(v[0], b'E');
     }
 }

@@ -18,10 +18,11 @@
 //! | `G`    | group id                                     | [`super::values::GroupTally`] |
 //! | `q`    | group id, petition id                        | empty: petitions of a group   |
 //! | `h`    | petition id, created_at(8, BE), id           | author(32) on(1) pledge(8, BE): every endorsement and retraction of one that counts for the petition (made before it closed), in (`created_at`, id) order |
-//! | `e`    | seq(8, BE)                                   | id: arrival journal of watched topics |
+//! | `e`    | seq(8, BE)                                   | id, or a milestone's tag(1) and a petition id: arrival journal of watched topics ([`super::journal`]) |
 //! | `j`    | topic(33)                                    | empty: topics whose arrivals are journaled |
 //! | `L`    | petition id                                  | stored here (ms, BE), before its deadline |
 //! | `L`    | petition id, endorsement id                  | first stored here (ms, BE): an endorsement that arrived well after the deadline of a petition held since before it, made (it says) before it |
+//! | `N`    | petition id                                  | noted here (ms, BE): a campaign whose end this node has announced |
 //! | `m`    | `count`                                      | number of records stored      |
 //! | `v`    | `format`                                     | [`FORMAT_VERSION`]            |
 //!
@@ -50,6 +51,7 @@ pub(crate) const JOURNAL: u8 = b'e';
 pub(crate) const JOURNALED: u8 = b'j';
 pub(crate) const LATE: u8 = b'L';
 pub(crate) const HISTORY: u8 = b'h';
+pub(crate) const ENDED: u8 = b'N';
 
 /// The key marking the store's encoding of derived state.
 pub(crate) const FORMAT: &[u8] = b"vformat";

@@ -117,12 +117,14 @@ impl Ctx {
                     events.push(Event::ThresholdCrossed {
                         petition: p,
                         tally: Box::new(t.clone()),
+                        seq: None,
                     });
                 }
                 if self.funded.contains(&p) && t.first_reached_at.is_some() {
                     events.push(Event::CampaignFunded {
                         petition: p,
                         tally: Box::new(t.clone()),
+                        seq: None,
                     });
                 }
                 events.push(Event::TallyChanged {

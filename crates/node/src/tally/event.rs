@@ -3,7 +3,7 @@
 use chorus_protocol::{AuthorKey, RecordId, SignedRecord};
 use serde::Serialize;
 
-use crate::store::{PetitionTally, Rating};
+use crate::store::{Milestone, PetitionTally, Rating};
 
 /// What the node tells subscribers after a batch is durable.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -39,6 +39,8 @@ pub enum Event {
         petition: RecordId,
         /// Its tally.
         tally: Box<PetitionTally>,
+        /// Its place in the arrival journal, if the petition's topic is journaled.
+        seq: Option<u64>,
     },
     /// A campaign was first funded: its pledges met the goal (with at least `threshold`
     /// backers) for the first time, in the order of its records (`first_reached_at`).
@@ -47,9 +49,12 @@ pub enum Event {
         petition: RecordId,
         /// Its tally.
         tally: Box<PetitionTally>,
+        /// Its place in the arrival journal, if the campaign's topic is journaled.
+        seq: Option<u64>,
     },
-    /// A campaign's deadline passed (noticed by the node's clock): `funded` or `failed`
-    /// (a failed campaign's pledges are void).
+    /// A campaign's deadline passed (noticed by the node's clock, once per campaign: as it
+    /// passes, at the next start if the node was down then, or when a campaign arrives
+    /// after its deadline): `funded` or `failed` (a failed campaign's pledges are void).
     CampaignEnded {
         /// The campaign.
         petition: RecordId,
@@ -57,6 +62,8 @@ pub enum Event {
         outcome: String,
         /// Its tally.
         tally: Box<PetitionTally>,
+        /// Its place in the arrival journal, if the campaign's topic is journaled.
+        seq: Option<u64>,
     },
     /// A product's rating changed.
     RatingChanged {
@@ -81,6 +88,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// A milestone that a record caused (a threshold reached, a campaign funded), with its
+    /// journal place to fill in: `(milestone, petition, seq)`. (A campaign's end is
+    /// journaled as it is noted.)
+    pub(crate) fn milestone(&mut self) -> Option<(Milestone, RecordId, &mut Option<u64>)> {
+        match self {
+            Event::ThresholdCrossed { petition, seq, .. } => {
+                Some((Milestone::Threshold, *petition, seq))
+            }
+            Event::CampaignFunded { petition, seq, .. } => {
+                Some((Milestone::Funded, *petition, seq))
+            }
+            _ => None,
+        }
+    }
+
     /// A record was stored (with its place in the arrival journal, if journaled).
     pub(crate) fn stored(rec: &SignedRecord, seq: Option<u64>) -> Self {
         let r = rec.record();

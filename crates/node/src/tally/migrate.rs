@@ -12,7 +12,7 @@ use chorus_protocol::{RecordId, SignedRecord};
 
 use crate::error::{Error, Result};
 use crate::store::index::index_keys;
-use crate::store::{keys, Store, BACKGROUND_ABOVE};
+use crate::store::{keys, Journaled, Store, BACKGROUND_ABOVE};
 
 impl Store {
     /// Opens (or creates) the store in `dir`. Without a snapshot of its indexes, a store of
@@ -129,11 +129,15 @@ fn remove_records(tree: &sled::Tree, refused: BTreeSet<RecordId>) -> Result<usiz
         }
         tree.remove(at)?;
         tree.remove(keys::record(id))?;
+        tree.remove(keys::key(keys::ENDED, &[id.as_bytes()]))?;
     }
     for kv in tree.scan_prefix([keys::JOURNAL]) {
         let (k, v) = kv?;
-        let journaled = <[u8; 32]>::try_from(v.as_ref()).ok().map(RecordId);
-        if journaled.is_some_and(|id| gone.contains(&id)) {
+        let about = match Journaled::decode(&v) {
+            Ok(Journaled::Record(id) | Journaled::Milestone(_, id)) => Some(id),
+            Err(_) => None,
+        };
+        if about.is_some_and(|id| gone.contains(&id)) {
             tree.remove(k)?;
         }
     }
