@@ -93,3 +93,36 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Now, in ms since the Unix epoch (records' time unit).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens a campaign aimed at [`PRODUCER`] on `dir` (threshold 1) with this goal (`30EUR`)
+/// and deadline (ms); returns its id.
+pub fn campaign(dir: &DataDir, goal: &str, deadline: Option<u64>) -> String {
+    let deadline = deadline.map(|d| d.to_string());
+    let mut args = vec![
+        "petition",
+        "open",
+        "--producer",
+        PRODUCER,
+        "--title",
+        "Fund the mould",
+        "--text",
+        "All or nothing",
+        "--threshold",
+        "1",
+        "--campaign",
+        "--goal",
+        goal,
+    ];
+    if let Some(d) = &deadline {
+        args.extend(["--deadline", d.as_str()]);
+    }
+    ok(dir, &args)
+}

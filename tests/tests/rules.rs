@@ -2,9 +2,11 @@
 //! foreign currency refused, and a withdrawn petition that no endorsement reopens — made
 //! locally or arriving from another node.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use chorus_e2e::cli::{eventually, fails, json_of, ok, start, stdout, PRODUCER, START, TRAVEL};
+use chorus_e2e::cli::{
+    campaign, eventually, fails, json_of, now_ms, ok, start, stdout, PRODUCER, START, TRAVEL,
+};
 use chorus_e2e::{chorus, DataDir, NodeProcess};
 use serde_json::Value;
 
@@ -22,36 +24,6 @@ fn tally_when(dir: &DataDir, petition: &str, what: &str, ready: impl Fn(&Value) 
         let _ = chorus(dir, &["sync"]);
         None
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn campaign(dir: &DataDir, goal: &str, deadline: Option<u64>) -> String {
-    let deadline = deadline.map(|d| d.to_string());
-    let mut args = vec![
-        "petition",
-        "open",
-        "--producer",
-        PRODUCER,
-        "--title",
-        "Fund the mould",
-        "--text",
-        "All or nothing",
-        "--threshold",
-        "1",
-        "--campaign",
-        "--goal",
-        goal,
-    ];
-    if let Some(d) = &deadline {
-        args.extend(["--deadline", d.as_str()]);
-    }
-    ok(dir, &args)
 }
 
 #[test]

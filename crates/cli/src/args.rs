@@ -3,12 +3,20 @@
 use std::path::PathBuf;
 
 use chorus_node::DataDir;
-use chorus_protocol::{Amount, AuthorKey, RecordId};
+use chorus_protocol::Amount;
 use clap::{Args, Parser, Subcommand};
 
 /// Chorus: consumers speak to producers together, peer to peer.
 #[derive(Parser, Debug)]
-#[command(name = "chorus", version, about, long_about = None)]
+#[command(
+    name = "chorus",
+    version,
+    about,
+    long_about = None,
+    after_help = "Ids and keys: give all 64 hex digits, or a unique prefix of at least 8 of them \
+                  (like git); a key may also be given as the name of exactly one profile this \
+                  node holds (--producer Ledito; case and accents ignored)."
+)]
 pub(crate) struct Cli {
     /// Data dir (keys, config, store). Default: $CHORUS_DATA_DIR, else ~/.local/share/chorus.
     #[arg(long, global = true, env = "CHORUS_DATA_DIR", value_name = "DIR")]
@@ -110,15 +118,27 @@ pub(crate) enum Command {
     Proof {
         /// The petition.
         #[arg(value_parser = id_arg)]
-        petition: RecordId,
+        petition: String,
         /// The endorsement.
         #[arg(value_parser = id_arg)]
-        endorsement: RecordId,
+        endorsement: String,
     },
     /// Check a proof printed by `chorus proof` (a file, or - for stdin), offline; exit 1 if
     /// it does not hold.
     VerifyProof {
         /// The proof file, or - for stdin.
+        file: String,
+    },
+    /// List everything you signed that this node holds (reviews, petitions, endorsements
+    /// with their pledges, joins, responses, retractions), oldest first, with ids and where
+    /// each stands now.
+    Mine,
+    /// Take records signed elsewhere (by another program that holds its own key): FILE
+    /// holds them in wire form one after another (PROTOCOL.md §8), or - for stdin. Each is
+    /// checked as gossip is, stored and gossiped, or refused with its error code. Prints a
+    /// line per refused record and the totals; exit 1 if any was refused.
+    Import {
+        /// The file of wire records, or - for stdin.
         file: String,
     },
     /// Follow the live feedback stream, one event per line: first what arrived since you
@@ -133,7 +153,7 @@ pub(crate) enum AttestCommand {
     Valid {
         /// The record.
         #[arg(value_parser = id_arg)]
-        id: RecordId,
+        id: String,
         /// A note.
         #[arg(long)]
         note: Option<String>,
@@ -142,7 +162,7 @@ pub(crate) enum AttestCommand {
     Invalid {
         /// The record.
         #[arg(value_parser = id_arg)]
-        id: RecordId,
+        id: String,
         /// A note.
         #[arg(long)]
         note: Option<String>,
@@ -151,7 +171,7 @@ pub(crate) enum AttestCommand {
     Count {
         /// The petition.
         #[arg(value_parser = id_arg)]
-        petition: RecordId,
+        petition: String,
         /// A note.
         #[arg(long)]
         note: Option<String>,
@@ -160,7 +180,7 @@ pub(crate) enum AttestCommand {
     OneActor {
         /// The keys.
         #[arg(required = true, value_parser = author_arg)]
-        keys: Vec<AuthorKey>,
+        keys: Vec<String>,
         /// Why.
         #[arg(long)]
         note: Option<String>,
@@ -171,7 +191,7 @@ pub(crate) enum AttestCommand {
 pub(crate) struct ExportArgs {
     /// The petition.
     #[arg(value_parser = id_arg)]
-    pub(crate) petition: RecordId,
+    pub(crate) petition: String,
     /// Where to write the bundle.
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: PathBuf,
@@ -192,13 +212,13 @@ pub(crate) struct WatchArgs {
     /// Events about this producer's topic (default: your own key, unless --petition or
     /// --group is given).
     #[arg(long, value_parser = author_arg)]
-    pub(crate) producer: Option<AuthorKey>,
+    pub(crate) producer: Option<String>,
     /// Events about this petition (its endorsements, tally, responses).
     #[arg(long, value_parser = id_arg)]
-    pub(crate) petition: Option<RecordId>,
+    pub(crate) petition: Option<String>,
     /// Events on this group's topic.
     #[arg(long, value_parser = id_arg)]
-    pub(crate) group: Option<RecordId>,
+    pub(crate) group: Option<String>,
     /// Only records of this kind (review, petition, endorsement, response, ...).
     #[arg(long)]
     pub(crate) kind: Option<String>,
@@ -207,14 +227,28 @@ pub(crate) struct WatchArgs {
     pub(crate) no_follow: bool,
 }
 
-fn author_arg(s: &str) -> Result<AuthorKey, String> {
-    s.parse()
-        .map_err(|e| format!("not an author key (64 hex digits): {e}"))
+/// A key as a person gives it: 64 hex digits, a unique prefix of at least 8 of them, or the
+/// name of exactly one profile (the node resolves the last two, PROTOCOL.md §11).
+fn author_arg(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 100 {
+        return Err(
+            "expected a key (64 hex digits, or at least its first 8) or a profile's name".into(),
+        );
+    }
+    Ok(t.to_string())
 }
 
-fn id_arg(s: &str) -> Result<RecordId, String> {
-    s.parse()
-        .map_err(|e| format!("not a record id (64 hex digits): {e}"))
+/// An id as a person gives it: 64 hex digits, or a unique prefix of at least 8 of them (the
+/// node resolves it, PROTOCOL.md §11).
+fn id_arg(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() < 8 || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{t:?} is not a record id: expected 64 hex digits, or at least its first 8"
+        ));
+    }
+    Ok(t.to_ascii_lowercase())
 }
 
 fn amount_arg(s: &str) -> Result<Amount, String> {
@@ -234,10 +268,10 @@ fn deadline_arg(s: &str) -> Result<String, String> {
 pub(crate) struct FollowArgs {
     /// A producer's author key.
     #[arg(long, value_name = "KEY", value_parser = author_arg)]
-    pub(crate) producer: Option<AuthorKey>,
+    pub(crate) producer: Option<String>,
     /// A group's id.
     #[arg(long, value_name = "GROUP", value_parser = id_arg)]
-    pub(crate) group: Option<RecordId>,
+    pub(crate) group: Option<String>,
     /// A product, as PRODUCERKEY/CODE.
     #[arg(long, value_name = "PRODUCERKEY/CODE", value_parser = product_arg)]
     pub(crate) product: Option<String>,
@@ -263,7 +297,7 @@ pub(crate) struct ProfileArgs {
 pub(crate) struct ReviewArgs {
     /// The producer's author key.
     #[arg(value_parser = author_arg)]
-    pub(crate) producer: AuthorKey,
+    pub(crate) producer: String,
     /// The product code (EAN/GTIN or a slug).
     pub(crate) product: String,
     /// 1 to 5.
@@ -281,7 +315,7 @@ pub(crate) struct ReviewArgs {
 pub(crate) struct ProductArgs {
     /// The producer's author key.
     #[arg(value_parser = author_arg)]
-    pub(crate) producer: AuthorKey,
+    pub(crate) producer: String,
     /// The product code.
     pub(crate) product: String,
 }
@@ -292,13 +326,13 @@ pub(crate) enum TrustCommand {
     Add {
         /// The watchdog's author key.
         #[arg(value_parser = author_arg)]
-        watchdog: AuthorKey,
+        watchdog: String,
     },
     /// Stop trusting a watchdog (also one the config lists).
     Remove {
         /// The watchdog's author key.
         #[arg(value_parser = author_arg)]
-        watchdog: AuthorKey,
+        watchdog: String,
     },
     /// List the watchdogs trusted, and where each comes from.
     List,
@@ -321,13 +355,13 @@ pub(crate) enum GroupCommand {
     Join {
         /// The group's id.
         #[arg(value_parser = id_arg)]
-        group: RecordId,
+        group: String,
     },
     /// Admit a member to an approval group you founded.
     Admit {
         /// The group's id.
         #[arg(value_parser = id_arg)]
-        group: RecordId,
+        group: String,
         /// The member: an author key, or the profile name of one pending request (as
         /// `chorus group requests` lists them).
         member: String,
@@ -337,14 +371,14 @@ pub(crate) enum GroupCommand {
     Requests {
         /// The group's id.
         #[arg(value_parser = id_arg)]
-        group: RecordId,
+        group: String,
     },
     /// Show a group: name, charter, founder, admission, its members by name, pending
     /// requests, and where you stand (founder, member, pending, not a member).
     Show {
         /// The group's id.
         #[arg(value_parser = id_arg)]
-        group: RecordId,
+        group: String,
     },
 }
 
@@ -358,13 +392,13 @@ pub(crate) enum PetitionCommand {
 pub(crate) struct PetitionArgs {
     /// The producer it is aimed at (author key).
     #[arg(long, value_parser = author_arg)]
-    pub(crate) producer: AuthorKey,
+    pub(crate) producer: String,
     /// The product it is about (code).
     #[arg(long)]
     pub(crate) product: Option<String>,
     /// The group it speaks for (group id).
     #[arg(long, value_parser = id_arg)]
-    pub(crate) group: Option<RecordId>,
+    pub(crate) group: Option<String>,
     /// A short title.
     #[arg(long)]
     pub(crate) title: String,
@@ -392,7 +426,7 @@ pub(crate) struct PetitionArgs {
 pub(crate) struct EndorseArgs {
     /// The petition's id.
     #[arg(value_parser = id_arg)]
-    pub(crate) id: RecordId,
+    pub(crate) id: String,
     /// A comment.
     #[arg(long)]
     pub(crate) comment: Option<String>,
@@ -405,17 +439,17 @@ pub(crate) struct EndorseArgs {
 pub(crate) struct IdArg {
     /// A record id (64 hex digits).
     #[arg(value_parser = id_arg)]
-    pub(crate) id: RecordId,
+    pub(crate) id: String,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct PetitionsArgs {
     /// Only those aimed at this producer.
     #[arg(long, value_parser = author_arg)]
-    pub(crate) producer: Option<AuthorKey>,
+    pub(crate) producer: Option<String>,
     /// Only those of this group.
     #[arg(long, value_parser = id_arg)]
-    pub(crate) group: Option<RecordId>,
+    pub(crate) group: Option<String>,
     /// Only those still open (not withdrawn, deadline not passed).
     #[arg(long)]
     pub(crate) open: bool,
@@ -425,7 +459,7 @@ pub(crate) struct PetitionsArgs {
 pub(crate) struct RespondArgs {
     /// The petition or review answered.
     #[arg(value_parser = id_arg)]
-    pub(crate) id: RecordId,
+    pub(crate) id: String,
     /// Where it stands.
     #[arg(long, value_parser = ["acknowledged", "in-progress", "accepted", "declined", "done"])]
     pub(crate) status: String,
@@ -465,7 +499,8 @@ pub(crate) struct NodeArgs {
     /// config's list.
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) listen: Vec<String>,
-    /// Bootstrap peer, a multiaddr ending in /p2p/PEERID (repeatable). Added to the config's.
+    /// Bootstrap peer, a multiaddr ending in /p2p/PEERID (repeatable), used besides the
+    /// bootstrap peers of the config.
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) bootstrap: Vec<String>,
     /// Serve the local API on HOST:PORT.

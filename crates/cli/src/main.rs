@@ -33,10 +33,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Follow(a) => follow::follow(cli, a, true),
         Command::Unfollow(a) => follow::follow(cli, a, false),
         Command::Trust(TrustCommand::Add { watchdog }) => {
-            follow::trust(cli, Some((watchdog, true)))
+            follow::trust(cli, Some((watchdog.as_str(), true)))
         }
         Command::Trust(TrustCommand::Remove { watchdog }) => {
-            follow::trust(cli, Some((watchdog, false)))
+            follow::trust(cli, Some((watchdog.as_str(), false)))
         }
         Command::Trust(TrustCommand::List) => follow::trust(cli, None),
         Command::Profile(a) => write::profile(cli, a),
@@ -69,6 +69,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         } => watchdog::proof(cli, petition, endorsement),
         Command::VerifyProof { file } => watchdog::verify_proof(file),
         Command::Watch(a) => watch::watch(cli, a),
+        Command::Import { file } => write::import(cli, file),
+        Command::Mine => read::mine(cli),
     }
 }
 
@@ -120,6 +122,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,libp2p=warn,libp2p_kad=error".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: logs redirected to a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(&cli) {
         Ok(code) => code,

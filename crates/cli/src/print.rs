@@ -32,6 +32,9 @@ pub(crate) fn created(json: bool, c: &Created) -> Result<()> {
         return self::json(c);
     }
     println!("{}", c.id);
+    if let Some(earlier) = &c.replaces {
+        eprintln!("(updates your earlier endorsement {})", short(earlier));
+    }
     match c.outcome {
         Outcome::Duplicate => eprintln!("(already stored: the same record exists)"),
         Outcome::Waiting => eprintln!("(kept: it counts once the record it points at arrives)"),
@@ -122,14 +125,45 @@ pub(crate) fn sync(s: &SyncAnswer) {
         println!("no connected peers to sync with");
     }
     for p in &s.pulls {
-        match &p.error {
-            Some(e) => println!("{}: stopped: {e} (stored {})", p.peer, p.stored),
-            None => println!(
-                "{}: {} round trips, {} missing here, {} stored",
-                p.peer, p.rounds, p.needed, p.stored
-            ),
+        println!("{}", sync_words(p));
+    }
+}
+
+/// What one pull did, in words.
+fn sync_words(p: &chorus_client::SyncReport) -> String {
+    let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    let took = format!(
+        "{} in {:.1} s",
+        n(u64::from(p.rounds), "round trip", "round trips"),
+        p.millis as f64 / 1000.0
+    );
+    if let Some(e) = &p.error {
+        return format!(
+            "from peer {}: stopped after {} ({e})",
+            p.peer,
+            n(p.stored, "new record", "new records")
+        );
+    }
+    if p.needed == 0 && p.fetched == 0 {
+        return format!("from peer {}: nothing missing here ({took})", p.peer);
+    }
+    let mut parts = vec![n(p.stored, "new", "new")];
+    for (k, what) in [
+        (p.duplicates, "already here"),
+        (p.refused, "refused by a rule"),
+        (p.invalid, "invalid (the peer was penalised)"),
+        (p.missing, "promised and not sent"),
+    ] {
+        if k > 0 {
+            parts.push(format!("{k} {what}"));
         }
     }
+    format!(
+        "from peer {}: fetched {} ({}), {took}",
+        p.peer,
+        n(p.fetched, "record", "records"),
+        parts.join(", ")
+    )
 }
 
 /// `chorus peers`.
@@ -154,6 +188,16 @@ pub(crate) fn reviews(r: &Reviews) {
                 .unwrap_or_default(),
             body["text"].as_str().unwrap_or("")
         );
+        if let Some(resp) = &r.response {
+            println!(
+                "    the producer answered: {}{}",
+                resp.status,
+                resp.text
+                    .as_deref()
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -251,13 +295,43 @@ pub(crate) fn petitions(p: &Petitions) {
             (s, true) => format!("reached, {s}"),
             (s, false) => s.to_string(),
         };
+        // A proposal or a campaign says so before its title.
+        let variant = match t.variant.as_deref() {
+            Some(v @ ("proposal" | "campaign")) => format!("[{v}] "),
+            _ => String::new(),
+        };
         println!(
-            "{}  {}/{} {:<9} {}",
+            "{}  {}/{} {:<9} {variant}{}",
             t.id,
             t.endorsers,
             t.threshold,
             state,
             t.title.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// `chorus mine`: a line per record, then where it stands.
+pub(crate) fn mine(m: &chorus_client::Mine) {
+    if m.records.is_empty() {
+        println!("nothing signed by {} on this node yet", short(&m.author));
+    }
+    for r in &m.records {
+        let p = &r["body"]["pledge"];
+        let pledge = match (p["value"].as_u64(), p["currency"].as_str()) {
+            (Some(value), Some(currency)) => {
+                let amount = chorus_protocol::Amount {
+                    value,
+                    currency: currency.to_string(),
+                };
+                format!(" pledging {amount}")
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{}{pledge} — {}",
+            record_line(r),
+            r["state"].as_str().unwrap_or("")
         );
     }
 }
@@ -273,11 +347,24 @@ pub(crate) fn when(ms: Option<u64>) -> String {
     }
 }
 
+/// A petition's variant for a person.
+fn variant_words(v: &str) -> &str {
+    match v {
+        "demand" => "demand",
+        "proposal" => "proposal (a feature for the product's specification)",
+        "campaign" => "campaign (all or nothing: funded once the pledges reach the goal)",
+        other => other,
+    }
+}
+
 /// `chorus tally`.
 pub(crate) fn tally(t: &Tally) {
     println!("petition  {}", t.id);
     if let Some(title) = &t.title {
         println!("title     {title}");
+    }
+    if let Some(v) = &t.variant {
+        println!("variant   {}", variant_words(v));
     }
     println!("producer  {}", t.producer);
     println!(
@@ -295,8 +382,11 @@ pub(crate) fn tally(t: &Tally) {
     }
     if let Some(g) = &t.group {
         println!(
-            "group     {g} ({} endorsers are members)",
-            t.member_endorsers
+            "group     {g} ({})",
+            match t.member_endorsers {
+                1 => "1 endorser is a member".to_string(),
+                n => format!("{n} endorsers are members"),
+            }
         );
     }
     if let Some(goal) = &t.goal {
@@ -345,12 +435,17 @@ pub(crate) fn tally(t: &Tally) {
         trusted(t, tr);
     }
     match &t.response {
-        Some(r) => println!(
-            "response  {} ({}, {})",
-            r.status,
-            r.id,
-            when(Some(r.created_at))
-        ),
+        Some(r) => {
+            println!(
+                "response  {} ({}, {})",
+                r.status,
+                r.id,
+                when(Some(r.created_at))
+            );
+            if let Some(text) = &r.text {
+                println!("          \"{text}\"");
+            }
+        }
         None => println!("response  none yet"),
     }
 }
@@ -457,11 +552,22 @@ fn record_line(r: &Value) -> String {
             b["product"]["code"].as_str().unwrap_or(""),
             b["title"].as_str().or(b["text"].as_str()).unwrap_or("")
         ),
-        "petition" => format!(
-            "\"{}\" (threshold {})",
-            b["title"].as_str().unwrap_or(""),
-            b["threshold"]
-        ),
+        "petition" => {
+            let variant = match &b["variant"] {
+                Value::String(v) => v.clone(),
+                Value::Object(o) => o.keys().next().cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
+            format!(
+                "\"{}\" ({}threshold {})",
+                b["title"].as_str().unwrap_or(""),
+                match variant.as_str() {
+                    "proposal" | "campaign" => format!("{variant}, "),
+                    _ => String::new(),
+                },
+                b["threshold"]
+            )
+        }
         "endorsement" => format!("of {}", short(b["petition"].as_str().unwrap_or(""))),
         "response" => format!(
             "{} to {}",

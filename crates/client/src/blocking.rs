@@ -23,8 +23,8 @@ use crate::request::{
     ReviewRequest, SyncRequest, TrustRequest,
 };
 use crate::response::{
-    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, GroupRequests, Peers, Petitions, Rating,
-    Reviews, Status, SyncAnswer, Tally, TrustSet,
+    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, GroupRequests, Mine, Peers, Petitions,
+    Rating, Reviews, Status, SubmittedRecords, SyncAnswer, Tally, TrustSet,
 };
 use query::{enc, query};
 
@@ -197,6 +197,22 @@ impl Client {
     /// `POST /v1/attest`.
     pub fn attest(&self, req: &AttestRequest) -> Result<Created, Error> {
         self.post("/v1/attest", Some(req), QUICK)
+    }
+
+    /// `GET /v1/mine`: what this node's user signed, with where each stands.
+    pub fn mine(&self) -> Result<Mine, Error> {
+        self.get("/v1/mine", SLOW)
+    }
+
+    /// `POST /v1/records`: records signed elsewhere, in wire form one after another (a CBOR
+    /// sequence), ingested as gossip is; an answer per record.
+    pub fn submit_records(&self, wires: &[u8]) -> Result<SubmittedRecords, Error> {
+        let path = "/v1/records";
+        let sent = self
+            .prepare(self.agent.post(self.url(path)), Some(QUICK))
+            .header("Content-Type", "application/cbor")
+            .send(wires);
+        decode(&format!("POST {path}"), self.answer(sent)?)
     }
 
     /// `GET /v1/audit`: the watchdog audit of the node's store (up to an hour).

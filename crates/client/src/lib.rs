@@ -34,12 +34,12 @@ pub use event::{
 };
 pub use request::{
     AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowCount, FollowRequest,
-    GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest,
-    RetractRequest, ReviewRequest, SyncRequest, TrustRequest,
+    GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RecordsRequest,
+    RespondRequest, RetractRequest, ReviewRequest, SyncRequest, TrustRequest,
 };
 pub use response::{
     Attested, AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo,
-    GroupRequests, JoinRequest, LatestResponse, Outcome, Peers, Person, Petitions, Rating, Reviews,
-    Severity, Status, StorageCondition, StorageState, SyncAnswer, SyncReport, Tally, TrustSet,
-    Trusted,
+    GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, Peers, Person, Petitions, Rating,
+    Reviews, Severity, Status, StorageCondition, StorageState, Submitted, SubmittedRecords,
+    SyncAnswer, SyncReport, Tally, TrustSet, Trusted,
 };

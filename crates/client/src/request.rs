@@ -233,6 +233,9 @@ pub struct EventsQuery {
     pub after: Option<u64>,
     /// `false`: end the stream after the replay (default: then follow live).
     pub follow: Option<bool>,
+    /// `true` on a watcher's first replay (with `after=0`): also send the records stored on
+    /// the watched topic before its arrivals were journaled (its history).
+    pub history: Option<bool>,
 }
 
 #[cfg(test)]
@@ -287,4 +290,13 @@ mod tests {
             serde_json::json!({ "petition": "p", "comment": null, "pledge": "5EUR" })
         );
     }
+}
+
+/// Body of `POST /v1/records` as JSON: records signed elsewhere, each its wire bytes in hex
+/// (the other form of the body is `application/cbor`: the wire records one after another).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsRequest {
+    /// Each record's wire bytes (PROTOCOL.md §8), hex.
+    pub records: Vec<String>,
 }

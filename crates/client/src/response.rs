@@ -167,6 +167,48 @@ pub enum Outcome {
     Waiting,
 }
 
+/// `GET /v1/mine`: the records this node's user signed, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mine {
+    /// The user's author key.
+    pub author: String,
+    /// Each record as JSON, with `id` and `state`: where it stands now, in words (`counts`,
+    /// `replaced by ID`, `retracted`, `3 of 10 endorsers, open`, `member`, ...).
+    pub records: Vec<Value>,
+}
+
+/// What became of one record of `POST /v1/records`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// The record's id (`null` when its bytes do not frame a record).
+    pub id: Option<String>,
+    /// `stored` (and gossiped), `duplicate`, `waiting` (kept until the record it points at
+    /// arrives) or `rejected`.
+    pub outcome: String,
+    /// Why it was rejected: the error code (PROTOCOL.md §9.1, §10), `null` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why it was rejected, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What `POST /v1/records` answers: one entry per record, in the order sent, and the
+/// totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedRecords {
+    /// One per record sent.
+    pub results: Vec<Submitted>,
+    /// How many were stored.
+    pub stored: usize,
+    /// How many were already stored.
+    pub duplicate: usize,
+    /// How many wait for the record they point at.
+    pub waiting: usize,
+    /// How many were refused.
+    pub rejected: usize,
+}
+
 /// What every record-creating endpoint answers (`POST /v1/profile`, `/v1/reviews`,
 /// `/v1/groups`, `/v1/groups/{id}/join`, `/v1/groups/{id}/admit`, `/v1/petitions`,
 /// `/v1/endorse`, `/v1/retract`, `/v1/respond`, `/v1/attest`).
@@ -180,6 +222,10 @@ pub struct Created {
     pub outcome: Outcome,
     /// The record as JSON, with `id`.
     pub record: Value,
+    /// The earlier record of the author's that this one takes the place of (an
+    /// endorsement of the same petition), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// One review of `GET /v1/reviews`: the stored record's JSON, plus `counted`.
@@ -187,6 +233,9 @@ pub struct Created {
 pub struct CountedReview {
     /// Whether it counts: its author's latest, unretracted review of the product.
     pub counted: bool,
+    /// The producer's latest answer to this review, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<LatestResponse>,
     /// The record as JSON, with `id` (its fields sit beside `counted`).
     #[serde(flatten)]
     pub record: Value,
@@ -296,6 +345,9 @@ pub struct LatestResponse {
     pub status: String,
     /// Its creation time (ms).
     pub created_at: u64,
+    /// What the producer wrote (absent while the response record is not at hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The count as the user's trusted watchdogs see it, in a [`Tally`].

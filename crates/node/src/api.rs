@@ -23,11 +23,14 @@
 
 mod error;
 mod events;
+mod fetch;
 mod follow;
 mod limits;
+mod mine;
 mod network;
 mod parse;
 mod read;
+mod records;
 mod router;
 mod server;
 mod state;

@@ -20,6 +20,23 @@ impl Publisher {
         Publisher { ingest, client }
     }
 
+    /// Ingests records signed elsewhere (the API's `POST /v1/records`) as one batch, then
+    /// gossips each one stored; the outcomes are in the order of `wires`.
+    pub async fn submit(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
+        let outcomes = self.ingest.ingest(wires.clone()).await?;
+        for (wire, outcome) in wires.into_iter().zip(&outcomes) {
+            if !matches!(outcome, Outcome::Stored(_)) {
+                continue;
+            }
+            // Stored, so it decodes.
+            if let Ok(rec) = SignedRecord::from_vec(wire) {
+                let shard = shard_of(&rec.record().topic);
+                self.client.publish(shard, rec.into_wire()).await?;
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Ingests a record made here, then gossips it on its shard. A record nobody hears yet
     /// is kept (stored, and queued for gossip) rather than dropped; a refused one is not
     /// gossiped.

@@ -18,6 +18,7 @@ pub(crate) mod index;
 pub(crate) mod intent;
 pub(crate) mod journal;
 pub(crate) mod keys;
+mod lookup;
 pub(crate) mod overlay;
 mod rebuild;
 pub(crate) mod snapshot;
@@ -40,6 +41,7 @@ use overlay::{Backing, Layered, Memory};
 use sync_index::SyncIndex;
 
 pub use journal::{Journaled, Milestone};
+pub use lookup::MIN_PREFIX;
 pub use rebuild::BACKGROUND_ABOVE;
 pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use sync_index::SyncView;

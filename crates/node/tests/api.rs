@@ -83,6 +83,13 @@ impl Api {
                     }
                     r.call()
                 }
+                ("DELETE", _) => {
+                    let mut r = agent.delete(&url);
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.call()
+                }
                 (_, b) => {
                     let mut r = agent.post(&url);
                     if let Some(a) = &auth {
@@ -92,6 +99,27 @@ impl Api {
                 }
             };
             let mut resp = resp.unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+            (status, v)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A `POST` of raw bytes as `content_type`.
+    async fn post_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let agent = self.agent.clone();
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let content_type = content_type.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut resp = agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", &content_type)
+                .send(&bytes[..])
+                .unwrap();
             let status = resp.status().as_u16();
             let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
             (status, v)
@@ -153,6 +181,11 @@ async fn every_call_needs_the_token_and_errors_are_json() {
         "writes too"
     );
     api.fails("GET", "/v1/nothing-here", None, 404, "not_found")
+        .await;
+    // A known endpoint with a method it does not take.
+    api.fails("DELETE", "/v1/status", None, 405, "method_not_allowed")
+        .await;
+    api.fails("GET", "/v1/endorse", None, 405, "method_not_allowed")
         .await;
     // Malformed bodies and queries are JSON errors too.
     api.fails(
@@ -812,4 +845,120 @@ async fn a_fresh_token_at_each_start_and_the_last_one_is_refused() {
     );
     assert_eq!(status(addr, new).await.unwrap(), 200);
     second.shutdown().await.unwrap();
+}
+
+/// Issue 20: records signed by a key that is not the node's, taken as CBOR or as JSON hex,
+/// each answered (stored, duplicate, or refused with its code); a refused one is stored
+/// nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_signed_elsewhere_are_taken_and_each_gets_its_answer() {
+    use chorus_protocol::testing::{author, key};
+    use chorus_protocol::{cbor, Body, Petition, PetitionVariant, RecordBuilder};
+    let api = Api::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let petition = |title: &str| {
+        RecordBuilder::new(Body::Petition(Petition {
+            producer: author(9),
+            product: None,
+            group: None,
+            title: title.into(),
+            text: "t".into(),
+            threshold: 1,
+            deadline: None,
+            variant: PetitionVariant::Demand,
+        }))
+        .created_at(now - 1_000)
+        .sign(&key(3))
+        .unwrap()
+    };
+    let (a, b) = (petition("A"), petition("B"));
+    let mut forged = petition("C").wire().to_vec();
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    let body = [a.wire(), b.wire(), &forged].concat();
+    let (status, v) = api
+        .post_bytes("/v1/records", "application/cbor", body)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["stored"], &v["rejected"]),
+        (&json!(2), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["id"], a.id().to_string());
+    assert_eq!(v["results"][2]["outcome"], "rejected");
+    assert_eq!(v["results"][2]["code"], "invalid-signature");
+    let forged_id = v["results"][2]["id"].as_str().unwrap().to_string();
+    api.fails(
+        "GET",
+        &format!("/v1/records/{forged_id}"),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    let shown = api
+        .ok("GET", &format!("/v1/records/{}", a.id()), None)
+        .await;
+    assert_eq!(shown["author"], author(3).to_string());
+    // The node follows what it stored this way.
+    let following = api.ok("GET", "/v1/follow", None).await;
+    assert!(
+        following["producers"]
+            .to_string()
+            .contains(&author(9).to_string()),
+        "{following}"
+    );
+    // JSON: the same records again are duplicates.
+    let again = api
+        .ok(
+            "POST",
+            "/v1/records",
+            Some(json!({"records": [hex::encode(a.wire())]})),
+        )
+        .await;
+    assert_eq!(again["duplicate"], 1, "{again}");
+    // What is not records at all is the request's fault, said with a code.
+    api.fails(
+        "POST",
+        "/v1/records",
+        Some(json!({"records": ["zz"]})),
+        400,
+        "bad_hex",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/v1/records",
+        Some(json!({"records": []})),
+        400,
+        "no_records",
+    )
+    .await;
+    let (status, v) = api
+        .post_bytes("/v1/records", "application/cbor", b"hello".to_vec())
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("malformed")),
+        "{v}"
+    );
+    let garbage = cbor::encode_wire(b"not a record", &[7; 64]);
+    let (status, v) = api
+        .post_bytes("/v1/records", "application/cbor", garbage)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["code"], "malformed", "{v}");
+    let (status, v) = api
+        .post_bytes("/v1/records", "text/plain", b"x".to_vec())
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{v}"
+    );
+    api.node.shutdown().await.unwrap();
 }

@@ -80,6 +80,42 @@ pub fn split_wire(wire: &[u8]) -> Result<(Range<usize>, [u8; 64]), Error> {
     Ok((head_end..rec_end, sig))
 }
 
+/// Splits records in wire form written one after another (a CBOR sequence, RFC 8742) into
+/// each record's wire bytes, in order; at most `max` of them. Each piece is framed as a wire
+/// (an array of two byte strings, the second of 64 bytes); what is inside is checked when
+/// the piece is decoded. An error names the piece and its byte offset.
+pub fn split_sequence(bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, Error> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        if out.len() >= max {
+            return Err(Error::Malformed(format!(
+                "more than {max} records in one sequence"
+            )));
+        }
+        let rest = &bytes[at..];
+        let bad = |why: String| {
+            Error::Malformed(format!("record {} (at byte {at}): {why}", out.len() + 1))
+        };
+        if rest.first() != Some(&0x82) {
+            return Err(bad("expected a wire record (an array of 2)".into()));
+        }
+        let (len, head_end) = read_bstr_head(rest, 1).map_err(|e| bad(e.to_string()))?;
+        let rec_end = head_end
+            .checked_add(len)
+            .filter(|e| *e <= rest.len())
+            .ok_or_else(|| bad("truncated record".into()))?;
+        let (sig_len, sig_start) = read_bstr_head(rest, rec_end).map_err(|e| bad(e.to_string()))?;
+        let end = sig_start
+            .checked_add(sig_len)
+            .filter(|e| *e <= rest.len() && sig_len == 64)
+            .ok_or_else(|| bad("truncated or wrong-sized signature".into()))?;
+        out.push(&rest[..end]);
+        at += end;
+    }
+    Ok(out)
+}
+
 /// Reads a byte-string head at `pos`; returns (length, offset of the content).
 fn read_bstr_head(b: &[u8], pos: usize) -> Result<(usize, usize), Error> {
     let bad = |why: &str| Error::Malformed(format!("wire: {why}"));
@@ -549,6 +585,34 @@ fn value_to_json(v: &Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sequence_of_wires_splits_in_order_and_a_broken_one_is_named() {
+        let a = encode_wire(&[1, 2, 3], &[9u8; 64]);
+        let b = encode_wire(&[4; 30], &[8u8; 64]);
+        let seq = [a.clone(), b.clone(), a.clone()].concat();
+        assert_eq!(
+            split_sequence(&seq, 10).unwrap(),
+            vec![&a[..], &b[..], &a[..]]
+        );
+        assert!(split_sequence(&[], 10).unwrap().is_empty());
+        assert!(
+            split_sequence(&seq, 2).is_err(),
+            "more than the most allowed"
+        );
+        let cut = &seq[..seq.len() - 1];
+        let e = split_sequence(cut, 10).unwrap_err().to_string();
+        assert!(
+            e.contains("record 3") && e.contains(&format!("byte {}", a.len() + b.len())),
+            "{e}"
+        );
+        let mut garbage = a.clone();
+        garbage.push(0x01);
+        assert!(split_sequence(&garbage, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("record 2"));
+    }
 
     #[test]
     fn wire_heads_must_be_minimal() {

@@ -26,6 +26,7 @@
 pub mod bundle;
 pub mod cbor;
 mod error;
+pub mod fold;
 pub mod record;
 pub mod rules;
 pub mod sign;

@@ -374,13 +374,21 @@ impl fmt::Display for Amount {
 
 impl FromStr for Amount {
     type Err = Error;
-    /// Parses `3000EUR`, `12.5USD`, `12.50 USD`.
+    /// Parses `3000EUR`, `12.5USD`, `12.50 USD`, and a decimal comma: `5,00EUR` (one comma
+    /// and no point; a comma is never a thousands separator).
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::InvalidAmount(s.chars().take(40).collect());
         let t = s.trim();
         let split = t.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
         let (num, cur) = t.split_at(split);
         let num = num.trim();
+        let comma;
+        let num = if !num.contains('.') && num.matches(',').count() == 1 {
+            comma = num.replace(',', ".");
+            comma.as_str()
+        } else {
+            num
+        };
         let currency = cur.trim().to_ascii_uppercase();
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(bad());
@@ -792,6 +800,11 @@ mod tests {
         let b: Amount = "12.5 usd".parse().unwrap();
         assert_eq!(b.value, 1250);
         assert_eq!(b.to_string(), "12.50USD");
+        // A decimal comma, and a space before the currency (issue 20).
+        for (text, value) in [("5,00EUR", 500), ("5.00 EUR", 500), ("7,5 eur", 750)] {
+            let a: Amount = text.parse().unwrap();
+            assert_eq!((a.value, a.currency.as_str()), (value, "EUR"), "{text}");
+        }
         for bad in [
             "",
             "EUR",
@@ -801,6 +814,9 @@ mod tests {
             "3E",
             "3EURO",
             "1.EUR1",
+            "1,000EUR",
+            "1,000.50EUR",
+            "1,2,3EUR",
         ] {
             assert!(bad.parse::<Amount>().is_err(), "{bad}");
         }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chorus_client::{PetitionsQuery, ProductQuery};
-use chorus_protocol::RecordId;
 
 use crate::args::{Cli, IdArg, PetitionsArgs, ProductArgs};
 use crate::{print, running};
@@ -37,15 +36,15 @@ pub(crate) fn rating(cli: &Cli, a: &ProductArgs) -> Result<ExitCode> {
 }
 
 /// `chorus group show`.
-pub(crate) fn group(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
-    let g = running::call(&cli.data_dir(), |c| c.group(&group.to_string()))?;
+pub(crate) fn group(cli: &Cli, group: &str) -> Result<ExitCode> {
+    let g = running::call(&cli.data_dir(), |c| c.group(group))?;
     print::answer(cli.json, &g, print::group)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `chorus group requests`.
-pub(crate) fn group_requests(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
-    let r = running::call(&cli.data_dir(), |c| c.group_requests(&group.to_string()))?;
+pub(crate) fn group_requests(cli: &Cli, group: &str) -> Result<ExitCode> {
+    let r = running::call(&cli.data_dir(), |c| c.group_requests(group))?;
     print::answer(cli.json, &r, print::group_requests)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -53,8 +52,8 @@ pub(crate) fn group_requests(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
 /// `chorus petitions`.
 pub(crate) fn petitions(cli: &Cli, a: &PetitionsArgs) -> Result<ExitCode> {
     let q = PetitionsQuery {
-        producer: a.producer.map(|p| p.to_string()),
-        group: a.group.map(|g| g.to_string()),
+        producer: a.producer.clone(),
+        group: a.group.clone(),
         open: a.open,
     };
     let p = running::call(&cli.data_dir(), |c| c.petitions(&q))?;
@@ -77,5 +76,12 @@ pub(crate) fn show(cli: &Cli, a: &IdArg) -> Result<ExitCode> {
 pub(crate) fn tally(cli: &Cli, a: &IdArg) -> Result<ExitCode> {
     let t = running::call(&cli.data_dir(), |c| c.tally(&a.id.to_string()))?;
     print::answer(cli.json, &t, print::tally)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus mine`.
+pub(crate) fn mine(cli: &Cli) -> Result<ExitCode> {
+    let m = running::call(&cli.data_dir(), |c| c.mine())?;
+    print::answer(cli.json, &m, print::mine)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,15 +18,24 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--kind {k}: {e}"))?;
     }
     let dir = cli.data_dir();
-    let producer = match (a.producer, a.petition, a.group) {
-        (Some(p), _, _) => Some(p),
-        (None, None, None) => Some(author_of(&dir)?),
+    let producer = match (&a.producer, &a.petition, &a.group) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, None, None) => Some(author_of(&dir)?.to_string()),
         _ => None,
     };
-    let name = match (producer, a.petition, a.group) {
-        (Some(p), _, _) => format!("producer-{p}"),
-        (None, Some(p), _) => format!("petition-{p}"),
-        (None, None, Some(g)) => format!("group-{g}"),
+    // The cursor's file is named after what is watched, as typed (a name is hex-encoded, so
+    // no text the user types reaches the file system as a path).
+    let safe = |t: &str| {
+        if t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            t.to_ascii_lowercase()
+        } else {
+            format!("name-{}", hex::encode(t))
+        }
+    };
+    let name = match (&producer, &a.petition, &a.group) {
+        (Some(p), _, _) => format!("producer-{}", safe(p)),
+        (None, Some(p), _) => format!("petition-{}", safe(p)),
+        (None, None, Some(g)) => format!("group-{}", safe(g)),
         _ => "all".into(),
     };
     let name = match &a.kind {
@@ -36,17 +45,19 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
     let cursor_dir = dir.root().join("watch");
     std::fs::create_dir_all(&cursor_dir).context("cannot create the watch cursor dir")?;
     let cursor_file = cursor_dir.join(&name);
-    let after: u64 = std::fs::read_to_string(&cursor_file)
+    let cursor: Option<u64> = std::fs::read_to_string(&cursor_file)
         .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+        .and_then(|s| s.trim().parse().ok());
+    let after = cursor.unwrap_or(0);
     let q = EventsQuery {
-        producer: producer.map(|p| p.to_string()),
-        petition: a.petition.map(|p| p.to_string()),
-        group: a.group.map(|g| g.to_string()),
+        producer,
+        petition: a.petition.clone(),
+        group: a.group.clone(),
         kind: a.kind.clone(),
         after: Some(after),
         follow: a.no_follow.then_some(false),
+        // A first watch (no cursor yet) gets the topic's history too.
+        history: cursor.is_none().then_some(true),
     };
     let save = |seq: u64| -> Result<()> {
         let tmp = cursor_file.with_extension("tmp");

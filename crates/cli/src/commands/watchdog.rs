@@ -55,8 +55,8 @@ fn offline_audit(dir: &DataDir) -> Result<AuditReport> {
 }
 
 /// The running node's bundle of `petition`, checked here: its bytes and what it proves.
-fn node_bundle(cli: &Cli, petition: &RecordId) -> Result<(Vec<u8>, Verified)> {
-    let bytes = running::call(&cli.data_dir(), |c| c.bundle(&petition.to_string()))?;
+fn node_bundle(cli: &Cli, petition: &str) -> Result<(Vec<u8>, Verified)> {
+    let bytes = running::call(&cli.data_dir(), |c| c.bundle(petition))?;
     let v = bundle::verify(&Bundle::decode(&bytes)?)
         .map_err(|e| anyhow::anyhow!("the node's own bundle does not verify: {e}"))?;
     Ok((bytes, v))
@@ -71,7 +71,7 @@ pub(crate) fn export(cli: &Cli, a: &ExportArgs) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
-                "file": a.output.display().to_string(), "petition": a.petition.to_string(),
+                "file": a.output.display().to_string(), "petition": v.petition.id().to_string(),
                 "count": v.count, "root": hex::encode(v.root), "bytes": bytes.len(),
             })
         );
@@ -80,7 +80,7 @@ pub(crate) fn export(cli: &Cli, a: &ExportArgs) -> Result<ExitCode> {
             "wrote {}: {} endorsers of {}, root {}",
             a.output.display(),
             v.count,
-            a.petition,
+            v.petition.id(),
             hex::encode(v.root)
         );
     }
@@ -175,8 +175,10 @@ pub(crate) fn verify(cli: &Cli, file: &Path) -> Result<ExitCode> {
 }
 
 /// `chorus proof`: the JSON proof that `endorsement` is counted under the petition's root.
-pub(crate) fn proof(cli: &Cli, petition: &RecordId, endorsement: &RecordId) -> Result<ExitCode> {
+pub(crate) fn proof(cli: &Cli, petition: &str, endorsement: &str) -> Result<ExitCode> {
     let (_, v) = node_bundle(cli, petition)?;
+    let petition = v.petition.id();
+    let endorsement = &full_id(cli, endorsement)?;
     let path = bundle::merkle_proof(&v.counted, endorsement)
         .with_context(|| format!("{endorsement} is not a counted endorsement of {petition}"))?;
     let proof = serde_json::json!({
@@ -224,4 +226,16 @@ pub(crate) fn verify_proof(file: &str) -> Result<ExitCode> {
         );
         Ok(ExitCode::from(1))
     }
+}
+
+/// The whole id of a record given whole or by a short form (the running node resolves it).
+fn full_id(cli: &Cli, text: &str) -> Result<RecordId> {
+    if let Ok(id) = text.parse() {
+        return Ok(id);
+    }
+    let rec = running::call(&cli.data_dir(), |c| c.record(text))?;
+    rec["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("the node named no id for {text}"))
 }

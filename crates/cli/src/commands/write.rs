@@ -8,7 +8,6 @@ use chorus_client::{
     AdmitRequest, AttestRequest, Client, Created, EndorseRequest, Error, GroupRequest,
     PetitionRequest, ProfileRequest, RespondRequest, RetractRequest, ReviewRequest,
 };
-use chorus_protocol::RecordId;
 use hex::FromHex;
 
 use crate::args::{
@@ -61,16 +60,16 @@ pub(crate) fn create_group(
 }
 
 /// `chorus group join`.
-pub(crate) fn join_group(cli: &Cli, group: &RecordId) -> Result<ExitCode> {
-    make(cli, |c| c.join_group(&group.to_string()))
+pub(crate) fn join_group(cli: &Cli, group: &str) -> Result<ExitCode> {
+    make(cli, |c| c.join_group(group))
 }
 
 /// `chorus group admit`.
-pub(crate) fn admit(cli: &Cli, group: &RecordId, member: &str) -> Result<ExitCode> {
+pub(crate) fn admit(cli: &Cli, group: &str, member: &str) -> Result<ExitCode> {
     let req = AdmitRequest {
         member: member.to_string(),
     };
-    make(cli, |c| c.admit(&group.to_string(), &req))
+    make(cli, |c| c.admit(group, &req))
 }
 
 /// `chorus petition open`.
@@ -85,7 +84,7 @@ pub(crate) fn open_petition(cli: &Cli, a: &PetitionArgs) -> Result<ExitCode> {
     let req = PetitionRequest {
         producer: a.producer.to_string(),
         product: a.product.clone(),
-        group: a.group.map(|g| g.to_string()),
+        group: a.group.clone(),
         title: a.title.clone(),
         text: a.text.clone(),
         threshold: a.threshold,
@@ -132,7 +131,7 @@ pub(crate) fn respond(cli: &Cli, a: &RespondArgs) -> Result<ExitCode> {
 
 /// `chorus attest`.
 pub(crate) fn attest(cli: &Cli, a: &AttestCommand) -> Result<ExitCode> {
-    let about = |verdict: &str, record: &RecordId, note: &Option<String>| AttestRequest {
+    let about = |verdict: &str, record: &str, note: &Option<String>| AttestRequest {
         verdict: verdict.to_string(),
         record: Some(record.to_string()),
         keys: None,
@@ -150,4 +149,86 @@ pub(crate) fn attest(cli: &Cli, a: &AttestCommand) -> Result<ExitCode> {
         },
     };
     make(cli, |c| c.attest(&req))
+}
+
+/// Most bytes of wire records sent in one request (the node takes 2 MiB by default).
+const IMPORT_BYTES: usize = 1 << 20;
+/// Most records in one request (the node's limit).
+const IMPORT_RECORDS: usize = 1_000;
+
+/// `chorus import`.
+pub(crate) fn import(cli: &Cli, file: &str) -> Result<ExitCode> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
+    }
+    let wires = chorus_protocol::cbor::split_sequence(&bytes, usize::MAX)
+        .with_context(|| format!("{file}: not records in wire form one after another"))?;
+    anyhow::ensure!(!wires.is_empty(), "{file} holds no record");
+    // Requests within the node's limits, in order.
+    let mut batches: Vec<Vec<u8>> = Vec::new();
+    let mut in_batch = 0;
+    for w in &wires {
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() + w.len() > IMPORT_BYTES || in_batch >= IMPORT_RECORDS);
+        if full {
+            batches.push(Vec::new());
+            in_batch = 0;
+        }
+        if let Some(b) = batches.last_mut() {
+            b.extend_from_slice(w);
+            in_batch += 1;
+        }
+    }
+    let dir = cli.data_dir();
+    let mut totals = [0usize; 4];
+    let mut results = Vec::new();
+    let progress = batches.len() > 1 && !cli.json;
+    for batch in &batches {
+        let answer = running::call(&dir, |c| c.submit_records(batch))?;
+        totals[0] += answer.stored;
+        totals[1] += answer.duplicate;
+        totals[2] += answer.waiting;
+        totals[3] += answer.rejected;
+        results.extend(answer.results);
+        if progress {
+            eprintln!("imported {} of {} records", results.len(), wires.len());
+        }
+    }
+    let [stored, duplicate, waiting, rejected] = totals;
+    if cli.json {
+        print::json(&chorus_client::SubmittedRecords {
+            results,
+            stored,
+            duplicate,
+            waiting,
+            rejected,
+        })?;
+    } else {
+        for (n, r) in results.iter().enumerate() {
+            if r.outcome == "rejected" {
+                println!(
+                    "record {} ({}): refused, {}: {}",
+                    n + 1,
+                    r.id.as_deref().unwrap_or("no id"),
+                    r.code.as_deref().unwrap_or("error"),
+                    r.message.as_deref().unwrap_or("")
+                );
+            }
+        }
+        println!(
+            "{stored} stored, {duplicate} already stored, {waiting} waiting for what they point at, {rejected} refused"
+        );
+    }
+    Ok(if rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -37,7 +37,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, Q};
-use super::parse::{id, key};
+use super::parse::{author_key, record_id};
 use super::state::{ApiState, Authenticated};
 use super::views::{record_json, tally, tally_with_trust};
 use crate::store::{Journaled, Milestone, PetitionTally};
@@ -244,14 +244,78 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
     }
 }
 
-/// Replays the journal after `after`; returns the last sequence number sent.
+/// Most records of a topic's history a first replay sends from before the topic was
+/// journaled (the newest are kept).
+const HISTORY_MAX: usize = 100_000;
+
+/// For a watcher's first replay (`after=0`) of a stream about one topic: the records stored
+/// on that topic before its arrivals were journaled, oldest first, that match the filter
+/// (the newest [`HISTORY_MAX`]); they go before the journal, without a sequence number.
+async fn history(
+    s: &ApiState,
+    f: &Filter,
+    topic: Topic,
+) -> Result<Vec<SignedRecord>, crate::error::Error> {
+    let store = s.store.clone();
+    let f = f.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut journaled = std::collections::HashSet::new();
+        let mut after = 0;
+        loop {
+            let batch = store.journal_after(after, 4096)?;
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            journaled.extend(batch.into_iter().filter_map(|(_, e)| match e {
+                Journaled::Record(id) => Some(id),
+                Journaled::Milestone(..) => None,
+            }));
+            after = last;
+        }
+        let mut out = std::collections::VecDeque::new();
+        let mut from = None;
+        loop {
+            let page = store.by_topic(&topic, from, 1024)?;
+            for rec in page.records {
+                if !journaled.contains(&rec.id()) && f.record(&rec) {
+                    if out.len() >= HISTORY_MAX {
+                        out.pop_front();
+                    }
+                    out.push_back(rec);
+                }
+            }
+            match page.next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+        Ok(out.into())
+    })
+    .await
+    .map_err(|_| crate::error::Error::NodeStopped)?
+}
+
+/// Replays the journal after `after` (on a first replay, `after=0` and `history=true`, the
+/// topic's history before it: [`history`]); returns the last sequence number sent.
 async fn replay(
     s: &ApiState,
     f: &Filter,
     mut after: u64,
+    topic: Option<Topic>,
+    with_history: bool,
     tx: &mpsc::Sender<Sse>,
 ) -> Result<u64, crate::error::Error> {
     let mut touched = BTreeSet::new();
+    if let (0, Some(topic), true) = (after, topic, with_history) {
+        for rec in history(s, f, topic).await? {
+            if let Some(p) = petition_of(&rec, &s.store) {
+                touched.insert(p);
+            }
+            if tx.send(record_event(None, &rec)).await.is_err() {
+                return Ok(after);
+            }
+        }
+    }
     loop {
         let store = s.store.clone();
         let from = after;
@@ -333,14 +397,18 @@ pub(crate) async fn events(
         producer: q
             .producer
             .as_deref()
-            .map(|p| key("producer", p))
+            .map(|p| author_key(&s, "producer", p))
             .transpose()?,
         petition: q
             .petition
             .as_deref()
-            .map(|p| id("petition", p))
+            .map(|p| record_id(&s, "petition", p))
             .transpose()?,
-        group: q.group.as_deref().map(|g| id("group", g)).transpose()?,
+        group: q
+            .group
+            .as_deref()
+            .map(|g| record_id(&s, "group", g))
+            .transpose()?,
     };
     if let Some(k) = &q.kind {
         k.parse::<chorus_protocol::Kind>()
@@ -349,23 +417,41 @@ pub(crate) async fn events(
     // Held by the stream's task: the place is free again when the stream ends.
     let permit = s.streams.open_one(&token)?;
     // Journal what this watch is about from now on, so the next watch can resume.
+    let mut topic = None;
     if let Some(p) = f.producer {
-        s.store.watch_topic(&Topic::Producer(p))?;
+        topic = Some(Topic::Producer(p));
     }
     if let Some(g) = f.group {
-        s.store.watch_topic(&Topic::Group(g))?;
+        topic = Some(Topic::Group(g));
     }
     if let Some(p) = f.petition {
-        if let Some(rec) = s.store.record(&p)? {
-            s.store.watch_topic(&rec.record().topic)?;
-        }
+        let rec = super::fetch::stored_or_fetched(&s, "petition", &p).await?;
+        topic = Some(rec.record().topic);
     }
+    let mut watched = Vec::new();
+    for t in [
+        f.producer.map(Topic::Producer),
+        f.group.map(Topic::Group),
+        topic.filter(|_| f.petition.is_some()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        s.store.watch_topic(&t)?;
+        watched.push(t);
+    }
+    // One topic named: its history is replayed to a first watcher.
+    let topic = match watched.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or(q.after);
     let follow = q.follow.unwrap_or(true);
+    let history = q.history.unwrap_or(false);
     // Subscribe before replaying, so nothing falls between the two.
     let mut live = s.ingest.subscribe();
     let (tx, mut rx) = mpsc::channel::<Sse>(s.streams.queue);
@@ -374,7 +460,7 @@ pub(crate) async fn events(
         let _permit = permit;
         let mut last = state.store.journal_last();
         if let Some(after) = resume {
-            match replay(&state, &f, after, &tx).await {
+            match replay(&state, &f, after, topic, history, &tx).await {
                 Ok(l) => last = l.max(after),
                 Err(e) => {
                     let error = ApiEvent::Error(ErrorEvent {

@@ -5,9 +5,11 @@ use axum::Json;
 use chorus_client::{FollowRequest, FollowSet, TrustRequest, TrustSet};
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{id, key};
+use super::parse::{author_key, record_id};
 use super::state::ApiState;
 use super::views::follow_set;
+use chorus_protocol::Topic;
+
 use crate::follow::{parse_product, FollowChange};
 
 /// `GET /v1/follow`.
@@ -16,7 +18,7 @@ pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<FollowSe
 }
 
 /// The one change a request names.
-fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
+fn change_of(s: &ApiState, r: &FollowRequest) -> Result<FollowChange, ApiError> {
     if r.check().is_err() {
         return Err(ApiError::bad(
             "bad_follow",
@@ -24,9 +26,9 @@ fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
         ));
     }
     Ok(if let Some(p) = &r.producer {
-        FollowChange::Producer(key("producer", p)?)
+        FollowChange::Producer(author_key(s, "producer", p)?)
     } else if let Some(g) = &r.group {
-        FollowChange::Group(id("group", g)?)
+        FollowChange::Group(record_id(s, "group", g)?)
     } else if let Some(p) = &r.product {
         let (k, c) = parse_product(p).map_err(|e| ApiError::bad("bad_product", e))?;
         FollowChange::Product(k, c)
@@ -36,7 +38,7 @@ fn change_of(r: &FollowRequest) -> Result<FollowChange, ApiError> {
 }
 
 async fn set(s: &ApiState, r: FollowRequest, add: bool) -> Result<Json<FollowSet>, ApiError> {
-    let change = change_of(&r)?;
+    let change = change_of(s, &r)?;
     let now = s.following.change(change, add).await?;
     Ok(Json(follow_set(&now)))
 }
@@ -67,7 +69,7 @@ pub(crate) async fn trust_add(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<TrustRequest>,
 ) -> Result<Json<TrustSet>, ApiError> {
-    let w = key("watchdog", &r.watchdog)?;
+    let w = author_key(&s, "watchdog", &r.watchdog)?;
     Ok(Json(s.trust.change(w, true)?))
 }
 
@@ -76,6 +78,27 @@ pub(crate) async fn trust_remove(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<TrustRequest>,
 ) -> Result<Json<TrustSet>, ApiError> {
-    let w = key("watchdog", &r.watchdog)?;
+    let w = author_key(&s, "watchdog", &r.watchdog)?;
     Ok(Json(s.trust.change(w, false)?))
+}
+
+/// A user follows every topic they take part in: the producer they review, petition or
+/// endorse, the group they create or join. Otherwise their node would never hear the
+/// answer to their petition or the members of their group. A newly followed topic is
+/// caught up from the connected peers at once, in the background.
+pub(crate) async fn follow_what_i_join(s: &ApiState, topic: &Topic) -> Result<(), ApiError> {
+    if s.following.follows(topic) {
+        return Ok(());
+    }
+    let change = match topic {
+        Topic::Producer(k) => FollowChange::Producer(*k),
+        Topic::Group(g) => FollowChange::Group(*g),
+        Topic::Meta => return Ok(()),
+    };
+    s.following.change(change, true).await?;
+    let sync = s.sync.clone();
+    tokio::spawn(async move {
+        let _ = sync.sync_now(None).await;
+    });
+    Ok(())
 }

@@ -5,6 +5,7 @@ use chorus_protocol::{Amount, AuthorKey, Kind, RecordId, SignedRecord};
 
 use super::error::ApiError;
 use super::state::ApiState;
+use crate::store::MIN_PREFIX;
 
 /// An author key named by `field`.
 pub(crate) fn key(field: &str, s: &str) -> Result<AuthorKey, ApiError> {
@@ -16,6 +17,109 @@ pub(crate) fn key(field: &str, s: &str) -> Result<AuthorKey, ApiError> {
 pub(crate) fn id(field: &str, s: &str) -> Result<RecordId, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad("bad_id", format!("{field} {s:?}: {e}")))
+}
+
+/// Most candidates an ambiguous short form lists.
+const CANDIDATES: usize = 8;
+
+fn is_hex(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A record named by `field`: its id, or a unique prefix of at least 8 hex digits of the id
+/// of a record this node stores (PROTOCOL.md §11).
+pub(crate) fn record_id(s: &ApiState, field: &str, text: &str) -> Result<RecordId, ApiError> {
+    let t = text.trim();
+    if t.len() == 64 {
+        return id(field, t);
+    }
+    if t.len() < MIN_PREFIX || t.len() > 64 || !is_hex(t) {
+        return Err(ApiError::bad(
+            "bad_id",
+            format!(
+                "{field} {t:?}: expected an id (64 hex digits) or at least {MIN_PREFIX} of its first hex digits"
+            ),
+        ));
+    }
+    let found = s.store.ids_starting(t, CANDIDATES + 1)?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ApiError::not_found(format!(
+            "{field} {t}: no record this node holds has an id starting so (if it is on a topic \
+             this node does not follow, give the whole id, or follow its producer or group)"
+        ))),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .take(CANDIDATES)
+                .map(|id| {
+                    let kind = s
+                        .store
+                        .record(id)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.record().kind().to_string())
+                        .unwrap_or_default();
+                    format!("{} ({kind})", &id.to_string()[..12])
+                })
+                .collect();
+            Err(ambiguous(field, t, &list, many.len() > CANDIDATES))
+        }
+    }
+}
+
+fn ambiguous(field: &str, t: &str, list: &[String], more: bool) -> ApiError {
+    ApiError::bad(
+        "ambiguous",
+        format!(
+            "{field} {t} could be any of: {}{}; give more of it",
+            list.join(", "),
+            if more { ", ..." } else { "" }
+        ),
+    )
+}
+
+/// A key named by `field`: the key, a unique prefix of at least 8 hex digits of a key this
+/// node knows (a profile's author, a producer whose topic it stores), or the name of exactly
+/// one profile it holds, case and accents ignored (PROTOCOL.md §11, §11.1).
+pub(crate) fn author_key(s: &ApiState, field: &str, text: &str) -> Result<AuthorKey, ApiError> {
+    let t = text.trim();
+    if t.len() == 64 && is_hex(t) {
+        return key(field, t);
+    }
+    let describe = |k: &AuthorKey| match s.store.name_of(k).ok().flatten() {
+        Some(n) => format!("{} ({n})", &k.to_string()[..12]),
+        None => k.to_string()[..12].to_string(),
+    };
+    if t.len() >= MIN_PREFIX && t.len() < 64 && is_hex(t) {
+        let found = s.store.keys_starting(t, CANDIDATES + 1)?;
+        match found.as_slice() {
+            [one] => return Ok(*one),
+            [] => {}
+            many => {
+                let list: Vec<String> = many.iter().take(CANDIDATES).map(describe).collect();
+                return Err(ambiguous(field, t, &list, many.len() > CANDIDATES));
+            }
+        }
+    }
+    if t.is_empty() {
+        return Err(ApiError::bad("bad_key", format!("{field}: empty")));
+    }
+    let named = s.store.keys_named(t, CANDIDATES + 1)?;
+    match named.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ApiError::bad(
+            "bad_key",
+            format!(
+                "{field} {t:?}: not an author key (64 hex digits), nor the start of a key this \
+                 node knows, nor the name of a profile it holds"
+            ),
+        )),
+        many => {
+            let list: Vec<String> = many.iter().take(CANDIDATES).map(describe).collect();
+            Err(ambiguous(field, t, &list, many.len() > CANDIDATES))
+        }
+    }
 }
 
 /// An amount like `3000EUR` named by `field`.
@@ -56,7 +160,7 @@ pub(crate) fn stored(s: &ApiState, what: &str, id: &RecordId) -> Result<SignedRe
 
 /// A group this node holds (for reading it or naming it in a petition).
 pub(crate) fn group_record(s: &ApiState, g: &str) -> Result<(RecordId, SignedRecord), ApiError> {
-    let gid = id("group", g)?;
+    let gid = record_id(s, "group", g)?;
     let rec = stored(s, "group", &gid)?;
     if rec.record().kind() != Kind::Group {
         return Err(ApiError::bad(

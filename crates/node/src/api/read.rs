@@ -11,9 +11,10 @@ use chorus_protocol::{Body, Kind, Topic};
 use serde_json::Value;
 
 use super::error::{ApiError, Q};
-use super::parse::{cursor, group_record, id, key, parse_cursor, stored};
+use super::fetch::stored_or_fetched;
+use super::parse::{author_key, cursor, group_record, parse_cursor, record_id};
 use super::state::ApiState;
-use super::views::{record_json, tally_with_trust};
+use super::views::{latest_response, record_json, tally_with_trust};
 use crate::clock::now_ms;
 use crate::roster;
 
@@ -23,7 +24,7 @@ pub(crate) async fn reviews(
     State(s): State<ApiState>,
     Q(q): Q<ProductQuery>,
 ) -> Result<Json<Reviews>, ApiError> {
-    let producer = key("producer", &q.producer)?;
+    let producer = author_key(&s, "producer", &q.producer)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let page = s.store.by_product(
         &producer,
@@ -40,6 +41,7 @@ pub(crate) async fn reviews(
             s.store.review_of(&producer, &q.product, &rec.author())? == Some((rec.id(), true));
         reviews.push(CountedReview {
             counted,
+            response: latest_response(&s, &rec.id(), &producer)?,
             record: record_json(rec),
         });
     }
@@ -54,7 +56,7 @@ pub(crate) async fn rating(
     State(s): State<ApiState>,
     Q(q): Q<ProductQuery>,
 ) -> Result<Json<Rating>, ApiError> {
-    let producer = key("producer", &q.producer)?;
+    let producer = author_key(&s, "producer", &q.producer)?;
     let r = s.store.rating(&producer, &q.product)?;
     Ok(Json(Rating {
         producer: producer.to_string(),
@@ -134,9 +136,13 @@ pub(crate) async fn petitions(
     let producer = q
         .producer
         .as_deref()
-        .map(|p| key("producer", p))
+        .map(|p| author_key(&s, "producer", p))
         .transpose()?;
-    let group = q.group.as_deref().map(|g| id("group", g)).transpose()?;
+    let group = q
+        .group
+        .as_deref()
+        .map(|g| record_id(&s, "group", g))
+        .transpose()?;
     let now = now_ms();
     let mut petitions = Vec::new();
     for (pid, t) in s.store.petitions()? {
@@ -157,7 +163,10 @@ pub(crate) async fn tally(
     State(s): State<ApiState>,
     Path(p): Path<String>,
 ) -> Result<Json<Tally>, ApiError> {
-    let pid = id("petition", &p)?;
+    let pid = record_id(&s, "petition", &p)?;
+    if s.store.tally(&pid)?.is_none() {
+        stored_or_fetched(&s, "petition", &pid).await?;
+    }
     let t = s
         .store
         .tally(&pid)?
@@ -171,7 +180,7 @@ pub(crate) async fn show(
     State(s): State<ApiState>,
     Path(r): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let rid = id("record", &r)?;
-    let rec = stored(&s, "record", &rid)?;
+    let rid = record_id(&s, "record", &r)?;
+    let rec = stored_or_fetched(&s, "record", &rid).await?;
     Ok(Json(record_json(&rec)))
 }

@@ -10,7 +10,7 @@ use axum::Router;
 use super::error::ApiError;
 use super::limits::read_body;
 use super::state::{ApiState, Authenticated};
-use super::{events, follow, network, read, watchdog, write};
+use super::{events, follow, mine, network, read, records, watchdog, write};
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -44,6 +44,19 @@ async fn no_such_endpoint() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
+/// A known endpoint asked with a method it does not take: a JSON error like every other.
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {} (see docs/API.md)",
+            req.uri().path(),
+            req.method()
+        ),
+    )
+}
+
 /// Every endpoint of `docs/API.md`, behind the token check (first) and the body's limits
 /// (only then: a caller without the token gets 401 before its body is read).
 pub(crate) fn router(state: ApiState) -> Router {
@@ -69,6 +82,8 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(read::petitions).post(write::petition_open),
         )
         .route("/v1/tally/{id}", get(read::tally))
+        .route("/v1/records", post(records::submit))
+        .route("/v1/mine", get(mine::mine))
         .route("/v1/records/{id}", get(read::show))
         .route("/v1/endorse", post(write::endorse))
         .route("/v1/retract", post(write::retract))
@@ -77,6 +92,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/audit", get(watchdog::audit))
         .route("/v1/bundle/{id}", get(watchdog::bundle))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)
         // read_body has taken at most this much already; the extractors' own limit agrees.
         .layer(DefaultBodyLimit::max(max_body))

@@ -98,6 +98,7 @@ pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally
             id: r.id.to_string(),
             status: r.status.clone(),
             created_at: r.created_at,
+            text: None,
         }),
         partial: false,
         trusted: None,
@@ -112,9 +113,57 @@ pub(crate) fn tally_with_trust(
     t: &PetitionTally,
 ) -> Result<Tally, ApiError> {
     let mut v = tally(id, rec, t);
+    if let (Some(r), Some(info)) = (v.response.as_mut(), t.response.as_ref()) {
+        r.text = response_text(s, &info.id)?;
+    }
     v.partial = !s.following.follows(&Topic::Producer(t.producer))
         || t.group
             .is_some_and(|g| !s.following.follows(&Topic::Group(g)));
     v.trusted = crate::trust::view(&s.store, &s.trust.watchdogs(), id, t)?;
     Ok(v)
+}
+
+/// The text of a stored response record.
+pub(crate) fn response_text(s: &ApiState, id: &RecordId) -> Result<Option<String>, ApiError> {
+    Ok(s.store.record(id)?.and_then(|r| match &r.record().body {
+        chorus_protocol::Body::Response(resp) => Some(resp.text.clone()),
+        _ => None,
+    }))
+}
+
+/// The producer's latest response to a record (a review), if this node holds one.
+pub(crate) fn latest_response(
+    s: &ApiState,
+    target: &RecordId,
+    producer: &chorus_protocol::AuthorKey,
+) -> Result<Option<LatestResponse>, ApiError> {
+    let mut latest: Option<SignedRecord> = None;
+    let mut after = None;
+    loop {
+        let page = s.store.by_target(target, after, 256)?;
+        for r in page.records {
+            let newer = latest
+                .as_ref()
+                .is_none_or(|l| (r.record().created_at, r.id()) > (l.record().created_at, l.id()));
+            if r.author() == *producer
+                && matches!(r.record().body, chorus_protocol::Body::Response(_))
+                && newer
+            {
+                latest = Some(r);
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(latest.and_then(|r| match &r.record().body {
+        chorus_protocol::Body::Response(resp) => Some(LatestResponse {
+            id: r.id().to_string(),
+            status: resp.status.to_string(),
+            created_at: r.record().created_at,
+            text: Some(resp.text.clone()),
+        }),
+        _ => None,
+    }))
 }

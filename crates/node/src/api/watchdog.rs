@@ -9,7 +9,7 @@ use chorus_client::{AttestRequest, AuditReport, Created};
 use chorus_protocol::{Attestation, Body, Subject, Topic, Verdict};
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{id, key, stored};
+use super::parse::{author_key, record_id, stored};
 use super::state::ApiState;
 use super::write::create_on;
 use crate::bundle::Exported;
@@ -31,9 +31,7 @@ pub(crate) async fn bundle(
     State(s): State<ApiState>,
     Path(id_text): Path<String>,
 ) -> Result<Response, ApiError> {
-    let pid: chorus_protocol::RecordId = id_text
-        .parse()
-        .map_err(|e| ApiError::bad("bad_id", format!("petition {id_text:?}: {e}")))?;
+    let pid = record_id(&s, "petition", &id_text)?;
     let b = petition_bundle(&s, pid).await?;
     Ok(([(header::CONTENT_TYPE, "application/cbor")], b.encode()).into_response())
 }
@@ -78,7 +76,7 @@ pub(crate) async fn attest(
         (Verdict::OneActor, None, Some(keys)) => {
             let mut ks = keys
                 .iter()
-                .map(|k| key("keys", k))
+                .map(|k| author_key(&s, "keys", k))
                 .collect::<Result<Vec<_>, _>>()?;
             ks.sort();
             ks.dedup();
@@ -103,7 +101,7 @@ pub(crate) async fn attest(
             "one-actor is about keys, not a record",
         )),
         (_, Some(rid), None) => {
-            let rid = id("record", rid)?;
+            let rid = record_id(&s, "record", rid)?;
             let rec = stored(&s, "record", &rid)?;
             let (count, root) = if verdict == Verdict::VerifiedCount {
                 let b = petition_bundle(&s, rid).await?;

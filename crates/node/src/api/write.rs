@@ -16,11 +16,12 @@ use chorus_protocol::{
 };
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{amount, group_record, id, key, stored};
+use super::fetch::stored_or_fetched;
+use super::follow::follow_what_i_join;
+use super::parse::{amount, author_key, group_record, id, record_id, stored};
 use super::state::ApiState;
 use super::views::record_json;
 use crate::clock::now_ms;
-use crate::follow::FollowChange;
 use crate::ingest::{Outcome, Rejection};
 use crate::store::PetitionState;
 
@@ -71,32 +72,12 @@ pub(crate) async fn create_on(
         kind: rec.record().kind().as_str().to_string(),
         outcome,
         record: record_json(&rec),
+        replaces: None,
     }))
 }
 
 async fn create(s: &ApiState, body: Body) -> Result<Json<Created>, ApiError> {
     create_on(s, body, None).await
-}
-
-/// A user follows every topic they take part in: the producer they review, petition or
-/// endorse, the group they create or join. Otherwise their node would never hear the
-/// answer to their petition or the members of their group. A newly followed topic is
-/// caught up from the connected peers at once, in the background.
-async fn follow_what_i_join(s: &ApiState, topic: &Topic) -> Result<(), ApiError> {
-    if s.following.follows(topic) {
-        return Ok(());
-    }
-    let change = match topic {
-        Topic::Producer(k) => FollowChange::Producer(*k),
-        Topic::Group(g) => FollowChange::Group(*g),
-        Topic::Meta => return Ok(()),
-    };
-    s.following.change(change, true).await?;
-    let sync = s.sync.clone();
-    tokio::spawn(async move {
-        let _ = sync.sync_now(None).await;
-    });
-    Ok(())
 }
 
 /// `POST /v1/profile`.
@@ -136,7 +117,7 @@ pub(crate) async fn review(
         &s,
         Body::Review(Review {
             product: ProductRef {
-                producer: key("producer", &r.producer)?,
+                producer: author_key(&s, "producer", &r.producer)?,
                 code: r.product,
             },
             rating: r.rating,
@@ -172,7 +153,7 @@ pub(crate) async fn group_join(
     State(s): State<ApiState>,
     Path(g): Path<String>,
 ) -> Result<Json<Created>, ApiError> {
-    let group = id("group", &g)?;
+    let group = record_id(&s, "group", &g)?;
     let rec = stored(&s, "group", &group)?;
     rules::join(&Pointed::of(rec.record()))
         .map_err(|e| ApiError::rule(e, format!("{group} is a {}", rec.record().kind())))?;
@@ -185,7 +166,7 @@ pub(crate) async fn group_admit(
     Path(g): Path<String>,
     JsonBody(r): JsonBody<AdmitRequest>,
 ) -> Result<Json<Created>, ApiError> {
-    let group = id("group", &g)?;
+    let group = record_id(&s, "group", &g)?;
     let rec = stored(&s, "group", &group)?;
     rules::admit(&s.author, &Pointed::of(rec.record())).map_err(|e| {
         let message = match e {
@@ -281,7 +262,7 @@ pub(crate) async fn petition_open(
     create(
         &s,
         Body::Petition(Petition {
-            producer: key("producer", &r.producer)?,
+            producer: author_key(&s, "producer", &r.producer)?,
             product: r.product,
             group,
             title: r.title,
@@ -299,8 +280,8 @@ pub(crate) async fn endorse(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<EndorseRequest>,
 ) -> Result<Json<Created>, ApiError> {
-    let petition = id("petition", &r.petition)?;
-    let rec = stored(&s, "petition", &petition)?;
+    let petition = record_id(&s, "petition", &r.petition)?;
+    let rec = stored_or_fetched(&s, "petition", &petition).await?;
     // Endorsements travel on their petition's topic.
     let topic = rec.record().topic;
     let pledge = r
@@ -341,7 +322,12 @@ pub(crate) async fn endorse(
             }
         }
     }
-    create_on(
+    // One endorsement per person and petition: a new one takes the place of the last.
+    let earlier = match s.store.endorsement_of(&petition, &s.author)? {
+        Some((e, true)) => Some(e),
+        _ => None,
+    };
+    let mut made = create_on(
         &s,
         Body::Endorsement(Endorsement {
             petition,
@@ -350,7 +336,9 @@ pub(crate) async fn endorse(
         }),
         Some(topic),
     )
-    .await
+    .await?;
+    made.0.replaces = earlier.map(|e| e.to_string());
+    Ok(made)
 }
 
 /// `POST /v1/retract`.
@@ -358,7 +346,7 @@ pub(crate) async fn retract(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<RetractRequest>,
 ) -> Result<Json<Created>, ApiError> {
-    let target = id("id", &r.id)?;
+    let target = record_id(&s, "id", &r.id)?;
     let rec = stored(&s, "record", &target)?;
     let topic = rec.record().topic;
     // Given a petition I endorse, my endorsement goes first (even on my own petition: the
@@ -394,7 +382,7 @@ pub(crate) async fn respond(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<RespondRequest>,
 ) -> Result<Json<Created>, ApiError> {
-    let target = id("target", &r.target)?;
+    let target = record_id(&s, "target", &r.target)?;
     let status: ResponseStatus = r.status.parse().map_err(|_| {
         ApiError::bad(
             "bad_status",

@@ -1,0 +1,63 @@
+//! Acting on what the node does not follow: a record named by its whole id that this node
+//! lacks (a petition a friend sent, say) is asked of the connected peers with the catch-up
+//! protocol's fetch (PROTOCOL.md §13.3), checked and stored by the ingest like any record a
+//! peer sends, and its topic followed and caught up on, so the action the user asked for
+//! goes on instead of failing.
+
+use chorus_protocol::sync::wire::{Request, Response};
+use chorus_protocol::{cbor, RecordId, SignedRecord};
+
+use super::error::ApiError;
+use super::follow::follow_what_i_join;
+use super::state::ApiState;
+use crate::ingest::Outcome;
+use crate::waiting::Source;
+
+/// Peers asked for a record this node lacks, at most (one at a time).
+const ASK: usize = 3;
+
+/// The record with this id: from the store, or else fetched from the connected peers and
+/// stored (its topic then followed); 404 naming `what` if no peer has it either.
+pub(crate) async fn stored_or_fetched(
+    s: &ApiState,
+    what: &str,
+    id: &RecordId,
+) -> Result<SignedRecord, ApiError> {
+    if let Some(rec) = s.store.record(id)? {
+        return Ok(rec);
+    }
+    let peers = s.client.peers().await?.connected;
+    let request = Request::Fetch(vec![*id.as_bytes()]).encode();
+    for peer in peers.into_iter().take(ASK) {
+        let Ok(raw) = s.client.request(peer, request.clone()).await else {
+            continue;
+        };
+        let Ok(Response::Records(wires)) = Response::decode(&raw) else {
+            continue;
+        };
+        // Only the record asked for; anything else the peer sent is ignored.
+        let Some(wire) = wires
+            .into_iter()
+            .find(|w| cbor::split_wire(w).is_ok_and(|(range, _)| RecordId::of(&w[range]) == *id))
+        else {
+            continue;
+        };
+        let outcome = s
+            .ingest
+            .ingest_from(vec![wire], Source::Peer(peer.to_bytes()))
+            .await?
+            .pop();
+        if matches!(
+            outcome,
+            Some(Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_))
+        ) {
+            if let Some(rec) = s.store.record(id)? {
+                follow_what_i_join(s, &rec.record().topic).await?;
+                return Ok(rec);
+            }
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "no {what} {id} in this node's store, and no connected peer has it"
+    )))
+}
