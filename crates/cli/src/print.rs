@@ -328,11 +328,17 @@ pub(crate) fn mine(m: &chorus_client::Mine) {
             }
             _ => String::new(),
         };
-        println!(
-            "{}{pledge} — {}",
-            record_line(r),
-            r["state"].as_str().unwrap_or("")
-        );
+        // Whole ids in the state shortened, as everywhere in text.
+        let state: Vec<String> = r["state"]
+            .as_str()
+            .unwrap_or("")
+            .split(' ')
+            .map(|w| match w.len() {
+                64 if w.bytes().all(|b| b.is_ascii_hexdigit()) => short(w).to_string(),
+                _ => w.to_string(),
+            })
+            .collect();
+        println!("{}{pledge} — {}", record_line(r), state.join(" "));
     }
 }
 

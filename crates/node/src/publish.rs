@@ -25,13 +25,16 @@ impl Publisher {
     pub async fn submit(&self, wires: Vec<Vec<u8>>) -> Result<Vec<Outcome>> {
         let outcomes = self.ingest.ingest(wires.clone()).await?;
         for (wire, outcome) in wires.into_iter().zip(&outcomes) {
-            if !matches!(outcome, Outcome::Stored(_)) {
+            // New and accepted (stored, or kept for its target), as `publish` does.
+            if !matches!(outcome, Outcome::Stored(_) | Outcome::Waiting(_)) {
                 continue;
             }
-            // Stored, so it decodes.
             if let Ok(rec) = SignedRecord::from_vec(wire) {
                 let shard = shard_of(&rec.record().topic);
-                self.client.publish(shard, rec.into_wire()).await?;
+                // Stored whatever becomes of the gossip: catch-up sync carries it too.
+                if let Err(e) = self.client.publish(shard, rec.into_wire()).await {
+                    tracing::warn!(error = %e, "cannot gossip a record taken through the API");
+                }
             }
         }
         Ok(outcomes)

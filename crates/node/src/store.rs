@@ -1009,6 +1009,16 @@ impl Store {
         self.winner(&SlotKey::review(&ProductKey::of(producer, code), author))
     }
 
+    /// The targeted producer's winning record about a petition or review (their latest
+    /// response, or the retraction of it) and whether it is a response in force.
+    pub fn response_of(
+        &self,
+        target: &RecordId,
+        producer: &AuthorKey,
+    ) -> Result<Option<(RecordId, bool)>> {
+        self.winner(&SlotKey::response(target, producer))
+    }
+
     /// A slot's winning record, and whether it is an "on" state.
     fn winner(&self, k: &SlotKey) -> Result<Option<(RecordId, bool)>> {
         match self.cur.tree()?.get(k.as_bytes())? {

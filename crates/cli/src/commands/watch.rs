@@ -23,16 +23,25 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
         (None, None, None) => Some(author_of(&dir)?.to_string()),
         _ => None,
     };
-    // The cursor's file is named after what is watched, as typed (a name is hex-encoded, so
-    // no text the user types reaches the file system as a path).
+    // A petition given by a short id is watched under its whole id (one cursor for it).
+    let petition = match &a.petition {
+        Some(p) if p.len() < 64 => {
+            let rec = running::call(&dir, |c| c.record(p))?;
+            Some(rec["id"].as_str().unwrap_or(p).to_string())
+        }
+        other => other.clone(),
+    };
+    // The cursor's file is named after what is watched: a whole id or key as it is, any
+    // other text (a name, a prefix) by its hash, so no text the user types reaches the file
+    // system as a path, and the name stays short.
     let safe = |t: &str| {
-        if t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             t.to_ascii_lowercase()
         } else {
-            format!("name-{}", hex::encode(t))
+            format!("text-{}", chorus_protocol::RecordId::of(t.as_bytes()))
         }
     };
-    let name = match (&producer, &a.petition, &a.group) {
+    let name = match (&producer, &petition, &a.group) {
         (Some(p), _, _) => format!("producer-{}", safe(p)),
         (None, Some(p), _) => format!("petition-{}", safe(p)),
         (None, None, Some(g)) => format!("group-{}", safe(g)),
@@ -51,7 +60,7 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
     let after = cursor.unwrap_or(0);
     let q = EventsQuery {
         producer,
-        petition: a.petition.clone(),
+        petition,
         group: a.group.clone(),
         kind: a.kind.clone(),
         after: Some(after),

@@ -244,59 +244,70 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
     }
 }
 
-/// Most records of a topic's history a first replay sends from before the topic was
-/// journaled (the newest are kept).
-const HISTORY_MAX: usize = 100_000;
+/// Most records of a topic's history a first replay sends (the newest are kept).
+const HISTORY_MAX: usize = 10_000;
 
-/// For a watcher's first replay (`after=0`) of a stream about one topic: the records stored
-/// on that topic before its arrivals were journaled, oldest first, that match the filter
-/// (the newest [`HISTORY_MAX`]); they go before the journal, without a sequence number.
+/// Records of a topic read per step of a history replay.
+const HISTORY_PAGE: usize = 512;
+
+/// A watcher's first replay (`after=0&history=true`) of a stream about one topic: every
+/// record stored on the topic that matches the filter (the newest [`HISTORY_MAX`]), oldest
+/// first, without a sequence number; returns the petitions they touch. It takes the place
+/// of the journal replay: the caller then continues after `last`, the journal's end read
+/// before the topic, so a record is either in the history or arrives live after it. One
+/// page at a time, and it stops when the reader is gone.
 async fn history(
     s: &ApiState,
     f: &Filter,
     topic: Topic,
-) -> Result<Vec<SignedRecord>, crate::error::Error> {
-    let store = s.store.clone();
-    let f = f.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut journaled = std::collections::HashSet::new();
-        let mut after = 0;
-        loop {
-            let batch = store.journal_after(after, 4096)?;
-            let Some(&(last, _)) = batch.last() else {
-                break;
-            };
-            journaled.extend(batch.into_iter().filter_map(|(_, e)| match e {
-                Journaled::Record(id) => Some(id),
-                Journaled::Milestone(..) => None,
-            }));
-            after = last;
+    tx: &mpsc::Sender<Sse>,
+) -> Result<BTreeSet<RecordId>, crate::error::Error> {
+    let page = |from: Option<(u64, RecordId)>| {
+        let store = s.store.clone();
+        async move {
+            tokio::task::spawn_blocking(move || store.by_topic(&topic, from, HISTORY_PAGE))
+                .await
+                .map_err(|_| crate::error::Error::NodeStopped)?
         }
-        let mut out = std::collections::VecDeque::new();
-        let mut from = None;
-        loop {
-            let page = store.by_topic(&topic, from, 1024)?;
-            for rec in page.records {
-                if !journaled.contains(&rec.id()) && f.record(&rec) {
-                    if out.len() >= HISTORY_MAX {
-                        out.pop_front();
-                    }
-                    out.push_back(rec);
-                }
+    };
+    // First count what matches, to skip to the newest HISTORY_MAX.
+    let mut matching = 0usize;
+    let mut from = None;
+    loop {
+        let p = page(from).await?;
+        matching += p.records.iter().filter(|r| f.record(r)).count();
+        match p.next {
+            Some(n) if !tx.is_closed() => from = Some(n),
+            _ => break,
+        }
+    }
+    let mut skip = matching.saturating_sub(HISTORY_MAX);
+    let mut touched = BTreeSet::new();
+    let mut from = None;
+    loop {
+        let p = page(from).await?;
+        for rec in p.records.iter().filter(|r| f.record(r)) {
+            if skip > 0 {
+                skip -= 1;
+                continue;
             }
-            match page.next {
-                Some(n) => from = Some(n),
-                None => break,
+            if let Some(pet) = petition_of(rec, &s.store) {
+                touched.insert(pet);
+            }
+            if tx.send(record_event(None, rec)).await.is_err() {
+                return Ok(touched);
             }
         }
-        Ok(out.into())
-    })
-    .await
-    .map_err(|_| crate::error::Error::NodeStopped)?
+        match p.next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    Ok(touched)
 }
 
-/// Replays the journal after `after` (on a first replay, `after=0` and `history=true`, the
-/// topic's history before it: [`history`]); returns the last sequence number sent.
+/// Replays the journal after `after` (or, on a first replay with `history`, the topic's
+/// history instead: [`history`]); returns the last sequence number sent.
 async fn replay(
     s: &ApiState,
     f: &Filter,
@@ -307,14 +318,9 @@ async fn replay(
 ) -> Result<u64, crate::error::Error> {
     let mut touched = BTreeSet::new();
     if let (0, Some(topic), true) = (after, topic, with_history) {
-        for rec in history(s, f, topic).await? {
-            if let Some(p) = petition_of(&rec, &s.store) {
-                touched.insert(p);
-            }
-            if tx.send(record_event(None, &rec)).await.is_err() {
-                return Ok(after);
-            }
-        }
+        // Everything journaled so far is stored, so the history holds it.
+        after = s.store.journal_last();
+        touched = history(s, f, topic, tx).await?;
     }
     loop {
         let store = s.store.clone();

@@ -16,6 +16,9 @@ use crate::waiting::Source;
 /// Peers asked for a record this node lacks, at most (one at a time).
 const ASK: usize = 3;
 
+/// How long one peer may take to answer.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The record with this id: from the store, or else fetched from the connected peers and
 /// stored (its topic then followed); 404 naming `what` if no peer has it either.
 pub(crate) async fn stored_or_fetched(
@@ -29,7 +32,8 @@ pub(crate) async fn stored_or_fetched(
     let peers = s.client.peers().await?.connected;
     let request = Request::Fetch(vec![*id.as_bytes()]).encode();
     for peer in peers.into_iter().take(ASK) {
-        let Ok(raw) = s.client.request(peer, request.clone()).await else {
+        let Ok(Ok(raw)) = tokio::time::timeout(WAIT, s.client.request(peer, request.clone())).await
+        else {
             continue;
         };
         let Ok(Response::Records(wires)) = Response::decode(&raw) else {
@@ -47,14 +51,21 @@ pub(crate) async fn stored_or_fetched(
             .ingest_from(vec![wire], Source::Peer(peer.to_bytes()))
             .await?
             .pop();
-        if matches!(
-            outcome,
-            Some(Outcome::Stored(_) | Outcome::Duplicate(_) | Outcome::Waiting(_))
-        ) {
-            if let Some(rec) = s.store.record(id)? {
-                follow_what_i_join(s, &rec.record().topic).await?;
-                return Ok(rec);
+        match outcome {
+            Some(Outcome::Stored(_) | Outcome::Duplicate(_)) => {
+                if let Some(rec) = s.store.record(id)? {
+                    follow_what_i_join(s, &rec.record().topic).await?;
+                    return Ok(rec);
+                }
             }
+            // Kept until what it points at arrives: a peer had it, so say so.
+            Some(Outcome::Waiting(_)) => {
+                return Err(ApiError::not_found(format!(
+                    "{what} {id} was fetched from a peer and waits for the record it points \
+                     at; follow that record's producer or group, then try again"
+                )))
+            }
+            _ => {}
         }
     }
     Err(ApiError::not_found(format!(

@@ -5,7 +5,7 @@ use axum::Json;
 use chorus_client::{FollowRequest, FollowSet, TrustRequest, TrustSet};
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{author_key, record_id};
+use super::parse::{author_key, key, record_id};
 use super::state::ApiState;
 use super::views::follow_set;
 use chorus_protocol::Topic;
@@ -69,7 +69,7 @@ pub(crate) async fn trust_add(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<TrustRequest>,
 ) -> Result<Json<TrustSet>, ApiError> {
-    let w = author_key(&s, "watchdog", &r.watchdog)?;
+    let w = key("watchdog", &r.watchdog)?;
     Ok(Json(s.trust.change(w, true)?))
 }
 
@@ -78,7 +78,7 @@ pub(crate) async fn trust_remove(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<TrustRequest>,
 ) -> Result<Json<TrustSet>, ApiError> {
-    let w = author_key(&s, "watchdog", &r.watchdog)?;
+    let w = key("watchdog", &r.watchdog)?;
     Ok(Json(s.trust.change(w, false)?))
 }
 

@@ -30,8 +30,7 @@ fn state(s: &ApiState, rec: &SignedRecord) -> Result<String, ApiError> {
     let me = s.author;
     let slot = |winner: Option<(chorus_protocol::RecordId, bool)>, what: &str| match winner {
         Some((w, true)) if w == id => what.to_string(),
-        Some((w, false)) if w != id => "retracted".to_string(),
-        Some((w, _)) if w != id => format!("replaced by {}", &w.to_string()[..12]),
+        Some((w, true)) => format!("replaced by {w}"),
         _ => "retracted".to_string(),
     };
     Ok(match &rec.record().body {
@@ -86,12 +85,14 @@ fn state(s: &ApiState, rec: &SignedRecord) -> Result<String, ApiError> {
                         "pending: the founder has not admitted you yet".to_string()
                     }
                 }
-                Some(st) if st.join.is_some_and(|(w, _, _)| w != id) => "replaced".to_string(),
+                Some(st) if st.join.is_some_and(|(w, _, on)| on && w != id) => {
+                    "replaced".to_string()
+                }
                 _ => "retracted".to_string(),
             }
         }
         Body::Response(r) => format!("answered: {}", r.status),
-        Body::Retraction(r) => format!("retracts {}", &r.target.to_string()[..12]),
+        Body::Retraction(r) => format!("retracts {}", r.target),
         Body::Group(_) => "founded".to_string(),
         Body::Admit(_) | Body::Attestation(_) => "published".to_string(),
     })
@@ -119,11 +120,23 @@ pub(crate) async fn mine(State(s): State<ApiState>) -> Result<Json<Value>, ApiEr
         add(Topic::Group(*g));
     }
     let me = s.author;
+    let all = follow.all;
     let store = s.store.clone();
     // Read off the async threads: a followed topic may hold many records.
     let mut mine =
         tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
             let mut out = Vec::new();
+            if all {
+                // A node that follows everything reads its whole store.
+                for entry in store.all_entries() {
+                    let (_, wire) = entry?;
+                    let rec = SignedRecord::from_vec(wire)?;
+                    if rec.author() == me {
+                        out.push(rec);
+                    }
+                }
+                return Ok(out);
+            }
             for topic in scan {
                 let mut after = None;
                 loop {

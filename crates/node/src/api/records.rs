@@ -21,6 +21,13 @@ use crate::ingest::{Outcome, Rejection};
 /// Most records in one request (the body's byte limit, `api.max_body_bytes`, applies too).
 pub(crate) const MAX_RECORDS: usize = 1_000;
 
+fn too_many() -> ApiError {
+    ApiError::bad(
+        "too_many_records",
+        format!("more than {MAX_RECORDS} records in one request"),
+    )
+}
+
 /// The wire records of the body: `application/cbor` (one after another) or JSON hex.
 fn wires(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
     let mime = headers
@@ -30,22 +37,19 @@ fn wires(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
     let wires: Vec<Vec<u8>> = match mime.as_str() {
-        "application/cbor" | "application/cbor-seq" => cbor::split_sequence(body, MAX_RECORDS)
-            .map_err(|e| ApiError::bad("malformed", e.to_string()))?
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect(),
+        "application/cbor" | "application/cbor-seq" => {
+            let pieces = cbor::split_sequence(body, MAX_RECORDS + 1)
+                .map_err(|e| ApiError::bad("malformed", e.to_string()))?;
+            if pieces.len() > MAX_RECORDS {
+                return Err(too_many());
+            }
+            pieces.into_iter().map(<[u8]>::to_vec).collect()
+        }
         "application/json" => {
             let r: RecordsRequest = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad("bad_request", format!("the JSON body: {e}")))?;
             if r.records.len() > MAX_RECORDS {
-                return Err(ApiError::bad(
-                    "too_many_records",
-                    format!(
-                        "{} records in one request: at most {MAX_RECORDS}",
-                        r.records.len()
-                    ),
-                ));
+                return Err(too_many());
             }
             r.records
                 .iter()

@@ -131,35 +131,19 @@ pub(crate) fn response_text(s: &ApiState, id: &RecordId) -> Result<Option<String
     }))
 }
 
-/// The producer's latest response to a record (a review), if this node holds one.
+/// The producer's response in force to a record (a review), if this node holds one: the
+/// winner of its response slot, as tallies count it (a retracted response is none).
 pub(crate) fn latest_response(
     s: &ApiState,
     target: &RecordId,
     producer: &chorus_protocol::AuthorKey,
 ) -> Result<Option<LatestResponse>, ApiError> {
-    let mut latest: Option<SignedRecord> = None;
-    let mut after = None;
-    loop {
-        let page = s.store.by_target(target, after, 256)?;
-        for r in page.records {
-            let newer = latest
-                .as_ref()
-                .is_none_or(|l| (r.record().created_at, r.id()) > (l.record().created_at, l.id()));
-            if r.author() == *producer
-                && matches!(r.record().body, chorus_protocol::Body::Response(_))
-                && newer
-            {
-                latest = Some(r);
-            }
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    Ok(latest.and_then(|r| match &r.record().body {
-        chorus_protocol::Body::Response(resp) => Some(LatestResponse {
-            id: r.id().to_string(),
+    let Some((id, true)) = s.store.response_of(target, producer)? else {
+        return Ok(None);
+    };
+    Ok(s.store.record(&id)?.and_then(|r| match &r.record().body {
+        Body::Response(resp) => Some(LatestResponse {
+            id: id.to_string(),
             status: resp.status.to_string(),
             created_at: r.record().created_at,
             text: Some(resp.text.clone()),

@@ -9,7 +9,7 @@ use chorus_client::{AttestRequest, AuditReport, Created};
 use chorus_protocol::{Attestation, Body, Subject, Topic, Verdict};
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{author_key, record_id, stored};
+use super::parse::{key, record_id, stored};
 use super::state::ApiState;
 use super::write::create_on;
 use crate::bundle::Exported;
@@ -76,7 +76,7 @@ pub(crate) async fn attest(
         (Verdict::OneActor, None, Some(keys)) => {
             let mut ks = keys
                 .iter()
-                .map(|k| author_key(&s, "keys", k))
+                .map(|k| key("keys", k))
                 .collect::<Result<Vec<_>, _>>()?;
             ks.sort();
             ks.dedup();
