@@ -178,8 +178,8 @@ pub(crate) enum AttestCommand {
     },
     /// These keys (1 to 64) look like one actor.
     OneActor {
-        /// The keys.
-        #[arg(required = true, value_parser = author_arg)]
+        /// The keys (whole: 64 hex digits each).
+        #[arg(required = true, value_parser = whole_key_arg)]
         keys: Vec<String>,
         /// Why.
         #[arg(long)]
@@ -237,6 +237,15 @@ fn author_arg(s: &str) -> Result<String, String> {
         );
     }
     Ok(t.to_string())
+}
+
+/// A whole key (64 hex digits): whom to trust or accuse is never picked by a name anyone
+/// may choose or a prefix a key can be ground to.
+fn whole_key_arg(s: &str) -> Result<String, String> {
+    s.trim()
+        .parse::<chorus_protocol::AuthorKey>()
+        .map(|k| k.to_string())
+        .map_err(|e| format!("not an author key (64 hex digits): {e}"))
 }
 
 /// An id as a person gives it: 64 hex digits, or a unique prefix of at least 8 of them (the
@@ -324,14 +333,14 @@ pub(crate) struct ProductArgs {
 pub(crate) enum TrustCommand {
     /// Trust a watchdog.
     Add {
-        /// The watchdog's author key.
-        #[arg(value_parser = author_arg)]
+        /// The watchdog's author key (whole: 64 hex digits).
+        #[arg(value_parser = whole_key_arg)]
         watchdog: String,
     },
     /// Stop trusting a watchdog (also one the config lists).
     Remove {
-        /// The watchdog's author key.
-        #[arg(value_parser = author_arg)]
+        /// The watchdog's author key (whole: 64 hex digits).
+        #[arg(value_parser = whole_key_arg)]
         watchdog: String,
     },
     /// List the watchdogs trusted, and where each comes from.
