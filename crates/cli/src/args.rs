@@ -88,8 +88,28 @@ pub(crate) enum Command {
     /// endorse, retracts your endorsement first (retract again to withdraw a petition of
     /// your own).
     Retract(IdArg),
-    /// List petitions with their counts.
+    /// List petitions with their counts (those this node holds: of the producers it follows,
+    /// and those it fetched), sorted as asked.
     Petitions(PetitionsArgs),
+    /// Find producers, consumers, groups, petitions and products by the words of their
+    /// names, titles and product codes (each word you give must start a word of theirs; case
+    /// and accents ignored: "cafe" finds "Café"), or by 8+ hex digits of an id or key. Asks
+    /// this node and up to 4 connected peers (those that keep everything first), so what
+    /// this node does not follow is found too. Each result: its kind, name, short id, the
+    /// producer it concerns, its count, and whether this node follows it.
+    Find(FindArgs),
+    /// List the producers whose profiles this node holds (every node keeps profiles), by
+    /// name.
+    Producers(PageArgs),
+    /// List a producer's products (those its reviews and petitions name), with their
+    /// ratings.
+    Products {
+        /// The producer: key, 8+ digit prefix, or name.
+        #[arg(value_parser = author_arg)]
+        producer: String,
+    },
+    /// List the groups this node holds (every node keeps groups), the most members first.
+    Groups(PageArgs),
     /// Show any stored record.
     Show(IdArg),
     /// A petition's tally: endorsers, threshold, pledges, the producer's answer.
@@ -142,8 +162,10 @@ pub(crate) enum Command {
         file: String,
     },
     /// Follow the live feedback stream, one event per line: first what arrived since you
-    /// last watched (a cursor kept in the data dir), then live. Default: the feedback aimed
-    /// at your own key (how producers subscribe).
+    /// last watched (a cursor kept in the data dir; the first time, everything stored on
+    /// those topics), then live. Default: what you take part in (for a producer, the
+    /// feedback aimed at its key; for a consumer, the petitions they opened or endorsed,
+    /// their groups, the products they reviewed).
     Watch(WatchArgs),
 }
 
@@ -209,8 +231,9 @@ pub(crate) struct AuditArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct WatchArgs {
-    /// Events about this producer's topic (default: your own key, unless --petition or
-    /// --group is given).
+    /// Events about this producer's topic. Without --producer, --petition or --group: what
+    /// you take part in (the feedback aimed at your key, the petitions you opened or
+    /// endorsed, your groups, the products you reviewed, answers to your records).
     #[arg(long, value_parser = author_arg)]
     pub(crate) producer: Option<String>,
     /// Events about this petition (its endorsements, tally, responses).
@@ -266,7 +289,7 @@ fn amount_arg(s: &str) -> Result<Amount, String> {
 }
 
 fn product_arg(s: &str) -> Result<String, String> {
-    chorus_node::follow::parse_product(s).map(|_| s.to_string())
+    chorus_node::follow::split_product(s).map(|_| s.to_string())
 }
 
 fn deadline_arg(s: &str) -> Result<String, String> {
@@ -275,14 +298,14 @@ fn deadline_arg(s: &str) -> Result<String, String> {
 
 #[derive(Args, Debug)]
 pub(crate) struct FollowArgs {
-    /// A producer's author key.
+    /// A producer: its key, an 8+ digit prefix of it, or its profile's name.
     #[arg(long, value_name = "KEY", value_parser = author_arg)]
     pub(crate) producer: Option<String>,
     /// A group's id.
     #[arg(long, value_name = "GROUP", value_parser = id_arg)]
     pub(crate) group: Option<String>,
-    /// A product, as PRODUCERKEY/CODE.
-    #[arg(long, value_name = "PRODUCERKEY/CODE", value_parser = product_arg)]
+    /// A product, as PRODUCER/CODE (the producer by key, 8+ digit prefix or name).
+    #[arg(long, value_name = "PRODUCER/CODE", value_parser = product_arg)]
     pub(crate) product: Option<String>,
     /// Everything (archive and watchdog nodes).
     #[arg(long)]
@@ -462,6 +485,50 @@ pub(crate) struct PetitionsArgs {
     /// Only those still open (not withdrawn, deadline not passed).
     #[arg(long)]
     pub(crate) open: bool,
+    /// The order (default: by id).
+    #[arg(long, value_enum)]
+    pub(crate) sort: Option<PetitionOrder>,
+    /// At most this many.
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FindArgs {
+    /// The words to find (or 8+ hex digits of an id or key).
+    #[arg(required = true, num_args = 1..)]
+    pub(crate) words: Vec<String>,
+    /// Only these kinds: profile, producer, consumer, watchdog, group, petition, product
+    /// (comma-separated).
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub(crate) limit: u16,
+    /// Only what this node holds: ask no peer.
+    #[arg(long)]
+    pub(crate) local: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PageArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub(crate) limit: u16,
+    /// Skip this many first.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) offset: usize,
+}
+
+/// The orders of `chorus petitions`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PetitionOrder {
+    /// The most endorsers first.
+    Endorsers,
+    /// The newest first.
+    Newest,
+    /// The nearest deadline first (closed ones and those without a deadline last).
+    Closing,
 }
 
 #[derive(Args, Debug)]

@@ -174,14 +174,27 @@ pub(crate) fn peers(p: &Peers) {
 }
 
 /// `chorus reviews`: a line per review, `*` for those that count.
-pub(crate) fn reviews(r: &Reviews) {
-    for r in &r.reviews {
+pub(crate) fn reviews(all: &Reviews, producer: &str) {
+    if all.reviews.is_empty() && !all.partial {
+        println!("no reviews of this product on this node yet");
+    }
+    if all.partial {
+        println!(
+            "note: this node does not follow this producer, so its reviews are missing or \
+             partial: chorus follow --producer {producer}"
+        );
+    }
+    for r in &all.reviews {
         let body = &r.record["body"];
         println!(
-            "{} {}/5  {}  {}{}",
+            "{} {}/5  {}  by {}  {}{}",
             if r.counted { "*" } else { " " },
             body["rating"],
-            r.record["id"].as_str().unwrap_or(""),
+            short(r.record["id"].as_str().unwrap_or("")),
+            person(
+                r.record["author"].as_str().unwrap_or(""),
+                r.record["author_name"].as_str()
+            ),
             body["title"]
                 .as_str()
                 .map(|t| format!("{t}: "))
@@ -225,7 +238,10 @@ pub(crate) fn group(g: &GroupInfo) {
     if let Some(c) = &g.charter {
         println!("charter    {c}");
     }
-    println!("founder    {}", g.founder);
+    println!(
+        "founder    {}",
+        person(&g.founder, g.founder_name.as_deref())
+    );
     println!("admission  {}", g.admission);
     println!("members    {}", g.members);
     for m in &g.member_list {
@@ -284,8 +300,102 @@ pub(crate) fn group_requests(r: &GroupRequests) {
     }
 }
 
+/// What a found thing is about, in words: its producer, its count, whether it is followed.
+fn found_details(f: &chorus_client::Found) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &f.producer {
+        if f.kind != "producer" {
+            parts.push(format!("for {}", person(p, f.producer_name.as_deref())));
+        }
+    }
+    if let (Some(n), Some(what)) = (f.count, f.counts.as_deref()) {
+        let what = if n == 1 {
+            what.trim_end_matches('s')
+        } else {
+            what
+        };
+        parts.push(if f.here {
+            format!("{n} {what}")
+        } else {
+            format!("{n} {what} (as a peer counts)")
+        });
+    }
+    if !f.following {
+        let fix = match (f.kind.as_str(), &f.producer) {
+            ("group", _) => format!("chorus follow --group {}", short(&f.id)),
+            ("producer", _) => format!("chorus follow --producer {}", short(&f.id)),
+            (_, Some(p)) => format!("chorus follow --producer {}", short(p)),
+            _ => String::new(),
+        };
+        parts.push(format!("not followed ({fix})"));
+    }
+    parts.join(" · ")
+}
+
+/// A found thing as one line: kind, short id, name, details.
+fn found_line(f: &chorus_client::Found) -> String {
+    // A product's id is PRODUCER/CODE: its code is its name, the producer follows.
+    let id = if f.kind == "product" {
+        String::new()
+    } else {
+        format!("{}  ", short(&f.id))
+    };
+    let details = found_details(f);
+    format!(
+        "{:<9} {id}{}{}",
+        f.kind,
+        f.name,
+        if details.is_empty() {
+            String::new()
+        } else {
+            format!("  — {details}")
+        }
+    )
+}
+
+/// `chorus find`: a line per result, then who was asked.
+pub(crate) fn found(r: &chorus_client::SearchResults) {
+    if r.results.is_empty() {
+        println!("nothing found for {:?}", r.query);
+    }
+    for f in &r.results {
+        println!("{}", found_line(f));
+    }
+    if r.peers_asked == 0 {
+        println!("(this node only: no connected peer answers searches)");
+    } else {
+        println!(
+            "(this node and {} of {} peers asked{})",
+            r.peers_answered,
+            r.peers_asked,
+            if r.peers_complete > 0 {
+                format!(", {} keeping everything", r.peers_complete)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// `chorus producers`, `products`, `groups`: a line each, and how many there are.
+pub(crate) fn directory(d: &chorus_client::Directory, what: &str) {
+    if d.results.is_empty() {
+        println!("no {what} known to this node yet");
+    }
+    for f in &d.results {
+        println!("{}", found_line(f));
+    }
+    if d.total > d.results.len() {
+        println!(
+            "({} of {} {what}; see --limit and --offset)",
+            d.results.len(),
+            d.total
+        );
+    }
+}
+
 /// `chorus petitions`: a line per petition.
-pub(crate) fn petitions(p: &Petitions) {
+pub(crate) fn petitions(p: &Petitions, producer: Option<&str>) {
     for t in &p.petitions {
         // The counts stand unpadded: the CLI printed them through serde_json's Display,
         // which ignores widths.
@@ -302,12 +412,21 @@ pub(crate) fn petitions(p: &Petitions) {
         };
         println!(
             "{}  {}/{} {:<9} {variant}{}",
-            t.id,
+            short(&t.id),
             t.endorsers,
             t.threshold,
             state,
             t.title.as_deref().unwrap_or("")
         );
+    }
+    if p.partial {
+        println!(
+            "note: this node does not follow that producer, so its petitions are missing or \
+             partial: chorus follow --producer {}",
+            producer.unwrap_or("PRODUCER")
+        );
+    } else if p.petitions.is_empty() {
+        println!("no petitions on this node (find some with chorus find WORDS)");
     }
 }
 
@@ -372,7 +491,10 @@ pub(crate) fn tally(t: &Tally) {
     if let Some(v) = &t.variant {
         println!("variant   {}", variant_words(v));
     }
-    println!("producer  {}", t.producer);
+    println!(
+        "producer  {}",
+        person(&t.producer, t.producer_name.as_deref())
+    );
     println!(
         "count     {} of {}{}",
         t.endorsers,
@@ -478,12 +600,14 @@ fn trusted(t: &Tally, tr: &Trusted) {
         if a.current {
             println!(
                 "vouched by {} ({} endorsers, root {})",
-                a.watchdog, a.count, a.root
+                person(&a.watchdog, a.watchdog_name.as_deref()),
+                a.count,
+                a.root
             );
         } else if a.count == t.endorsers {
             println!(
                 "attested  {} attested {} at {}, now {} (a different set of endorsements)",
-                a.watchdog,
+                person(&a.watchdog, a.watchdog_name.as_deref()),
                 a.count,
                 when(Some(a.created_at)),
                 t.endorsers
@@ -491,7 +615,7 @@ fn trusted(t: &Tally, tr: &Trusted) {
         } else {
             println!(
                 "attested  {} attested {} at {}, now {}",
-                a.watchdog,
+                person(&a.watchdog, a.watchdog_name.as_deref()),
                 a.count,
                 when(Some(a.created_at)),
                 t.endorsers
@@ -533,8 +657,8 @@ pub(crate) fn event(e: &SseEvent) -> String {
         ),
         Ok(Event::Response(r)) => format!(
             "response  {} answered {}: {}",
-            short(&r.producer),
-            r.target,
+            person(&r.producer, r.producer_name.as_deref()),
+            short(&r.target),
             r.status
         ),
         Ok(Event::Rating(r)) => {
@@ -587,15 +711,18 @@ fn record_line(r: &Value) -> String {
         "{} {:<11} {} by {}  {what}",
         when(r["created_at"].as_u64()),
         r["kind"].as_str().unwrap_or(""),
-        r["id"].as_str().unwrap_or(""),
-        short(r["author"].as_str().unwrap_or(""))
+        short(r["id"].as_str().unwrap_or("")),
+        person(
+            r["author"].as_str().unwrap_or(""),
+            r["author_name"].as_str()
+        )
     )
 }
 
 fn tally_line(label: &str, t: &Tally) -> String {
     format!(
         "{label} {} {}/{}{}{}  {}",
-        t.id,
+        short(&t.id),
         t.endorsers,
         t.threshold,
         match (&t.pledged_total, &t.goal) {

@@ -18,13 +18,14 @@ pub use error::Error;
 pub use sse::{SseEvent, SseReader};
 
 use crate::request::{
-    AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowRequest, GroupRequest,
-    PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RespondRequest, RetractRequest,
-    ReviewRequest, SyncRequest, TrustRequest,
+    AdmitRequest, AttestRequest, DirectoryQuery, EndorseRequest, EventsQuery, FollowRequest,
+    GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProductsQuery, ProfileRequest,
+    RespondRequest, RetractRequest, ReviewRequest, SearchQuery, SyncRequest, TrustRequest,
 };
 use crate::response::{
-    AuditReport, Created, ErrorBody, FollowSet, GroupInfo, GroupRequests, Mine, Peers, Petitions,
-    Rating, Reviews, Status, SubmittedRecords, SyncAnswer, Tally, TrustSet,
+    AuditReport, Created, Directory, ErrorBody, FollowSet, GroupInfo, GroupRequests, Mine, Peers,
+    Person, Petitions, Rating, Reviews, SearchResults, Status, SubmittedRecords, SyncAnswer, Tally,
+    TrustSet,
 };
 use query::{enc, query};
 
@@ -167,6 +168,33 @@ impl Client {
     /// `GET /v1/petitions`.
     pub fn petitions(&self, q: &PetitionsQuery) -> Result<Petitions, Error> {
         self.get(&format!("/v1/petitions{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/people/{key}`: the key and profile name a key, an 8+ digit prefix of one,
+    /// or a profile's name stands for.
+    pub fn person(&self, key: &str) -> Result<Person, Error> {
+        self.get(&format!("/v1/people/{}", enc(key)), QUICK)
+    }
+
+    /// `GET /v1/search`: the directory and the connected peers searched (takes up to about
+    /// 2 s when peers are asked).
+    pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, Error> {
+        self.get(&format!("/v1/search{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/producers`: the producers whose profiles this node holds, by name.
+    pub fn producers(&self, q: &DirectoryQuery) -> Result<Directory, Error> {
+        self.get(&format!("/v1/producers{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/groups`: the groups this node holds, largest first.
+    pub fn groups(&self, q: &DirectoryQuery) -> Result<Directory, Error> {
+        self.get(&format!("/v1/groups{}", query(q)?), QUICK)
+    }
+
+    /// `GET /v1/products`: a producer's products, by code.
+    pub fn products(&self, q: &ProductsQuery) -> Result<Directory, Error> {
+        self.get(&format!("/v1/products{}", query(q)?), QUICK)
     }
 
     /// `GET /v1/tally/{id}`.

@@ -57,6 +57,9 @@ pub struct ResponseEvent {
     pub response: String,
     /// The producer's author key.
     pub producer: String,
+    /// The producer's name, if this node holds its profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_name: Option<String>,
     /// The status (`acknowledged`, `in-progress`, ...).
     pub status: String,
 }

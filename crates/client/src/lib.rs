@@ -33,13 +33,14 @@ pub use event::{
     ErrorEvent, Event, LaggedEvent, ReadyEvent, RecordEvent, ResponseEvent, TallyEvent,
 };
 pub use request::{
-    AdmitRequest, AttestRequest, EndorseRequest, EventsQuery, FollowCount, FollowRequest,
-    GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProfileRequest, RecordsRequest,
-    RespondRequest, RetractRequest, ReviewRequest, SyncRequest, TrustRequest,
+    AdmitRequest, AttestRequest, DirectoryQuery, EndorseRequest, EventsQuery, FollowCount,
+    FollowRequest, GroupRequest, PetitionRequest, PetitionsQuery, ProductQuery, ProductsQuery,
+    ProfileRequest, RecordsRequest, RespondRequest, RetractRequest, ReviewRequest, SearchQuery,
+    SyncRequest, TrustRequest,
 };
 pub use response::{
-    Attested, AuditReport, CountedReview, Created, ErrorBody, Finding, FollowSet, GroupInfo,
-    GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, Peers, Person, Petitions, Rating,
-    Reviews, Severity, Status, StorageCondition, StorageState, Submitted, SubmittedRecords,
-    SyncAnswer, SyncReport, Tally, TrustSet, Trusted,
+    Attested, AuditReport, CountedReview, Created, Directory, ErrorBody, Finding, FollowSet, Found,
+    GroupInfo, GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, Peers, Person, Petitions,
+    Rating, Reviews, SearchResults, Severity, Status, StorageCondition, StorageState, Submitted,
+    SubmittedRecords, SyncAnswer, SyncReport, Tally, TrustSet, Trusted,
 };

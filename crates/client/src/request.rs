@@ -167,6 +167,47 @@ pub struct PetitionsQuery {
     /// Only those still open (not withdrawn, deadline not passed).
     #[serde(default)]
     pub open: bool,
+    /// The order: `endorsers` (most first), `newest` (first), `closing` (the nearest
+    /// deadline first, petitions without one last); default: by id.
+    pub sort: Option<String>,
+    /// At most this many (default: all).
+    pub limit: Option<usize>,
+}
+
+/// Query of `GET /v1/search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// What to find: words of names, titles and product codes (each must start a word;
+    /// case and accents ignored), or 8 to 64 hex digits of an id or key.
+    pub q: String,
+    /// Only these kinds, comma-separated: `profile`, `producer`, `consumer`, `watchdog`,
+    /// `group`, `petition`, `product`; default: every kind.
+    pub kind: Option<String>,
+    /// At most this many results (default 20, at most 100).
+    pub limit: Option<usize>,
+    /// Only what this node holds: ask no peer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
+}
+
+/// Query of `GET /v1/producers` and `GET /v1/groups`: a page of the directory this node
+/// holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryQuery {
+    /// At most this many (default 50, at most 1,000).
+    pub limit: Option<usize>,
+    /// Skip this many first.
+    pub offset: Option<usize>,
+}
+
+/// Query of `GET /v1/products`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductsQuery {
+    /// The producer: key, unique 8+ digit prefix, or name.
+    pub producer: String,
 }
 
 /// Body of `POST /v1/endorse`.
@@ -236,6 +277,11 @@ pub struct EventsQuery {
     /// `true` on a watcher's first replay (with `after=0`): also send the records stored on
     /// the watched topic before its arrivals were journaled (its history).
     pub history: Option<bool>,
+    /// What this node's user takes part in (instead of a producer, petition or group): the
+    /// feedback aimed at their key, the petitions they opened or endorsed, their groups, the
+    /// products they reviewed, and the answers to their records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mine: bool,
 }
 
 #[cfg(test)]

@@ -246,6 +246,10 @@ pub struct CountedReview {
 pub struct Reviews {
     /// The reviews.
     pub reviews: Vec<CountedReview>,
+    /// This node does not follow the producer: the reviews may be few or none
+    /// (`chorus follow --producer KEY` completes them).
+    #[serde(default)]
+    pub partial: bool,
     /// The cursor of the next page (`after`), or `null` on the last.
     pub next: Option<String>,
 }
@@ -282,6 +286,9 @@ pub struct GroupInfo {
     pub admission: String,
     /// The founder's author key.
     pub founder: String,
+    /// The founder's name, if this node holds its profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub founder_name: Option<String>,
     /// Number of members.
     pub members: u64,
     /// Whether this node's user is one.
@@ -379,6 +386,9 @@ pub struct Trusted {
 pub struct Attested {
     /// The watchdog's key.
     pub watchdog: String,
+    /// The watchdog's name, if this node holds its profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog_name: Option<String>,
     /// The count it attested.
     pub count: u64,
     /// The set root it attested (hex).
@@ -414,6 +424,9 @@ pub struct Tally {
     pub variant: Option<String>,
     /// The targeted producer's author key.
     pub producer: String,
+    /// The producer's name, if this node holds its profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_name: Option<String>,
     /// The product it is about.
     pub product: Option<String>,
     /// The group it speaks for.
@@ -465,11 +478,79 @@ pub struct Tally {
     pub trusted: Option<Trusted>,
 }
 
+/// One thing found by `GET /v1/search`, or listed by `GET /v1/producers`, `/v1/groups` and
+/// `/v1/products`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// `producer`, `consumer`, `watchdog` (profiles), `group`, `petition`, `proposal`,
+    /// `campaign` or `product`.
+    pub kind: String,
+    /// The author key (producers, consumers), the record id (groups, petitions), or
+    /// `PRODUCERKEY/CODE` (products).
+    pub id: String,
+    /// The name (profiles, groups), title (petitions) or product code.
+    pub name: String,
+    /// The producer it concerns (petitions, products).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<String>,
+    /// That producer's name, if this node holds its profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_name: Option<String>,
+    /// Its count: endorsers of a petition, members of a group, reviews of a product; `null`
+    /// for a profile.
+    pub count: Option<u64>,
+    /// What `count` counts: `endorsers`, `members` or `reviews`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<String>,
+    /// Found in this node's store, so the count is this node's; `false`: from a peer, with
+    /// the count it reported.
+    pub here: bool,
+    /// This node follows the topic it is on (its count is complete here).
+    pub following: bool,
+    /// The signed record that shows it (for a product: a review or petition naming it).
+    pub record: String,
+}
+
+/// `GET /v1/search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// The query, as asked.
+    pub query: String,
+    /// Best first: whole-word matches, then the larger counts.
+    pub results: Vec<Found>,
+    /// Peers asked (those that answer searches, at most 4).
+    pub peers_asked: usize,
+    /// Of those, peers that answered in time.
+    pub peers_answered: usize,
+    /// Of those, peers that keep every topic: with one, nothing on the network it knows
+    /// of is missing from the results.
+    pub peers_complete: usize,
+    /// Records from peers dropped as invalid or not matching.
+    pub dropped: usize,
+}
+
+/// `GET /v1/producers`, `GET /v1/groups` and `GET /v1/products`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// This page.
+    pub results: Vec<Found>,
+    /// How many there are in all.
+    pub total: usize,
+    /// Products only: this node does not follow the producer, so the list may miss some
+    /// (`chorus follow --producer KEY` completes it).
+    #[serde(default)]
+    pub partial: bool,
+}
+
 /// `GET /v1/petitions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Petitions {
     /// The petitions' tallies.
     pub petitions: Vec<Tally>,
+    /// Asked for the petitions aimed at a producer this node does not follow: the list may
+    /// miss some (`chorus follow --producer KEY` completes it).
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// How bad an audit finding is.
@@ -667,14 +748,17 @@ mod tests {
         counted["counted"] = json!(true);
         let mut not = record();
         not["counted"] = json!(false);
-        let r: Reviews = round_trip(json!({ "reviews": [counted, not], "next": null }));
+        let r: Reviews =
+            round_trip(json!({ "reviews": [counted, not], "next": null, "partial": false }));
         assert!(r.reviews[0].counted && !r.reviews[1].counted);
         assert_eq!(
             r.reviews[0].record,
             record(),
             "counted is not left in the record"
         );
-        round_trip::<Reviews>(json!({ "reviews": [], "next": format!("1764085000000-{ID}") }));
+        round_trip::<Reviews>(
+            json!({ "reviews": [], "next": format!("1764085000000-{ID}"), "partial": true }),
+        );
     }
 
     #[test]
@@ -740,7 +824,8 @@ mod tests {
         }
         bare["pledged"] = json!({});
         round_trip::<Tally>(bare);
-        let p: Petitions = round_trip(json!({ "petitions": [tally(false), tally(true)] }));
+        let p: Petitions =
+            round_trip(json!({ "petitions": [tally(false), tally(true)], "partial": false }));
         assert_eq!(p.petitions.len(), 2);
     }
 

@@ -14,6 +14,7 @@
 //! - `limits`: the body's size and time, the event streams' caps;
 //! - [`write`]: endpoints that make, sign and publish one record each;
 //! - `read`: endpoints that read the store;
+//! - `directory`: search, and the lists of producers, groups and products;
 //! - `follow`: what the node follows;
 //! - `network`: status, peers, catching up;
 //! - `watchdog`: audit, bundles, attestations;
@@ -21,6 +22,7 @@
 //! - `error`, `parse`, `views`, `state`: errors, reading requests, showing values,
 //!   what the handlers reach.
 
+mod directory;
 mod error;
 mod events;
 mod fetch;

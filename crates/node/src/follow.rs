@@ -165,6 +165,21 @@ pub fn parse_product(s: &str) -> std::result::Result<(AuthorKey, String), String
     Ok((p.producer, p.code))
 }
 
+/// Splits a product as a person names it, `PRODUCER/CODE`, where PRODUCER may be a key, an
+/// 8+ digit prefix of one or a profile's name (resolved by the node): checks the code and
+/// that a producer is given.
+pub fn split_product(s: &str) -> std::result::Result<(&str, &str), String> {
+    let Some((producer, code)) = s.split_once('/') else {
+        return Err(format!("product {s:?}: expected PRODUCER/CODE"));
+    };
+    if producer.trim().is_empty() {
+        return Err(format!("product {s:?}: no producer before the /"));
+    }
+    chorus_protocol::validate::check_product_code(code)
+        .map_err(|e| format!("product {s:?}: {e}"))?;
+    Ok((producer.trim(), code))
+}
+
 /// What the user set at run time, if anything: it replaces the config's `[follow]`.
 fn load(path: &Path) -> Result<Option<Follow>> {
     let text = match std::fs::read_to_string(path) {

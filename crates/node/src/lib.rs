@@ -30,6 +30,7 @@ mod campaigns;
 pub mod clock;
 pub mod config;
 mod data_dir;
+pub mod directory;
 mod error;
 pub mod follow;
 mod gossip;

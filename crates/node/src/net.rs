@@ -50,8 +50,23 @@ pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use topics::shard_of;
 
-/// Protocol string announced by identify.
-pub const PROTOCOL_VERSION: &str = "/chorus/1.1.0";
+/// Protocol string announced by identify. 1.2 added search to the request protocol
+/// (PROTOCOL.md §13.5); gossip and sync are those of 1.1.
+pub const PROTOCOL_VERSION: &str = "/chorus/1.2.0";
+
+/// The minor version of a Chorus 1.x identify string (`/chorus/1.2.0` → 2).
+fn minor_version(v: &str) -> Option<u32> {
+    v.strip_prefix("/chorus/1.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Does a peer that announced `v` answer searches?
+fn answers_search(v: &str) -> bool {
+    minor_version(v).is_some_and(|m| m >= 2)
+}
 /// Records published while no peer listened, kept to publish later.
 const MAX_UNPUBLISHED: usize = 10_000;
 /// Gossip messages waiting for their judge (who takes each at once, and ignores it when too
@@ -200,6 +215,8 @@ pub struct Peers {
     pub connected: Vec<PeerId>,
     /// Refused for misbehaving.
     pub banned: Vec<PeerId>,
+    /// Connected peers that answer searches (they announced protocol 1.2 or later).
+    pub searchable: Vec<PeerId>,
 }
 
 enum Command {
@@ -375,6 +392,8 @@ pub struct EventLoop {
     invalid: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     rejected: u64,
+    /// The protocol version each connected peer announced (identify).
+    versions: HashMap<PeerId, String>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
     /// The protocol's answer when nobody can answer now.
     busy: Vec<u8>,
@@ -541,6 +560,7 @@ pub fn new(
             invalid: HashMap::new(),
             banned: HashMap::new(),
             rejected: 0,
+            versions: HashMap::new(),
             pending: HashMap::new(),
             busy,
             delayed: futures::stream::FuturesUnordered::new(),
@@ -617,6 +637,12 @@ impl EventLoop {
                 let _ = reply.send(Peers {
                     connected: self.swarm.connected_peers().copied().collect(),
                     banned: self.banned.keys().copied().collect(),
+                    searchable: self
+                        .swarm
+                        .connected_peers()
+                        .filter(|p| self.versions.get(p).is_some_and(|v| answers_search(v)))
+                        .copied()
+                        .collect(),
                 });
             }
             Command::Verdicts(verdicts) => {
@@ -860,6 +886,13 @@ impl EventLoop {
                     let _ = self.sinks.connected.try_send(peer_id);
                 }
             }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.versions.remove(&peer_id);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
             SwarmEvent::Behaviour(BehaviourEvent::Inbound(r)) => self.handle_inbound(r),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
@@ -868,7 +901,11 @@ impl EventLoop {
                 info,
                 ..
             })) => {
-                if info.protocol_version == PROTOCOL_VERSION {
+                if minor_version(&info.protocol_version).is_some() {
+                    if self.versions.len() < MAX_RATED_PEERS || self.versions.contains_key(&peer_id)
+                    {
+                        self.versions.insert(peer_id, info.protocol_version.clone());
+                    }
                     for a in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                     }
@@ -931,6 +968,18 @@ impl EventLoop {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_are_read_from_identify_strings() {
+        use super::{answers_search, minor_version, PROTOCOL_VERSION};
+        assert_eq!(minor_version("/chorus/1.2.0"), Some(2));
+        assert_eq!(minor_version("/chorus/1.1.0"), Some(1));
+        assert_eq!(minor_version("/ipfs/0.1.0"), None);
+        assert!(answers_search(PROTOCOL_VERSION));
+        assert!(answers_search("/chorus/1.10.3"));
+        assert!(!answers_search("/chorus/1.1.0"));
+        assert!(!answers_search("/chorus/2.0.0"));
+    }
+
     use super::*;
 
     #[test]

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::data_dir::DataDir;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::follow::{Follow, FollowChange, Following};
 use crate::gossip::Judge;
@@ -32,6 +33,7 @@ pub struct Node {
     following: Following,
     sync: SyncHandle,
     publisher: Publisher,
+    directory: Directory,
     author: SigningKey,
     cancel: CancellationToken,
     /// The network, gossip, sync and API tasks.
@@ -152,6 +154,12 @@ impl Node {
             client.clone(),
         );
         let publisher = Publisher::new(ingest.clone(), client.clone());
+        let directory = Directory::new(
+            store.clone(),
+            client.clone(),
+            ingest.clone(),
+            config.ingest.skew.as_millis() as u64,
+        );
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run(cancel.clone()));
@@ -165,6 +173,7 @@ impl Node {
             store.clone(),
             params,
             client.clone(),
+            following.clone(),
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));
@@ -194,6 +203,7 @@ impl Node {
             following,
             sync,
             publisher,
+            directory,
             author,
             cancel,
             tasks,
@@ -238,6 +248,7 @@ impl Node {
             signer: Arc::new(self.author.clone()),
             following: self.following.clone(),
             sync: self.sync.clone(),
+            directory: self.directory.clone(),
             cancel: self.cancel.clone(),
             audit: config.audit.clone(),
             trust: crate::trust::Trust::start(&config.trust, Some(dir.trust_path()))?,
@@ -280,6 +291,11 @@ impl Node {
     /// Where the local API listens, if it is served.
     pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
         self.api
+    }
+
+    /// Search: the store and the connected peers.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// The store.

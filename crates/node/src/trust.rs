@@ -317,6 +317,7 @@ fn attested(
         .into_iter()
         .map(|(w, (at, _, c, r))| Attested {
             watchdog: w.to_string(),
+            watchdog_name: None,
             count: c,
             root: hex::encode(r),
             created_at: at,

@@ -11,7 +11,7 @@ use chorus_node::net::PeerId;
 use chorus_node::workload::{generate, Params};
 use chorus_node::{DataDir, NetEvent, Node, SyncReport};
 use chorus_protocol::sync::reconcile::{Bound, Mode, Part};
-use chorus_protocol::sync::wire::{Request, Response};
+use chorus_protocol::sync::wire::{Hit, HitKind, Request, Response, Scope};
 use chorus_protocol::{RecordId, SignedRecord};
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
@@ -280,6 +280,18 @@ async fn liar(forged: Vec<Vec<u8>>, stall: bool) -> (String, tokio::task::JoinHa
                     mode: Mode::Ids((0..8).map(|i| [i + 100; 32]).collect()),
                 }]),
                 Ok(Request::Fetch(_)) => Response::Records(forged.clone()),
+                // Forged records as what everyone looks for.
+                Ok(Request::Search { .. }) => Response::Found {
+                    scope: Scope::Everything,
+                    hits: forged
+                        .iter()
+                        .map(|w| Hit {
+                            kind: HitKind::Petition,
+                            wire: w.clone(),
+                            count: 1_000_000,
+                        })
+                        .collect(),
+                },
                 Err(_) => Response::error("malformed", "?"),
             };
             let _ = swarm

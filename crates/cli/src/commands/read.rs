@@ -1,12 +1,12 @@
 //! What the node's store knows: `chorus reviews`, `rating`, `group show`, `petitions`,
-//! `show`, `tally`.
+//! `show`, `tally`, `mine`; and finding: `find`, `producers`, `products`, `groups`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chorus_client::{PetitionsQuery, ProductQuery};
+use chorus_client::{DirectoryQuery, PetitionsQuery, ProductQuery, ProductsQuery, SearchQuery};
 
-use crate::args::{Cli, IdArg, PetitionsArgs, ProductArgs};
+use crate::args::{Cli, FindArgs, IdArg, PageArgs, PetitionOrder, PetitionsArgs, ProductArgs};
 use crate::{print, running};
 
 /// `chorus reviews`: the first thousand (the node's largest page).
@@ -18,7 +18,7 @@ pub(crate) fn reviews(cli: &Cli, a: &ProductArgs) -> Result<ExitCode> {
         limit: Some(1000),
     };
     let r = running::call(&cli.data_dir(), |c| c.reviews(&q))?;
-    print::answer(cli.json, &r, print::reviews)?;
+    print::answer(cli.json, &r, |r| print::reviews(r, &a.producer))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -55,10 +55,73 @@ pub(crate) fn petitions(cli: &Cli, a: &PetitionsArgs) -> Result<ExitCode> {
         producer: a.producer.clone(),
         group: a.group.clone(),
         open: a.open,
+        sort: a.sort.map(|s| {
+            match s {
+                PetitionOrder::Endorsers => "endorsers",
+                PetitionOrder::Newest => "newest",
+                PetitionOrder::Closing => "closing",
+            }
+            .to_string()
+        }),
+        limit: a.limit,
     };
     let p = running::call(&cli.data_dir(), |c| c.petitions(&q))?;
-    print::answer(cli.json, &p, print::petitions)?;
+    print::answer(cli.json, &p, |p| print::petitions(p, a.producer.as_deref()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus find`.
+pub(crate) fn find(cli: &Cli, a: &FindArgs) -> Result<ExitCode> {
+    let q = SearchQuery {
+        q: a.words.join(" "),
+        kind: a.kind.clone(),
+        limit: Some(usize::from(a.limit)),
+        local: a.local,
+    };
+    let r = running::call(&cli.data_dir(), |c| c.search(&q))?;
+    print::answer(cli.json, &r, print::found)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus producers`.
+pub(crate) fn producers(cli: &Cli, a: &PageArgs) -> Result<ExitCode> {
+    let q = page(a);
+    let r = running::call(&cli.data_dir(), |c| c.producers(&q))?;
+    print::answer(cli.json, &r, |d| print::directory(d, "producers"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus groups`.
+pub(crate) fn groups(cli: &Cli, a: &PageArgs) -> Result<ExitCode> {
+    let q = page(a);
+    let r = running::call(&cli.data_dir(), |c| c.groups(&q))?;
+    print::answer(cli.json, &r, |d| print::directory(d, "groups"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chorus products PRODUCER`.
+pub(crate) fn products(cli: &Cli, producer: &str) -> Result<ExitCode> {
+    let q = ProductsQuery {
+        producer: producer.to_string(),
+    };
+    let r = running::call(&cli.data_dir(), |c| c.products(&q))?;
+    print::answer(cli.json, &r, |d| {
+        print::directory(d, "products");
+        if d.partial {
+            println!(
+                "note: this node does not follow this producer, so some products may be \
+                 missing: chorus follow --producer {producer}"
+            );
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn page(a: &PageArgs) -> DirectoryQuery {
+    DirectoryQuery {
+        limit: Some(usize::from(a.limit)),
+        offset: Some(a.offset),
+    }
 }
 
 /// `chorus show`: the record's JSON, pretty for people.

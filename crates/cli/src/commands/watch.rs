@@ -18,10 +18,14 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--kind {k}: {e}"))?;
     }
     let dir = cli.data_dir();
-    let producer = match (&a.producer, &a.petition, &a.group) {
-        (Some(p), _, _) => Some(p.clone()),
-        (None, None, None) => Some(author_of(&dir)?.to_string()),
-        _ => None,
+    let mine = a.producer.is_none() && a.petition.is_none() && a.group.is_none();
+    // A producer given by a name or a short key is watched under its whole key.
+    let producer = match &a.producer {
+        Some(p) if p.len() != 64 => {
+            let who = running::call(&dir, |c| c.person(p))?;
+            Some(who.key)
+        }
+        other => other.clone(),
     };
     // A petition given by a short id is watched under its whole id (one cursor for it).
     let petition = match &a.petition {
@@ -45,7 +49,7 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
         (Some(p), _, _) => format!("producer-{}", safe(p)),
         (None, Some(p), _) => format!("petition-{}", safe(p)),
         (None, None, Some(g)) => format!("group-{}", safe(g)),
-        _ => "all".into(),
+        _ => "mine".into(),
     };
     let name = match &a.kind {
         Some(k) => format!("{name}-{k}"),
@@ -54,9 +58,22 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
     let cursor_dir = dir.root().join("watch");
     std::fs::create_dir_all(&cursor_dir).context("cannot create the watch cursor dir")?;
     let cursor_file = cursor_dir.join(&name);
-    let cursor: Option<u64> = std::fs::read_to_string(&cursor_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
+    let read = |f: &std::path::Path| -> Option<u64> {
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    };
+    // Before `mine`, a plain watch followed the user's own feedback topic: go on from its
+    // cursor rather than replay everything.
+    let earlier = || {
+        let me = author_of(&dir).ok()?;
+        let old = match &a.kind {
+            Some(k) => format!("producer-{me}-{k}"),
+            None => format!("producer-{me}"),
+        };
+        read(&cursor_dir.join(old))
+    };
+    let cursor: Option<u64> = read(&cursor_file).or_else(|| if mine { earlier() } else { None });
     let after = cursor.unwrap_or(0);
     let q = EventsQuery {
         producer,
@@ -65,8 +82,9 @@ pub(crate) fn watch(cli: &Cli, a: &WatchArgs) -> Result<ExitCode> {
         kind: a.kind.clone(),
         after: Some(after),
         follow: a.no_follow.then_some(false),
-        // A first watch (no cursor yet) gets the topic's history too.
+        // A first watch (no cursor yet) gets the topics' history too.
         history: cursor.is_none().then_some(true),
+        mine,
     };
     let save = |seq: u64| -> Result<()> {
         let tmp = cursor_file.with_extension("tmp");

@@ -31,17 +31,85 @@ use chorus_client::{
     ErrorEvent, Event as ApiEvent, EventsQuery, LaggedEvent, ReadyEvent, RecordEvent,
     ResponseEvent, TallyEvent,
 };
-use chorus_protocol::{AuthorKey, RecordId, SignedRecord, Topic};
+use chorus_protocol::{AuthorKey, Body, RecordId, SignedRecord, Topic};
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, Q};
-use super::parse::{author_key, record_id};
+use super::parse::{author_named, record_id, record_named};
 use super::state::{ApiState, Authenticated};
 use super::views::{record_json, tally, tally_with_trust};
 use crate::store::{Journaled, Milestone, PetitionTally};
 use crate::tally::Event;
+use chorus_protocol::sync::wire::kinds;
+
+/// What the user takes part in (`mine=true`), read from their records when the stream
+/// opens.
+#[derive(Debug, Clone, Default)]
+struct Involved {
+    me: Option<AuthorKey>,
+    /// Petitions they opened or endorsed.
+    petitions: BTreeSet<RecordId>,
+    /// Groups they founded or joined.
+    groups: BTreeSet<RecordId>,
+    /// Products they reviewed.
+    products: BTreeSet<(AuthorKey, String)>,
+    /// Their own records (answers to them are theirs to see).
+    own: BTreeSet<RecordId>,
+    /// The topics all this is on.
+    topics: BTreeSet<Topic>,
+}
+
+impl Involved {
+    fn of(me: AuthorKey, records: &[SignedRecord]) -> Self {
+        let mut i = Involved {
+            me: Some(me),
+            ..Involved::default()
+        };
+        i.topics.insert(Topic::Producer(me));
+        for rec in records {
+            let r = rec.record();
+            i.own.insert(rec.id());
+            match &r.body {
+                Body::Petition(_) => {
+                    i.petitions.insert(rec.id());
+                }
+                Body::Endorsement(e) => {
+                    i.petitions.insert(e.petition);
+                }
+                Body::Review(rv) => {
+                    i.products
+                        .insert((rv.product.producer, rv.product.code.clone()));
+                }
+                Body::Join(j) => {
+                    i.groups.insert(j.group);
+                    i.topics.insert(Topic::Group(j.group));
+                }
+                Body::Group(_) => {
+                    i.groups.insert(rec.id());
+                    i.topics.insert(Topic::Group(rec.id()));
+                }
+                _ => continue,
+            }
+            if r.topic != Topic::Meta {
+                i.topics.insert(r.topic);
+            }
+        }
+        i
+    }
+
+    fn record(&self, rec: &SignedRecord) -> bool {
+        let r = rec.record();
+        let target = r.body.target();
+        self.me.is_some_and(|me| r.topic == Topic::Producer(me))
+            || self.petitions.contains(&rec.id())
+            || target.is_some_and(|t| self.petitions.contains(&t) || self.own.contains(&t))
+            || matches!(r.topic, Topic::Group(g) if self.groups.contains(&g))
+            || matches!(&r.body, Body::Review(rv)
+                if self.products.contains(&(rv.product.producer, rv.product.code.clone())))
+    }
+}
 
 /// What a client asked to see.
 #[derive(Debug, Clone, Default)]
@@ -50,12 +118,15 @@ struct Filter {
     petition: Option<RecordId>,
     group: Option<RecordId>,
     kind: Option<String>,
+    /// `mine=true`: what the user takes part in.
+    involved: Option<Involved>,
 }
 
 impl Filter {
     fn record(&self, rec: &SignedRecord) -> bool {
         let r = rec.record();
-        self.producer.is_none_or(|p| r.topic == Topic::Producer(p))
+        self.involved.as_ref().is_none_or(|i| i.record(rec))
+            && self.producer.is_none_or(|p| r.topic == Topic::Producer(p))
             && self
                 .petition
                 .is_none_or(|p| rec.id() == p || r.body.target() == Some(p))
@@ -64,7 +135,10 @@ impl Filter {
     }
 
     fn petition_tally(&self, petition: &RecordId, t: &PetitionTally) -> bool {
-        self.kind.is_none()
+        self.involved
+            .as_ref()
+            .is_none_or(|i| i.petitions.contains(petition) || i.me == Some(t.producer))
+            && self.kind.is_none()
             && self.producer.is_none_or(|p| t.producer == p)
             && self.petition.is_none_or(|p| p == *petition)
             && self.group.is_none_or(|g| t.group == Some(g))
@@ -93,10 +167,10 @@ fn sse(id: Option<u64>, data: &ApiEvent) -> Sse {
     e
 }
 
-fn record_event(seq: Option<u64>, rec: &SignedRecord) -> Sse {
+fn record_event(store: &crate::store::Store, seq: Option<u64>, rec: &SignedRecord) -> Sse {
     let data = ApiEvent::Record(RecordEvent {
         seq,
-        record: record_json(rec),
+        record: record_json(store, rec),
     });
     sse(seq, &data)
 }
@@ -149,7 +223,7 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                 return None;
             }
             let rec = store.record(id).ok().flatten()?;
-            f.record(&rec).then(|| record_event(*seq, &rec))
+            f.record(&rec).then(|| record_event(store, *seq, &rec))
         }
         Event::TallyChanged { petition, tally } => {
             if !f.petition_tally(petition, tally) {
@@ -201,7 +275,10 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
             let ok = f.kind.is_none()
                 && f.petition.is_none()
                 && f.group.is_none()
-                && f.producer.is_none_or(|p| p == *producer);
+                && f.producer.is_none_or(|p| p == *producer)
+                && f.involved.as_ref().is_none_or(|i| {
+                    i.me == Some(*producer) || i.products.contains(&(*producer, code.clone()))
+                });
             ok.then(|| {
                 sse(
                     None,
@@ -228,7 +305,12 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
             let ok = f.kind.is_none()
                 && f.group.is_none()
                 && f.producer.is_none_or(|p| p == *producer)
-                && f.petition.is_none_or(|p| p == *target);
+                && f.petition.is_none_or(|p| p == *target)
+                && f.involved.as_ref().is_none_or(|i| {
+                    i.me == Some(*producer)
+                        || i.own.contains(target)
+                        || i.petitions.contains(target)
+                });
             ok.then(|| {
                 sse(
                     None,
@@ -236,6 +318,7 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                         target: target.to_string(),
                         response: response.to_string(),
                         producer: producer.to_string(),
+                        producer_name: store.name_of(producer).ok().flatten(),
                         status: status.clone(),
                     }),
                 )
@@ -294,7 +377,7 @@ async fn history(
             if let Some(pet) = petition_of(rec, &s.store) {
                 touched.insert(pet);
             }
-            if tx.send(record_event(None, rec)).await.is_err() {
+            if tx.send(record_event(&s.store, None, rec)).await.is_err() {
                 return Ok(touched);
             }
         }
@@ -312,15 +395,20 @@ async fn replay(
     s: &ApiState,
     f: &Filter,
     mut after: u64,
-    topic: Option<Topic>,
+    topics: &[Topic],
     with_history: bool,
     tx: &mpsc::Sender<Sse>,
 ) -> Result<u64, crate::error::Error> {
     let mut touched = BTreeSet::new();
-    if let (0, Some(topic), true) = (after, topic, with_history) {
+    if after == 0 && with_history && !topics.is_empty() {
         // Everything journaled so far is stored, so the history holds it.
         after = s.store.journal_last();
-        touched = history(s, f, topic, tx).await?;
+        for topic in topics {
+            touched.extend(history(s, f, *topic, tx).await?);
+            if tx.is_closed() {
+                break;
+            }
+        }
     }
     loop {
         let store = s.store.clone();
@@ -358,7 +446,11 @@ async fn replay(
             if let Some(p) = petition_of(&rec, &s.store) {
                 touched.insert(p);
             }
-            if tx.send(record_event(Some(seq), &rec)).await.is_err() {
+            if tx
+                .send(record_event(&s.store, Some(seq), &rec))
+                .await
+                .is_err()
+            {
                 return Ok(last);
             }
         }
@@ -398,18 +490,29 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Q(q): Q<EventsQuery>,
 ) -> Result<SseResponse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
+    if q.mine && (q.producer.is_some() || q.petition.is_some() || q.group.is_some()) {
+        return Err(ApiError::bad(
+            "bad_request",
+            "mine=true watches what you take part in: give no producer, petition or group with it",
+        ));
+    }
+    let involved = if q.mine {
+        let mine = super::mine::my_records(&s).await?;
+        Some(Involved::of(s.author, &mine))
+    } else {
+        None
+    };
     let f = Filter {
+        involved,
         kind: q.kind.clone(),
-        producer: q
-            .producer
-            .as_deref()
-            .map(|p| author_key(&s, "producer", p))
-            .transpose()?,
-        petition: q
-            .petition
-            .as_deref()
-            .map(|p| record_id(&s, "petition", p))
-            .transpose()?,
+        producer: match q.producer.as_deref() {
+            Some(p) => Some(author_named(&s, "producer", p).await?),
+            None => None,
+        },
+        petition: match q.petition.as_deref() {
+            Some(p) => Some(record_named(&s, "petition", p, kinds::PETITION).await?),
+            None => None,
+        },
         group: q
             .group
             .as_deref()
@@ -435,6 +538,7 @@ pub(crate) async fn events(
         topic = Some(rec.record().topic);
     }
     let mut watched = Vec::new();
+    let involved_topics = f.involved.iter().flat_map(|i| i.topics.iter().copied());
     for t in [
         f.producer.map(Topic::Producer),
         f.group.map(Topic::Group),
@@ -442,14 +546,17 @@ pub(crate) async fn events(
     ]
     .into_iter()
     .flatten()
+    .chain(involved_topics)
     {
         s.store.watch_topic(&t)?;
         watched.push(t);
     }
-    // One topic named: its history is replayed to a first watcher.
-    let topic = match watched.as_slice() {
-        [one] => Some(*one),
-        _ => None,
+    // The topics named (one, or those the user takes part in): their history is replayed
+    // to a first watcher.
+    let topics = if f.involved.is_some() || watched.len() == 1 {
+        watched
+    } else {
+        Vec::new()
     };
     let resume = headers
         .get("last-event-id")
@@ -466,7 +573,7 @@ pub(crate) async fn events(
         let _permit = permit;
         let mut last = state.store.journal_last();
         if let Some(after) = resume {
-            match replay(&state, &f, after, topic, history, &tx).await {
+            match replay(&state, &f, after, &topics, history, &tx).await {
                 Ok(l) => last = l.max(after),
                 Err(e) => {
                     let error = ApiEvent::Error(ErrorEvent {

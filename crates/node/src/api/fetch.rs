@@ -29,22 +29,18 @@ pub(crate) async fn stored_or_fetched(
     if let Some(rec) = s.store.record(id)? {
         return Ok(rec);
     }
+    // A record a search just found comes from the peer that sent it, without a fetch.
+    let found = s.directory.recently_found(id);
     let peers = s.client.peers().await?.connected;
     let request = Request::Fetch(vec![*id.as_bytes()]).encode();
-    for peer in peers.into_iter().take(ASK) {
-        let Ok(Ok(raw)) = tokio::time::timeout(WAIT, s.client.request(peer, request.clone())).await
-        else {
-            continue;
-        };
-        let Ok(Response::Records(wires)) = Response::decode(&raw) else {
-            continue;
-        };
-        // Only the record asked for; anything else the peer sent is ignored.
-        let Some(wire) = wires
-            .into_iter()
-            .find(|w| cbor::split_wire(w).is_ok_and(|(range, _)| RecordId::of(&w[range]) == *id))
-        else {
-            continue;
+    let asked = peers.into_iter().take(ASK).map(|p| (p, None));
+    for (peer, wire) in found.map(|(p, w)| (p, Some(w))).into_iter().chain(asked) {
+        let wire = match wire {
+            Some(w) => w,
+            None => match fetch_one(s, peer, &request, id).await {
+                Some(w) => w,
+                None => continue,
+            },
         };
         let outcome = s
             .ingest
@@ -71,4 +67,24 @@ pub(crate) async fn stored_or_fetched(
     Err(ApiError::not_found(format!(
         "no {what} {id} in this node's store, and no connected peer has it"
     )))
+}
+
+/// The record `id` fetched from `peer`, if it sends it within [`WAIT`].
+async fn fetch_one(
+    s: &ApiState,
+    peer: crate::net::PeerId,
+    request: &[u8],
+    id: &RecordId,
+) -> Option<Vec<u8>> {
+    let raw = tokio::time::timeout(WAIT, s.client.request(peer, request.to_vec()))
+        .await
+        .ok()?
+        .ok()?;
+    let Ok(Response::Records(wires)) = Response::decode(&raw) else {
+        return None;
+    };
+    // Only the record asked for; anything else the peer sent is ignored.
+    wires
+        .into_iter()
+        .find(|w| cbor::split_wire(w).is_ok_and(|(range, _)| RecordId::of(&w[range]) == *id))
 }

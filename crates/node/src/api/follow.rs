@@ -5,12 +5,12 @@ use axum::Json;
 use chorus_client::{FollowRequest, FollowSet, TrustRequest, TrustSet};
 
 use super::error::{ApiError, JsonBody};
-use super::parse::{author_key, key, record_id};
+use super::parse::{author_named, key, record_id};
 use super::state::ApiState;
 use super::views::follow_set;
 use chorus_protocol::Topic;
 
-use crate::follow::{parse_product, FollowChange};
+use crate::follow::{split_product, FollowChange};
 
 /// `GET /v1/follow`.
 pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<FollowSet>, ApiError> {
@@ -18,7 +18,7 @@ pub(crate) async fn following(State(s): State<ApiState>) -> Result<Json<FollowSe
 }
 
 /// The one change a request names.
-fn change_of(s: &ApiState, r: &FollowRequest) -> Result<FollowChange, ApiError> {
+async fn change_of(s: &ApiState, r: &FollowRequest) -> Result<FollowChange, ApiError> {
     if r.check().is_err() {
         return Err(ApiError::bad(
             "bad_follow",
@@ -26,19 +26,31 @@ fn change_of(s: &ApiState, r: &FollowRequest) -> Result<FollowChange, ApiError> 
         ));
     }
     Ok(if let Some(p) = &r.producer {
-        FollowChange::Producer(author_key(s, "producer", p)?)
+        FollowChange::Producer(author_named(s, "producer", p).await?)
     } else if let Some(g) = &r.group {
         FollowChange::Group(record_id(s, "group", g)?)
     } else if let Some(p) = &r.product {
-        let (k, c) = parse_product(p).map_err(|e| ApiError::bad("bad_product", e))?;
-        FollowChange::Product(k, c)
+        let (producer, code) = split_product(p).map_err(|e| ApiError::bad("bad_product", e))?;
+        let key = match author_named(s, "product", producer).await {
+            Err(e) if e.code() == "bad_key" => {
+                return Err(ApiError::bad(
+                    "bad_product",
+                    format!(
+                        "product {p:?}: {producer:?} is not a producer's key, a unique start \
+                         of one, nor the name of one profile this node or its peers know"
+                    ),
+                ))
+            }
+            other => other?,
+        };
+        FollowChange::Product(key, code.to_string())
     } else {
         FollowChange::All
     })
 }
 
 async fn set(s: &ApiState, r: FollowRequest, add: bool) -> Result<Json<FollowSet>, ApiError> {
-    let change = change_of(s, &r)?;
+    let change = change_of(s, &r).await?;
     let now = s.following.change(change, add).await?;
     Ok(Json(follow_set(&now)))
 }

@@ -98,8 +98,8 @@ fn state(s: &ApiState, rec: &SignedRecord) -> Result<String, ApiError> {
     })
 }
 
-/// `GET /v1/mine`.
-pub(crate) async fn mine(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// Every record this node's user signed that the node holds, in no particular order.
+pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiError> {
     let follow = s.following.snapshot();
     let mut topics: BTreeSet<String> = BTreeSet::new();
     let mut scan: Vec<Topic> = Vec::new();
@@ -123,39 +123,45 @@ pub(crate) async fn mine(State(s): State<ApiState>) -> Result<Json<Value>, ApiEr
     let all = follow.all;
     let store = s.store.clone();
     // Read off the async threads: a followed topic may hold many records.
-    let mut mine =
-        tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
-            let mut out = Vec::new();
-            if all {
-                // A node that follows everything reads its whole store.
-                for entry in store.all_entries() {
-                    let (_, wire) = entry?;
-                    let rec = SignedRecord::from_vec(wire)?;
-                    if rec.author() == me {
-                        out.push(rec);
-                    }
-                }
-                return Ok(out);
-            }
-            for topic in scan {
-                let mut after = None;
-                loop {
-                    let page = store.by_topic(&topic, after, PAGE)?;
-                    out.extend(page.records.into_iter().filter(|r| r.author() == me));
-                    match page.next {
-                        Some(n) => after = Some(n),
-                        None => break,
-                    }
+    let mine = tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
+        let mut out = Vec::new();
+        if all {
+            // A node that follows everything reads its whole store.
+            for entry in store.all_entries() {
+                let (_, wire) = entry?;
+                let rec = SignedRecord::from_vec(wire)?;
+                if rec.author() == me {
+                    out.push(rec);
                 }
             }
-            Ok(out)
-        })
-        .await
-        .map_err(|_| crate::error::Error::NodeStopped)??;
+            return Ok(out);
+        }
+        for topic in scan {
+            let mut after = None;
+            loop {
+                let page = store.by_topic(&topic, after, PAGE)?;
+                out.extend(page.records.into_iter().filter(|r| r.author() == me));
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|_| crate::error::Error::NodeStopped)??;
+    Ok(mine)
+}
+
+/// `GET /v1/mine`.
+pub(crate) async fn mine(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let me = s.author;
+    let mut mine = my_records(&s).await?;
     mine.sort_by_key(|r| (r.record().created_at, r.id()));
     let mut records = Vec::with_capacity(mine.len());
     for rec in &mine {
-        let mut v = record_json(rec);
+        let mut v = record_json(&s.store, rec);
         v["state"] = json!(state(&s, rec)?);
         records.push(v);
     }

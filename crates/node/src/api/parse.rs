@@ -1,6 +1,7 @@
 //! Reading requests: keys, ids, amounts and page cursors, and the records they name, each
 //! mistake answered with its own code.
 
+use chorus_protocol::sync::wire::kinds;
 use chorus_protocol::{Amount, AuthorKey, Kind, RecordId, SignedRecord};
 
 use super::error::ApiError;
@@ -119,6 +120,72 @@ pub(crate) fn author_key(s: &ApiState, field: &str, text: &str) -> Result<Author
             let list: Vec<String> = many.iter().take(CANDIDATES).map(describe).collect();
             Err(ambiguous(field, t, &list, many.len() > CANDIDATES))
         }
+    }
+}
+
+/// [`record_id`], and when no record this node holds has an id starting so, the connected
+/// peers searched for it (PROTOCOL.md §13.5): a record one of them holds, of the kinds in
+/// `wanted`, is named by its whole id (the search keeps it at hand for the fetch that
+/// follows, [`super::fetch::stored_or_fetched`]).
+pub(crate) async fn record_named(
+    s: &ApiState,
+    field: &str,
+    text: &str,
+    wanted: u8,
+) -> Result<RecordId, ApiError> {
+    let local = record_id(s, field, text);
+    let t = text.trim().to_ascii_lowercase();
+    match local {
+        Err(e) if e.code() == "not_found" => {
+            let searched = s.directory.search(&t, wanted, CANDIDATES + 1, true).await?;
+            let mut ids: Vec<RecordId> = searched
+                .hits
+                .iter()
+                .map(|h| h.record.id())
+                .filter(|id| id.to_string().starts_with(&t))
+                .collect();
+            ids.dedup();
+            match ids.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(ApiError::not_found(format!(
+                    "{field} {t}: no record this node holds has an id starting so, nor does                      any of the {} peers asked (find it with `chorus find WORDS`, or give                      the whole id)",
+                    searched.answered
+                ))),
+                many => {
+                    let list: Vec<String> = many
+                        .iter()
+                        .take(CANDIDATES)
+                        .map(|id| id.to_string()[..12].to_string())
+                        .collect();
+                    Err(ambiguous(field, &t, &list, many.len() > CANDIDATES))
+                }
+            }
+        }
+        other => other,
+    }
+}
+
+/// [`author_key`], and when no profile this node holds has that name (or key prefix), the
+/// connected peers searched for profiles: those found are stored (every node keeps
+/// profiles) and the name looked up again.
+pub(crate) async fn author_named(
+    s: &ApiState,
+    field: &str,
+    text: &str,
+) -> Result<AuthorKey, ApiError> {
+    match author_key(s, field, text) {
+        Err(e) if e.code() == "bad_key" && !text.trim().is_empty() => {
+            let searched = s
+                .directory
+                .search(text.trim(), kinds::PROFILE, CANDIDATES + 1, true)
+                .await?;
+            if searched.hits.iter().any(|h| !h.here) {
+                author_key(s, field, text)
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
     }
 }
 

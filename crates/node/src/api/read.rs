@@ -12,11 +12,12 @@ use serde_json::Value;
 
 use super::error::{ApiError, Q};
 use super::fetch::stored_or_fetched;
-use super::parse::{author_key, cursor, group_record, parse_cursor, record_id};
+use super::parse::{author_named, cursor, group_record, parse_cursor, record_id, record_named};
 use super::state::ApiState;
 use super::views::{latest_response, record_json, tally_with_trust};
 use crate::clock::now_ms;
 use crate::roster;
+use chorus_protocol::sync::wire::kinds;
 
 /// `GET /v1/reviews`: the product's reviews, oldest first, each with whether it counts (its
 /// author's latest, not retracted).
@@ -24,7 +25,7 @@ pub(crate) async fn reviews(
     State(s): State<ApiState>,
     Q(q): Q<ProductQuery>,
 ) -> Result<Json<Reviews>, ApiError> {
-    let producer = author_key(&s, "producer", &q.producer)?;
+    let producer = author_named(&s, "producer", &q.producer).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let page = s.store.by_product(
         &producer,
@@ -42,11 +43,12 @@ pub(crate) async fn reviews(
         reviews.push(CountedReview {
             counted,
             response: latest_response(&s, &rec.id(), &producer)?,
-            record: record_json(rec),
+            record: record_json(&s.store, rec),
         });
     }
     Ok(Json(Reviews {
         reviews,
+        partial: !s.following.follows(&Topic::Producer(producer)),
         next: cursor(page.next),
     }))
 }
@@ -56,7 +58,7 @@ pub(crate) async fn rating(
     State(s): State<ApiState>,
     Q(q): Q<ProductQuery>,
 ) -> Result<Json<Rating>, ApiError> {
-    let producer = author_key(&s, "producer", &q.producer)?;
+    let producer = author_named(&s, "producer", &q.producer).await?;
     let r = s.store.rating(&producer, &q.product)?;
     Ok(Json(Rating {
         producer: producer.to_string(),
@@ -95,6 +97,7 @@ pub(crate) async fn group_show(
         charter: body.charter.clone(),
         admission: body.admission.as_str().to_string(),
         founder: rec.author().to_string(),
+        founder_name: s.store.name_of(&rec.author())?,
         members: t.as_ref().map(|t| t.members).unwrap_or(1),
         member: crate::tally::is_member(&s.store, &gid, &s.author)?,
         status: r.status(&s.author).as_str().to_string(),
@@ -133,18 +136,29 @@ pub(crate) async fn petitions(
     State(s): State<ApiState>,
     Q(q): Q<PetitionsQuery>,
 ) -> Result<Json<Petitions>, ApiError> {
-    let producer = q
-        .producer
-        .as_deref()
-        .map(|p| author_key(&s, "producer", p))
-        .transpose()?;
+    let producer = match q.producer.as_deref() {
+        Some(p) => Some(author_named(&s, "producer", p).await?),
+        None => None,
+    };
     let group = q
         .group
         .as_deref()
         .map(|g| record_id(&s, "group", g))
         .transpose()?;
+    let sort = match q.sort.as_deref() {
+        None | Some("id") => Sort::Id,
+        Some("endorsers") => Sort::Endorsers,
+        Some("newest") => Sort::Newest,
+        Some("closing") => Sort::Closing,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "bad_sort",
+                format!("sort {other:?}: expected endorsers, newest or closing"),
+            ))
+        }
+    };
     let now = now_ms();
-    let mut petitions = Vec::new();
+    let mut chosen = Vec::new();
     for (pid, t) in s.store.petitions()? {
         if producer.is_some_and(|p| p != t.producer)
             || group.is_some_and(|g| Some(g) != t.group)
@@ -152,10 +166,41 @@ pub(crate) async fn petitions(
         {
             continue;
         }
+        chosen.push((pid, t));
+    }
+    match sort {
+        Sort::Id => {}
+        Sort::Endorsers => chosen.sort_by_key(|(_, t)| std::cmp::Reverse(t.endorsers)),
+        // Closing soon: the nearest deadline still ahead first; past and no deadline last.
+        Sort::Closing => chosen.sort_by_key(|(_, t)| match t.deadline {
+            Some(d) if d > now => (0, d),
+            Some(d) => (1, u64::MAX - d),
+            None => (2, 0),
+        }),
+        Sort::Newest => {
+            let mut at = std::collections::HashMap::new();
+            for (pid, _) in &chosen {
+                let created = s.store.record(pid)?.map(|r| r.record().created_at);
+                at.insert(*pid, created.unwrap_or(0));
+            }
+            chosen.sort_by_key(|(pid, _)| std::cmp::Reverse(at.get(pid).copied().unwrap_or(0)));
+        }
+    }
+    let mut petitions = Vec::new();
+    for (pid, t) in chosen.into_iter().take(q.limit.unwrap_or(usize::MAX)) {
         let rec = s.store.record(&pid)?;
         petitions.push(tally_with_trust(&s, &pid, rec.as_ref(), &t)?);
     }
-    Ok(Json(Petitions { petitions }))
+    let partial = producer.is_some_and(|p| !s.following.follows(&Topic::Producer(p)));
+    Ok(Json(Petitions { petitions, partial }))
+}
+
+/// The orders of `GET /v1/petitions`.
+enum Sort {
+    Id,
+    Endorsers,
+    Newest,
+    Closing,
 }
 
 /// `GET /v1/tally/{id}`.
@@ -163,7 +208,7 @@ pub(crate) async fn tally(
     State(s): State<ApiState>,
     Path(p): Path<String>,
 ) -> Result<Json<Tally>, ApiError> {
-    let pid = record_id(&s, "petition", &p)?;
+    let pid = record_named(&s, "petition", &p, kinds::PETITION).await?;
     if s.store.tally(&pid)?.is_none() {
         stored_or_fetched(&s, "petition", &pid).await?;
     }
@@ -180,7 +225,7 @@ pub(crate) async fn show(
     State(s): State<ApiState>,
     Path(r): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let rid = record_id(&s, "record", &r)?;
+    let rid = record_named(&s, "record", &r, kinds::ALL).await?;
     let rec = stored_or_fetched(&s, "record", &rid).await?;
-    Ok(Json(record_json(&rec)))
+    Ok(Json(record_json(&s.store, &rec)))
 }

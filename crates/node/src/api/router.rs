@@ -10,7 +10,7 @@ use axum::Router;
 use super::error::ApiError;
 use super::limits::read_body;
 use super::state::{ApiState, Authenticated};
-use super::{events, follow, mine, network, read, records, watchdog, write};
+use super::{directory, events, follow, mine, network, read, records, watchdog, write};
 
 /// Compares in time independent of where the strings differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -72,7 +72,14 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/profile", post(write::profile))
         .route("/v1/reviews", get(read::reviews).post(write::review))
         .route("/v1/rating", get(read::rating))
-        .route("/v1/groups", post(write::group_create))
+        .route("/v1/search", get(directory::search))
+        .route("/v1/people/{key}", get(directory::person))
+        .route("/v1/producers", get(directory::producers))
+        .route("/v1/products", get(directory::products))
+        .route(
+            "/v1/groups",
+            get(directory::groups).post(write::group_create),
+        )
         .route("/v1/groups/{id}", get(read::group_show))
         .route("/v1/groups/{id}/join", post(write::group_join))
         .route("/v1/groups/{id}/admit", post(write::group_admit))

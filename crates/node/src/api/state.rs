@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::{BodyLimits, EventStreams};
 use crate::audit::AuditConfig;
 use crate::clock::Clock;
+use crate::directory::Directory;
 use crate::follow::Following;
 use crate::ingest::Ingest;
 use crate::net::Client;
@@ -35,6 +36,8 @@ pub(crate) struct ApiState {
     pub(crate) signer: Arc<SigningKey>,
     pub(crate) following: Following,
     pub(crate) sync: SyncHandle,
+    /// Search, in the store and of the peers.
+    pub(crate) directory: Directory,
     /// Fires when the node stops: long-lived answers (event streams) end then.
     pub(crate) cancel: CancellationToken,
     pub(crate) audit: AuditConfig,

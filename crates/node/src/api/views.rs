@@ -10,13 +10,24 @@ use super::state::ApiState;
 use crate::clock::now_ms;
 use crate::config::FollowConfig;
 use crate::follow::Follow;
-use crate::store::{PetitionState, PetitionTally};
+use crate::store::{PetitionState, PetitionTally, Store};
 
-/// A stored record as JSON: its fields, plus `id`.
-pub(crate) fn record_json(rec: &SignedRecord) -> Value {
+/// A stored record as JSON: its fields, plus `id`, and the names of the profiles this node
+/// holds for its author (`author_name`) and for the producer whose topic it is on
+/// (`producer_name`).
+pub(crate) fn record_json(store: &Store, rec: &SignedRecord) -> Value {
     let mut v = cbor::record_to_json(rec.record_bytes()).unwrap_or_else(|_| json!({}));
     if let Some(o) = v.as_object_mut() {
         o.insert("id".into(), json!(rec.id().to_string()));
+        let r = rec.record();
+        if let Ok(Some(n)) = store.name_of(&r.author) {
+            o.insert("author_name".into(), json!(n));
+        }
+        if let Topic::Producer(p) = &r.topic {
+            if let Ok(Some(n)) = store.name_of(p) {
+                o.insert("producer_name".into(), json!(n));
+            }
+        }
     }
     v
 }
@@ -65,6 +76,7 @@ pub(crate) fn tally(id: &RecordId, rec: Option<&SignedRecord>, t: &PetitionTally
         title,
         variant,
         producer: t.producer.to_string(),
+        producer_name: None,
         product,
         group: t.group.map(|g| g.to_string()),
         threshold: t.threshold,
@@ -120,6 +132,14 @@ pub(crate) fn tally_with_trust(
         || t.group
             .is_some_and(|g| !s.following.follows(&Topic::Group(g)));
     v.trusted = crate::trust::view(&s.store, &s.trust.watchdogs(), id, t)?;
+    v.producer_name = s.store.name_of(&t.producer)?;
+    if let Some(tr) = v.trusted.as_mut() {
+        for a in &mut tr.attested {
+            if let Ok(k) = a.watchdog.parse() {
+                a.watchdog_name = s.store.name_of(&k)?;
+            }
+        }
+    }
     Ok(v)
 }
 

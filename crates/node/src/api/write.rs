@@ -18,12 +18,13 @@ use chorus_protocol::{
 use super::error::{ApiError, JsonBody};
 use super::fetch::stored_or_fetched;
 use super::follow::follow_what_i_join;
-use super::parse::{amount, author_key, group_record, id, record_id, stored};
+use super::parse::{amount, author_named, group_record, id, record_id, record_named, stored};
 use super::state::ApiState;
 use super::views::record_json;
 use crate::clock::now_ms;
 use crate::ingest::{Outcome, Rejection};
 use crate::store::PetitionState;
+use chorus_protocol::sync::wire::kinds;
 
 /// Creates a record with the node's key and publishes it; records about another record
 /// (endorsements, retractions, attestations) go on `topic`, that record's topic.
@@ -71,7 +72,7 @@ pub(crate) async fn create_on(
         id: rec.id().to_string(),
         kind: rec.record().kind().as_str().to_string(),
         outcome,
-        record: record_json(&rec),
+        record: record_json(&s.store, &rec),
         replaces: None,
     }))
 }
@@ -117,7 +118,7 @@ pub(crate) async fn review(
         &s,
         Body::Review(Review {
             product: ProductRef {
-                producer: author_key(&s, "producer", &r.producer)?,
+                producer: author_named(&s, "producer", &r.producer).await?,
                 code: r.product,
             },
             rating: r.rating,
@@ -190,9 +191,16 @@ fn member_named(s: &ApiState, group: &RecordId, given: &str) -> Result<AuthorKey
     let pending = crate::roster::of(&s.store, group)?
         .map(|r| r.pending)
         .unwrap_or_default();
+    // By name (case and accents aside) or by an 8+ digit prefix of the key.
+    let given = given.trim();
+    let prefix = given.to_ascii_lowercase();
+    let by_prefix =
+        prefix.len() >= crate::store::MIN_PREFIX && prefix.bytes().all(|b| b.is_ascii_hexdigit());
     let mut matches = Vec::new();
     for p in pending {
-        if crate::roster::name(&s.store, &p.key)?.as_deref() == Some(given) {
+        let named = crate::roster::name(&s.store, &p.key)?
+            .is_some_and(|n| chorus_protocol::fold::same_name(&n, given));
+        if named || (by_prefix && p.key.to_string().starts_with(&prefix)) {
             matches.push(p.key);
         }
     }
@@ -262,7 +270,7 @@ pub(crate) async fn petition_open(
     create(
         &s,
         Body::Petition(Petition {
-            producer: author_key(&s, "producer", &r.producer)?,
+            producer: author_named(&s, "producer", &r.producer).await?,
             product: r.product,
             group,
             title: r.title,
@@ -280,7 +288,7 @@ pub(crate) async fn endorse(
     State(s): State<ApiState>,
     JsonBody(r): JsonBody<EndorseRequest>,
 ) -> Result<Json<Created>, ApiError> {
-    let petition = record_id(&s, "petition", &r.petition)?;
+    let petition = record_named(&s, "petition", &r.petition, kinds::PETITION).await?;
     let rec = stored_or_fetched(&s, "petition", &petition).await?;
     // Endorsements travel on their petition's topic.
     let topic = rec.record().topic;

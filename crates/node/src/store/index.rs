@@ -43,6 +43,9 @@ impl<B: Backing> Overlay<'_, B> {
         for k in index_keys(rec) {
             self.put(k, Vec::new());
         }
+        for (k, v) in super::search::word_entries(rec) {
+            self.put(k, v);
+        }
         self.added += 1;
         let (seq, key, value) = self.journal?.entry(&r.topic, Journaled::Record(id))?;
         self.put(key, value);

@@ -23,6 +23,7 @@
 //! | `L`    | petition id                                  | stored here (ms, BE), before its deadline |
 //! | `L`    | petition id, endorsement id                  | first stored here (ms, BE): an endorsement that arrived well after the deadline of a petition held since before it, made (it says) before it |
 //! | `N`    | petition id                                  | noted here (ms, BE): a campaign whose end this node has announced |
+//! | `W`    | word(≤24) 0x00 id                            | kinds(1): the words of names, titles and product codes ([`super::search`]) |
 //! | `m`    | `count`                                      | number of records stored      |
 //! | `v`    | `format`                                     | [`FORMAT_VERSION`]            |
 //!
@@ -52,14 +53,16 @@ pub(crate) const JOURNALED: u8 = b'j';
 pub(crate) const LATE: u8 = b'L';
 pub(crate) const HISTORY: u8 = b'h';
 pub(crate) const ENDED: u8 = b'N';
+pub(crate) const WORD: u8 = b'W';
 
 /// The key marking the store's encoding of derived state.
 pub(crate) const FORMAT: &[u8] = b"vformat";
-/// 3: petition tallies carry `first_reached_at`, `withdrawn_at`, `funded` and `latest_at`,
+/// 4: the word index (`W`) is kept (written for the stored records when an older store
+/// opens); 3: petition tallies carry `first_reached_at`, `withdrawn_at`, `funded` and `latest_at`,
 /// and the `h` history of each petition is kept (derived state is rebuilt from the records
 /// when a store of an older version opens); 2: slots and petition tallies are compact
 /// ([`super::codec`]); 1 (no marker): CBOR maps.
-pub(crate) const FORMAT_VERSION: u8 = 3;
+pub(crate) const FORMAT_VERSION: u8 = 4;
 
 /// The key of the number of records stored.
 pub(crate) const COUNT: &[u8] = b"mcount";

@@ -4,10 +4,10 @@
 //!
 //! A prefix is a range scan of the id index (`r`), of the profile slots (`s` `F`) and of the
 //! producer topics (`t` with tag 1, one seek per producer): each costs the matches it finds,
-//! not the store's size. A name is looked for among the profiles this node holds, every one
-//! of them read (profiles are few beside the rest).
+//! not the store's size. A name is looked for through the word index ([`super::search`]).
 
-use chorus_protocol::{fold, AuthorKey, Body, RecordId};
+use chorus_protocol::sync::wire::kinds;
+use chorus_protocol::{fold, AuthorKey, Body, Kind, RecordId, SignedRecord, Topic};
 
 use super::keys::{self, SlotKey};
 use super::Store;
@@ -107,25 +107,90 @@ impl Store {
     }
 
     /// The authors whose profile (their latest, unretracted) is named `name`, case and
-    /// accents ignored (PROTOCOL.md §11.1), at most `limit`.
+    /// accents ignored (PROTOCOL.md §11.1), at most `limit`: found through the word index,
+    /// so it costs the profiles that share the name's words, not all of them.
     pub fn keys_named(&self, name: &str, limit: usize) -> Result<Vec<AuthorKey>> {
         let wanted = fold::fold(name.trim());
-        let profiles = SlotKey::profile(&AuthorKey([0; 32])).into_bytes();
+        let words = fold::words(name);
+        let Some(longest) = words.iter().max_by_key(|w| w.len()) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
-        for kv in self.scan(&profiles[..2]) {
-            let (k, _) = kv?;
-            let Some(author) = key_at(&k, 2) else {
+        for id in self.ids_with_word(longest, kinds::PROFILE)? {
+            let Some(rec) = self.record(&id)? else {
                 continue;
             };
-            let named = self.profile(&author)?.is_some_and(|rec| {
-                matches!(&rec.record().body, Body::Profile(p) if fold::fold(p.name.trim()) == wanted)
-            });
-            if named {
-                out.push(author);
+            let named = matches!(&rec.record().body, Body::Profile(p) if fold::fold(p.name.trim()) == wanted);
+            // Only the author's current profile names them.
+            let current = named && self.profile(&rec.author())?.is_some_and(|p| p.id() == id);
+            if current && !out.contains(&rec.author()) {
+                out.push(rec.author());
                 if out.len() >= limit {
                     break;
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Every author's current profile (latest, unretracted), in key order.
+    pub fn profiles(&self) -> Result<Vec<SignedRecord>> {
+        let slots = SlotKey::profile(&AuthorKey([0; 32])).into_bytes();
+        let mut out = Vec::new();
+        for kv in self.scan(&slots[..2]) {
+            let (k, _) = kv?;
+            if let Some(rec) = key_at(&k, 2)
+                .map(|a| self.profile(&a))
+                .transpose()?
+                .flatten()
+            {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every group this node holds (groups travel on `meta`, which every node keeps), in
+    /// time order.
+    pub fn groups(&self) -> Result<Vec<SignedRecord>> {
+        let mut out = Vec::new();
+        for kv in self.scan(&keys::key(keys::TOPIC, &[&keys::topic_bytes(&Topic::Meta)])) {
+            let (_, wire) = kv?;
+            let rec = SignedRecord::from_vec(wire.to_vec())?;
+            if rec.record().kind() == Kind::Group {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The products of `producer` that the records this node holds name (reviews,
+    /// petitions), in the order of their codes' hashes: each code and a record naming it.
+    /// One seek per product.
+    pub fn products_of(&self, producer: &AuthorKey) -> Result<Vec<(String, SignedRecord)>> {
+        let tree = self.cur.tree()?;
+        let prefix = keys::key(keys::PRODUCT, &[producer.as_bytes()]);
+        let mut from = prefix.clone();
+        let mut out = Vec::new();
+        loop {
+            let Some(kv) = tree.range(from.clone()..).next() else {
+                break;
+            };
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(product) = k.get(1..65) else {
+                break;
+            };
+            let id = k.len().checked_sub(32).and_then(|at| keys::id_at(&k, at));
+            if let Some(rec) = id.map(|id| self.record(&id)).transpose()?.flatten() {
+                if let Some((_, code)) = super::product_of(&rec) {
+                    out.push((code, rec));
+                }
+            }
+            // Past every key of this product.
+            from = [&[keys::PRODUCT][..], product, &[0xff; 41]].concat();
         }
         Ok(out)
     }

@@ -222,13 +222,13 @@ mod tests {
         *store.sync.lock().unwrap() = super::SyncIndex::building();
         store.sync_ready.store(false, Ordering::Release);
         assert!(!store.sync_ready());
-        let (answer, penalise) = crate::sync::serve::answer(&store, &ask, &params);
+        let (answer, penalise) = crate::sync::serve::answer(&store, &ask, &params, false);
         assert!(!penalise);
         match Response::decode(&answer).unwrap() {
             Response::Error { code, .. } => assert_eq!(code, "not_ready"),
             other => panic!("answered {other:?}"),
         }
-        let (answer, _) = crate::sync::serve::answer(&store, &fetch, &params);
+        let (answer, _) = crate::sync::serve::answer(&store, &fetch, &params, false);
         assert!(matches!(Response::decode(&answer).unwrap(), Response::Records(r) if r.len() == 1));
         // A close while the index is incomplete leaves no snapshot.
         store.close().unwrap();
@@ -242,7 +242,7 @@ mod tests {
             .unwrap()
         {}
         store.sync_ready.store(true, Ordering::Release);
-        let (answer, _) = crate::sync::serve::answer(&store, &ask, &params);
+        let (answer, _) = crate::sync::serve::answer(&store, &ask, &params, false);
         assert!(matches!(
             Response::decode(&answer).unwrap(),
             Response::Reconcile(_)

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use chorus_protocol::sync::wire::{Request, Response, MAX_RESPONSE};
+use chorus_protocol::sync::wire::{Hit, Request, Response, Scope, MAX_RESPONSE};
 use chorus_protocol::sync::{reconcile, Params, StepError};
 use chorus_protocol::RecordId;
 use tokio::sync::mpsc;
@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::follow::Following;
 use crate::net::{Client, InboundLimits, InboundRequest, PeerId};
 use crate::store::Store;
 
@@ -41,9 +42,15 @@ pub(crate) fn limits() -> InboundLimits {
     }
 }
 
-/// Answers one sync request (blocking: reads the store). Returns the encoded response and
-/// whether the request was malformed (the requester is then penalised).
-pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>, bool) {
+/// Answers one sync request (blocking: reads the store); `everything`: this node keeps every
+/// topic (for a search's answer). Returns the encoded response and whether the request was
+/// malformed (the requester is then penalised).
+pub(crate) fn answer(
+    store: &Store,
+    request: &[u8],
+    params: &Params,
+    everything: bool,
+) -> (Vec<u8>, bool) {
     match Request::decode(request) {
         Err(e) => (Response::error("malformed", e.to_string()).encode(), true),
         Ok(Request::Reconcile(_)) if !store.sync_ready() => (not_ready(), false),
@@ -73,6 +80,34 @@ pub(crate) fn answer(store: &Store, request: &[u8], params: &Params) -> (Vec<u8>
             }
             (Response::Records(wires).encode(), false)
         }
+        Ok(Request::Search {
+            query,
+            kinds,
+            limit,
+        }) => match store.search(&query, kinds, usize::from(limit)) {
+            Ok(found) => {
+                let mut hits = Vec::new();
+                let mut size = 0usize;
+                for f in found {
+                    size += f.record.wire().len() + 16;
+                    if size > MAX_RESPONSE - 256 * 1024 {
+                        break;
+                    }
+                    hits.push(Hit {
+                        kind: f.kind,
+                        wire: f.record.wire().to_vec(),
+                        count: f.count,
+                    });
+                }
+                let scope = if everything {
+                    Scope::Everything
+                } else {
+                    Scope::Followed
+                };
+                (Response::Found { scope, hits }.encode(), false)
+            }
+            Err(e) => (Response::error("internal", e.to_string()).encode(), false),
+        },
     }
 }
 
@@ -121,13 +156,20 @@ impl Turns {
     }
 }
 
-async fn answer_one(req: InboundRequest, store: Store, params: Params, client: Client) {
+async fn answer_one(
+    req: InboundRequest,
+    store: Store,
+    params: Params,
+    client: Client,
+    everything: bool,
+) {
     let InboundRequest {
         peer,
         request,
         reply,
     } = req;
-    let answered = tokio::task::spawn_blocking(move || answer(&store, &request, &params)).await;
+    let answered =
+        tokio::task::spawn_blocking(move || answer(&store, &request, &params, everything)).await;
     let (response, malformed) =
         answered.unwrap_or_else(|_| (Response::error("internal", "").encode(), false));
     client.respond(reply, response).await;
@@ -142,6 +184,7 @@ pub(crate) async fn run(
     store: Store,
     params: Params,
     client: Client,
+    following: Following,
     cancel: CancellationToken,
 ) {
     // Bounded by what the network admits: open streams per peer and in all.
@@ -156,7 +199,14 @@ pub(crate) async fn run(
             if req.reply.is_closed() {
                 continue;
             }
-            serving.spawn(answer_one(req, store.clone(), params, client.clone()));
+            let everything = following.snapshot().all;
+            serving.spawn(answer_one(
+                req,
+                store.clone(),
+                params,
+                client.clone(),
+                everything,
+            ));
         }
         tokio::select! {
             biased;

@@ -275,7 +275,7 @@ async fn reconcile_with(
             Ok(Response::Error { code, message }) => {
                 return Err(Error::Network(format!("peer refused: {code}: {message}")))
             }
-            Ok(Response::Records(_)) | Err(_) => {
+            Ok(Response::Records(_) | Response::Found { .. }) | Err(_) => {
                 report.invalid += 1;
                 return Err(Error::Network("malformed reconcile answer".into()));
             }

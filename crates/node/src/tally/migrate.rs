@@ -12,6 +12,7 @@ use chorus_protocol::{RecordId, SignedRecord};
 
 use crate::error::{Error, Result};
 use crate::store::index::index_keys;
+use crate::store::search::{build_word_index, word_entries};
 use crate::store::{keys, Journaled, Store, BACKGROUND_ABOVE};
 
 impl Store {
@@ -59,6 +60,16 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
         return Ok(false);
     }
     let start = std::time::Instant::now();
+    if version < 4 {
+        let words = build_word_index(tree)?;
+        tracing::info!(entries = words, "word index written for the stored records");
+    }
+    if version >= 3 {
+        db.flush()?;
+        tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
+        db.flush()?;
+        return Ok(true);
+    }
     for prefix in keys::DERIVED {
         for k in tree.scan_prefix([prefix]).keys() {
             tree.remove(k?)?;
@@ -123,7 +134,11 @@ fn remove_records(tree: &sled::Tree, refused: BTreeSet<RecordId>) -> Result<usiz
         };
         let at = keys::stored_at(&location, id);
         if let Some(wire) = tree.get(&at)? {
-            for k in index_keys(&SignedRecord::from_vec(wire.to_vec())?) {
+            let rec = SignedRecord::from_vec(wire.to_vec())?;
+            for k in index_keys(&rec) {
+                tree.remove(k)?;
+            }
+            for (k, _) in word_entries(&rec) {
                 tree.remove(k)?;
             }
         }

@@ -3,9 +3,12 @@
 //! ```text
 //! request  = [0, [part...]]            reconcile
 //!          / [1, [bstr(32)...]]        fetch these records
+//!          / [2, query: text, kinds: uint, limit: uint]   search (protocol 1.2)
 //! response = [0, [part...]]            reconcile answer
 //!          / [1, [bstr...]]            records (verbatim wire bytes)
 //!          / [2, code: text, message: text]
+//!          / [3, scope: uint, [hit...]]                   found
+//! hit      = [kind: uint, wire: bstr, count: uint]
 //! part     = [bound, 0]                skip
 //!          / [bound, 1, bstr(16)]      fingerprint
 //!          / [bound, 2, bstr(8 n)]     have: id prefixes
@@ -40,6 +43,82 @@ pub const MAX_FETCH: usize = 1024;
 pub const MAX_PARTS: usize = 20_000;
 /// Most ids and id prefixes in one reconciliation message, all parts together.
 pub const MAX_IDS: usize = 32_768;
+/// Longest search query, in bytes.
+pub const MAX_QUERY: usize = 256;
+/// Most hits in one search answer.
+pub const MAX_HITS: usize = 100;
+
+/// What a search looks for (a bit set in [`Request::Search`]): the kinds of [`Hit`].
+pub mod kinds {
+    /// Profiles, by their name.
+    pub const PROFILE: u8 = 1;
+    /// Groups, by their name.
+    pub const GROUP: u8 = 2;
+    /// Petitions (proposals and campaigns too), by their title.
+    pub const PETITION: u8 = 4;
+    /// Products, by their code.
+    pub const PRODUCT: u8 = 8;
+    /// Everything.
+    pub const ALL: u8 = PROFILE | GROUP | PETITION | PRODUCT;
+}
+
+/// What a search hit is: one of the bits of [`kinds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HitKind {
+    /// A profile: the record is the profile.
+    Profile,
+    /// A group: the record is the group.
+    Group,
+    /// A petition: the record is the petition.
+    Petition,
+    /// A product: the record is a review or a petition that names it.
+    Product,
+}
+
+impl HitKind {
+    /// Its number on the wire (the bit of [`kinds`]).
+    pub fn to_u8(self) -> u8 {
+        match self {
+            HitKind::Profile => kinds::PROFILE,
+            HitKind::Group => kinds::GROUP,
+            HitKind::Petition => kinds::PETITION,
+            HitKind::Product => kinds::PRODUCT,
+        }
+    }
+
+    /// From its number on the wire.
+    pub fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            kinds::PROFILE => HitKind::Profile,
+            kinds::GROUP => HitKind::Group,
+            kinds::PETITION => HitKind::Petition,
+            kinds::PRODUCT => HitKind::Product,
+            _ => return None,
+        })
+    }
+}
+
+/// One search result: a signed record, as the responder stores it, and its count there
+/// (endorsers of a petition, members of a group, reviews of a product; 0 for a profile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// What was found.
+    pub kind: HitKind,
+    /// The record's wire form (§8), verbatim.
+    pub wire: Vec<u8>,
+    /// Its count on the responder.
+    pub count: u64,
+}
+
+/// Whose records a search answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The responder keeps every topic: a hit missing from its answer is not on the network
+    /// as far as it knows.
+    Everything,
+    /// The responder keeps only the topics it follows (and `meta`).
+    Followed,
+}
 
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +127,15 @@ pub enum Request {
     Reconcile(Vec<Part>),
     /// Send these records.
     Fetch(Vec<Id>),
+    /// Find records whose words start with the query's words (PROTOCOL.md §13.5).
+    Search {
+        /// The words looked for (at most [`MAX_QUERY`] bytes), or an id prefix.
+        query: String,
+        /// A bit set of [`kinds`].
+        kinds: u8,
+        /// Most hits wanted (at most [`MAX_HITS`]).
+        limit: u16,
+    },
 }
 
 /// A response.
@@ -63,6 +151,13 @@ pub enum Response {
         code: String,
         /// For people.
         message: String,
+    },
+    /// The answer to a search.
+    Found {
+        /// What the responder keeps.
+        scope: Scope,
+        /// At most [`MAX_HITS`].
+        hits: Vec<Hit>,
     },
 }
 
@@ -516,12 +611,62 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    fn search(&mut self, items: &mut Items, what: &'static str) -> Result<Request> {
+        let query = self.text()?;
+        if query.len() > MAX_QUERY {
+            return Err(DecodeError("search query too long"));
+        }
+        self.next(items, what)?;
+        let kinds = u8::try_from(self.uint("search kinds is not a small uint")?)
+            .ok()
+            .filter(|k| *k & !kinds::ALL == 0)
+            .ok_or(DecodeError("unknown search kinds"))?;
+        self.next(items, what)?;
+        let limit = u16::try_from(self.uint("search limit is not a uint")?)
+            .ok()
+            .filter(|l| usize::from(*l) <= MAX_HITS)
+            .ok_or(DecodeError("search limit over its maximum"))?;
+        Ok(Request::Search {
+            query,
+            kinds,
+            limit,
+        })
+    }
+
+    fn found(&mut self, items: &mut Items, what: &'static str) -> Result<Response> {
+        let scope = match self.uint("scope is not a uint")? {
+            0 => Scope::Everything,
+            1 => Scope::Followed,
+            _ => return Err(DecodeError("unknown scope")),
+        };
+        self.next(items, what)?;
+        // `[k, h'', 0]`, four bytes, is the smallest hit.
+        let mut list = self.array(MAX_HITS, 4)?;
+        let mut hits = Vec::with_capacity(list.left.unwrap_or(0));
+        while self.more(&mut list)? {
+            let mut hit = self.array(3, 1)?;
+            self.next(&mut hit, "hit is not [kind, wire, count]")?;
+            let kind = u8::try_from(self.uint("hit kind is not a uint")?)
+                .ok()
+                .and_then(HitKind::from_u8)
+                .ok_or(DecodeError("unknown hit kind"))?;
+            self.next(&mut hit, "hit is not [kind, wire, count]")?;
+            let mut wire = Vec::new();
+            self.bytes_into(&mut wire, MAX_RESPONSE)?;
+            self.next(&mut hit, "hit is not [kind, wire, count]")?;
+            let count = self.uint("hit count is not a uint")?;
+            self.end(&mut hit, "hit is not [kind, wire, count]")?;
+            hits.push(Hit { kind, wire, count });
+        }
+        Ok(Response::Found { scope, hits })
+    }
+
     /// Opens the message array and reads its tag.
     fn open(&mut self, max: usize, what: &'static str) -> Result<(Items, u64)> {
         if self.len > max {
             return Err(DecodeError("message too large"));
         }
-        let mut items = self.array(3, 1).map_err(|_| DecodeError(what))?;
+        let mut items = self.array(4, 1).map_err(|_| DecodeError(what))?;
         self.next(&mut items, what)?;
         let tag = self.uint(what)?;
         Ok((items, tag))
@@ -540,18 +685,29 @@ impl<'a> Reader<'a> {
 impl Request {
     /// Encodes the request.
     pub fn encode(&self) -> Vec<u8> {
-        encoded(|s| {
-            head(s, ARRAY, 2);
-            match self {
-                Request::Reconcile(parts) => {
-                    head(s, UINT, 0);
-                    write_parts(s, parts);
-                }
-                Request::Fetch(ids) => {
-                    head(s, UINT, 1);
-                    head(s, ARRAY, ids.len());
-                    ids.iter().for_each(|i| bstr(s, i));
-                }
+        encoded(|s| match self {
+            Request::Reconcile(parts) => {
+                head(s, ARRAY, 2);
+                head(s, UINT, 0);
+                write_parts(s, parts);
+            }
+            Request::Fetch(ids) => {
+                head(s, ARRAY, 2);
+                head(s, UINT, 1);
+                head(s, ARRAY, ids.len());
+                ids.iter().for_each(|i| bstr(s, i));
+            }
+            Request::Search {
+                query,
+                kinds,
+                limit,
+            } => {
+                head(s, ARRAY, 4);
+                head(s, UINT, 2);
+                head(s, TEXT, query.len());
+                s.put(query.as_bytes());
+                head(s, UINT, usize::from(*kinds));
+                head(s, UINT, usize::from(*limit));
             }
         })
     }
@@ -566,6 +722,7 @@ impl Request {
         let request = match tag {
             0 => Request::Reconcile(r.parts()?),
             1 => Request::Fetch(r.ids()?),
+            2 => r.search(&mut items, SHAPE)?,
             _ => return Err(DecodeError("unknown request")),
         };
         r.close(&mut items, SHAPE)?;
@@ -604,6 +761,18 @@ impl Response {
                 head(s, TEXT, message.len());
                 s.put(message.as_bytes());
             }
+            Response::Found { scope, hits } => {
+                head(s, ARRAY, 3);
+                head(s, UINT, 3);
+                head(s, UINT, usize::from(*scope == Scope::Followed));
+                head(s, ARRAY, hits.len());
+                for h in hits {
+                    head(s, ARRAY, 3);
+                    head(s, UINT, usize::from(h.kind.to_u8()));
+                    bstr(s, &h.wire);
+                    head(s, UINT, h.count as usize);
+                }
+            }
         })
     }
 
@@ -623,6 +792,7 @@ impl Response {
                 let message = r.text()?;
                 Response::Error { code, message }
             }
+            3 => r.found(&mut items, SHAPE)?,
             _ => return Err(DecodeError("unknown response")),
         };
         r.close(&mut items, SHAPE)?;
@@ -698,6 +868,38 @@ mod tests {
         }
         let too_many = Request::Fetch(vec![[0; 32]; MAX_FETCH + 1]).encode();
         assert!(Request::decode(&too_many).is_err());
+    }
+
+    #[test]
+    fn searches_beyond_their_limits_are_refused() {
+        let search = |query: &str, kinds: u8, limit: u16| {
+            Request::decode(
+                &Request::Search {
+                    query: query.into(),
+                    kinds,
+                    limit,
+                }
+                .encode(),
+            )
+        };
+        assert!(search("café", kinds::ALL, 20).is_ok());
+        assert!(search(&"a".repeat(MAX_QUERY), kinds::PROFILE, MAX_HITS as u16).is_ok());
+        assert!(search(&"a".repeat(MAX_QUERY + 1), kinds::PROFILE, 1).is_err());
+        assert!(search("x", 16, 1).is_err());
+        assert!(search("x", kinds::ALL, MAX_HITS as u16 + 1).is_err());
+        let hit = Hit {
+            kind: HitKind::Group,
+            wire: vec![1],
+            count: 3,
+        };
+        let too_many = Response::Found {
+            scope: Scope::Everything,
+            hits: vec![hit; MAX_HITS + 1],
+        };
+        assert!(Response::decode(&too_many.encode()).is_err());
+        // A hit of an unknown kind (5 is two bits).
+        assert!(Response::decode(&[0x83, 0x03, 0x00, 0x81, 0x83, 0x05, 0x40, 0x00]).is_err());
+        assert!(Response::decode(&[0x83, 0x03, 0x00, 0x81, 0x83, 0x04, 0x40, 0x00]).is_ok());
     }
 
     /// The bytes of the sample messages, as the encoder that went through `ciborium::Value`
@@ -786,6 +988,16 @@ mod tests {
                     1.into(),
                     Value::Array(ids.iter().map(|i| Value::Bytes(i.to_vec())).collect()),
                 ]),
+                Request::Search {
+                    query,
+                    kinds,
+                    limit,
+                } => Value::Array(vec![
+                    2.into(),
+                    Value::Text(query.clone()),
+                    (*kinds).into(),
+                    (*limit).into(),
+                ]),
             })
         }
 
@@ -800,6 +1012,21 @@ mod tests {
                     2.into(),
                     Value::Text(code.clone()),
                     Value::Text(message.clone()),
+                ]),
+                Response::Found { scope, hits } => Value::Array(vec![
+                    3.into(),
+                    u8::from(*scope == Scope::Followed).into(),
+                    Value::Array(
+                        hits.iter()
+                            .map(|h| {
+                                Value::Array(vec![
+                                    h.kind.to_u8().into(),
+                                    Value::Bytes(h.wire.clone()),
+                                    h.count.into(),
+                                ])
+                            })
+                            .collect(),
+                    ),
                 ]),
             })
         }
@@ -834,7 +1061,28 @@ mod tests {
         prop_oneof![
             arb_parts().prop_map(Request::Reconcile),
             proptest::collection::vec(any::<[u8; 32]>(), 0..40).prop_map(Request::Fetch),
+            (".{0,40}", 0..=kinds::ALL, 0..=MAX_HITS as u16).prop_map(|(query, kinds, limit)| {
+                Request::Search {
+                    query,
+                    kinds,
+                    limit,
+                }
+            }),
         ]
+    }
+
+    fn arb_hit() -> impl Strategy<Value = Hit> {
+        (
+            prop::sample::select(vec![
+                HitKind::Profile,
+                HitKind::Group,
+                HitKind::Petition,
+                HitKind::Product,
+            ]),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            any::<u64>(),
+        )
+            .prop_map(|(kind, wire, count)| Hit { kind, wire, count })
     }
 
     fn arb_response() -> impl Strategy<Value = Response> {
@@ -843,6 +1091,16 @@ mod tests {
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)
                 .prop_map(Response::Records),
             (".{0,20}", ".{0,300}").prop_map(|(code, message)| Response::Error { code, message }),
+            (any::<bool>(), proptest::collection::vec(arb_hit(), 0..6)).prop_map(|(all, hits)| {
+                Response::Found {
+                    scope: if all {
+                        Scope::Everything
+                    } else {
+                        Scope::Followed
+                    },
+                    hits,
+                }
+            }),
         ]
     }
 

@@ -1,0 +1,289 @@
+//! Finding and browsing: `GET /v1/search` (the store and the connected peers, through
+//! [`crate::directory`]), and the directory this node holds: `GET /v1/producers`,
+//! `GET /v1/groups`, `GET /v1/products`.
+
+use axum::extract::State;
+use axum::Json;
+use chorus_client::{Directory, DirectoryQuery, Found, ProductsQuery, SearchQuery, SearchResults};
+use chorus_protocol::sync::wire::{kinds, HitKind, MAX_HITS, MAX_QUERY};
+use chorus_protocol::{fold, Body, PetitionVariant, Role, SignedRecord, Topic};
+
+use super::error::{ApiError, Q};
+use super::parse::author_named;
+use super::state::ApiState;
+use crate::directory::Hit;
+use crate::store::{product_of, MIN_PREFIX};
+
+/// Results of a search, unless asked otherwise.
+const DEFAULT_RESULTS: usize = 20;
+/// A directory page, unless asked otherwise; and at most.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+
+/// The kinds a search asks for, and whether only producers or only consumers among the
+/// profiles.
+fn wanted(kind: Option<&str>) -> Result<(u8, Option<Role>), ApiError> {
+    let Some(list) = kind else {
+        return Ok((kinds::ALL, None));
+    };
+    let mut bits = 0;
+    let mut role = None;
+    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        bits |= match k {
+            "profile" => kinds::PROFILE,
+            "producer" => {
+                role = Some(Role::Producer);
+                kinds::PROFILE
+            }
+            "consumer" => {
+                role = Some(Role::Consumer);
+                kinds::PROFILE
+            }
+            "watchdog" => {
+                role = Some(Role::Watchdog);
+                kinds::PROFILE
+            }
+            "group" => kinds::GROUP,
+            "petition" => kinds::PETITION,
+            "product" => kinds::PRODUCT,
+            other => {
+                return Err(ApiError::bad(
+                    "bad_kind",
+                    format!(
+                        "kind {other:?}: expected profile, producer, consumer, watchdog, group, \
+                         petition or product"
+                    ),
+                ))
+            }
+        };
+    }
+    if bits == 0 {
+        return Err(ApiError::bad("bad_kind", "kind: empty"));
+    }
+    Ok((bits, role))
+}
+
+/// Is this a query a node can look for: words, or 8+ hex digits?
+fn check_query(q: &str) -> Result<(), ApiError> {
+    let t = q.trim();
+    if t.len() > MAX_QUERY {
+        return Err(ApiError::bad(
+            "bad_query",
+            format!("q: at most {MAX_QUERY} bytes"),
+        ));
+    }
+    let hex = t.len() >= MIN_PREFIX && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex && fold::words(t).is_empty() {
+        return Err(ApiError::bad(
+            "bad_query",
+            "q: give a word of a name, title or product code (or 8+ hex digits of an id)",
+        ));
+    }
+    Ok(())
+}
+
+/// A found thing as the API shows it.
+pub(crate) fn found(
+    s: &ApiState,
+    kind: HitKind,
+    rec: &SignedRecord,
+    count: u64,
+    here: bool,
+) -> Found {
+    let r = rec.record();
+    let name_of = |k| s.store.name_of(k).ok().flatten();
+    let mut f = Found {
+        here,
+        record: rec.id().to_string(),
+        ..Found::default()
+    };
+    match (kind, &r.body) {
+        (HitKind::Profile, Body::Profile(p)) => {
+            f.kind = p.role.as_str().into();
+            f.id = r.author.to_string();
+            f.name = p.name.clone();
+            f.following =
+                p.role != Role::Producer || s.following.follows(&Topic::Producer(r.author));
+        }
+        (HitKind::Group, Body::Group(g)) => {
+            f.kind = "group".into();
+            f.id = rec.id().to_string();
+            f.name = g.name.clone();
+            f.count = Some(count);
+            f.counts = Some("members".into());
+            f.following = s.following.follows(&Topic::Group(rec.id()));
+        }
+        (HitKind::Petition, Body::Petition(p)) => {
+            f.kind = match p.variant {
+                PetitionVariant::Demand => "petition",
+                PetitionVariant::Proposal => "proposal",
+                PetitionVariant::Campaign { .. } => "campaign",
+            }
+            .into();
+            f.id = rec.id().to_string();
+            f.name = p.title.clone();
+            f.producer = Some(p.producer.to_string());
+            f.producer_name = name_of(&p.producer);
+            f.count = Some(count);
+            f.counts = Some("endorsers".into());
+            f.following = s.following.follows(&r.topic);
+        }
+        _ => {
+            if let Some((producer, code)) = product_of(rec) {
+                f.kind = "product".into();
+                f.id = format!("{producer}/{code}");
+                f.name = code;
+                f.producer = Some(producer.to_string());
+                f.producer_name = name_of(&producer);
+                f.count = Some(count);
+                f.counts = Some("reviews".into());
+                f.following = s.following.follows(&Topic::Producer(producer));
+            }
+        }
+    }
+    f
+}
+
+/// `GET /v1/search`.
+pub(crate) async fn search(
+    State(s): State<ApiState>,
+    Q(q): Q<SearchQuery>,
+) -> Result<Json<SearchResults>, ApiError> {
+    check_query(&q.q)?;
+    let (bits, role) = wanted(q.kind.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_RESULTS).clamp(1, MAX_HITS);
+    let searched = s
+        .directory
+        .search(q.q.trim(), bits, limit, !q.local)
+        .await?;
+    let results = searched
+        .hits
+        .iter()
+        .filter(
+            |Hit { kind, record, .. }| match (role, &record.record().body) {
+                (Some(want), Body::Profile(p)) if *kind == HitKind::Profile => p.role == want,
+                _ => true,
+            },
+        )
+        .map(|h| found(&s, h.kind, &h.record, h.count, h.here))
+        .collect();
+    Ok(Json(SearchResults {
+        query: q.q,
+        results,
+        peers_asked: searched.asked,
+        peers_answered: searched.answered,
+        peers_complete: searched.complete,
+        dropped: searched.dropped,
+    }))
+}
+
+/// `GET /v1/people/{key}`: whom a key, a unique 8+ digit prefix of one, or a profile's name
+/// stands for.
+pub(crate) async fn person(
+    State(s): State<ApiState>,
+    axum::extract::Path(text): axum::extract::Path<String>,
+) -> Result<Json<chorus_client::Person>, ApiError> {
+    let key = author_named(&s, "key", &text).await?;
+    Ok(Json(chorus_client::Person {
+        key: key.to_string(),
+        name: s.store.name_of(&key)?,
+    }))
+}
+
+/// One page of `all`.
+fn page(q: &DirectoryQuery, all: Vec<Found>) -> Directory {
+    let total = all.len();
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let results = all
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .collect();
+    Directory {
+        results,
+        total,
+        partial: false,
+    }
+}
+
+/// `GET /v1/producers`: the producers whose profiles this node holds, by name (case and
+/// accents ignored).
+pub(crate) async fn producers(
+    State(s): State<ApiState>,
+    Q(q): Q<DirectoryQuery>,
+) -> Result<Json<Directory>, ApiError> {
+    let store = s.store.clone();
+    let profiles = tokio::task::spawn_blocking(move || store.profiles())
+        .await
+        .map_err(|_| crate::error::Error::NodeStopped)??;
+    let mut all: Vec<Found> = profiles
+        .iter()
+        .filter(|p| matches!(&p.record().body, Body::Profile(b) if b.role == Role::Producer))
+        .map(|p| found(&s, HitKind::Profile, p, 0, true))
+        .collect();
+    all.sort_by_cached_key(|f| (fold::fold(&f.name), f.id.clone()));
+    Ok(Json(page(&q, all)))
+}
+
+/// `GET /v1/groups`: the groups this node holds, the most members first.
+pub(crate) async fn groups(
+    State(s): State<ApiState>,
+    Q(q): Q<DirectoryQuery>,
+) -> Result<Json<Directory>, ApiError> {
+    let store = s.store.clone();
+    let groups = tokio::task::spawn_blocking(move || store.groups())
+        .await
+        .map_err(|_| crate::error::Error::NodeStopped)??;
+    let mut all = Vec::new();
+    for g in &groups {
+        let members = s.store.group(&g.id())?.map(|t| t.members).unwrap_or(1);
+        all.push(found(&s, HitKind::Group, g, members, true));
+    }
+    all.sort_by_cached_key(|f| (std::cmp::Reverse(f.count), fold::fold(&f.name)));
+    Ok(Json(page(&q, all)))
+}
+
+/// `GET /v1/products`: a producer's products named by the reviews and petitions this node
+/// holds, by code; `partial` when the node does not follow the producer.
+pub(crate) async fn products(
+    State(s): State<ApiState>,
+    Q(q): Q<ProductsQuery>,
+) -> Result<Json<Directory>, ApiError> {
+    let producer = author_named(&s, "producer", &q.producer).await?;
+    let mut all = Vec::new();
+    for (code, rec) in s.store.products_of(&producer)? {
+        let reviews = s.store.rating(&producer, &code)?.count;
+        all.push(found(&s, HitKind::Product, &rec, reviews, true));
+    }
+    all.sort_by_cached_key(|f| fold::fold(&f.name));
+    let total = all.len();
+    Ok(Json(Directory {
+        results: all,
+        total,
+        partial: !s.following.follows(&Topic::Producer(producer)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_read_from_their_names() {
+        assert_eq!(wanted(None).unwrap(), (kinds::ALL, None));
+        assert_eq!(
+            wanted(Some("petition,product")).unwrap(),
+            (kinds::PETITION | kinds::PRODUCT, None)
+        );
+        assert_eq!(
+            wanted(Some("producer")).unwrap(),
+            (kinds::PROFILE, Some(Role::Producer))
+        );
+        assert!(wanted(Some("shop")).is_err());
+        assert!(wanted(Some(",")).is_err());
+        assert!(check_query("café").is_ok());
+        assert!(check_query("6c7a8c97").is_ok());
+        assert!(check_query(" -- ").is_err());
+        assert!(check_query(&"a".repeat(MAX_QUERY + 1)).is_err());
+    }
+}

@@ -1,0 +1,310 @@
+//! Search between real libp2p swarms in one process, on 127.0.0.1 (PROTOCOL.md §13.5): a
+//! node that follows nothing finds, through the peers that keep everything, a producer by
+//! an accented name and a petition by a word of its title or a prefix of its id; what a
+//! lying peer returns (forged records, records that do not match) is dropped and counted
+//! against it until it is refused; and a search costs a few kilobytes.
+
+use std::time::Duration;
+
+use chorus_node::config::Config;
+use chorus_node::net::{PeerId, PROTOCOL_VERSION};
+use chorus_node::{DataDir, NetEvent, Node};
+use chorus_protocol::sync::wire::{kinds, Hit, HitKind, Request, Response, Scope};
+use chorus_protocol::{
+    AuthorKey, Body, Petition, PetitionVariant, Profile, RecordBuilder, Role, SignedRecord,
+    SigningKey,
+};
+use futures::StreamExt;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, StreamProtocol};
+use tempfile::TempDir;
+
+struct TestNode {
+    node: Node,
+    addr: String,
+    _dir: TempDir,
+}
+
+async fn start_with(bootstrap: &[&str], tune: impl FnOnce(&mut Config)) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    data.init().unwrap();
+    let mut config = Config::default();
+    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
+    config.network.mdns = false;
+    config.api.listen = String::new();
+    tune(&mut config);
+    let (node, mut events) = Node::start(&data, config).await.unwrap();
+    let mut addr = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while addr.is_empty() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(NetEvent::Listening(a))) => addr = a.to_string(),
+            Ok(Some(_)) => {}
+            _ => panic!("node did not listen"),
+        }
+    }
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    TestNode {
+        node,
+        addr,
+        _dir: dir,
+    }
+}
+
+async fn eventually(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn peer_of(addr: &str) -> PeerId {
+    let a: Multiaddr = addr.parse().unwrap();
+    match a.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
+        _ => panic!("no /p2p in {addr}"),
+    }
+}
+
+fn now() -> u64 {
+    chorus_node::clock::now_ms()
+}
+
+fn signed(k: &SigningKey, body: Body) -> SignedRecord {
+    RecordBuilder::new(body)
+        .created_at(now() - 10_000)
+        .sign(k)
+        .unwrap()
+}
+
+fn petition(k: &SigningKey, producer: AuthorKey, title: &str) -> SignedRecord {
+    signed(
+        k,
+        Body::Petition(Petition {
+            producer,
+            product: None,
+            group: None,
+            title: title.into(),
+            text: "Please".into(),
+            threshold: 10,
+            deadline: None,
+            variant: PetitionVariant::Demand,
+        }),
+    )
+}
+
+#[derive(NetworkBehaviour)]
+struct LiarBehaviour {
+    requests: request_response::Behaviour<chorus_node::net::RequestCodec>,
+    identify: identify::Behaviour,
+}
+
+/// A peer that speaks Chorus 1.2 and answers every search with `hits`.
+async fn liar(hits: Vec<Hit>) -> (String, tokio::task::JoinHandle<()>) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| LiarBehaviour {
+            requests: request_response::Behaviour::with_codec(
+                chorus_node::sync::codec(),
+                [(
+                    StreamProtocol::new(chorus_node::sync::PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default(),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                PROTOCOL_VERSION.into(),
+                key.public(),
+            )),
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
+        }
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(LiarBehaviourEvent::Requests(
+                request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                },
+            )) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            let answer = match Request::decode(&request) {
+                Ok(Request::Search { .. }) => Response::Found {
+                    scope: Scope::Everything,
+                    hits: hits.clone(),
+                },
+                _ => Response::error("busy", "later"),
+            };
+            let _ = swarm
+                .behaviour_mut()
+                .requests
+                .send_response(channel, answer.encode());
+        }
+    });
+    (addr.to_string(), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_follows_nothing_finds_through_its_peers_and_a_liar_gains_nothing() {
+    // The archive keeps everything: a producer's profile and a petition aimed at it.
+    let archive = start_with(&[], |c| c.follow.all = true).await;
+    let producer_key = SigningKey::from_bytes(&[7; 32]);
+    let producer = AuthorKey(producer_key.verifying_key().to_bytes());
+    let profile = signed(
+        &producer_key,
+        Body::Profile(Profile {
+            name: "Café Ledito".into(),
+            role: Role::Producer,
+            about: None,
+        }),
+    );
+    let kettles = petition(
+        &SigningKey::from_bytes(&[8; 32]),
+        producer,
+        "Repairable kettles",
+    );
+    let outs = archive
+        .node
+        .ingest()
+        .ingest(vec![profile.wire().to_vec(), kettles.wire().to_vec()])
+        .await
+        .unwrap();
+    assert!(outs.iter().all(|o| o.is_accepted()), "{outs:?}");
+
+    // The liar answers with a forged copy of a petition (a flipped signature byte) and a
+    // valid record that does not match what is asked, each "counted" a million times.
+    let mut forged = petition(
+        &SigningKey::from_bytes(&[9; 32]),
+        producer,
+        "Repairable kettles",
+    )
+    .wire()
+    .to_vec();
+    let n = forged.len();
+    forged[n - 5] ^= 1;
+    let off_topic = petition(
+        &SigningKey::from_bytes(&[9; 32]),
+        producer,
+        "Cheaper toasters",
+    );
+    let lies = vec![
+        Hit {
+            kind: HitKind::Petition,
+            wire: forged,
+            count: 1_000_000,
+        },
+        Hit {
+            kind: HitKind::Petition,
+            wire: off_topic.wire().to_vec(),
+            count: 1_000_000,
+        },
+    ];
+    let (liar_addr, liar_task) = liar(lies).await;
+
+    // A consumer's node: it follows nothing (meta aside), and is refused nothing yet.
+    let consumer = start_with(&[&archive.addr], |c| {
+        c.network.max_invalid = 3;
+        c.sync.on_connect = false;
+        c.sync.repair = Duration::ZERO;
+    })
+    .await;
+    consumer
+        .node
+        .client()
+        .dial(liar_addr.parse().unwrap())
+        .await
+        .unwrap();
+    let (a, l) = (peer_of(&archive.addr), peer_of(&liar_addr));
+    eventually("both peers announce search", 20, async || {
+        let p = consumer.node.client().peers().await.unwrap();
+        p.searchable.contains(&a) && p.searchable.contains(&l)
+    })
+    .await;
+
+    let dir = consumer.node.directory();
+    let found = dir.search("kettles", kinds::ALL, 20, true).await.unwrap();
+    assert_eq!(found.asked, 2, "{found:?}");
+    assert_eq!(found.answered, 2, "{found:?}");
+    assert_eq!(found.complete, 2, "{found:?}");
+    assert_eq!(found.dropped, 2, "both lies are dropped: {found:?}");
+    assert_eq!(found.hits.len(), 1, "{found:?}");
+    let hit = &found.hits[0];
+    assert_eq!(hit.record.id(), kettles.id());
+    assert_eq!(hit.kind, HitKind::Petition);
+    assert_eq!(hit.count, 0, "the archive's count, not the liar's");
+    assert!(!hit.here);
+    // Found, not stored: the consumer does not follow the producer.
+    assert!(!consumer.node.store().contains(&kettles.id()).unwrap());
+    // By a prefix of its id.
+    let prefix = &kettles.id().to_string()[..10];
+    let by_id = dir.search(prefix, kinds::PETITION, 5, true).await.unwrap();
+    assert_eq!(by_id.hits.len(), 1, "{by_id:?}");
+    assert_eq!(by_id.hits[0].record.id(), kettles.id());
+
+    // "cafe" finds "Café Ledito"; profiles found so are stored (every node keeps meta), so
+    // the name then stands for the key on this node.
+    let cafe = dir.search("CAFE", kinds::PROFILE, 20, true).await.unwrap();
+    assert_eq!(cafe.hits.len(), 1, "{cafe:?}");
+    assert_eq!(cafe.hits[0].record.author(), producer);
+    assert_eq!(
+        consumer.node.store().keys_named("cafe ledito", 5).unwrap(),
+        [producer]
+    );
+    // Nothing the liar sent was stored.
+    assert!(consumer
+        .node
+        .store()
+        .record(&off_topic.id())
+        .unwrap()
+        .is_none());
+
+    // Every lie counts against the liar: it is refused soon.
+    eventually("the liar is refused", 20, async || {
+        let _ = dir.search("kettles", kinds::ALL, 20, true).await;
+        consumer
+            .node
+            .status()
+            .await
+            .unwrap()
+            .banned
+            .contains(&l.to_string())
+    })
+    .await;
+    let again = dir.search("kettles", kinds::ALL, 20, true).await.unwrap();
+    assert_eq!(again.asked, 1, "only the archive is asked now: {again:?}");
+    assert_eq!(again.hits.len(), 1);
+    // A search costs a few kilobytes (request and answer).
+    assert!(again.bytes < 4_096, "{again:?}");
+
+    liar_task.abort();
+    for n in [consumer, archive] {
+        n.node.shutdown().await.unwrap();
+    }
+}
