@@ -489,3 +489,66 @@ fn a_fresh_node_finds_a_producer_by_an_accented_name_and_endorses_its_petition_b
         assert_eq!(n.terminate(), Some(0));
     }
 }
+
+#[test]
+fn a_consumers_first_watch_replays_the_history_of_what_they_endorsed_then_only_what_is_new() {
+    let (da, db) = (DataDir::new(), DataDir::new());
+    let (a, addr) = start(&da, None);
+    // A petition with an endorsement, made before the consumer on B has heard of it.
+    let petition = ok(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "Spare parts for ten years",
+            "--text",
+            "Please",
+            "--threshold",
+            "5",
+        ],
+    );
+    let first = ok(&da, &["endorse", &petition]);
+    let (b, _) = start(&db, Some(&addr));
+    eventually("B is connected", TRAVEL, || {
+        let s = json_of(&db, &["status"]);
+        (!s["peers"].as_array()?.is_empty()).then_some(())
+    });
+    let mine = ok(&db, &["endorse", &petition[..8]]);
+    // B's first plain watch: what B takes part in, with its history (A's endorsement came
+    // before B followed anything), then the count.
+    let history = ok(&db, &["watch", "--no-follow"]);
+    for (what, id) in [("petition", &petition), ("A's endorsement", &first), ("mine", &mine)] {
+        assert!(history.contains(&id[..12]), "{what} missing: {history}");
+    }
+    assert!(history.contains("2/5"), "{history}");
+    // Nothing twice.
+    assert_eq!(ok(&db, &["watch", "--no-follow"]), "");
+    // What happens next on that petition is told, and nothing else on the producer's topic.
+    let other = ok(
+        &da,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            PRODUCER,
+            "--title",
+            "Another matter",
+            "--text",
+            "Unrelated",
+            "--threshold",
+            "5",
+        ],
+    );
+    let retraction = ok(&da, &["retract", &petition[..8]]);
+    let next = eventually("the retraction reaches B's watch", TRAVEL, || {
+        let out = ok(&db, &["watch", "--no-follow"]);
+        out.contains(&retraction[..12]).then_some(out)
+    });
+    assert!(!next.contains(&other[..12]), "{next}");
+    for n in [b, a] {
+        assert_eq!(n.terminate(), Some(0));
+    }
+}

@@ -393,7 +393,7 @@ fn main() {
     let fresh = data_dir_at(&root, "directory-fresh");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (p50, p99, bytes, found_ratio) = rt.block_on(async {
+    let (p50, p99, bytes, found_ratio, unanswered) = rt.block_on(async {
         let (a, addr) = start(&archive, |c| c.follow.all = true).await;
         let (c, _) = start(&fresh, |c| c.network.bootstrap = vec![addr.clone()]).await;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -415,6 +415,7 @@ fn main() {
         let mut times = Vec::new();
         let mut bytes = 0u64;
         let mut found = 0usize;
+        let mut unanswered = 0usize;
         let n = 200;
         for q in 0..n {
             let query = match q % 4 {
@@ -442,7 +443,10 @@ fn main() {
             if !s.hits.is_empty() {
                 found += 1;
             }
-            assert_eq!(s.answered, 1, "the archive answers: {query}");
+            if s.answered == 0 {
+                unanswered += 1;
+                eprintln!("  no answer in time for {query:?}");
+            }
         }
         times.sort_by(f64::total_cmp);
         c.shutdown().await.expect("shutdown");
@@ -452,18 +456,19 @@ fn main() {
             percentile(&times, 0.99),
             bytes / n as u64,
             found as f64 / n as f64,
+            unanswered,
         )
     });
     println!(
         "search: {petitions} petitions on the archive, 200 searches from a node that follows \
          nothing: p50 {p50:.1} ms, p99 {p99:.1} ms, {bytes} bytes each on average, \
-         {:.0}% found something",
+         {:.0}% found something, {unanswered} not answered within the 1.5 s a peer is given",
         found_ratio * 100.0
     );
     println!(
         "producers={producers} petitions={petitions} consumer_disk_mb={:.1} \
          consumer_disk_compacted_mb={:.1} consumer_rss_mb={rss:.1} search_p50_ms={p50:.1} \
-         search_p99_ms={p99:.1} search_bytes={bytes}",
+         search_p99_ms={p99:.1} search_bytes={bytes} unanswered={unanswered}",
         mb(ingested),
         mb(compacted)
     );

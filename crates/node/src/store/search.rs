@@ -139,7 +139,27 @@ impl Store {
         };
         // Candidates beyond `limit`, to rank; bounded.
         let want = limit.saturating_mul(4).clamp(limit, 400);
-        for (id, bits) in self.word_hits(longest, wanted)? {
+        // The index entries of every word of the query, intersected before any record is
+        // read: a record must have a word starting with each (the kinds it is found as are
+        // those all its words agree on). Only the longest word's order is kept.
+        let mut candidates = self.word_hits(longest, wanted)?;
+        let mut others: Vec<&String> = words.iter().filter(|w| *w != longest).collect();
+        others.dedup();
+        for w in others {
+            if candidates.is_empty() {
+                break;
+            }
+            let mut bits_of: std::collections::HashMap<RecordId, u8> =
+                std::collections::HashMap::new();
+            for (id, bits) in self.word_hits(w, wanted)? {
+                *bits_of.entry(id).or_default() |= bits;
+            }
+            candidates.retain_mut(|(id, bits)| {
+                *bits &= bits_of.get(id).copied().unwrap_or(0);
+                *bits != 0
+            });
+        }
+        for (id, bits) in candidates {
             let Some(rec) = self.record(&id)? else {
                 continue;
             };
@@ -179,7 +199,8 @@ impl Store {
     }
 
     /// [`Self::ids_with_word`], with the kinds (bits) the word finds each record as, among
-    /// `wanted`. Entries come in word order, so whole words come before longer ones.
+    /// `wanted`. Entries come in word order, so whole words come before longer ones; a
+    /// record with several words starting so appears once per word.
     fn word_hits(&self, word: &str, wanted: u8) -> Result<Vec<(RecordId, u8)>> {
         let prefix = [&[keys::WORD][..], clip(word).as_bytes()].concat();
         let mut out = Vec::new();
