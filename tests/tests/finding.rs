@@ -514,13 +514,17 @@ fn a_consumers_first_watch_replays_the_history_of_what_they_endorsed_then_only_w
     let (b, _) = start(&db, Some(&addr));
     eventually("B is connected", TRAVEL, || {
         let s = json_of(&db, &["status"]);
-        (!s["peers"].as_array()?.is_empty()).then_some(())
+        (s["peers"].as_u64()? > 0).then_some(())
     });
     let mine = ok(&db, &["endorse", &petition[..8]]);
     // B's first plain watch: what B takes part in, with its history (A's endorsement came
     // before B followed anything), then the count.
     let history = ok(&db, &["watch", "--no-follow"]);
-    for (what, id) in [("petition", &petition), ("A's endorsement", &first), ("mine", &mine)] {
+    for (what, id) in [
+        ("petition", &petition),
+        ("A's endorsement", &first),
+        ("mine", &mine),
+    ] {
         assert!(history.contains(&id[..12]), "{what} missing: {history}");
     }
     assert!(history.contains("2/5"), "{history}");

@@ -101,8 +101,8 @@ pub(crate) enum Command {
     /// List the producers whose profiles this node holds (every node keeps profiles), by
     /// name.
     Producers(PageArgs),
-    /// List a producer's products (those its reviews and petitions name), with their
-    /// ratings.
+    /// List a producer's products (those the reviews and petitions this node holds name),
+    /// with how many reviews each has.
     Products {
         /// The producer: key, 8+ digit prefix, or name.
         #[arg(value_parser = author_arg)]

@@ -181,7 +181,8 @@ pub(crate) fn reviews(all: &Reviews, producer: &str) {
     if all.partial {
         println!(
             "note: this node does not follow this producer, so its reviews are missing or \
-             partial: chorus follow --producer {producer}"
+             partial: chorus follow --producer {}",
+            shell_word(producer)
         );
     }
     for r in &all.reviews {
@@ -270,6 +271,17 @@ pub(crate) fn group(g: &GroupInfo) {
     );
 }
 
+/// A word as a shell takes it: quoted when it holds anything but letters, digits and
+/// `-_./`.
+pub(crate) fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
 /// A key as people read it: its profile name and short key, or the short key alone.
 fn person(key: &str, name: Option<&str>) -> String {
     let short: String = key.chars().take(12).collect();
@@ -321,13 +333,14 @@ fn found_details(f: &chorus_client::Found) -> String {
         });
     }
     if !f.following {
+        // Whole keys: a short one may name nothing on a node that has not heard of it.
         let fix = match (f.kind.as_str(), &f.producer) {
-            ("group", _) => format!("chorus follow --group {}", short(&f.id)),
-            ("producer", _) => format!("chorus follow --producer {}", short(&f.id)),
-            (_, Some(p)) => format!("chorus follow --producer {}", short(p)),
+            ("group", _) => format!("chorus follow --group {}", f.id),
+            ("producer", _) => format!("chorus follow --producer {}", f.id),
+            (_, Some(p)) => format!("chorus follow --producer {p}"),
             _ => String::new(),
         };
-        parts.push(format!("not followed ({fix})"));
+        parts.push(format!("not followed: {fix}"));
     }
     parts.join(" · ")
 }
@@ -423,7 +436,9 @@ pub(crate) fn petitions(p: &Petitions, producer: Option<&str>) {
         println!(
             "note: this node does not follow that producer, so its petitions are missing or \
              partial: chorus follow --producer {}",
-            producer.unwrap_or("PRODUCER")
+            producer
+                .map(shell_word)
+                .unwrap_or_else(|| "PRODUCER".into())
         );
     } else if p.petitions.is_empty() {
         println!("no petitions on this node (find some with chorus find WORDS)");

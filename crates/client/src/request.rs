@@ -208,6 +208,10 @@ pub struct DirectoryQuery {
 pub struct ProductsQuery {
     /// The producer: key, unique 8+ digit prefix, or name.
     pub producer: String,
+    /// At most this many (default 50, at most 1,000).
+    pub limit: Option<usize>,
+    /// Skip this many first.
+    pub offset: Option<usize>,
 }
 
 /// Body of `POST /v1/endorse`.

@@ -507,7 +507,8 @@ pub struct Found {
     pub here: bool,
     /// This node follows the topic it is on (its count is complete here).
     pub following: bool,
-    /// The signed record that shows it (for a product: a review or petition naming it).
+    /// The id of the signed record that shows it, checked by this node (for a product: a
+    /// review or petition naming it).
     pub record: String,
 }
 
@@ -522,8 +523,8 @@ pub struct SearchResults {
     pub peers_asked: usize,
     /// Of those, peers that answered in time.
     pub peers_answered: usize,
-    /// Of those, peers that keep every topic: with one, nothing on the network it knows
-    /// of is missing from the results.
+    /// Of those, peers that said they keep every topic (their answers cover the network as
+    /// far as they know it, up to `limit` each).
     pub peers_complete: usize,
     /// Records from peers dropped as invalid or not matching.
     pub dropped: usize,

@@ -57,7 +57,7 @@ pub struct Searched {
     pub asked: usize,
     /// Of those, peers that answered in time.
     pub answered: usize,
-    /// Of those, peers that keep everything.
+    /// Of those, peers that said they keep every topic.
     pub complete: usize,
     /// Records from peers dropped: invalid, or not matching the query.
     pub dropped: usize,
@@ -97,6 +97,15 @@ fn identity(kind: HitKind, rec: &SignedRecord) -> Option<Identity> {
             product_of(rec).map(|(producer, code)| Identity::Product(*producer.as_bytes(), code))
         }
     }
+}
+
+/// Is `query` one a peer answers (PROTOCOL.md §13.5): at most 256 bytes, with a word or of 8
+/// to 64 hex digits? Anything else would be malformed to it (and count against this node).
+pub fn searchable(query: &str) -> bool {
+    let q = query.trim();
+    let hex = (crate::store::MIN_PREFIX..=64).contains(&q.len())
+        && q.bytes().all(|b| b.is_ascii_hexdigit());
+    q.len() <= chorus_protocol::sync::wire::MAX_QUERY && (hex || !fold::words(q).is_empty())
 }
 
 /// Does a record a peer returned as `kind` match `query`: by its words, or by the hex
@@ -198,7 +207,7 @@ impl Directory {
         let q = query.to_string();
         let local = tokio::task::spawn_blocking(move || store.search(&q, wanted, limit));
         let remote = async {
-            if peers {
+            if peers && searchable(query) {
                 self.ask_peers(query, wanted, limit).await
             } else {
                 Ok(Vec::new())
@@ -210,8 +219,13 @@ impl Directory {
             Ok(a) => (a, Searched::default()),
             Err(_) => (Vec::new(), Searched::default()),
         };
-        let mut merged: Vec<Hit> = Vec::new();
-        let mut at: HashMap<Identity, usize> = HashMap::new();
+        let words = fold::words(query);
+        // Each source's hits, best first by its own ranking; merged below so that every
+        // source's best make the list (no peer can push the others' results out with
+        // counts it makes up).
+        let mut lists: Vec<Vec<Identity>> = Vec::new();
+        let mut merged: HashMap<Identity, Hit> = HashMap::new();
+        let mut own = Vec::new();
         for Found {
             kind,
             record,
@@ -219,17 +233,20 @@ impl Directory {
         } in local
         {
             if let Some(id) = identity(kind, &record) {
-                at.insert(id, merged.len());
-                merged.push(Hit {
-                    kind,
-                    record,
-                    count,
-                    here: true,
-                });
+                own.push(id.clone());
+                merged.insert(
+                    id,
+                    Hit {
+                        kind,
+                        record,
+                        count,
+                        here: true,
+                    },
+                );
             }
         }
+        lists.push(own);
         let now = now_ms();
-        let mut meta = Vec::new();
         out.asked = answers.len();
         for answer in answers {
             out.bytes += answer.bytes;
@@ -246,11 +263,18 @@ impl Directory {
                 }
             }
             let mut faults = 0;
+            let mut meta = Vec::new();
+            let mut list = Vec::new();
             for h in hits {
-                let Ok(rec) = validate::check_wire(&h.wire, now, self.skew_ms) else {
-                    faults += 1;
-                    out.dropped += 1;
-                    continue;
+                let rec = match validate::check_wire(&h.wire, now, self.skew_ms) {
+                    Ok(rec) => rec,
+                    // A record a little ahead of this node's clock is no one's fault
+                    // (PROTOCOL.md §12.2); it is dropped, unblamed.
+                    Err(e) => {
+                        faults += u32::from(crate::ingest::sender_at_fault(&e));
+                        out.dropped += 1;
+                        continue;
+                    }
                 };
                 if h.kind.to_u8() & wanted == 0 || !relevant(query, h.kind, &rec) {
                     faults += 1;
@@ -260,12 +284,16 @@ impl Directory {
                 let Some(id) = identity(h.kind, &rec) else {
                     continue;
                 };
-                match at.get(&id) {
-                    Some(i) => {
-                        if let Some(m) = merged.get_mut(*i) {
-                            if !m.here {
-                                m.count = m.count.max(h.count);
-                            }
+                // A profile has no count; any other is a claim: the lowest of those made.
+                let claim = if h.kind == HitKind::Profile {
+                    0
+                } else {
+                    h.count
+                };
+                match merged.get_mut(&id) {
+                    Some(m) => {
+                        if !m.here {
+                            m.count = m.count.min(claim);
                         }
                     }
                     None => {
@@ -277,16 +305,20 @@ impl Directory {
                         } else {
                             self.remember(rec.id(), peer, h.wire.clone());
                         }
-                        at.insert(id, merged.len());
-                        merged.push(Hit {
-                            kind: h.kind,
-                            record: rec,
-                            count: h.count,
-                            here: false,
-                        });
+                        merged.insert(
+                            id.clone(),
+                            Hit {
+                                kind: h.kind,
+                                record: rec,
+                                count: claim,
+                                here: false,
+                            },
+                        );
                     }
                 }
+                list.push(id);
             }
+            lists.push(list);
             if faults > 0 {
                 self.client.penalise(peer, faults).await;
             }
@@ -294,22 +326,43 @@ impl Directory {
             if !meta.is_empty() {
                 let _ = self
                     .ingest
-                    .ingest_from(std::mem::take(&mut meta), Source::Peer(peer.to_bytes()))
+                    .ingest_from(meta, Source::Peer(peer.to_bytes()))
                     .await;
             }
         }
-        let words = fold::words(query);
-        let mut scored: Vec<(usize, Hit)> = merged
+        // Whole-word matches first, then the rest; within each, the sources take turns
+        // (this node first), each in its own order.
+        let mut order: Vec<Identity> = Vec::new();
+        let mut placed: HashSet<Identity> = HashSet::new();
+        for whole in [true, false] {
+            let mut queues: Vec<std::collections::VecDeque<&Identity>> = lists
+                .iter()
+                .map(|l| {
+                    l.iter()
+                        .filter(|id| {
+                            merged.get(*id).is_some_and(|h| {
+                                (whole_words(&words, h.kind, &h.record) == words.len()) == whole
+                            })
+                        })
+                        .collect()
+                })
+                .collect();
+            while queues.iter().any(|q| !q.is_empty()) {
+                for q in &mut queues {
+                    while let Some(id) = q.pop_front() {
+                        if placed.insert(id.clone()) {
+                            order.push(id.clone());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out.hits = order
             .into_iter()
-            .map(|h| (whole_words(&words, h.kind, &h.record), h))
+            .filter_map(|id| merged.remove(&id))
+            .take(limit)
             .collect();
-        // Whole-word matches first, then the larger counts, then what is here.
-        scored.sort_by(|(a, ha), (b, hb)| {
-            b.cmp(a)
-                .then(hb.count.cmp(&ha.count))
-                .then(hb.here.cmp(&ha.here))
-        });
-        out.hits = scored.into_iter().take(limit).map(|(_, h)| h).collect();
         Ok(out)
     }
 

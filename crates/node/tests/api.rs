@@ -668,7 +668,9 @@ async fn the_event_stream_replays_what_arrived_after_a_cursor_then_ends_or_follo
     assert_eq!(all[3].2["tally"]["reached"], true);
     let (s1, s2, s3) = (all[0].1.unwrap(), all[1].1.unwrap(), all[2].1.unwrap());
     assert!(s3 > s2 && s2 > s1);
-    assert_eq!(all[4].1, Some(s3), "ready carries the cursor");
+    // The cursor is the journal's end: past the review on the other producer's topic
+    // (journaled too, as a topic this user wrote to), which this filter does not send.
+    assert_eq!(all[4].1, Some(s3 + 1), "ready carries the cursor");
 
     // Resuming after the first record replays only the second; so does Last-Event-ID.
     let rest = api

@@ -103,6 +103,8 @@ pub(crate) fn groups(cli: &Cli, a: &PageArgs) -> Result<ExitCode> {
 pub(crate) fn products(cli: &Cli, producer: &str) -> Result<ExitCode> {
     let q = ProductsQuery {
         producer: producer.to_string(),
+        limit: Some(1000),
+        offset: None,
     };
     let r = running::call(&cli.data_dir(), |c| c.products(&q))?;
     print::answer(cli.json, &r, |d| {
@@ -110,7 +112,8 @@ pub(crate) fn products(cli: &Cli, producer: &str) -> Result<ExitCode> {
         if d.partial {
             println!(
                 "note: this node does not follow this producer, so some products may be \
-                 missing: chorus follow --producer {producer}"
+                 missing: chorus follow --producer {}",
+                print::shell_word(producer)
             );
         }
     })?;

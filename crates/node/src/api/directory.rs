@@ -20,27 +20,30 @@ const DEFAULT_RESULTS: usize = 20;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
 
-/// The kinds a search asks for, and whether only producers or only consumers among the
-/// profiles.
-fn wanted(kind: Option<&str>) -> Result<(u8, Option<Role>), ApiError> {
+/// The kinds a search asks for, and the roles of the profiles wanted (empty: every role).
+fn wanted(kind: Option<&str>) -> Result<(u8, Vec<Role>), ApiError> {
     let Some(list) = kind else {
-        return Ok((kinds::ALL, None));
+        return Ok((kinds::ALL, Vec::new()));
     };
     let mut bits = 0;
-    let mut role = None;
+    let mut roles = Vec::new();
+    let mut any_profile = false;
     for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         bits |= match k {
-            "profile" => kinds::PROFILE,
+            "profile" => {
+                any_profile = true;
+                kinds::PROFILE
+            }
             "producer" => {
-                role = Some(Role::Producer);
+                roles.push(Role::Producer);
                 kinds::PROFILE
             }
             "consumer" => {
-                role = Some(Role::Consumer);
+                roles.push(Role::Consumer);
                 kinds::PROFILE
             }
             "watchdog" => {
-                role = Some(Role::Watchdog);
+                roles.push(Role::Watchdog);
                 kinds::PROFILE
             }
             "group" => kinds::GROUP,
@@ -60,7 +63,10 @@ fn wanted(kind: Option<&str>) -> Result<(u8, Option<Role>), ApiError> {
     if bits == 0 {
         return Err(ApiError::bad("bad_kind", "kind: empty"));
     }
-    Ok((bits, role))
+    if any_profile {
+        roles.clear();
+    }
+    Ok((bits, roles))
 }
 
 /// Is this a query a node can look for: words, or 8+ hex digits?
@@ -150,21 +156,24 @@ pub(crate) async fn search(
     Q(q): Q<SearchQuery>,
 ) -> Result<Json<SearchResults>, ApiError> {
     check_query(&q.q)?;
-    let (bits, role) = wanted(q.kind.as_deref())?;
+    let (bits, roles) = wanted(q.kind.as_deref())?;
     let limit = q.limit.unwrap_or(DEFAULT_RESULTS).clamp(1, MAX_HITS);
+    // Profiles of some roles only: ask for as many as may be, keep `limit` of those.
+    let asked = if roles.is_empty() { limit } else { MAX_HITS };
     let searched = s
         .directory
-        .search(q.q.trim(), bits, limit, !q.local)
+        .search(q.q.trim(), bits, asked, !q.local)
         .await?;
     let results = searched
         .hits
         .iter()
         .filter(
-            |Hit { kind, record, .. }| match (role, &record.record().body) {
-                (Some(want), Body::Profile(p)) if *kind == HitKind::Profile => p.role == want,
+            |Hit { kind, record, .. }| match (&record.record().body, *kind) {
+                (Body::Profile(p), HitKind::Profile) => roles.is_empty() || roles.contains(&p.role),
                 _ => true,
             },
         )
+        .take(limit)
         .map(|h| found(&s, h.kind, &h.record, h.count, h.here))
         .collect();
     Ok(Json(SearchResults {
@@ -250,17 +259,23 @@ pub(crate) async fn products(
     Q(q): Q<ProductsQuery>,
 ) -> Result<Json<Directory>, ApiError> {
     let producer = author_named(&s, "producer", &q.producer).await?;
+    let store = s.store.clone();
+    let products = tokio::task::spawn_blocking(move || store.products_of(&producer))
+        .await
+        .map_err(|_| crate::error::Error::NodeStopped)??;
     let mut all = Vec::new();
-    for (code, rec) in s.store.products_of(&producer)? {
+    for (code, rec) in products {
         let reviews = s.store.rating(&producer, &code)?.count;
         all.push(found(&s, HitKind::Product, &rec, reviews, true));
     }
     all.sort_by_cached_key(|f| fold::fold(&f.name));
-    let total = all.len();
+    let page_query = DirectoryQuery {
+        limit: q.limit,
+        offset: q.offset,
+    };
     Ok(Json(Directory {
-        results: all,
-        total,
         partial: !s.following.follows(&Topic::Producer(producer)),
+        ..page(&page_query, all)
     }))
 }
 
@@ -270,14 +285,22 @@ mod tests {
 
     #[test]
     fn kinds_are_read_from_their_names() {
-        assert_eq!(wanted(None).unwrap(), (kinds::ALL, None));
+        assert_eq!(wanted(None).unwrap(), (kinds::ALL, vec![]));
         assert_eq!(
             wanted(Some("petition,product")).unwrap(),
-            (kinds::PETITION | kinds::PRODUCT, None)
+            (kinds::PETITION | kinds::PRODUCT, vec![])
         );
         assert_eq!(
             wanted(Some("producer")).unwrap(),
-            (kinds::PROFILE, Some(Role::Producer))
+            (kinds::PROFILE, vec![Role::Producer])
+        );
+        assert_eq!(
+            wanted(Some("producer,consumer")).unwrap(),
+            (kinds::PROFILE, vec![Role::Producer, Role::Consumer])
+        );
+        assert_eq!(
+            wanted(Some("producer,profile")).unwrap(),
+            (kinds::PROFILE, vec![])
         );
         assert!(wanted(Some("shop")).is_err());
         assert!(wanted(Some(",")).is_err());

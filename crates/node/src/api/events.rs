@@ -99,12 +99,13 @@ impl Involved {
         i
     }
 
-    fn record(&self, rec: &SignedRecord) -> bool {
+    fn record(&self, rec: &SignedRecord, store: &crate::store::Store) -> bool {
         let r = rec.record();
         let target = r.body.target();
         self.me.is_some_and(|me| r.topic == Topic::Producer(me))
             || self.petitions.contains(&rec.id())
             || target.is_some_and(|t| self.petitions.contains(&t) || self.own.contains(&t))
+            || petition_of(rec, store).is_some_and(|p| self.petitions.contains(&p))
             || matches!(r.topic, Topic::Group(g) if self.groups.contains(&g))
             || matches!(&r.body, Body::Review(rv)
                 if self.products.contains(&(rv.product.producer, rv.product.code.clone())))
@@ -123,13 +124,14 @@ struct Filter {
 }
 
 impl Filter {
-    fn record(&self, rec: &SignedRecord) -> bool {
+    /// Does the stream want this record? (`store`: to find what a retraction retracts.)
+    fn record(&self, rec: &SignedRecord, store: &crate::store::Store) -> bool {
         let r = rec.record();
-        self.involved.as_ref().is_none_or(|i| i.record(rec))
+        self.involved.as_ref().is_none_or(|i| i.record(rec, store))
             && self.producer.is_none_or(|p| r.topic == Topic::Producer(p))
-            && self
-                .petition
-                .is_none_or(|p| rec.id() == p || r.body.target() == Some(p))
+            && self.petition.is_none_or(|p| {
+                rec.id() == p || r.body.target() == Some(p) || petition_of(rec, store) == Some(p)
+            })
             && self.group.is_none_or(|g| r.topic == Topic::Group(g))
             && self.kind.as_deref().is_none_or(|k| r.kind().as_str() == k)
     }
@@ -223,7 +225,8 @@ fn live_event(e: &Event, f: &Filter, state: &ApiState, after: u64) -> Option<Sse
                 return None;
             }
             let rec = store.record(id).ok().flatten()?;
-            f.record(&rec).then(|| record_event(store, *seq, &rec))
+            f.record(&rec, store)
+                .then(|| record_event(store, *seq, &rec))
         }
         Event::TallyChanged { petition, tally } => {
             if !f.petition_tally(petition, tally) {
@@ -358,7 +361,7 @@ async fn history(
     let mut from = None;
     loop {
         let p = page(from).await?;
-        matching += p.records.iter().filter(|r| f.record(r)).count();
+        matching += p.records.iter().filter(|r| f.record(r, &s.store)).count();
         match p.next {
             Some(n) if !tx.is_closed() => from = Some(n),
             _ => break,
@@ -369,7 +372,7 @@ async fn history(
     let mut from = None;
     loop {
         let p = page(from).await?;
-        for rec in p.records.iter().filter(|r| f.record(r)) {
+        for rec in p.records.iter().filter(|r| f.record(r, &s.store)) {
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -440,7 +443,7 @@ async fn replay(
             let Some(rec) = s.store.record(&id)? else {
                 continue;
             };
-            if !f.record(&rec) {
+            if !f.record(&rec, &s.store) {
                 continue;
             }
             if let Some(p) = petition_of(&rec, &s.store) {
@@ -490,6 +493,13 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Q(q): Q<EventsQuery>,
 ) -> Result<SseResponse<impl Stream<Item = Result<Sse, Infallible>>>, ApiError> {
+    if let Some(k) = &q.kind {
+        k.parse::<chorus_protocol::Kind>()
+            .map_err(|e| ApiError::bad("bad_kind", format!("kind {k:?}: {e}")))?;
+    }
+    // Held by the stream's task: the place is free again when the stream ends (taken before
+    // anything costly is read for it).
+    let permit = s.streams.open_one(&token)?;
     if q.mine && (q.producer.is_some() || q.petition.is_some() || q.group.is_some()) {
         return Err(ApiError::bad(
             "bad_request",
@@ -519,12 +529,6 @@ pub(crate) async fn events(
             .map(|g| record_id(&s, "group", g))
             .transpose()?,
     };
-    if let Some(k) = &q.kind {
-        k.parse::<chorus_protocol::Kind>()
-            .map_err(|e| ApiError::bad("bad_kind", format!("kind {k:?}: {e}")))?;
-    }
-    // Held by the stream's task: the place is free again when the stream ends.
-    let permit = s.streams.open_one(&token)?;
     // Journal what this watch is about from now on, so the next watch can resume.
     let mut topic = None;
     if let Some(p) = f.producer {

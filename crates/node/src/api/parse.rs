@@ -148,7 +148,10 @@ pub(crate) async fn record_named(
             match ids.as_slice() {
                 [one] => Ok(*one),
                 [] => Err(ApiError::not_found(format!(
-                    "{field} {t}: no record this node holds has an id starting so, nor does                      any of the {} peers asked (find it with `chorus find WORDS`, or give                      the whole id)",
+                    "{field} {t}: no record this node holds has an id starting so, nor does \
+                     any of the {} peers asked (find it with `chorus find WORDS`, or give \
+                     the whole id; an endorsement or a response, which has no name or \
+                     title, is found by its whole id only)",
                     searched.answered
                 ))),
                 many => {
@@ -174,7 +177,7 @@ pub(crate) async fn author_named(
     text: &str,
 ) -> Result<AuthorKey, ApiError> {
     match author_key(s, field, text) {
-        Err(e) if e.code() == "bad_key" && !text.trim().is_empty() => {
+        Err(e) if e.code() == "bad_key" && crate::directory::searchable(text) => {
             let searched = s
                 .directory
                 .search(text.trim(), kinds::PROFILE, CANDIDATES + 1, true)

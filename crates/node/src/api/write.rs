@@ -40,6 +40,11 @@ pub(crate) async fn create_on(
     let rec = b
         .sign(&s.signer)
         .map_err(|e| ApiError::bad(e.code(), e.to_string()))?;
+    // What the user takes part in is journaled from now on, so a plain `chorus watch`
+    // (`mine=true`) later replays what arrived there meanwhile.
+    if rec.record().topic != Topic::Meta {
+        s.store.watch_topic(&rec.record().topic)?;
+    }
     let outcome = match s.publisher.publish(&rec).await? {
         Outcome::Stored(_) => chorus_client::Outcome::Stored,
         Outcome::Duplicate(_) => chorus_client::Outcome::Duplicate,

@@ -112,14 +112,21 @@ impl Store {
     pub fn keys_named(&self, name: &str, limit: usize) -> Result<Vec<AuthorKey>> {
         let wanted = fold::fold(name.trim());
         let words = fold::words(name);
-        let Some(longest) = words.iter().max_by_key(|w| w.len()) else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        for id in self.ids_with_word(longest, kinds::PROFILE)? {
-            let Some(rec) = self.record(&id)? else {
-                continue;
-            };
+        // A name without a word (only signs, say) is not in the word index: every profile
+        // is read then.
+        let candidates: Vec<SignedRecord> = match words.iter().max_by_key(|w| w.len()) {
+            Some(longest) => {
+                let mut recs = Vec::new();
+                for id in self.ids_with_word(longest, kinds::PROFILE)? {
+                    recs.extend(self.record(&id)?);
+                }
+                recs
+            }
+            None => self.profiles()?,
+        };
+        for rec in candidates {
+            let id = rec.id();
             let named = matches!(&rec.record().body, Body::Profile(p) if fold::fold(p.name.trim()) == wanted);
             // Only the author's current profile names them.
             let current = named && self.profile(&rec.author())?.is_some_and(|p| p.id() == id);

@@ -24,8 +24,12 @@ use crate::error::Result;
 const WORD_BYTES: usize = 24;
 /// Most words indexed per record.
 const MAX_WORDS: usize = 32;
-/// Most index entries one search reads: its cost whatever the store holds.
+/// Most index entries of the kinds looked for that one word's scan keeps, and most it reads
+/// of any kind (four times as many): a search's cost whatever the store holds.
 const MAX_SCANNED: usize = 20_000;
+/// Most words of a query looked up in the index (the longest; the others are checked on
+/// the records read).
+const MAX_QUERY_WORDS: usize = 8;
 
 /// One thing found: what it is, the record that shows it (for a product, a review or a
 /// petition that names it) and its count here.
@@ -138,20 +142,26 @@ impl Store {
             return Ok(out);
         };
         // Candidates beyond `limit`, to rank; bounded.
-        let want = limit.saturating_mul(4).clamp(limit, 400);
+        let want = limit.saturating_mul(4).min(400).max(limit);
         // The index entries of every word of the query, intersected before any record is
         // read: a record must have a word starting with each (the kinds it is found as are
         // those all its words agree on). Only the longest word's order is kept.
-        let mut candidates = self.word_hits(longest, wanted)?;
+        let (mut candidates, _) = self.word_hits(longest, wanted)?;
         let mut others: Vec<&String> = words.iter().filter(|w| *w != longest).collect();
+        others.sort_by_key(|w| std::cmp::Reverse(w.len()));
         others.dedup();
-        for w in others {
+        for w in others.into_iter().take(MAX_QUERY_WORDS - 1) {
             if candidates.is_empty() {
                 break;
             }
+            let (hits, complete) = self.word_hits(w, wanted)?;
+            // A scan cut short cannot rule a record out: the record's own words decide.
+            if !complete {
+                continue;
+            }
             let mut bits_of: std::collections::HashMap<RecordId, u8> =
                 std::collections::HashMap::new();
-            for (id, bits) in self.word_hits(w, wanted)? {
+            for (id, bits) in hits {
                 *bits_of.entry(id).or_default() |= bits;
             }
             candidates.retain_mut(|(id, bits)| {
@@ -193,6 +203,7 @@ impl Store {
     pub(crate) fn ids_with_word(&self, word: &str, wanted: u8) -> Result<Vec<RecordId>> {
         Ok(self
             .word_hits(word, wanted)?
+            .0
             .into_iter()
             .map(|(id, _)| id)
             .collect())
@@ -200,11 +211,15 @@ impl Store {
 
     /// [`Self::ids_with_word`], with the kinds (bits) the word finds each record as, among
     /// `wanted`. Entries come in word order, so whole words come before longer ones; a
-    /// record with several words starting so appears once per word.
-    fn word_hits(&self, word: &str, wanted: u8) -> Result<Vec<(RecordId, u8)>> {
+    /// record with several words starting so appears once per word. Also says whether the
+    /// scan went to the end (else it stopped at [`MAX_SCANNED`]).
+    fn word_hits(&self, word: &str, wanted: u8) -> Result<(Vec<(RecordId, u8)>, bool)> {
         let prefix = [&[keys::WORD][..], clip(word).as_bytes()].concat();
         let mut out = Vec::new();
-        for kv in self.scan(&prefix).take(MAX_SCANNED) {
+        for (read, kv) in self.scan(&prefix).enumerate() {
+            if out.len() >= MAX_SCANNED || read >= 4 * MAX_SCANNED {
+                return Ok((out, false));
+            }
             let (k, v) = kv?;
             let bits = v.first().copied().unwrap_or(0) & wanted;
             if bits == 0 {
@@ -214,7 +229,7 @@ impl Store {
                 out.push((id, bits));
             }
         }
-        Ok(out)
+        Ok((out, true))
     }
 
     /// Adds `rec` as a `kind` hit unless unwanted, already found, or a profile that a newer
@@ -281,11 +296,19 @@ pub fn product_of(rec: &SignedRecord) -> Option<(AuthorKey, String)> {
 /// once, when such a store opens. Returns how many entries were written.
 pub(crate) fn build_word_index(tree: &sled::Tree) -> Result<u64> {
     let mut written = 0;
-    for kv in tree.scan_prefix([keys::TOPIC]) {
+    let started = std::time::Instant::now();
+    for (n, kv) in tree.scan_prefix([keys::TOPIC]).enumerate() {
         let rec = SignedRecord::from_vec(kv?.1.to_vec())?;
         for (k, v) in word_entries(&rec) {
             tree.insert(k, v)?;
             written += 1;
+        }
+        if n > 0 && n % 500_000 == 0 {
+            tracing::info!(
+                records = n,
+                secs = started.elapsed().as_secs(),
+                "writing the word index of the stored records (once, for this version)"
+            );
         }
     }
     Ok(written)

@@ -68,7 +68,9 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
         db.flush()?;
         tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
         db.flush()?;
-        return Ok(true);
+        // Only the word index was added: the records, and so the saved sync index, are
+        // unchanged.
+        return Ok(false);
     }
     for prefix in keys::DERIVED {
         for k in tree.scan_prefix([prefix]).keys() {
