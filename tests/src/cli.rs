@@ -102,6 +102,27 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens a plain petition aimed at `producer` on `dir`, with this title and threshold;
+/// returns its id.
+pub fn open_petition(dir: &DataDir, producer: &str, title: &str, threshold: u32) -> String {
+    let threshold = threshold.to_string();
+    ok(
+        dir,
+        &[
+            "petition",
+            "open",
+            "--producer",
+            producer,
+            "--title",
+            title,
+            "--text",
+            "Please",
+            "--threshold",
+            &threshold,
+        ],
+    )
+}
+
 /// Opens a campaign aimed at [`PRODUCER`] on `dir` (threshold 1) with this goal (`30EUR`)
 /// and deadline (ms); returns its id.
 pub fn campaign(dir: &DataDir, goal: &str, deadline: Option<u64>) -> String {

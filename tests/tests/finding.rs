@@ -4,8 +4,8 @@
 //! the small things a new user met.
 
 use chorus_e2e::cli::{
-    campaign, eventually, fails, json_of, now_ms, ok, start, stderr, stdout, PRODUCER, START,
-    TRAVEL,
+    campaign, eventually, fails, json_of, now_ms, ok, open_petition, start, stderr, stdout,
+    PRODUCER, START, TRAVEL,
 };
 use chorus_e2e::{chorus, DataDir};
 use chorus_protocol::{cbor, Body, Petition, PetitionVariant, RecordBuilder, SigningKey};
@@ -389,21 +389,7 @@ fn a_fresh_node_finds_a_producer_by_an_accented_name_and_endorses_its_petition_b
         &["profile", "--name", "Café Ledito", "--role", "producer"],
     );
     let (c, _) = start(&dc, Some(&addr));
-    let petition = ok(
-        &dc,
-        &[
-            "petition",
-            "open",
-            "--producer",
-            &producer,
-            "--title",
-            "Repairable kettles",
-            "--text",
-            "Sell the spare parts",
-            "--threshold",
-            "2",
-        ],
-    );
+    let petition = open_petition(&dc, &producer, "Repairable kettles", 2);
     eventually("the archive holds the petition", TRAVEL, || {
         let t = chorus(&dx, &["tally", &petition]);
         t.status.success().then_some(())
@@ -495,21 +481,7 @@ fn a_consumers_first_watch_replays_the_history_of_what_they_endorsed_then_only_w
     let (da, db) = (DataDir::new(), DataDir::new());
     let (a, addr) = start(&da, None);
     // A petition with an endorsement, made before the consumer on B has heard of it.
-    let petition = ok(
-        &da,
-        &[
-            "petition",
-            "open",
-            "--producer",
-            PRODUCER,
-            "--title",
-            "Spare parts for ten years",
-            "--text",
-            "Please",
-            "--threshold",
-            "5",
-        ],
-    );
+    let petition = open_petition(&da, PRODUCER, "Spare parts for ten years", 5);
     let first = ok(&da, &["endorse", &petition]);
     let (b, _) = start(&db, Some(&addr));
     eventually("B is connected", TRAVEL, || {
@@ -531,21 +503,7 @@ fn a_consumers_first_watch_replays_the_history_of_what_they_endorsed_then_only_w
     // Nothing twice.
     assert_eq!(ok(&db, &["watch", "--no-follow"]), "");
     // What happens next on that petition is told, and nothing else on the producer's topic.
-    let other = ok(
-        &da,
-        &[
-            "petition",
-            "open",
-            "--producer",
-            PRODUCER,
-            "--title",
-            "Another matter",
-            "--text",
-            "Unrelated",
-            "--threshold",
-            "5",
-        ],
-    );
+    let other = open_petition(&da, PRODUCER, "Another matter", 5);
     let retraction = ok(&da, &["retract", &petition[..8]]);
     let next = eventually("the retraction reaches B's watch", TRAVEL, || {
         let out = ok(&db, &["watch", "--no-follow"]);

@@ -173,7 +173,11 @@ impl Node {
             store.clone(),
             params,
             client.clone(),
-            following.clone(),
+            {
+                // Whether this node keeps every topic, for a search's answer.
+                let f = following.clone();
+                move || f.snapshot().all
+            },
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));

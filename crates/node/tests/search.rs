@@ -4,11 +4,12 @@
 //! lying peer returns (forged records, records that do not match) is dropped and counted
 //! against it until it is refused; and a search costs a few kilobytes.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
-use chorus_node::config::Config;
-use chorus_node::net::{PeerId, PROTOCOL_VERSION};
-use chorus_node::{DataDir, NetEvent, Node};
+use chorus_node::net::PROTOCOL_VERSION;
 use chorus_protocol::sync::wire::{kinds, Hit, HitKind, Request, Response, Scope};
 use chorus_protocol::{
     AuthorKey, Body, Petition, PetitionVariant, Profile, RecordBuilder, Role, SignedRecord,
@@ -17,61 +18,9 @@ use chorus_protocol::{
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, StreamProtocol};
-use tempfile::TempDir;
+use libp2p::{identify, noise, tcp, yamux, StreamProtocol};
 
-struct TestNode {
-    node: Node,
-    addr: String,
-    _dir: TempDir,
-}
-
-async fn start_with(bootstrap: &[&str], tune: impl FnOnce(&mut Config)) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path());
-    data.init().unwrap();
-    let mut config = Config::default();
-    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
-    config.network.mdns = false;
-    config.api.listen = String::new();
-    tune(&mut config);
-    let (node, mut events) = Node::start(&data, config).await.unwrap();
-    let mut addr = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while addr.is_empty() {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(NetEvent::Listening(a))) => addr = a.to_string(),
-            Ok(Some(_)) => {}
-            _ => panic!("node did not listen"),
-        }
-    }
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    TestNode {
-        node,
-        addr,
-        _dir: dir,
-    }
-}
-
-async fn eventually(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn peer_of(addr: &str) -> PeerId {
-    let a: Multiaddr = addr.parse().unwrap();
-    match a.iter().last() {
-        Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
-        _ => panic!("no /p2p in {addr}"),
-    }
-}
+use common::{eventually, peer_of, start_with};
 
 fn now() -> u64 {
     chorus_node::clock::now_ms()

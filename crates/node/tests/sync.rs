@@ -3,70 +3,35 @@
 //! stalling peer neither corrupts nor wedges an honest node, and peers flooding a node with
 //! the largest requests do not keep an honest peer from pulling.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chorus_node::config::Config;
-use chorus_node::net::PeerId;
 use chorus_node::workload::{generate, Params};
-use chorus_node::{DataDir, NetEvent, Node, SyncReport};
+use chorus_node::{Node, SyncReport};
 use chorus_protocol::sync::reconcile::{Bound, Mode, Part};
 use chorus_protocol::sync::wire::{Hit, HitKind, Request, Response, Scope};
 use chorus_protocol::{RecordId, SignedRecord};
+use common::{eventually, peer_of, TestNode};
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol};
-use tempfile::TempDir;
 
-struct TestNode {
-    node: Node,
-    addr: String,
-    _dir: TempDir,
-}
-
+/// A node that follows everything (what these tests sync), tuned by `tune`.
 async fn start_with(bootstrap: &[&str], tune: impl FnOnce(&mut Config)) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path());
-    data.init().unwrap();
-    let mut config = Config::default();
-    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.network.bootstrap = bootstrap.iter().map(|s| s.to_string()).collect();
-    config.network.mdns = false;
-    config.api.listen = String::new();
-    config.follow.all = true;
-    tune(&mut config);
-    let (node, mut events) = Node::start(&data, config).await.unwrap();
-    let mut addr = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while addr.is_empty() {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(NetEvent::Listening(a))) => addr = a.to_string(),
-            Ok(Some(_)) => {}
-            _ => panic!("node did not listen"),
-        }
-    }
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    TestNode {
-        node,
-        addr,
-        _dir: dir,
-    }
+    common::start_with(bootstrap, |c| {
+        c.follow.all = true;
+        tune(c)
+    })
+    .await
 }
 
 async fn start(bootstrap: &[&str]) -> TestNode {
     start_with(bootstrap, |_| {}).await
-}
-
-async fn eventually(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn workload(seed: u64, n: usize) -> Vec<SignedRecord> {
@@ -88,14 +53,6 @@ async fn ingest(node: &Node, recs: &[SignedRecord]) {
 
 fn ids(node: &Node) -> BTreeSet<RecordId> {
     node.store().ids().unwrap().into_iter().collect()
-}
-
-fn peer_of(addr: &str) -> PeerId {
-    let a: Multiaddr = addr.parse().unwrap();
-    match a.iter().last() {
-        Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
-        _ => panic!("no /p2p in {addr}"),
-    }
 }
 
 async fn connected(node: &Node, peer: &str) {

@@ -14,7 +14,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::follow::Following;
 use crate::net::{Client, InboundLimits, InboundRequest, PeerId};
 use crate::store::Store;
 
@@ -178,13 +177,14 @@ async fn answer_one(
     }
 }
 
-/// Answers every inbound sync request until `cancel` fires or the network stops.
+/// Answers every inbound sync request until `cancel` fires or the network stops;
+/// `everything` says whether this node keeps every topic now (a search's answer says so).
 pub(crate) async fn run(
     mut requests: mpsc::Receiver<InboundRequest>,
     store: Store,
     params: Params,
     client: Client,
-    following: Following,
+    everything: impl Fn() -> bool + Send,
     cancel: CancellationToken,
 ) {
     // Bounded by what the network admits: open streams per peer and in all.
@@ -199,7 +199,7 @@ pub(crate) async fn run(
             if req.reply.is_closed() {
                 continue;
             }
-            let everything = following.snapshot().all;
+            let everything = everything();
             serving.spawn(answer_one(
                 req,
                 store.clone(),
