@@ -327,21 +327,7 @@ fn follow_catches_up_at_once_and_sync_reports_in_words() {
 fn a_petition_the_node_does_not_follow_is_fetched_when_endorsed_by_its_id() {
     let (da, db) = (DataDir::new(), DataDir::new());
     let (a, addr) = start(&da, None);
-    let id = ok(
-        &da,
-        &[
-            "petition",
-            "open",
-            "--producer",
-            PRODUCER,
-            "--title",
-            "Spare parts",
-            "--text",
-            "For ten years",
-            "--threshold",
-            "2",
-        ],
-    );
+    let id = open_petition(&da, PRODUCER, "Spare parts", 2);
     // B follows nothing and never saw the petition: a friend sent its id.
     let (b, _) = start(&db, Some(&addr));
     eventually("B is connected", TRAVEL, || {

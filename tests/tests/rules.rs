@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chorus_e2e::cli::{
-    campaign, eventually, fails, json_of, now_ms, ok, start, stdout, PRODUCER, START, TRAVEL,
+    campaign, eventually, fails, json_of, now_ms, ok, open_petition, start, stdout, PRODUCER,
+    START, TRAVEL,
 };
 use chorus_e2e::{chorus, DataDir, NodeProcess};
 use serde_json::Value;
@@ -110,21 +111,7 @@ fn an_endorsement_made_after_a_withdrawal_is_refused_locally_and_not_counted_whe
     let (da, db) = (DataDir::new(), DataDir::new());
     let (a, addr) = start(&da, None);
     let (b, _) = start(&db, Some(&addr));
-    let id = ok(
-        &da,
-        &[
-            "petition",
-            "open",
-            "--producer",
-            PRODUCER,
-            "--title",
-            "Spare parts",
-            "--text",
-            "Sell them",
-            "--threshold",
-            "2",
-        ],
-    );
+    let id = open_petition(&da, PRODUCER, "Spare parts", 2);
     ok(&db, &["follow", "--producer", PRODUCER]);
     tally_when(&db, &id, "the petition reaches B", |_| true);
     ok(&db, &["endorse", &id]);

@@ -16,9 +16,9 @@ use chorus_protocol::{
     SigningKey,
 };
 use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::identify;
+use libp2p::request_response;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, StreamProtocol};
 
 use common::{eventually, peer_of, start_with};
 
@@ -57,39 +57,14 @@ struct LiarBehaviour {
 
 /// A peer that speaks Chorus 1.2 and answers every search with `hits`.
 async fn liar(hits: Vec<Hit>) -> (String, tokio::task::JoinHandle<()>) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| LiarBehaviour {
-            requests: request_response::Behaviour::with_codec(
-                chorus_node::sync::codec(),
-                [(
-                    StreamProtocol::new(chorus_node::sync::PROTOCOL),
-                    ProtocolSupport::Full,
-                )],
-                request_response::Config::default(),
-            ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                PROTOCOL_VERSION.into(),
-                key.public(),
-            )),
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
-        }
-    };
+    let (mut swarm, addr) = common::fake_peer(|key| LiarBehaviour {
+        requests: common::sync_protocol(),
+        identify: identify::Behaviour::new(identify::Config::new(
+            PROTOCOL_VERSION.into(),
+            key.public(),
+        )),
+    })
+    .await;
     let task = tokio::spawn(async move {
         loop {
             let SwarmEvent::Behaviour(LiarBehaviourEvent::Requests(

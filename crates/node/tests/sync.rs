@@ -172,35 +172,7 @@ async fn identical_stores_exchange_a_handful_of_small_messages() {
 /// A peer that speaks the sync protocol and lies: it claims ids it does not have, answers
 /// fetches with forged and unrequested records, or (when `stall`) never answers at all.
 async fn liar(forged: Vec<Vec<u8>>, stall: bool) -> (String, tokio::task::JoinHandle<()>) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                chorus_node::sync::codec(),
-                [(
-                    StreamProtocol::new(chorus_node::sync::PROTOCOL),
-                    ProtocolSupport::Full,
-                )],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
-        }
-    };
+    let (mut swarm, addr) = common::fake_peer(|_| common::sync_protocol()).await;
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         let mut round = 0u8;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use chorus_node::config::Config;
 use chorus_node::net::PeerId;
 use chorus_node::{DataDir, NetEvent, Node};
-use libp2p::Multiaddr;
+use futures::StreamExt;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm};
 use tempfile::TempDir;
 
 /// A running node, its listen address (`.../p2p/PEERID`) and its data dir.
@@ -67,4 +70,44 @@ pub fn peer_of(addr: &str) -> PeerId {
         Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
         _ => panic!("no /p2p in {addr}"),
     }
+}
+
+/// A swarm of `behaviour` on TCP (noise, yamux), for a fake peer that speaks Chorus's
+/// protocols by hand, listening on 127.0.0.1; with its full address.
+pub async fn fake_peer<B: NetworkBehaviour>(
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> (Swarm<B>, String) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| behaviour(key))
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(*swarm.local_peer_id()));
+        }
+    };
+    (swarm, addr.to_string())
+}
+
+/// The sync protocol (`/chorus/sync/1`), asked and answered, as a fake peer speaks it.
+pub fn sync_protocol() -> request_response::Behaviour<chorus_node::net::RequestCodec> {
+    request_response::Behaviour::with_codec(
+        chorus_node::sync::codec(),
+        [(
+            StreamProtocol::new(chorus_node::sync::PROTOCOL),
+            ProtocolSupport::Full,
+        )],
+        request_response::Config::default(),
+    )
 }
