@@ -4,10 +4,10 @@
 //! the small things a new user met.
 
 use chorus_e2e::cli::{
-    campaign, eventually, fails, json_of, now_ms, ok, open_petition, start, stderr, stdout,
+    campaign, eventually, fails, json_of, now_ms, ok, open_petition, start, stderr, stdout, FLAGS,
     PRODUCER, START, TRAVEL,
 };
-use chorus_e2e::{chorus, DataDir};
+use chorus_e2e::{chorus, DataDir, NodeProcess};
 use chorus_protocol::{cbor, Body, Petition, PetitionVariant, RecordBuilder, SigningKey};
 
 /// A petition aimed at [`PRODUCER`], signed by a key no node holds.
@@ -204,22 +204,35 @@ fn short_ids_and_names_stand_for_ids_and_keys_and_mine_lists_what_was_signed() {
     let err = fails(&dc, &["show", none]);
     assert!(err.contains("no record"), "{err}");
 
-    // Two profiles with one name: the name is ambiguous, and both candidates are listed.
-    let (x, _) = start(&dx, Some(&addr));
+    // Two profiles with one name: to a node that keeps neither, the name is ambiguous, and
+    // both candidates, found on its peers, are listed.
+    let (x, x_addr) = start(&dx, Some(&addr));
     let other = ok(&dx, &["id"]);
     ok(
         &dx,
         &["profile", "--name", "cafe ledito", "--role", "producer"],
     );
-    let err = eventually("the second profile reaches the consumer", TRAVEL, || {
-        let _ = chorus(&dc, &["sync"]);
-        let out = chorus(&dc, &["follow", "--producer", "Café Ledito"]);
-        (!out.status.success()).then(|| stderr(&out))
+    let dy = DataDir::new();
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--bootstrap", &addr, "--bootstrap", &x_addr]);
+    let mut y = NodeProcess::start(&dy, &flags);
+    y.wait_for("api      http://127.0.0.1:", START);
+    let err = eventually("both profiles are found by name", TRAVEL, || {
+        let out = chorus(&dy, &["follow", "--producer", "Café Ledito"]);
+        let err = stderr(&out);
+        (!out.status.success() && err.contains(&other[..12]) && err.contains(&producer[..12]))
+            .then_some(err)
     });
+    assert!(err.contains("could be any of"), "{err}");
+    // The consumer keeps the profile of the producer it follows, not the namesake's: to it,
+    // the name still stands for the producer it follows.
+    let follows = json_of(&dc, &["follow", "--producer", "Café Ledito"]);
     assert!(
-        err.contains(&producer[..12]) && err.contains(&other[..12]),
-        "{err}"
+        follows["producers"].to_string().contains(&producer)
+            && !follows["producers"].to_string().contains(&other),
+        "{follows}"
     );
+    assert_eq!(y.terminate(), Some(0));
 
     // What the consumer signed: the petition and the endorsement, with where they stand.
     let mine = ok(&dc, &["mine"]);

@@ -537,8 +537,9 @@ pub struct Directory {
     pub results: Vec<Found>,
     /// How many there are in all.
     pub total: usize,
-    /// Products only: this node does not follow the producer, so the list may miss some
-    /// (`chorus follow --producer KEY` completes it).
+    /// Products: this node does not follow the producer, so the list may miss some
+    /// (`chorus follow --producer KEY` completes it). Producers: this node does not keep
+    /// every profile, only those it uses (`chorus find NAME` finds the others).
     #[serde(default)]
     pub partial: bool,
 }

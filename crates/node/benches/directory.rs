@@ -1,17 +1,17 @@
 //! What finding things costs (issue 20): a consumer node's disk and memory in a network of
 //! 100,000 producers and 1,000,000 petitions, and a search's latency and bytes.
 //!
-//! 1. **Consumer.** A consumer node keeps the `meta` topic (every producer's profile, every
-//!    group) and what it follows (here: nothing else). Its store is built from 100,000
-//!    producer profiles and 10,000 groups through the ingest pipeline, then measured on disk
-//!    as ingested and after a compaction (what a node's own online compaction reaches); then
-//!    a node is started on it in a child process, which answers 50 local searches and name
-//!    lookups, and reports its resident memory.
-//! 2. **Search.** An archive node holds the same profiles and groups and 1,000,000
-//!    petitions (titles of 3–6 words from a 5,000-word vocabulary, aimed at random
-//!    producers). A consumer node that follows nothing, connected to it on loopback, runs 200
-//!    searches (one word, two words, a producer's name, an id prefix): latency from the call
-//!    to the merged, verified answer, and bytes sent and received.
+//! An archive node holds 100,000 producers' profiles, 10,000 groups and 1,000,000
+//! petitions (titles of 3–6 words from a 5,000-word vocabulary, aimed at random producers).
+//!
+//! 1. **Search.** A consumer node that follows nothing joins it on loopback and pulls what it
+//!    keeps (meta's groups and attestations; profiles only of what it uses, so none), then
+//!    runs 200 searches (one word, two words, a producer's name, an id prefix): latency from
+//!    the call to the merged, verified answer, and bytes sent and received.
+//! 2. **Consumer.** That node's store is measured on disk as pulled and after a compaction
+//!    (what a node's own online compaction reaches); then a node is started on it in a child
+//!    process, connected to the archive, which looks up 50 producers by name on the network,
+//!    and reports its resident memory.
 //!
 //! The archive's store is built once and kept in `target/bench-data/directory-*` (about
 //! four minutes on 2 cores, 5.4 GB at a million petitions: remove it when done); `CHORUS_BENCH_PETITIONS` and `CHORUS_BENCH_PRODUCERS` scale
@@ -255,11 +255,31 @@ fn vm(field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The child: a consumer node on `dir`, 50 local searches and name lookups, then its memory.
-fn consumer_child(dir: &Path, producers: usize) {
+async fn wait_searchable(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node
+        .client()
+        .peers()
+        .await
+        .expect("peers")
+        .searchable
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the archive never answered identify"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The child: a consumer node on `dir`, connected to the archive at `archive`; 50 searches
+/// of producers' names (each found on the archive), then its memory.
+fn consumer_child(dir: &Path, archive: &str, producers: usize) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let (node, _) = start(dir, |_| {}).await;
+        let (node, _) = start(dir, |c| c.network.bootstrap = vec![archive.to_string()]).await;
+        wait_searchable(&node).await;
         let mut rng = StdRng::seed_from_u64(7);
         let started = Instant::now();
         for _ in 0..50 {
@@ -267,16 +287,19 @@ fn consumer_child(dir: &Path, producers: usize) {
             let name = producer_name(i);
             let s = node
                 .directory()
-                .search(&word(i * 2), kinds::ALL, 20, false)
+                .search(&name, kinds::PROFILE, 20, true)
                 .await
                 .expect("search");
-            assert!(!s.hits.is_empty(), "{name}");
-            assert!(!node.store().keys_named(&name, 2).expect("name").is_empty());
+            let want = AuthorKey(key(1, i).verifying_key().to_bytes());
+            assert!(
+                s.hits.iter().any(|h| h.record.author() == want),
+                "{name}: {s:?}"
+            );
         }
         let ms = started.elapsed().as_secs_f64() * 1000.0 / 50.0;
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!(
-            "CHILD rss_mb={:.1} hwm_mb={:.1} local_search_ms={ms:.2}",
+            "CHILD rss_mb={:.1} hwm_mb={:.1} name_search_ms={ms:.2}",
             vm("VmRSS:"),
             vm("VmHWM:")
         );
@@ -315,60 +338,18 @@ fn main() {
     let producers = env_usize("CHORUS_BENCH_PRODUCERS", 100_000);
     let petitions = env_usize("CHORUS_BENCH_PETITIONS", 1_000_000);
     let groups = producers / 10;
-    if let Ok(dir) = std::env::var("CHORUS_DIRECTORY_CHILD") {
-        consumer_child(Path::new(&dir), producers);
+    if let (Ok(dir), Ok(archive)) = (
+        std::env::var("CHORUS_DIRECTORY_CHILD"),
+        std::env::var("CHORUS_DIRECTORY_ARCHIVE"),
+    ) {
+        consumer_child(Path::new(&dir), &archive, producers);
         return;
     }
     let root = common::data_dir();
     std::fs::create_dir_all(&root).expect("bench data dir");
     let at = chorus_node::clock::now_ms() - 86_400_000;
 
-    // 1. The consumer node's store: meta only.
-    let consumer = data_dir_at(&root, "directory-consumer");
-    let store_path = DataDir::new(&consumer).store_path();
-    let meta = meta_records(producers, groups, at);
-    let meta_bytes: usize = meta.iter().map(Vec::len).sum();
-    {
-        let store = Store::open(&store_path).expect("store");
-        ingest_all(&store, meta.clone());
-        store.close().expect("close");
-    }
-    let ingested = dir_size(&store_path);
-    chorus_node::store::compact::compact(&store_path, |_| {}).expect("compact");
-    let compacted = dir_size(&store_path);
-    let child = Command::new(std::env::current_exe().expect("exe"))
-        .env("CHORUS_DIRECTORY_CHILD", &consumer)
-        .env("CHORUS_BENCH_PRODUCERS", producers.to_string())
-        .output()
-        .expect("child");
-    let out = String::from_utf8_lossy(&child.stdout);
-    assert!(
-        child.status.success(),
-        "{}",
-        String::from_utf8_lossy(&child.stderr)
-    );
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("CHILD"))
-        .expect("child line");
-    let field = |k: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let (rss, hwm, local_ms) = (field("rss_mb"), field("hwm_mb"), field("local_search_ms"));
-    let mb = |b: u64| b as f64 / 1_048_576.0;
-    println!(
-        "consumer: {producers} producer profiles and {groups} groups ({:.1} MB of records): \
-         store {:.1} MB as ingested, {:.1} MB compacted; node RSS {rss:.1} MB (peak {hwm:.1}); \
-         local search {local_ms:.2} ms",
-        meta_bytes as f64 / 1_048_576.0,
-        mb(ingested),
-        mb(compacted)
-    );
-
-    // 2. The archive: meta and the petitions, built once and kept.
+    // 1. The archive: meta and the petitions, built once and kept.
     let archive_src = root.join(format!("directory-archive-{producers}-{petitions}"));
     let built = archive_src.join("BUILT");
     if !built.exists() {
@@ -376,7 +357,7 @@ fn main() {
         let started = Instant::now();
         eprintln!("building the archive store ({petitions} petitions), once");
         let store = Store::open(&archive_src).expect("store");
-        ingest_all(&store, meta);
+        ingest_all(&store, meta_records(producers, groups, at));
         let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).expect("ingest");
         ingest_petitions(&ing, petitions, producers, at);
         drop(ing);
@@ -390,27 +371,21 @@ fn main() {
     let _ = std::fs::remove_dir_all(&archive_store);
     copy_dir(&archive_src, &archive_store);
     let _ = std::fs::remove_file(archive_store.join("BUILT"));
-    let fresh = data_dir_at(&root, "directory-fresh");
+    let consumer = data_dir_at(&root, "directory-consumer");
+    let consumer_store = DataDir::new(&consumer).store_path();
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (p50, p99, bytes, found_ratio, unanswered) = rt.block_on(async {
-        let (a, addr) = start(&archive, |c| c.follow.all = true).await;
-        let (c, _) = start(&fresh, |c| c.network.bootstrap = vec![addr.clone()]).await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while c
-            .client()
-            .peers()
-            .await
-            .expect("peers")
-            .searchable
-            .is_empty()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the archive never answered identify"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let (a, addr) = rt.block_on(start(&archive, |c| c.follow.all = true));
+    // 2. A consumer's node that follows nothing joins: it pulls what it keeps (meta's
+    //    groups; no profile, no petition), then searches.
+    let (pulled, pull_ms, p50, p99, bytes, found_ratio, unanswered) = rt.block_on(async {
+        let (c, _) = start(&consumer, |c| c.network.bootstrap = vec![addr.clone()]).await;
+        wait_searchable(&c).await;
+        let started = Instant::now();
+        let reports = c.sync_now(None).await.expect("pull");
+        let pull_ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(reports.iter().all(|r| r.error.is_none()), "{reports:?}");
+        let pulled: u64 = reports.iter().map(|r| r.stored).sum();
         let mut rng = StdRng::seed_from_u64(11);
         let mut times = Vec::new();
         let mut bytes = 0u64;
@@ -450,8 +425,9 @@ fn main() {
         }
         times.sort_by(f64::total_cmp);
         c.shutdown().await.expect("shutdown");
-        a.shutdown().await.expect("shutdown");
         (
+            pulled,
+            pull_ms,
             percentile(&times, 0.5),
             percentile(&times, 0.99),
             bytes / n as u64,
@@ -465,15 +441,54 @@ fn main() {
          {:.0}% found something, {unanswered} not answered within the 1.5 s a peer is given",
         found_ratio * 100.0
     );
+
+    // 3. The consumer's store on disk, as pulled and compacted; then its node's memory,
+    //    started on it in a child process that searches the archive by producers' names.
+    let synced = dir_size(&consumer_store);
+    chorus_node::store::compact::compact(&consumer_store, |_| {}).expect("compact");
+    let compacted = dir_size(&consumer_store);
+    let child = Command::new(std::env::current_exe().expect("exe"))
+        .env("CHORUS_DIRECTORY_CHILD", &consumer)
+        .env("CHORUS_DIRECTORY_ARCHIVE", &addr)
+        .env("CHORUS_BENCH_PRODUCERS", producers.to_string())
+        .output()
+        .expect("child");
+    let out = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    rt.block_on(a.shutdown()).expect("shutdown");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("CHILD"))
+        .expect("child line");
+    let field = |k: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (rss, hwm, name_ms) = (field("rss_mb"), field("hwm_mb"), field("name_search_ms"));
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "consumer: joined a network of {producers} producers, {groups} groups and {petitions} \
+         petitions following nothing: pulled {pulled} records in {pull_ms:.0} ms; store {:.1} MB \
+         as pulled, {:.1} MB compacted; node RSS {rss:.1} MB (peak {hwm:.1}) after 50 searches \
+         of producers' names on the network ({name_ms:.1} ms each)",
+        mb(synced),
+        mb(compacted)
+    );
     // The working copies go; the archive built once stays (about 5.4 GB at 1M petitions).
-    for d in [&consumer, &archive, &fresh] {
+    for d in [&consumer, &archive] {
         let _ = std::fs::remove_dir_all(d);
     }
     println!(
         "producers={producers} petitions={petitions} consumer_disk_mb={:.1} \
          consumer_disk_compacted_mb={:.1} consumer_rss_mb={rss:.1} search_p50_ms={p50:.1} \
          search_p99_ms={p99:.1} search_bytes={bytes} unanswered={unanswered}",
-        mb(ingested),
+        mb(synced),
         mb(compacted)
     );
 }

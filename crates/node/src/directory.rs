@@ -1,26 +1,29 @@
 //! Finding what this node does not hold: a search answered from the store and by the
 //! connected peers (PROTOCOL.md §13.5).
 //!
-//! Every node keeps the `meta` topic, so profiles and groups are found locally once it has
-//! caught up; petitions and products live on the topics of the producers they concern, which
-//! a consumer's node mostly does not keep. A [`Directory`] therefore asks the store and, at
-//! the same time, up to [`ASK`] connected peers that answer searches (protocol 1.2),
+//! Every node keeps `meta`'s groups, so groups are found locally once it has caught up; a
+//! consumer's node keeps only the profiles it uses (`crate::profiles`), and petitions and
+//! products live on the topics of the producers they concern, which it mostly does not
+//! keep. A [`Directory`] therefore asks the store and, at
+//! the same time, up to [`ASK`] connected peers that answer searches (protocol 1.3: sync 2),
 //! peers known to keep everything first, several so that one cannot hide a result. Every
 //! record a peer returns is checked like any record a peer sends (signature, id, limits,
 //! time) and must match the query; one that fails is dropped and its sender penalised.
-//! Profiles and groups found so are stored (the node keeps `meta` anyway); petitions and
-//! products are shown, not stored, until the user acts on one.
+//! Groups found so are stored (the node keeps them anyway), and profiles the node keeps
+//! (`Following::keeps`); petitions, products and other profiles are shown, not stored,
+//! until the user acts on one.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_protocol::sync::wire::{kinds, HitKind, Request, Response, Scope};
-use chorus_protocol::{fold, validate, RecordId, SignedRecord, Topic};
+use chorus_protocol::{fold, validate, AuthorKey, RecordId, SignedRecord, Topic};
 use rand::seq::SliceRandom;
 
 use crate::clock::now_ms;
 use crate::error::Result;
+use crate::follow::Following;
 use crate::ingest::Ingest;
 use crate::net::{Client, PeerId};
 use crate::store::{product_of, Found, Store};
@@ -71,12 +74,19 @@ pub struct Directory {
     store: Store,
     client: Client,
     ingest: Ingest,
+    following: Following,
     skew_ms: u64,
     /// Peers whose answers said they keep everything: asked first.
     archives: Arc<Mutex<HashSet<PeerId>>>,
     /// The latest records found on peers (not stored), newest last, with who sent each.
     recent: Arc<Mutex<VecDeque<Recent>>>,
+    /// Names from the checked profiles that searches brought and the node does not keep,
+    /// oldest first, at most [`MAX_NAMES`].
+    names: Arc<Mutex<VecDeque<(AuthorKey, String)>>>,
 }
+
+/// Names of authors whose profiles the node does not keep, remembered from searches.
+const MAX_NAMES: usize = 4096;
 
 /// A record found on a peer: its id, the peer, its wire form.
 type Recent = (RecordId, PeerId, Vec<u8>);
@@ -156,14 +166,51 @@ fn whole_words(query: &[String], kind: HitKind, rec: &SignedRecord) -> usize {
 
 impl Directory {
     /// A directory over this node's store, network and ingest.
-    pub fn new(store: Store, client: Client, ingest: Ingest, skew_ms: u64) -> Self {
+    pub fn new(
+        store: Store,
+        client: Client,
+        ingest: Ingest,
+        following: Following,
+        skew_ms: u64,
+    ) -> Self {
         Directory {
             store,
             client,
             ingest,
+            following,
             skew_ms,
             archives: Arc::new(Mutex::new(HashSet::new())),
             recent: Arc::new(Mutex::new(VecDeque::new())),
+            names: Arc::new(Mutex::new(VecDeque::new())),
+        }
+    }
+
+    /// An author's name: from the profile the store holds, else from a checked profile a
+    /// recent search brought (search answers carry the profiles of the producers their
+    /// hits concern, PROTOCOL.md §13.5).
+    pub fn name_of(&self, author: &AuthorKey) -> Option<String> {
+        if let Ok(Some(n)) = self.store.name_of(author) {
+            return Some(n);
+        }
+        let names = self.names.lock().ok()?;
+        names
+            .iter()
+            .rev()
+            .find(|(a, _)| a == author)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Remembers the name of a checked profile (the latest one learned wins).
+    fn learn_name(&self, profile: &SignedRecord) {
+        let chorus_protocol::Body::Profile(p) = &profile.record().body else {
+            return;
+        };
+        if let Ok(mut names) = self.names.lock() {
+            names.retain(|(a, _)| *a != profile.author());
+            if names.len() >= MAX_NAMES {
+                names.pop_front();
+            }
+            names.push_back((profile.author(), p.name.clone()));
         }
     }
 
@@ -250,7 +297,7 @@ impl Directory {
         out.asked = answers.len();
         for answer in answers {
             out.bytes += answer.bytes;
-            let Some((peer, scope, hits)) = answer.found else {
+            let Some((peer, scope, hits, profiles)) = answer.found else {
                 continue;
             };
             out.answered += 1;
@@ -265,6 +312,8 @@ impl Directory {
             let mut faults = 0;
             let mut meta = Vec::new();
             let mut list = Vec::new();
+            // The producers this peer's valid hits concern: the only profiles it may add.
+            let mut concerned: HashSet<AuthorKey> = HashSet::new();
             for h in hits {
                 let rec = match validate::check_wire(&h.wire, now, self.skew_ms) {
                     Ok(rec) => rec,
@@ -280,6 +329,10 @@ impl Directory {
                     faults += 1;
                     out.dropped += 1;
                     continue;
+                }
+                concerned.extend(crate::store::search::concerns(&rec));
+                if h.kind == HitKind::Profile {
+                    self.learn_name(&rec);
                 }
                 let Some(id) = identity(h.kind, &rec) else {
                     continue;
@@ -300,7 +353,11 @@ impl Directory {
                         if h.kind == HitKind::Profile && self.newer_profile_here(&rec)? {
                             continue;
                         }
-                        if rec.record().topic == Topic::Meta {
+                        // `meta`'s groups and attestations are kept; a profile only if
+                        // the node uses it (`Following::keeps`).
+                        let kept = rec.record().topic == Topic::Meta
+                            && self.following.keeps(rec.record(), &self.store);
+                        if kept {
                             meta.push(h.wire.clone());
                         } else {
                             self.remember(rec.id(), peer, h.wire.clone());
@@ -319,10 +376,33 @@ impl Directory {
                 list.push(id);
             }
             lists.push(list);
+            for wire in profiles {
+                let rec = match validate::check_wire(&wire, now, self.skew_ms) {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        faults += u32::from(crate::ingest::sender_at_fault(&e));
+                        out.dropped += 1;
+                        continue;
+                    }
+                };
+                let named = rec.record().kind() == chorus_protocol::Kind::Profile
+                    && concerned.contains(&rec.author());
+                if !named {
+                    faults += 1;
+                    out.dropped += 1;
+                    continue;
+                }
+                self.learn_name(&rec);
+                if self.following.keeps(rec.record(), &self.store)
+                    && !self.newer_profile_here(&rec)?
+                {
+                    meta.push(wire);
+                }
+            }
             if faults > 0 {
                 self.client.penalise(peer, faults).await;
             }
-            // The node keeps `meta`: what a peer found there is stored, as a pull would.
+            // What the node keeps of `meta` is stored, as a pull would store it.
             if !meta.is_empty() {
                 let _ = self
                     .ingest
@@ -394,7 +474,11 @@ impl Directory {
                     Ok(Ok(raw)) => {
                         let bytes = sent + raw.len() as u64;
                         let found = match Response::decode(&raw) {
-                            Ok(Response::Found { scope, hits }) => Some((peer, scope, hits)),
+                            Ok(Response::Found {
+                                scope,
+                                hits,
+                                profiles,
+                            }) => Some((peer, scope, hits, profiles)),
                             Ok(_) => None,
                             Err(_) => {
                                 self.client.penalise(peer, 1).await;
@@ -414,11 +498,20 @@ impl Directory {
     }
 }
 
-/// One peer's answer to a search.
+/// One peer's answer to a search: bytes sent and received, and what it found (if it
+/// answered).
 struct Answer {
     bytes: u64,
-    found: Option<(PeerId, Scope, Vec<chorus_protocol::sync::wire::Hit>)>,
+    found: Option<Answered>,
 }
+
+/// A peer, what it keeps, its hits and the profiles of the producers they concern.
+type Answered = (
+    PeerId,
+    Scope,
+    Vec<chorus_protocol::sync::wire::Hit>,
+    Vec<Vec<u8>>,
+);
 
 #[cfg(test)]
 mod tests {

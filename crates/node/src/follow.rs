@@ -2,11 +2,11 @@
 //! whose gossip shards it subscribes to), changed at run time and remembered across restarts
 //! in `follow.json`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use chorus_protocol::{AuthorKey, ProductRef, RecordId, Topic};
+use chorus_protocol::{AuthorKey, Kind, ProductRef, Record, RecordId, Topic};
 
 use crate::config::{Config, FollowConfig};
 use crate::error::{Error, Result};
@@ -34,8 +34,9 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// Does the node store records of this topic? Meta is always followed: it is small and
-    /// every node needs profiles and groups.
+    /// Does the node store records of this topic? Meta is always followed: its groups and
+    /// attestations are few and every node needs them. (Its profiles are another matter:
+    /// [`Following::keeps`].)
     pub fn follows(&self, topic: &Topic) -> bool {
         self.all
             || match topic {
@@ -45,6 +46,12 @@ impl Follow {
                 }
                 Topic::Group(g) => self.groups.contains(g),
             }
+    }
+
+    /// Does the node keep every profile of `author` because of what it follows (everything,
+    /// or the author's own topic)?
+    pub fn follows_author(&self, author: &AuthorKey) -> bool {
+        self.all || self.follows(&Topic::Producer(*author))
     }
 
     /// The shards to subscribe to.
@@ -211,7 +218,19 @@ pub struct Following {
     now: Arc<RwLock<Follow>>,
     file: Option<PathBuf>,
     client: Client,
+    /// Authors whose profiles the node wants and has not got yet (authors of records it
+    /// stored), at most [`MAX_WANTED`], with how many pulls have asked for each: pulls ask
+    /// peers for them (`crate::sync`), `crate::profiles` notes them.
+    wanted: Arc<Mutex<BTreeMap<AuthorKey, u8>>>,
 }
+
+/// Pulls that ask for a wanted profile before the node stops wanting it (the author may
+/// have published none).
+pub const WANTED_ATTEMPTS: u8 = 3;
+
+/// Most authors whose profiles are wanted at once; more are not noted (their names show as
+/// short keys until a profile of theirs arrives by gossip or a lookup).
+pub const MAX_WANTED: usize = 4096;
 
 impl Following {
     /// What a node starting with `config` and `file` (`follow.json`, if any) follows. The
@@ -232,6 +251,7 @@ impl Following {
             now: Arc::new(RwLock::new(initial)),
             file,
             client,
+            wanted: Arc::default(),
         })
     }
 
@@ -240,9 +260,84 @@ impl Following {
         self.now.read().map(|f| f.clone()).unwrap_or_default()
     }
 
+    /// Does the node follow everything (an archive)?
+    pub fn follows_all(&self) -> bool {
+        self.now.read().map(|f| f.all).unwrap_or(false)
+    }
+
     /// Does the node store records of this topic?
     pub fn follows(&self, topic: &Topic) -> bool {
         self.now.read().map(|f| f.follows(topic)).unwrap_or(false)
+    }
+
+    /// Does the node keep this record? A record of a followed topic, except a profile: a node
+    /// that follows everything keeps every profile, any other node only those it uses — of
+    /// the authors whose topics it follows (its user's among them), of authors it already
+    /// holds a profile of (a newer one replaces it), and of authors it wants
+    /// ([`Following::want_profile`]: the authors of records it stores). The others are
+    /// found by search when they are needed (`crate::directory`). What it does not keep a
+    /// node still checks and forwards on gossip.
+    pub fn keeps(&self, record: &Record, store: &Store) -> bool {
+        if record.kind() != Kind::Profile {
+            return self.follows(&record.topic);
+        }
+        let author = record.author;
+        let followed = self
+            .now
+            .read()
+            .map(|f| f.follows_author(&author))
+            .unwrap_or(false);
+        followed
+            || self.wants(&author)
+            // A store that cannot say keeps it: a profile is small.
+            || store.has_profile(&author).unwrap_or(true)
+    }
+
+    /// Notes that the node wants `author`'s profile (it stored a record of theirs and has
+    /// none); false if it was wanted already or too many are.
+    pub fn want_profile(&self, author: AuthorKey) -> bool {
+        let Ok(mut w) = self.wanted.lock() else {
+            return false;
+        };
+        if w.len() >= MAX_WANTED || w.contains_key(&author) {
+            return false;
+        }
+        w.insert(author, 0);
+        true
+    }
+
+    /// Is `author`'s profile wanted?
+    pub fn wants(&self, author: &AuthorKey) -> bool {
+        self.wanted.lock().is_ok_and(|w| w.contains_key(author))
+    }
+
+    /// Up to `n` of the authors whose profiles are wanted, for a pull to ask for.
+    pub fn wanted(&self, n: usize) -> Vec<AuthorKey> {
+        self.wanted
+            .lock()
+            .map(|w| w.keys().take(n).copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// A pull asked a peer for these authors' profiles: those now held are no longer
+    /// wanted, nor those asked for [`WANTED_ATTEMPTS`] times.
+    pub fn asked_for(&self, authors: &[AuthorKey], store: &Store) {
+        let Ok(mut w) = self.wanted.lock() else {
+            return;
+        };
+        for a in authors {
+            let held = store.has_profile(a).unwrap_or(false);
+            let gone = match w.get_mut(a) {
+                Some(n) => {
+                    *n += 1;
+                    held || *n >= WANTED_ATTEMPTS
+                }
+                None => false,
+            };
+            if gone {
+                w.remove(a);
+            }
+        }
     }
 
     /// Subscribes the network to the shards of what the node follows now.

@@ -101,7 +101,7 @@ impl Judge {
         if !allowed.unwrap_or(true) {
             return Some(Verdict::Ignore);
         }
-        if !self.following.follows(&rec.record().topic) {
+        if !self.following.keeps(rec.record(), self.ingest.store()) {
             return Some(
                 match rec
                     .check_time(now_ms(), self.skew_ms)

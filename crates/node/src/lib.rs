@@ -38,6 +38,7 @@ pub mod ingest;
 pub mod keyfile;
 pub mod net;
 pub mod node;
+pub mod profiles;
 pub mod publish;
 mod rate;
 pub mod roster;

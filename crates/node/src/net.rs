@@ -51,8 +51,9 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use topics::shard_of;
 
 /// Protocol string announced by identify. 1.2 added search to the request protocol
-/// (PROTOCOL.md §13.5); gossip and sync are those of 1.1.
-pub const PROTOCOL_VERSION: &str = "/chorus/1.2.0";
+/// (PROTOCOL.md §13.5); 1.3 speaks sync 2 (`/chorus/sync/2`: profiles placed by author,
+/// §13.2), and only sync 2, which carries searches; gossip is that of 1.1.
+pub const PROTOCOL_VERSION: &str = "/chorus/1.3.0";
 
 /// The minor version of a Chorus 1.x identify string (`/chorus/1.2.0` → 2).
 fn minor_version(v: &str) -> Option<u32> {
@@ -63,9 +64,10 @@ fn minor_version(v: &str) -> Option<u32> {
         .ok()
 }
 
-/// Does a peer that announced `v` answer searches?
+/// Does a peer that announced `v` answer searches on the sync protocol this node speaks
+/// (sync 2, from 1.3)?
 fn answers_search(v: &str) -> bool {
-    minor_version(v).is_some_and(|m| m >= 2)
+    minor_version(v).is_some_and(|m| m >= 3)
 }
 /// Records published while no peer listened, kept to publish later.
 const MAX_UNPUBLISHED: usize = 10_000;
@@ -215,7 +217,7 @@ pub struct Peers {
     pub connected: Vec<PeerId>,
     /// Refused for misbehaving.
     pub banned: Vec<PeerId>,
-    /// Connected peers that answer searches (they announced protocol 1.2 or later).
+    /// Connected peers that answer searches (they announced protocol 1.3 or later).
     pub searchable: Vec<PeerId>,
 }
 
@@ -977,6 +979,10 @@ mod tests {
         assert!(answers_search(PROTOCOL_VERSION));
         assert!(answers_search("/chorus/1.10.3"));
         assert!(!answers_search("/chorus/1.1.0"));
+        assert!(
+            !answers_search("/chorus/1.2.0"),
+            "sync 1: another key layout"
+        );
         assert!(!answers_search("/chorus/2.0.0"));
     }
 

@@ -158,6 +158,7 @@ impl Node {
             store.clone(),
             client.clone(),
             ingest.clone(),
+            following.clone(),
             config.ingest.skew.as_millis() as u64,
         );
         let cancel = CancellationToken::new();
@@ -191,6 +192,14 @@ impl Node {
             following.clone(),
             sync.clone(),
             me,
+            cancel.clone(),
+        )));
+        tasks.spawn(infallible(crate::profiles::fetch_wanted(
+            store.clone(),
+            ingest.subscribe(),
+            following.clone(),
+            sync.clone(),
+            client.clone(),
             cancel.clone(),
         )));
         tasks.spawn(infallible(waiting_chores(

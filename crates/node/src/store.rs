@@ -710,9 +710,10 @@ impl Store {
         id: &RecordId,
     ) -> Result<()> {
         let mut w = BTreeMap::new();
-        w.insert(keys::record(id), Some(keys::location(topic, created_at)));
+        let place = keys::topic_bytes(topic);
+        w.insert(keys::record(id), Some(keys::location(&place, created_at)));
         w.insert(
-            keys::timed(keys::TOPIC, &keys::topic_bytes(topic), created_at, id),
+            keys::timed(keys::TOPIC, &place, created_at, id),
             Some(wire.to_vec()),
         );
         self.announce(&w);
@@ -1117,6 +1118,16 @@ impl Store {
             Some((id, true)) => self.record(&id),
             _ => Ok(None),
         }
+    }
+
+    /// Does the node hold a profile of `author`? Mostly answered without a read (the
+    /// filter of the slot keys that may exist).
+    pub fn has_profile(&self, author: &AuthorKey) -> Result<bool> {
+        let slot = SlotKey::profile(author);
+        if !self.seen.maybe(slot.as_bytes()) {
+            return Ok(false);
+        }
+        Ok(self.cur.tree()?.contains_key(slot.as_bytes())?)
     }
 
     /// Every stored record, in topic and time order (audits): the id its key names, and its

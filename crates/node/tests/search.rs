@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use chorus_node::follow::FollowChange;
 use chorus_node::net::PROTOCOL_VERSION;
 use chorus_protocol::sync::wire::{kinds, Hit, HitKind, Request, Response, Scope};
 use chorus_protocol::{
@@ -56,7 +57,7 @@ struct LiarBehaviour {
 }
 
 /// A peer that speaks Chorus 1.2 and answers every search with `hits`.
-async fn liar(hits: Vec<Hit>) -> (String, tokio::task::JoinHandle<()>) {
+async fn liar(hits: Vec<Hit>, profiles: Vec<Vec<u8>>) -> (String, tokio::task::JoinHandle<()>) {
     let (mut swarm, addr) = common::fake_peer(|key| LiarBehaviour {
         requests: common::sync_protocol(),
         identify: identify::Behaviour::new(identify::Config::new(
@@ -83,6 +84,7 @@ async fn liar(hits: Vec<Hit>) -> (String, tokio::task::JoinHandle<()>) {
                 Ok(Request::Search { .. }) => Response::Found {
                     scope: Scope::Everything,
                     hits: hits.clone(),
+                    profiles: profiles.clone(),
                 },
                 _ => Response::error("busy", "later"),
             };
@@ -114,10 +116,30 @@ async fn a_node_that_follows_nothing_finds_through_its_peers_and_a_liar_gains_no
         producer,
         "Repairable kettles",
     );
+    // The petition's author, and someone this story never meets.
+    let consumer_profile = |seed: u8, name: &str| {
+        signed(
+            &SigningKey::from_bytes(&[seed; 32]),
+            Body::Profile(Profile {
+                name: name.into(),
+                role: Role::Consumer,
+                about: None,
+            }),
+        )
+    };
+    let (ada, bob) = (
+        consumer_profile(8, "Ada Kettle"),
+        consumer_profile(10, "Bob Stranger"),
+    );
     let outs = archive
         .node
         .ingest()
-        .ingest(vec![profile.wire().to_vec(), kettles.wire().to_vec()])
+        .ingest(
+            [&profile, &kettles, &ada, &bob]
+                .iter()
+                .map(|r| r.wire().to_vec())
+                .collect(),
+        )
         .await
         .unwrap();
     assert!(outs.iter().all(|o| o.is_accepted()), "{outs:?}");
@@ -150,7 +172,16 @@ async fn a_node_that_follows_nothing_finds_through_its_peers_and_a_liar_gains_no
             count: 1_000_000,
         },
     ];
-    let (liar_addr, liar_task) = liar(lies).await;
+    // And a valid profile that no hit of its concerns, to name someone falsely.
+    let stranger = signed(
+        &SigningKey::from_bytes(&[11; 32]),
+        Body::Profile(Profile {
+            name: "Café Ledito".into(),
+            role: Role::Producer,
+            about: None,
+        }),
+    );
+    let (liar_addr, liar_task) = liar(lies, vec![stranger.wire().to_vec()]).await;
 
     // A consumer's node: it follows nothing (meta aside), and is refused nothing yet.
     let consumer = start_with(&[&archive.addr], |c| {
@@ -177,29 +208,36 @@ async fn a_node_that_follows_nothing_finds_through_its_peers_and_a_liar_gains_no
     assert_eq!(found.asked, 2, "{found:?}");
     assert_eq!(found.answered, 2, "{found:?}");
     assert_eq!(found.complete, 2, "{found:?}");
-    assert_eq!(found.dropped, 2, "both lies are dropped: {found:?}");
+    assert_eq!(found.dropped, 3, "every lie is dropped: {found:?}");
     assert_eq!(found.hits.len(), 1, "{found:?}");
     let hit = &found.hits[0];
     assert_eq!(hit.record.id(), kettles.id());
     assert_eq!(hit.kind, HitKind::Petition);
     assert_eq!(hit.count, 0, "the archive's count, not the liar's");
     assert!(!hit.here);
-    // Found, not stored: the consumer does not follow the producer.
+    // Found, not stored: the consumer does not follow the producer. The archive's answer
+    // carried the producer's profile, so the result is named, not stored either.
     assert!(!consumer.node.store().contains(&kettles.id()).unwrap());
+    assert_eq!(dir.name_of(&producer).as_deref(), Some("Café Ledito"));
+    assert_eq!(dir.name_of(&stranger.author()), None);
+    assert!(!consumer.node.store().has_profile(&producer).unwrap());
     // By a prefix of its id.
     let prefix = &kettles.id().to_string()[..10];
     let by_id = dir.search(prefix, kinds::PETITION, 5, true).await.unwrap();
     assert_eq!(by_id.hits.len(), 1, "{by_id:?}");
     assert_eq!(by_id.hits[0].record.id(), kettles.id());
 
-    // "cafe" finds "Café Ledito"; profiles found so are stored (every node keeps meta), so
-    // the name then stands for the key on this node.
+    // "cafe" finds "Café Ledito". A consumer keeps only the profiles it uses: this one is
+    // remembered for acting on, not stored.
     let cafe = dir.search("CAFE", kinds::PROFILE, 20, true).await.unwrap();
     assert_eq!(cafe.hits.len(), 1, "{cafe:?}");
-    assert_eq!(cafe.hits[0].record.author(), producer);
+    let found_profile = cafe.hits[0].record.clone();
+    assert_eq!(found_profile.author(), producer);
+    assert!(dir.recently_found(&found_profile.id()).is_some());
+    assert!(!consumer.node.store().has_profile(&producer).unwrap());
     assert_eq!(
         consumer.node.store().keys_named("cafe ledito", 5).unwrap(),
-        [producer]
+        []
     );
     // Nothing the liar sent was stored.
     assert!(consumer
@@ -226,6 +264,26 @@ async fn a_node_that_follows_nothing_finds_through_its_peers_and_a_liar_gains_no
     assert_eq!(again.hits.len(), 1);
     // A search costs a few kilobytes (request and answer).
     assert!(again.bytes < 4_096, "{again:?}");
+
+    // Following the producer brings its topic and its profile; the petition's author's
+    // profile follows soon after (the node wants the authors of what it stores), and no
+    // other profile comes.
+    consumer
+        .node
+        .follow(FollowChange::Producer(producer))
+        .await
+        .unwrap();
+    consumer.node.sync_now(Some(a)).await.unwrap();
+    let store = consumer.node.store();
+    assert!(store.contains(&kettles.id()).unwrap());
+    assert_eq!(store.profile(&producer).unwrap(), Some(profile.clone()));
+    assert_eq!(store.keys_named("cafe ledito", 5).unwrap(), [producer]);
+    eventually("the petition's author's profile arrives", 20, async || {
+        store.has_profile(&ada.author()).unwrap()
+    })
+    .await;
+    assert!(!store.has_profile(&bob.author()).unwrap());
+    assert!(store.record(&bob.id()).unwrap().is_none());
 
     liar_task.abort();
     for n in [consumer, archive] {

@@ -212,6 +212,7 @@ async fn liar(forged: Vec<Vec<u8>>, stall: bool) -> (String, tokio::task::JoinHa
                 // Forged records as what everyone looks for.
                 Ok(Request::Search { .. }) => Response::Found {
                     scope: Scope::Everything,
+                    profiles: Vec::new(),
                     hits: forged
                         .iter()
                         .map(|w| Hit {

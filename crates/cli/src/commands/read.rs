@@ -87,7 +87,15 @@ pub(crate) fn find(cli: &Cli, a: &FindArgs) -> Result<ExitCode> {
 pub(crate) fn producers(cli: &Cli, a: &PageArgs) -> Result<ExitCode> {
     let q = page(a);
     let r = running::call(&cli.data_dir(), |c| c.producers(&q))?;
-    print::answer(cli.json, &r, |d| print::directory(d, "producers"))?;
+    print::answer(cli.json, &r, |d| {
+        print::directory(d, "producers");
+        if d.partial {
+            println!(
+                "note: this node keeps the profiles of the producers it follows and of the \
+                 authors of what it holds; find any other by name: chorus find NAME --kind producer"
+            );
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

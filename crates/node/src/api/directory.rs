@@ -97,7 +97,7 @@ pub(crate) fn found(
     here: bool,
 ) -> Found {
     let r = rec.record();
-    let name_of = |k| s.store.name_of(k).ok().flatten();
+    let name_of = |k| s.directory.name_of(k);
     let mut f = Found {
         here,
         record: rec.id().to_string(),
@@ -195,7 +195,7 @@ pub(crate) async fn person(
     let key = author_named(&s, "key", &text).await?;
     Ok(Json(chorus_client::Person {
         key: key.to_string(),
-        name: s.store.name_of(&key)?,
+        name: s.directory.name_of(&key),
     }))
 }
 
@@ -216,7 +216,7 @@ fn page(q: &DirectoryQuery, all: Vec<Found>) -> Directory {
 }
 
 /// `GET /v1/producers`: the producers whose profiles this node holds, by name (case and
-/// accents ignored).
+/// accents ignored); `partial` unless the node keeps every profile.
 pub(crate) async fn producers(
     State(s): State<ApiState>,
     Q(q): Q<DirectoryQuery>,
@@ -231,7 +231,10 @@ pub(crate) async fn producers(
         .map(|p| found(&s, HitKind::Profile, p, 0, true))
         .collect();
     all.sort_by_cached_key(|f| (fold::fold(&f.name), f.id.clone()));
-    Ok(Json(page(&q, all)))
+    let mut d = page(&q, all);
+    // Only a node that follows everything keeps every profile (`Following::keeps`).
+    d.partial = !s.following.follows_all();
+    Ok(Json(d))
 }
 
 /// `GET /v1/groups`: the groups this node holds, the most members first.

@@ -2,7 +2,7 @@
 //! mistake answered with its own code.
 
 use chorus_protocol::sync::wire::kinds;
-use chorus_protocol::{Amount, AuthorKey, Kind, RecordId, SignedRecord};
+use chorus_protocol::{fold, Amount, AuthorKey, Body, Kind, RecordId, SignedRecord};
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -178,14 +178,38 @@ pub(crate) async fn author_named(
 ) -> Result<AuthorKey, ApiError> {
     match author_key(s, field, text) {
         Err(e) if e.code() == "bad_key" && crate::directory::searchable(text) => {
+            let t = text.trim();
             let searched = s
                 .directory
-                .search(text.trim(), kinds::PROFILE, CANDIDATES + 1, true)
+                .search(t, kinds::PROFILE, CANDIDATES + 1, true)
                 .await?;
-            if searched.hits.iter().any(|h| !h.here) {
-                author_key(s, field, text)
-            } else {
-                Err(e)
+            // The profiles found are checked, not all stored (a node keeps the profiles it
+            // uses): the key is read from the hits, as `author_key` reads the store.
+            let (name, prefix) = (fold::fold(t), t.to_ascii_lowercase());
+            let hex = t.len() >= MIN_PREFIX && is_hex(t);
+            let mut found: Vec<(AuthorKey, String)> = Vec::new();
+            for h in &searched.hits {
+                let Body::Profile(p) = &h.record.record().body else {
+                    continue;
+                };
+                let k = h.record.author();
+                let named = fold::fold(p.name.trim()) == name;
+                let keyed = hex && k.to_string().starts_with(&prefix);
+                if (named || keyed) && !found.iter().any(|(f, _)| *f == k) {
+                    found.push((k, p.name.clone()));
+                }
+            }
+            match found.as_slice() {
+                [] => Err(e),
+                [(one, _)] => Ok(*one),
+                many => {
+                    let list: Vec<String> = many
+                        .iter()
+                        .take(CANDIDATES)
+                        .map(|(k, n)| format!("{} ({n})", &k.to_string()[..12]))
+                        .collect();
+                    Err(ambiguous(field, t, &list, many.len() > CANDIDATES))
+                }
             }
         }
         other => other,

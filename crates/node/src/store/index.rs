@@ -35,9 +35,10 @@ impl<B: Backing> Overlay<'_, B> {
         let at = r.created_at;
         // The wire bytes live under the topic/time key (sync order, mostly sequential
         // inserts); the id index points there.
-        self.put(keys::record(&id), keys::location(&r.topic, at));
+        let place = chorus_protocol::sync::place_of(r);
+        self.put(keys::record(&id), keys::location(&place, at));
         self.put(
-            keys::timed(keys::TOPIC, &keys::topic_bytes(&r.topic), at, &id),
+            keys::timed(keys::TOPIC, &place, at, &id),
             rec.wire().to_vec(),
         );
         for k in index_keys(rec) {

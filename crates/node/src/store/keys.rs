@@ -6,8 +6,8 @@
 //!
 //! | prefix | key after the prefix                         | value                         |
 //! |--------|----------------------------------------------|-------------------------------|
-//! | `r`    | id                                           | topic(33) created_at(8): where the record is |
-//! | `t`    | topic(33) created_at(8, BE) id               | wire bytes, verbatim: records in topic/time (sync) order |
+//! | `r`    | id                                           | place(33) created_at(8): where the record is |
+//! | `t`    | place(33) created_at(8, BE) id               | wire bytes, verbatim: records in sync order (a place is a topic, or `3 author` for a profile) |
 //! | `a`    | author created_at id                         | empty: attestations by author (stores written before 2026-12-07 hold every record's) |
 //! | `g`    | target created_at id                         | empty                         |
 //! | `p`    | product(64) created_at id                    | empty                         |
@@ -30,10 +30,11 @@
 //! Slots and petition tallies are in the compact encoding of [`super::codec`]; ratings,
 //! group tallies and the count are CBOR.
 //! Topics are 33 bytes: a tag (0 meta, 1 producer, 2 group) and 32 bytes (zero for meta), as
-//! in a sync key (`chorus_protocol::sync::topic_bytes`): a `t` key is `t` and a record's sync
-//! key. Products are 64 bytes ([`ProductKey`]): the producer's key and BLAKE3 of the code.
+//! in a sync key (`chorus_protocol::sync::topic_bytes`); a place is a topic, or for a profile
+//! tag 3 and its author (`chorus_protocol::sync::place_of`): a `t` key is `t` and a record's
+//! sync key. Products are 64 bytes ([`ProductKey`]): the producer's key and BLAKE3 of the code.
 
-use chorus_protocol::{AuthorKey, ProductRef, RecordId, Topic};
+use chorus_protocol::{AuthorKey, ProductRef, RecordId};
 
 pub(crate) use chorus_protocol::sync::topic_bytes;
 
@@ -57,12 +58,14 @@ pub(crate) const WORD: u8 = b'W';
 
 /// The key marking the store's encoding of derived state.
 pub(crate) const FORMAT: &[u8] = b"vformat";
-/// 4: the word index (`W`) is kept (written for the stored records when an older store
+/// 5: profiles lie under their author's place (`3 || author`), not under `meta`, in the `t`
+/// keys and the sync index (`chorus_protocol::sync::place_of`; moved when an older store
+/// opens); 4: the word index (`W`) is kept (written for the stored records when an older store
 /// opens); 3: petition tallies carry `first_reached_at`, `withdrawn_at`, `funded` and `latest_at`,
 /// and the `h` history of each petition is kept (derived state is rebuilt from the records
 /// when a store of an older version opens); 2: slots and petition tallies are compact
 /// ([`super::codec`]); 1 (no marker): CBOR maps.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+pub(crate) const FORMAT_VERSION: u8 = 5;
 
 /// The key of the number of records stored.
 pub(crate) const COUNT: &[u8] = b"mcount";
@@ -208,10 +211,12 @@ pub(crate) fn record(id: &RecordId) -> Vec<u8> {
     key(RECORD, &[id.as_bytes()])
 }
 
-/// The value of a record's id-index entry.
-pub(crate) fn location(topic: &Topic, created_at: u64) -> Vec<u8> {
+/// The value of a record's id-index entry: its place in sync order
+/// (`chorus_protocol::sync::place_of`: its topic, or for a profile its author's place) and
+/// its time.
+pub(crate) fn location(place: &[u8; 33], created_at: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(41);
-    v.extend_from_slice(&topic_bytes(topic));
+    v.extend_from_slice(place);
     v.extend_from_slice(&created_at.to_be_bytes());
     v
 }

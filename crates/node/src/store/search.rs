@@ -43,6 +43,16 @@ pub struct Found {
     pub count: u64,
 }
 
+/// The producer a petition, product or review hit concerns (whose name a result shows
+/// beside it); none for a profile or a group.
+pub fn concerns(rec: &SignedRecord) -> Option<AuthorKey> {
+    match &rec.record().body {
+        Body::Petition(p) => Some(p.producer),
+        Body::Review(r) => Some(r.product.producer),
+        _ => None,
+    }
+}
+
 /// The texts of a record that a search matches, with what each finds it as.
 fn texts(rec: &SignedRecord) -> Vec<(HitKind, &str)> {
     match &rec.record().body {

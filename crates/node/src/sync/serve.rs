@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use chorus_protocol::sync::wire::{Hit, Request, Response, Scope, MAX_RESPONSE};
+use chorus_protocol::sync::wire::{Hit, Request, Response, Scope, MAX_HITS, MAX_RESPONSE};
 use chorus_protocol::sync::{reconcile, Params, StepError};
 use chorus_protocol::RecordId;
 use tokio::sync::mpsc;
@@ -87,10 +87,17 @@ pub(crate) fn answer(
             Ok(found) => {
                 let mut hits = Vec::new();
                 let mut size = 0usize;
+                // The producers the hits concern, to name them.
+                let mut named = Vec::new();
                 for f in found {
                     size += f.record.wire().len() + 16;
                     if size > MAX_RESPONSE - 256 * 1024 {
                         break;
+                    }
+                    if let Some(p) = crate::store::search::concerns(&f.record) {
+                        if !named.contains(&p) {
+                            named.push(p);
+                        }
                     }
                     hits.push(Hit {
                         kind: f.kind,
@@ -103,7 +110,27 @@ pub(crate) fn answer(
                 } else {
                     Scope::Followed
                 };
-                (Response::Found { scope, hits }.encode(), false)
+                // The profiles of the producers the hits concern, so the asker can name
+                // them (it may keep none of them).
+                let mut profiles = Vec::new();
+                for p in named.iter().take(MAX_HITS) {
+                    if let Ok(Some(profile)) = store.profile(p) {
+                        size += profile.wire().len() + 8;
+                        if size > MAX_RESPONSE - 256 * 1024 {
+                            break;
+                        }
+                        profiles.push(profile.wire().to_vec());
+                    }
+                }
+                (
+                    Response::Found {
+                        scope,
+                        hits,
+                        profiles,
+                    }
+                    .encode(),
+                    false,
+                )
             }
             Err(e) => (Response::error("internal", e.to_string()).encode(), false),
         },

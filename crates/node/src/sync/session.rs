@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH};
 use chorus_protocol::sync::{reconcile, Bound, Id, Params, Scope, StepError};
-use chorus_protocol::SignedRecord;
+use chorus_protocol::{AuthorKey, SignedRecord};
 use tokio::task::JoinSet;
 use tracing::debug;
 
@@ -43,29 +43,34 @@ pub(crate) struct SyncContext {
     pub(crate) params: Params,
 }
 
-/// The key ranges of what the node follows: one per followed topic, or everything.
-pub(crate) fn scope_of(follow: &Follow) -> Scope {
+/// Wanted profiles one pull asks for, at most (a key range each).
+pub const WANTED_PER_PULL: usize = 256;
+
+/// The key ranges of what the node keeps: everything, or one per followed topic (`meta`'s
+/// groups and attestations among them), the profiles of the followed producers, and those
+/// of the `wanted` authors.
+pub(crate) fn scope_of(follow: &Follow, wanted: &[AuthorKey]) -> Scope {
+    use chorus_protocol::sync::{profiles_range, topic_range};
     if follow.all {
         return vec![(Vec::new(), Bound::End)];
     }
-    let mut topics: Vec<chorus_protocol::Topic> = vec![chorus_protocol::Topic::Meta];
-    topics.extend(
-        follow
-            .producers
-            .iter()
-            .chain(follow.products.iter().map(|(p, _)| p))
-            .map(|k| chorus_protocol::Topic::Producer(*k)),
-    );
-    topics.extend(
+    let producers: Vec<&AuthorKey> = follow
+        .producers
+        .iter()
+        .chain(follow.products.iter().map(|(p, _)| p))
+        .collect();
+    let mut scope: Scope = vec![topic_range(&chorus_protocol::Topic::Meta)];
+    for p in &producers {
+        scope.push(topic_range(&chorus_protocol::Topic::Producer(**p)));
+        scope.push(profiles_range(p));
+    }
+    scope.extend(
         follow
             .groups
             .iter()
-            .map(|g| chorus_protocol::Topic::Group(*g)),
+            .map(|g| topic_range(&chorus_protocol::Topic::Group(*g))),
     );
-    let mut scope: Scope = topics
-        .iter()
-        .map(chorus_protocol::sync::topic_range)
-        .collect();
+    scope.extend(wanted.iter().map(profiles_range));
     scope.sort_by(|a, b| a.0.cmp(&b.0));
     scope.dedup();
     scope
@@ -155,10 +160,19 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
             f.invalid += 1;
             continue;
         };
-        let followed = ctx.following.follows(&rec.record().topic);
-        // Only what was asked for, once, and on a topic this node follows.
-        if !wanted.remove(rec.id().as_bytes()) || !followed {
+        // Only what was asked for, once, and what this node keeps.
+        if !wanted.remove(rec.id().as_bytes()) {
             f.invalid += 1;
+            continue;
+        }
+        if !ctx.following.keeps(rec.record(), &ctx.store) {
+            // A profile asked for may stop being wanted while the fetch runs (another
+            // pull found none three times): not the peer's fault. Anything else is.
+            if rec.record().kind() == chorus_protocol::Kind::Profile {
+                f.refused += 1;
+            } else {
+                f.invalid += 1;
+            }
             continue;
         }
         good.push(w);
@@ -209,9 +223,10 @@ pub(crate) async fn pull(ctx: SyncContext, client: Client, peer: PeerId) -> Sync
     };
     let mut fetches: JoinSet<Fetched> = JoinSet::new();
     let limit = ctx.config.session_timeout;
+    let wanted = ctx.following.wanted(WANTED_PER_PULL);
     let outcome = tokio::time::timeout(
         limit,
-        reconcile_with(&ctx, &client, peer, &mut report, &mut fetches),
+        reconcile_with(&ctx, &client, peer, &wanted, &mut report, &mut fetches),
     )
     .await;
     match outcome {
@@ -226,6 +241,9 @@ pub(crate) async fn pull(ctx: SyncContext, client: Client, peer: PeerId) -> Sync
         }
     }
     report.millis = start.elapsed().as_millis() as u64;
+    if report.error.is_none() {
+        ctx.following.asked_for(&wanted, &ctx.store);
+    }
     let faults = report.invalid + u64::from(report.missing > 0);
     if faults > 0 {
         client
@@ -240,6 +258,7 @@ async fn reconcile_with(
     ctx: &SyncContext,
     client: &Client,
     peer: PeerId,
+    wanted: &[AuthorKey],
     report: &mut SyncReport,
     fetches: &mut JoinSet<Fetched>,
 ) -> Result<()> {
@@ -249,7 +268,7 @@ async fn reconcile_with(
             "this node is still rebuilding its sync index; it pulls again at the next repair or scheduled pull after that".into(),
         ));
     }
-    let scope = scope_of(&ctx.following.snapshot());
+    let scope = scope_of(&ctx.following.snapshot(), wanted);
     let mut msg = blocking(&ctx.store, move |s| reconcile::open(&s.sync_view(), &scope)).await??;
     let batch = ctx.config.fetch_batch.clamp(1, MAX_FETCH);
     let mut asked: HashSet<Id> = HashSet::new();
@@ -336,7 +355,7 @@ async fn start_fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chorus_protocol::AuthorKey;
+    use chorus_protocol::sync::{profiles_range, topic_range};
 
     #[test]
     fn scopes_cover_exactly_the_followed_topics() {
@@ -345,8 +364,20 @@ mod tests {
             producers: HashSet::from([k]),
             ..Follow::default()
         };
-        let s = scope_of(&f);
-        assert_eq!(s.len(), 2, "meta and the producer");
+        let s = scope_of(&f, &[]);
+        assert_eq!(
+            s,
+            [
+                topic_range(&chorus_protocol::Topic::Meta),
+                topic_range(&chorus_protocol::Topic::Producer(k)),
+                profiles_range(&k)
+            ],
+            "meta's groups and attestations, the producer's topic and its profiles"
+        );
+        let wanted = AuthorKey([9; 32]);
+        let w = scope_of(&f, &[wanted]);
+        assert_eq!(w.len(), 4);
+        assert_eq!(w[3], profiles_range(&wanted));
         let t = chorus_protocol::sync::topic_bytes(&chorus_protocol::Topic::Producer(k));
         let (lo, hi) = &s[1];
         assert_eq!(lo.as_slice(), t.as_slice());
@@ -358,10 +389,13 @@ mod tests {
         ));
         assert!(!hi.includes(&other));
         assert_eq!(
-            scope_of(&Follow {
-                all: true,
-                ..Follow::default()
-            }),
+            scope_of(
+                &Follow {
+                    all: true,
+                    ..Follow::default()
+                },
+                &[wanted]
+            ),
             vec![(Vec::new(), Bound::End)]
         );
     }

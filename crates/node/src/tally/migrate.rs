@@ -64,13 +64,17 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
         let words = build_word_index(tree)?;
         tracing::info!(entries = words, "word index written for the stored records");
     }
+    let moved = if version < 5 { move_profiles(tree)? } else { 0 };
+    if moved > 0 {
+        tracing::info!(profiles = moved, "profiles moved to their authors' places");
+    }
     if version >= 3 {
         db.flush()?;
         tree.insert(keys::FORMAT, &[keys::FORMAT_VERSION])?;
         db.flush()?;
-        // Only the word index was added: the records, and so the saved sync index, are
-        // unchanged.
-        return Ok(false);
+        // The derived state is unchanged. The saved sync index is still right unless
+        // profiles moved (their sync keys changed): then it is rebuilt.
+        return Ok(moved > 0);
     }
     for prefix in keys::DERIVED {
         for k in tree.scan_prefix([prefix]).keys() {
@@ -107,6 +111,33 @@ pub(crate) fn migrate_derived(db: &sled::Db, tree: &sled::Tree) -> Result<bool> 
         "derived state rebuilt under this version's rules"
     );
     Ok(true)
+}
+
+/// Moves every profile stored under `meta` (format 4 and older) to its author's place
+/// (`chorus_protocol::sync::place_of`): its `t` key and its id-index entry. Each is written
+/// at its new key before its old key goes, so a crash part-way loses nothing, and the next
+/// open moves the rest. Returns how many moved.
+fn move_profiles(tree: &sled::Tree) -> Result<u64> {
+    let meta = keys::key(
+        keys::TOPIC,
+        &[&keys::topic_bytes(&chorus_protocol::Topic::Meta)],
+    );
+    let mut moved = 0;
+    for kv in tree.scan_prefix(&meta) {
+        let (old, wire) = kv?;
+        let rec = SignedRecord::from_vec(wire.to_vec())?;
+        let r = rec.record();
+        if r.kind() != chorus_protocol::Kind::Profile {
+            continue;
+        }
+        let place = chorus_protocol::sync::place_of(r);
+        let id = rec.id();
+        tree.insert(keys::timed(keys::TOPIC, &place, r.created_at, &id), wire)?;
+        tree.insert(keys::record(&id), keys::location(&place, r.created_at))?;
+        tree.remove(old)?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// Removes the records this version would never have stored: `refused` (they break a kind
@@ -159,4 +190,79 @@ fn remove_records(tree: &sled::Tree, refused: BTreeSet<RecordId>) -> Result<usiz
         }
     }
     Ok(gone.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{Ingest, IngestConfig};
+    use chorus_protocol::sync::{profiles_range, record_key, topic_range, RangeIndex};
+    use chorus_protocol::{
+        Admission, AuthorKey, Body, Group, Profile, RecordBuilder, Role, SigningKey, Topic,
+    };
+
+    #[test]
+    fn a_store_of_format_4_moves_its_profiles_out_of_meta_when_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let me = AuthorKey(key.verifying_key().to_bytes());
+        let t = crate::clock::now_ms() - 60_000;
+        let profile = RecordBuilder::new(Body::Profile(Profile {
+            name: "Ada".into(),
+            role: Role::Producer,
+            about: None,
+        }))
+        .created_at(t)
+        .sign(&key)
+        .unwrap();
+        let group = RecordBuilder::new(Body::Group(Group {
+            name: "Ada's friends".into(),
+            charter: None,
+            admission: Admission::Open,
+        }))
+        .created_at(t)
+        .sign(&key)
+        .unwrap();
+        let meta = keys::topic_bytes(&Topic::Meta);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let (ing, threads) = Ingest::start(store.clone(), IngestConfig::default()).unwrap();
+            ing.ingest_blocking(vec![profile.wire().to_vec(), group.wire().to_vec()])
+                .unwrap();
+            drop(ing);
+            threads.join();
+            // What a node of format 4 left: the profile under `meta`.
+            let tree = store.tree();
+            let id = profile.id();
+            let new = keys::timed(
+                keys::TOPIC,
+                &chorus_protocol::sync::place_of(profile.record()),
+                t,
+                &id,
+            );
+            assert!(tree.remove(new).unwrap().is_some());
+            tree.insert(keys::timed(keys::TOPIC, &meta, t, &id), profile.wire())
+                .unwrap();
+            tree.insert(keys::record(&id), keys::location(&meta, t))
+                .unwrap();
+            store.set_format_version(4).unwrap();
+            store.close().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let view = store.sync_view();
+        let (lo, hi) = profiles_range(&me);
+        assert_eq!(
+            view.keys(&lo, &hi, 10).unwrap(),
+            [record_key(profile.record(), &profile.id())]
+        );
+        let (lo, hi) = topic_range(&Topic::Meta);
+        assert_eq!(
+            view.keys(&lo, &hi, 10).unwrap(),
+            [record_key(group.record(), &group.id())]
+        );
+        assert_eq!(store.record(&profile.id()).unwrap(), Some(profile.clone()));
+        assert_eq!(store.profile(&me).unwrap(), Some(profile));
+        let old = keys::key(keys::TOPIC, &[&meta]);
+        assert_eq!(store.tree().scan_prefix(old).count(), 1);
+    }
 }

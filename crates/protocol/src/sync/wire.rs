@@ -158,6 +158,9 @@ pub enum Response {
         scope: Scope,
         /// At most [`MAX_HITS`].
         hits: Vec<Hit>,
+        /// The current profiles of the producers the hits concern (wire forms, at most
+        /// [`MAX_HITS`]), so the asker can name them; omitted from the encoding when empty.
+        profiles: Vec<Vec<u8>>,
     },
 }
 
@@ -658,7 +661,20 @@ impl<'a> Reader<'a> {
             self.end(&mut hit, "hit is not [kind, wire, count]")?;
             hits.push(Hit { kind, wire, count });
         }
-        Ok(Response::Found { scope, hits })
+        let mut profiles = Vec::new();
+        if self.more(items)? {
+            let mut list = self.array(MAX_HITS, 1)?;
+            while self.more(&mut list)? {
+                let mut wire = Vec::new();
+                self.bytes_into(&mut wire, MAX_RESPONSE)?;
+                profiles.push(wire);
+            }
+        }
+        Ok(Response::Found {
+            scope,
+            hits,
+            profiles,
+        })
     }
 
     /// Opens the message array and reads its tag.
@@ -761,8 +777,12 @@ impl Response {
                 head(s, TEXT, message.len());
                 s.put(message.as_bytes());
             }
-            Response::Found { scope, hits } => {
-                head(s, ARRAY, 3);
+            Response::Found {
+                scope,
+                hits,
+                profiles,
+            } => {
+                head(s, ARRAY, if profiles.is_empty() { 3 } else { 4 });
                 head(s, UINT, 3);
                 head(s, UINT, usize::from(*scope == Scope::Followed));
                 head(s, ARRAY, hits.len());
@@ -771,6 +791,12 @@ impl Response {
                     head(s, UINT, usize::from(h.kind.to_u8()));
                     bstr(s, &h.wire);
                     head(s, UINT, h.count as usize);
+                }
+                if !profiles.is_empty() {
+                    head(s, ARRAY, profiles.len());
+                    for p in profiles {
+                        bstr(s, p);
+                    }
                 }
             }
         })
@@ -895,8 +921,18 @@ mod tests {
         let too_many = Response::Found {
             scope: Scope::Everything,
             hits: vec![hit; MAX_HITS + 1],
+            profiles: Vec::new(),
         };
         assert!(Response::decode(&too_many.encode()).is_err());
+        let too_many_profiles = Response::Found {
+            scope: Scope::Everything,
+            hits: Vec::new(),
+            profiles: vec![vec![1]; MAX_HITS + 1],
+        };
+        assert!(Response::decode(&too_many_profiles.encode()).is_err());
+        // Profiles are an optional fourth item; a fifth is malformed.
+        assert!(Response::decode(&[0x84, 0x03, 0x00, 0x80, 0x81, 0x41, 0x07]).is_ok());
+        assert!(Response::decode(&[0x85, 0x03, 0x00, 0x80, 0x80, 0x80]).is_err());
         // A hit of an unknown kind (5 is two bits).
         assert!(Response::decode(&[0x83, 0x03, 0x00, 0x81, 0x83, 0x05, 0x40, 0x00]).is_err());
         assert!(Response::decode(&[0x83, 0x03, 0x00, 0x81, 0x83, 0x04, 0x40, 0x00]).is_ok());
@@ -1013,21 +1049,33 @@ mod tests {
                     Value::Text(code.clone()),
                     Value::Text(message.clone()),
                 ]),
-                Response::Found { scope, hits } => Value::Array(vec![
-                    3.into(),
-                    u8::from(*scope == Scope::Followed).into(),
-                    Value::Array(
-                        hits.iter()
-                            .map(|h| {
-                                Value::Array(vec![
-                                    h.kind.to_u8().into(),
-                                    Value::Bytes(h.wire.clone()),
-                                    h.count.into(),
-                                ])
-                            })
-                            .collect(),
-                    ),
-                ]),
+                Response::Found {
+                    scope,
+                    hits,
+                    profiles,
+                } => {
+                    let mut v = vec![
+                        3.into(),
+                        u8::from(*scope == Scope::Followed).into(),
+                        Value::Array(
+                            hits.iter()
+                                .map(|h| {
+                                    Value::Array(vec![
+                                        h.kind.to_u8().into(),
+                                        Value::Bytes(h.wire.clone()),
+                                        h.count.into(),
+                                    ])
+                                })
+                                .collect(),
+                        ),
+                    ];
+                    if !profiles.is_empty() {
+                        v.push(Value::Array(
+                            profiles.iter().map(|p| Value::Bytes(p.clone())).collect(),
+                        ));
+                    }
+                    Value::Array(v)
+                }
             })
         }
     }
@@ -1091,16 +1139,22 @@ mod tests {
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)
                 .prop_map(Response::Records),
             (".{0,20}", ".{0,300}").prop_map(|(code, message)| Response::Error { code, message }),
-            (any::<bool>(), proptest::collection::vec(arb_hit(), 0..6)).prop_map(|(all, hits)| {
-                Response::Found {
-                    scope: if all {
-                        Scope::Everything
-                    } else {
-                        Scope::Followed
-                    },
-                    hits,
-                }
-            }),
+            (
+                any::<bool>(),
+                proptest::collection::vec(arb_hit(), 0..6),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..3)
+            )
+                .prop_map(|(all, hits, profiles)| {
+                    Response::Found {
+                        scope: if all {
+                            Scope::Everything
+                        } else {
+                            Scope::Followed
+                        },
+                        hits,
+                        profiles,
+                    }
+                }),
         ]
     }
 
