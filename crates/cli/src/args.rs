@@ -52,6 +52,10 @@ pub(crate) enum Command {
     ResetStore,
     /// Show the running node: peer id, addresses, peers, records, followed shards.
     Status,
+    /// Open the node's web dashboard: prints a link that logs one browser in (it works once,
+    /// within three minutes) and opens it with $BROWSER when that is set. The dashboard is
+    /// served by the node at its API address (loopback by default).
+    Open,
     /// Catch up now: pull what this node lacks on the topics it follows from every
     /// connected peer (or one), and report what each pull did.
     Sync(SyncArgs),

@@ -28,6 +28,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Compact => node::compact(cli),
         Command::ResetStore => node::reset_store(cli),
         Command::Status => network::status(cli),
+        Command::Open => network::open(cli),
         Command::Sync(a) => network::sync(cli, a),
         Command::Peers => network::peers(cli),
         Command::Follow(a) => follow::follow(cli, a, true),

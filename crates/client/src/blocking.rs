@@ -25,7 +25,7 @@ use crate::request::{
 use crate::response::{
     AuditReport, Created, Directory, ErrorBody, FollowSet, GroupInfo, GroupRequests, Mine, Peers,
     Person, Petitions, Rating, Reviews, SearchResults, Status, SubmittedRecords, SyncAnswer, Tally,
-    TrustSet,
+    TrustSet, WebLink,
 };
 use query::{enc, query};
 
@@ -74,6 +74,11 @@ impl Client {
     /// `POST /v1/sync`: pulls now and answers when every pull has ended (up to an hour).
     pub fn sync(&self, req: &SyncRequest) -> Result<SyncAnswer, Error> {
         self.post("/v1/sync", Some(req), SLOW)
+    }
+
+    /// `POST /v1/web/link`: a one-time link that logs a browser in to the dashboard.
+    pub fn web_link(&self) -> Result<WebLink, Error> {
+        self.post::<(), _>("/v1/web/link", None, QUICK)
     }
 
     /// `GET /v1/peers`.

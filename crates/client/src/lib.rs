@@ -42,5 +42,5 @@ pub use response::{
     Attested, AuditReport, CountedReview, Created, Directory, ErrorBody, Finding, FollowSet, Found,
     GroupInfo, GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, Peers, Person, Petitions,
     Rating, Reviews, SearchResults, Severity, Status, StorageCondition, StorageState, Submitted,
-    SubmittedRecords, SyncAnswer, SyncReport, Tally, TrustSet, Trusted,
+    SubmittedRecords, SyncAnswer, SyncReport, Tally, TrustSet, Trusted, WebLink,
 };

@@ -530,6 +530,15 @@ pub struct SearchResults {
     pub dropped: usize,
 }
 
+/// `POST /v1/web/link`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebLink {
+    /// Opens the dashboard logged in, once.
+    pub url: String,
+    /// Seconds the link works for.
+    pub expires_in_s: u64,
+}
+
 /// `GET /v1/producers`, `GET /v1/groups` and `GET /v1/products`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {

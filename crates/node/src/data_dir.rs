@@ -132,6 +132,11 @@ impl DataDir {
         self.root.join("trust.json")
     }
 
+    /// `web-sessions.json`: the dashboard's sessions (hashed), kept across restarts.
+    pub fn web_sessions_path(&self) -> PathBuf {
+        self.root.join("web-sessions.json")
+    }
+
     /// `follow.json`: what the user followed or unfollowed at run time (`chorus follow`),
     /// applied on top of the config's `[follow]` at every start.
     pub fn follow_path(&self) -> PathBuf {

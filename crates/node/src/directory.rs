@@ -81,8 +81,8 @@ pub struct Directory {
     /// The latest records found on peers (not stored), newest last, with who sent each.
     recent: Arc<Mutex<VecDeque<Recent>>>,
     /// Names from the checked profiles that searches brought and the node does not keep,
-    /// oldest first, at most [`MAX_NAMES`].
-    names: Arc<Mutex<VecDeque<(AuthorKey, String)>>>,
+    /// with each profile's time, oldest learned first, at most [`MAX_NAMES`].
+    names: Arc<Mutex<VecDeque<(AuthorKey, u64, String)>>>,
 }
 
 /// Names of authors whose profiles the node does not keep, remembered from searches.
@@ -195,23 +195,33 @@ impl Directory {
         let names = self.names.lock().ok()?;
         names
             .iter()
-            .rev()
-            .find(|(a, _)| a == author)
-            .map(|(_, n)| n.clone())
+            .find(|(a, _, _)| a == author)
+            .map(|(_, _, n)| n.clone())
     }
 
-    /// Remembers the name of a checked profile (the latest one learned wins).
+    /// Remembers the name of a checked profile, unless one as recent of the same author is
+    /// remembered already (a peer may replay an author's older profile, not bring back an
+    /// old name).
     fn learn_name(&self, profile: &SignedRecord) {
         let chorus_protocol::Body::Profile(p) = &profile.record().body else {
             return;
         };
+        let (author, at) = (profile.author(), profile.record().created_at);
         if let Ok(mut names) = self.names.lock() {
-            names.retain(|(a, _)| *a != profile.author());
+            if names.iter().any(|(a, t, _)| *a == author && *t >= at) {
+                return;
+            }
+            names.retain(|(a, _, _)| *a != author);
             if names.len() >= MAX_NAMES {
                 names.pop_front();
             }
-            names.push_back((profile.author(), p.name.clone()));
+            names.push_back((author, at, p.name.clone()));
         }
+    }
+
+    /// Did this peer's answer to a search say it keeps everything?
+    pub fn is_archive(&self, peer: &PeerId) -> bool {
+        self.archives.lock().is_ok_and(|a| a.contains(peer))
     }
 
     /// A record a recent search found on a peer, and that peer: what acting on a search
@@ -318,9 +328,16 @@ impl Directory {
                 let rec = match validate::check_wire(&h.wire, now, self.skew_ms) {
                     Ok(rec) => rec,
                     // A record a little ahead of this node's clock is no one's fault
-                    // (PROTOCOL.md §12.2); it is dropped, unblamed.
+                    // (PROTOCOL.md §12.2); it is dropped, unblamed, and the profile of
+                    // the producer it concerns may still come with it.
                     Err(e) => {
-                        faults += u32::from(crate::ingest::sender_at_fault(&e));
+                        let blamed = crate::ingest::sender_at_fault(&e);
+                        faults += u32::from(blamed);
+                        if !blamed {
+                            if let Ok(r) = SignedRecord::from_bytes(&h.wire) {
+                                concerned.extend(crate::store::search::concerns(&r));
+                            }
+                        }
                         out.dropped += 1;
                         continue;
                     }

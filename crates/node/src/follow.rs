@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chorus_protocol::{AuthorKey, Kind, ProductRef, Record, RecordId, Topic};
 
@@ -219,14 +220,16 @@ pub struct Following {
     file: Option<PathBuf>,
     client: Client,
     /// Authors whose profiles the node wants and has not got yet (authors of records it
-    /// stored), at most [`MAX_WANTED`], with how many pulls have asked for each: pulls ask
-    /// peers for them (`crate::sync`), `crate::profiles` notes them.
-    wanted: Arc<Mutex<BTreeMap<AuthorKey, u8>>>,
+    /// stored), at most [`MAX_WANTED`], with when each was first wanted and how many pulls
+    /// have asked for it: pulls ask peers for them (`crate::sync`), `crate::profiles` notes
+    /// them.
+    wanted: Arc<Mutex<BTreeMap<AuthorKey, (Instant, u32)>>>,
 }
 
-/// Pulls that ask for a wanted profile before the node stops wanting it (the author may
-/// have published none).
-pub const WANTED_ATTEMPTS: u8 = 3;
+/// How long an author's profile stays wanted if no pull finds it (the author may have
+/// published none, or only nodes that do not keep it were asked): long enough for the
+/// scheduled pulls from every peer to ask.
+pub const WANTED_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// Most authors whose profiles are wanted at once; more are not noted (their names show as
 /// short keys until a profile of theirs arrives by gossip or a lookup).
@@ -302,7 +305,7 @@ impl Following {
         if w.len() >= MAX_WANTED || w.contains_key(&author) {
             return false;
         }
-        w.insert(author, 0);
+        w.insert(author, (Instant::now(), 0));
         true
     }
 
@@ -311,26 +314,33 @@ impl Following {
         self.wanted.lock().is_ok_and(|w| w.contains_key(author))
     }
 
-    /// Up to `n` of the authors whose profiles are wanted, for a pull to ask for.
+    /// Up to `n` of the authors whose profiles are wanted, those asked for least often
+    /// first, for a pull to ask for.
     pub fn wanted(&self, n: usize) -> Vec<AuthorKey> {
-        self.wanted
-            .lock()
-            .map(|w| w.keys().take(n).copied().collect())
-            .unwrap_or_default()
+        let Ok(w) = self.wanted.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<(u32, AuthorKey)> = w.iter().map(|(a, (_, n))| (*n, *a)).collect();
+        all.sort_unstable();
+        all.into_iter().take(n).map(|(_, a)| a).collect()
+    }
+
+    /// How many profiles are wanted now.
+    pub fn wanted_count(&self) -> usize {
+        self.wanted.lock().map(|w| w.len()).unwrap_or(0)
     }
 
     /// A pull asked a peer for these authors' profiles: those now held are no longer
-    /// wanted, nor those asked for [`WANTED_ATTEMPTS`] times.
+    /// wanted, nor those wanted for longer than [`WANTED_FOR`].
     pub fn asked_for(&self, authors: &[AuthorKey], store: &Store) {
         let Ok(mut w) = self.wanted.lock() else {
             return;
         };
         for a in authors {
-            let held = store.has_profile(a).unwrap_or(false);
             let gone = match w.get_mut(a) {
-                Some(n) => {
+                Some((since, n)) => {
                     *n += 1;
-                    held || *n >= WANTED_ATTEMPTS
+                    store.has_profile(a).unwrap_or(false) || since.elapsed() > WANTED_FOR
                 }
                 None => false,
             };

@@ -47,6 +47,7 @@ pub mod sync;
 pub mod tally;
 pub mod trust;
 pub mod waiting;
+mod web;
 #[cfg(feature = "workload")]
 pub mod workload;
 

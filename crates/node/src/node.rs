@@ -200,6 +200,7 @@ impl Node {
             following.clone(),
             sync.clone(),
             client.clone(),
+            directory.clone(),
             cancel.clone(),
         )));
         tasks.spawn(infallible(waiting_chores(
@@ -251,6 +252,7 @@ impl Node {
             c.max_event_streams_per_token,
             c.event_queue,
         ));
+        let web = Arc::new(crate::web::Web::with_file(dir.web_sessions_path()));
         let state = api::ApiState {
             store: self.store.clone(),
             client: self.client.clone(),
@@ -271,6 +273,7 @@ impl Node {
                 timeout: c.body_timeout,
             },
             streams: streams.clone(),
+            web: web.clone(),
         };
         let connections = api::Connections::new(c.max_connections);
         let (addr, task) = api::serve(
@@ -280,6 +283,7 @@ impl Node {
             self.cancel.clone(),
         )
         .await?;
+        web.set_addr(addr);
         self.tasks.spawn(infallible(async move {
             let _ = task.await;
         }));

@@ -1120,6 +1120,17 @@ impl Store {
         }
     }
 
+    /// Every profile of `author` this node holds, oldest first (they lie together, under the
+    /// author's place, PROTOCOL.md §13.2).
+    pub fn profiles_by(&self, author: &AuthorKey) -> Result<Vec<SignedRecord>> {
+        let place = chorus_protocol::sync::profiles_place(author);
+        let mut out = Vec::new();
+        for kv in self.scan(&keys::key(keys::TOPIC, &[&place])) {
+            out.push(SignedRecord::from_vec(kv?.1.to_vec())?);
+        }
+        Ok(out)
+    }
+
     /// Does the node hold a profile of `author`? Mostly answered without a read (the
     /// filter of the slot keys that may exist).
     pub fn has_profile(&self, author: &AuthorKey) -> Result<bool> {
@@ -1130,8 +1141,8 @@ impl Store {
         Ok(self.cur.tree()?.contains_key(slot.as_bytes())?)
     }
 
-    /// Every stored record, in topic and time order (audits): the id its key names, and its
-    /// wire bytes.
+    /// Every stored record, in sync order (topic, or a profile's author, then time; audits):
+    /// the id its key names, and its wire bytes.
     pub(crate) fn all_entries(&self) -> impl Iterator<Item = Result<(RecordId, Vec<u8>)>> + '_ {
         self.scan(&[keys::TOPIC]).map(|kv| {
             let (k, v) = kv?;

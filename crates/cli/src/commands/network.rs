@@ -16,6 +16,28 @@ pub(crate) fn status(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `chorus open`: a one-time login link to the dashboard, opened with `$BROWSER` if set.
+pub(crate) fn open(cli: &Cli) -> Result<ExitCode> {
+    let link = running::call(&cli.data_dir(), |c| c.web_link())?;
+    print::answer(cli.json, &link, |l| {
+        println!("{}", l.url);
+        println!(
+            "(works once, within {} s; keep it to yourself: it logs a browser in)",
+            l.expires_in_s
+        );
+    })?;
+    if let Some(browser) = std::env::var_os("BROWSER").filter(|b| !b.is_empty()) {
+        match std::process::Command::new(&browser).arg(&link.url).spawn() {
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "could not start $BROWSER ({}): {e}; open the link by hand",
+                browser.to_string_lossy()
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `chorus peers`.
 pub(crate) fn peers(cli: &Cli) -> Result<ExitCode> {
     let p = running::call(&cli.data_dir(), |c| c.peers())?;

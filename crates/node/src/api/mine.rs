@@ -136,8 +136,8 @@ pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiErr
             }
             return Ok(out);
         }
-        // Profiles lie apart from `meta` (PROTOCOL.md §13.2): the user's latest.
-        out.extend(store.profile(&me)?);
+        // Profiles lie apart from `meta` (PROTOCOL.md §13.2), each author's together.
+        out.extend(store.profiles_by(&me)?);
         for topic in scan {
             let mut after = None;
             loop {

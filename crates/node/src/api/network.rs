@@ -13,9 +13,14 @@ use crate::net::PeerId;
 
 /// `GET /v1/status`.
 pub(crate) async fn status(State(s): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    Ok(Json(status_of(&s).await?))
+}
+
+/// The node's status (`GET /v1/status`; the dashboard's header).
+pub(crate) async fn status_of(s: &ApiState) -> Result<Status, ApiError> {
     let net = s.client.status().await?;
     let storage = storage_state(&s.store);
-    Ok(Json(Status {
+    Ok(Status {
         peer_id: net.peer_id,
         listen_addrs: net.listen_addrs,
         peers: net.peers.len() as u64,
@@ -34,7 +39,7 @@ pub(crate) async fn status(State(s): State<ApiState>) -> Result<Json<Status>, Ap
         following: follow_set(&s.following.snapshot()),
         sync_ready: s.store.sync_ready(),
         storage,
-    }))
+    })
 }
 
 /// Whether the store can write, and the room left on its disk.

@@ -169,8 +169,9 @@ pub(crate) async fn record_named(
 }
 
 /// [`author_key`], and when no profile this node holds has that name (or key prefix), the
-/// connected peers searched for profiles: those found are stored (every node keeps
-/// profiles) and the name looked up again.
+/// connected peers searched for profiles: the authors whose newest profile found has that
+/// name (or whose key starts so) are the candidates, one of them the answer. (Found
+/// profiles are not stored unless the node keeps them, PROTOCOL.md §13.6.)
 pub(crate) async fn author_named(
     s: &ApiState,
     field: &str,
@@ -184,18 +185,31 @@ pub(crate) async fn author_named(
                 .search(t, kinds::PROFILE, CANDIDATES + 1, true)
                 .await?;
             // The profiles found are checked, not all stored (a node keeps the profiles it
-            // uses): the key is read from the hits, as `author_key` reads the store.
+            // uses): the key is read from the hits, as `author_key` reads the store. Only
+            // each author's newest profile names them (a peer may send an older one).
             let (name, prefix) = (fold::fold(t), t.to_ascii_lowercase());
             let hex = t.len() >= MIN_PREFIX && is_hex(t);
-            let mut found: Vec<(AuthorKey, String)> = Vec::new();
+            let mut newest: Vec<SignedRecord> = Vec::new();
             for h in &searched.hits {
-                let Body::Profile(p) = &h.record.record().body else {
+                let rec = &h.record;
+                match newest.iter_mut().find(|n| n.author() == rec.author()) {
+                    Some(n) if n.record().created_at < rec.record().created_at => *n = rec.clone(),
+                    Some(_) => {}
+                    None => newest.push(match s.store.profile(&rec.author())? {
+                        Some(held) if held.record().created_at >= rec.record().created_at => held,
+                        _ => rec.clone(),
+                    }),
+                }
+            }
+            let mut found: Vec<(AuthorKey, String)> = Vec::new();
+            for rec in &newest {
+                let Body::Profile(p) = &rec.record().body else {
                     continue;
                 };
-                let k = h.record.author();
+                let k = rec.author();
                 let named = fold::fold(p.name.trim()) == name;
                 let keyed = hex && k.to_string().starts_with(&prefix);
-                if (named || keyed) && !found.iter().any(|(f, _)| *f == k) {
+                if named || keyed {
                     found.push((k, p.name.clone()));
                 }
             }

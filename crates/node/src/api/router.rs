@@ -18,6 +18,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
+    // The dashboard's pages have their own guard (sessions, `crate::web`).
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -40,8 +44,12 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     }
 }
 
-async fn no_such_endpoint() -> ApiError {
-    ApiError::not_found("no such endpoint")
+async fn no_such_endpoint(req: Request) -> Response {
+    if req.uri().path().starts_with("/v1/") {
+        ApiError::not_found("no such endpoint").into_response()
+    } else {
+        crate::web::not_found(req.headers().clone()).await
+    }
 }
 
 /// A known endpoint asked with a method it does not take: a JSON error like every other.
@@ -99,6 +107,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/audit", get(watchdog::audit))
         .route("/v1/bundle/{id}", get(watchdog::bundle))
+        .route("/v1/web/link", post(crate::web::link))
+        .merge(crate::web::routes(state.clone()))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)
         // read_body has taken at most this much already; the extractors' own limit agrees.

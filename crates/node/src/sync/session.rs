@@ -11,6 +11,7 @@
 //! that gossips invalid records.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_protocol::sync::wire::{self, Request, Response, MAX_FETCH};
@@ -125,7 +126,13 @@ struct Fetched {
     error: Option<String>,
 }
 
-async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> Fetched {
+async fn fetch(
+    ctx: SyncContext,
+    client: Client,
+    peer: PeerId,
+    ids: Vec<Id>,
+    wanted_profiles: Arc<[AuthorKey]>,
+) -> Fetched {
     let mut f = Fetched::default();
     let req = Request::Fetch(ids.clone()).encode();
     f.bytes_sent = req.len() as u64;
@@ -166,9 +173,11 @@ async fn fetch(ctx: SyncContext, client: Client, peer: PeerId, ids: Vec<Id>) -> 
             continue;
         }
         if !ctx.following.keeps(rec.record(), &ctx.store) {
-            // A profile asked for may stop being wanted while the fetch runs (another
-            // pull found none three times): not the peer's fault. Anything else is.
-            if rec.record().kind() == chorus_protocol::Kind::Profile {
+            // A profile this pull asked for may stop being wanted while the fetch runs
+            // (another pull found none): not the peer's fault. Anything else is.
+            if rec.record().kind() == chorus_protocol::Kind::Profile
+                && wanted_profiles.contains(&rec.author())
+            {
                 f.refused += 1;
             } else {
                 f.invalid += 1;
@@ -223,7 +232,7 @@ pub(crate) async fn pull(ctx: SyncContext, client: Client, peer: PeerId) -> Sync
     };
     let mut fetches: JoinSet<Fetched> = JoinSet::new();
     let limit = ctx.config.session_timeout;
-    let wanted = ctx.following.wanted(WANTED_PER_PULL);
+    let wanted: Arc<[AuthorKey]> = ctx.following.wanted(WANTED_PER_PULL).into();
     let outcome = tokio::time::timeout(
         limit,
         reconcile_with(&ctx, &client, peer, &wanted, &mut report, &mut fetches),
@@ -258,7 +267,7 @@ async fn reconcile_with(
     ctx: &SyncContext,
     client: &Client,
     peer: PeerId,
-    wanted: &[AuthorKey],
+    wanted: &Arc<[AuthorKey]>,
     report: &mut SyncReport,
     fetches: &mut JoinSet<Fetched>,
 ) -> Result<()> {
@@ -324,14 +333,14 @@ async fn reconcile_with(
         }
         while need.len() >= batch {
             let ids: Vec<Id> = need.drain(..batch).collect();
-            start_fetch(ctx, client, peer, ids, report, fetches).await;
+            start_fetch(ctx, client, peer, ids, wanted, report, fetches).await;
         }
         msg = next;
     }
     while !need.is_empty() {
         let n = need.len().min(batch);
         let ids: Vec<Id> = need.drain(..n).collect();
-        start_fetch(ctx, client, peer, ids, report, fetches).await;
+        start_fetch(ctx, client, peer, ids, wanted, report, fetches).await;
     }
     Ok(())
 }
@@ -341,6 +350,7 @@ async fn start_fetch(
     client: &Client,
     peer: PeerId,
     ids: Vec<Id>,
+    wanted: &Arc<[AuthorKey]>,
     report: &mut SyncReport,
     fetches: &mut JoinSet<Fetched>,
 ) {
@@ -349,7 +359,13 @@ async fn start_fetch(
             add(report, f);
         }
     }
-    fetches.spawn(fetch(ctx.clone(), client.clone(), peer, ids));
+    fetches.spawn(fetch(
+        ctx.clone(),
+        client.clone(),
+        peer,
+        ids,
+        wanted.clone(),
+    ));
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ pub struct TestNode {
 }
 
 /// Starts a node listening on 127.0.0.1 (no mDNS, no API), bootstrapping from
-/// `bootstrap`, with `tune` applied to its config; waits until it listens.
+/// `bootstrap`, with `tune` applied to its config; waits until it listens (unless `tune`
+/// left it nothing to listen on: `addr` is empty then, and only it dials).
 pub async fn start_with(bootstrap: &[&str], tune: impl FnOnce(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path());
@@ -32,10 +33,12 @@ pub async fn start_with(bootstrap: &[&str], tune: impl FnOnce(&mut Config)) -> T
     config.network.mdns = false;
     config.api.listen = String::new();
     tune(&mut config);
+    let config_listens = config.network.listen.clone();
     let (node, mut events) = Node::start(&data, config).await.unwrap();
     let mut addr = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while addr.is_empty() {
+    let listens = !config_listens.is_empty();
+    while listens && addr.is_empty() {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(NetEvent::Listening(a))) => addr = a.to_string(),
             Ok(Some(_)) => {}

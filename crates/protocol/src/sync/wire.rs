@@ -354,7 +354,12 @@ impl<'a> Reader<'a> {
                 Ok(true)
             }
             None => match self.head()? {
-                Header::Break => Ok(false),
+                Header::Break => {
+                    // Ended: asked again (an optional item looked for, then the close), it
+                    // stays ended instead of reading past the break.
+                    items.left = Some(0);
+                    Ok(false)
+                }
                 h => {
                     if items.seen >= items.max {
                         return Err(DecodeError("array over its item limit"));
@@ -930,6 +935,23 @@ mod tests {
             profiles: vec![vec![1]; MAX_HITS + 1],
         };
         assert!(Response::decode(&too_many_profiles.encode()).is_err());
+        // Indefinite-length arrays, with and without the optional fourth item.
+        assert_eq!(
+            Response::decode(&[0x9f, 0x03, 0x00, 0x80, 0xff]),
+            Ok(Response::Found {
+                scope: Scope::Everything,
+                hits: Vec::new(),
+                profiles: Vec::new()
+            })
+        );
+        assert_eq!(
+            Response::decode(&[0x9f, 0x03, 0x00, 0x80, 0x9f, 0x41, 0x07, 0xff, 0xff]),
+            Ok(Response::Found {
+                scope: Scope::Everything,
+                hits: Vec::new(),
+                profiles: vec![vec![7]]
+            })
+        );
         // Profiles are an optional fourth item; a fifth is malformed.
         assert!(Response::decode(&[0x84, 0x03, 0x00, 0x80, 0x81, 0x41, 0x07]).is_ok());
         assert!(Response::decode(&[0x85, 0x03, 0x00, 0x80, 0x80, 0x80]).is_err());

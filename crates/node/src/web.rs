@@ -1,0 +1,389 @@
+//! The web dashboard, served by the node at its API address (loopback by default) at `/`:
+//! server-rendered HTML (maud) and a stylesheet embedded in the binary, nothing fetched from
+//! elsewhere and nothing to build.
+//!
+//! - `auth`: one-time login links (`chorus open`), sessions in `HttpOnly`,
+//!   `SameSite=Strict` cookies, CSRF tokens, and the Host and Origin checks;
+//! - `pages`: the pages;
+//! - `strings`: every string, in English and French (chosen from `Accept-Language`).
+//!
+//! The JSON API under `/v1/` keeps its bearer token; the dashboard's routes are outside it
+//! and behind [`guard`] instead.
+
+mod auth;
+mod pages;
+mod strings;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use chorus_protocol::{Body, SignedRecord};
+use serde::Deserialize;
+
+use crate::api::{ApiError, ApiState};
+use auth::Session;
+pub(crate) use auth::Web;
+use strings::Strings;
+
+const STYLE: &str = include_str!("web/assets/style.css");
+const SCRIPT: &str = include_str!("web/assets/app.js");
+
+/// The dashboard's routes, behind [`guard`].
+pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/welcome", get(welcome))
+        .route("/login", get(login))
+        .route("/logout", post(logout))
+        .route("/events", get(live))
+        .route("/assets/style.css", get(style))
+        .route("/assets/app.js", get(script))
+        .route_layer(middleware::from_fn_with_state(state, guard))
+}
+
+/// `POST /v1/web/link` (with the bearer token): a one-time login link to the dashboard.
+pub(crate) async fn link(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let base = s.web.base().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the API has no address yet",
+        )
+    })?;
+    let key = s.web.new_link();
+    Ok(Json(serde_json::json!({
+        "url": format!("{base}/login?key={key}"),
+        "expires_in_s": auth::LINK_LIFE.as_secs(),
+    })))
+}
+
+fn lang(headers: &HeaderMap) -> &'static Strings {
+    strings::pick(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    let mut r = (status, Html(markup.into_string())).into_response();
+    // Pages change with the node's state, and none may be framed by another site.
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn refused(t: &Strings, why: &str) -> Response {
+    html(StatusCode::FORBIDDEN, pages::refused(t, why))
+}
+
+/// Paths open without a session.
+fn public(path: &str) -> bool {
+    matches!(path, "/welcome" | "/login") || path.starts_with("/assets/")
+}
+
+/// In front of every dashboard route: the Host must be this node's, a request that changes
+/// anything must come from this node's dashboard (Origin), and every page but the public
+/// ones needs a session (without one, a page sends the browser to `/welcome`).
+async fn guard(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let t = lang(req.headers());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !s.web.host_ok(host) {
+        return refused(t, t.refused_host);
+    }
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
+    if changes {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        // Browsers send Origin with every POST; a missing one is let through to the CSRF
+        // check, which a page of another site cannot pass.
+        if origin.is_some_and(|o| !s.web.origin_ok(o)) {
+            return refused(t, t.refused_origin);
+        }
+    }
+    let path = req.uri().path().to_string();
+    if public(&path) {
+        return next.run(req).await;
+    }
+    let session = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::cookie_session)
+        .and_then(|id| s.web.session(id).map(|sess| (id.to_string(), sess)));
+    match session {
+        Some((id, sess)) => {
+            req.extensions_mut().insert(LoggedIn { id, session: sess });
+            next.run(req).await
+        }
+        None if changes => refused(t, t.refused_csrf),
+        None => Redirect::to("/welcome").into_response(),
+    }
+}
+
+/// The session a request was let in with (a request extension set by [`guard`]).
+#[derive(Clone)]
+struct LoggedIn {
+    id: String,
+    session: Session,
+}
+
+async fn welcome(headers: HeaderMap) -> Response {
+    html(StatusCode::OK, pages::welcome(lang(&headers)))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    key: Option<String>,
+}
+
+/// `GET /login?key=K`: a one-time key from `chorus open` starts a session.
+async fn login(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let t = lang(&headers);
+    match q.key.as_deref().and_then(|k| s.web.redeem(k)) {
+        Some((id, _)) => {
+            let mut r = Redirect::to("/").into_response();
+            if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&id)) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        None => html(StatusCode::FORBIDDEN, pages::link_used(t)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// Does a form's token match its session's?
+fn csrf_ok(headers: &HeaderMap, form: Option<&str>, session: &Session) -> bool {
+    let given = form.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
+    given.is_some_and(|g| auth::same(g, &session.csrf))
+}
+
+/// `POST /logout`: ends the session.
+async fn logout(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::Extension(me): axum::Extension<LoggedIn>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let t = lang(&headers);
+    if !csrf_ok(&headers, Some(&f.csrf), &me.session) {
+        return refused(t, t.refused_csrf);
+    }
+    s.web.end(&me.id);
+    let mut r = Redirect::to("/welcome").into_response();
+    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie()) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// `GET /events`: the API's event stream (`GET /v1/events`), for a logged-in page: each
+/// session counts as a token toward the streams' caps.
+async fn live(
+    State(s): State<ApiState>,
+    axum::Extension(me): axum::Extension<LoggedIn>,
+    headers: HeaderMap,
+    q: crate::api::Q<chorus_client::EventsQuery>,
+) -> Response {
+    let who = crate::api::Authenticated(std::sync::Arc::from(format!(
+        "web:{}",
+        auth::hashed(&me.id)
+    )));
+    match crate::api::event_stream(State(s), axum::Extension(who), headers, q).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// A page for every path the dashboard does not know (outside `/v1/`).
+pub(crate) async fn not_found(headers: HeaderMap) -> Response {
+    html(StatusCode::NOT_FOUND, pages::not_found(lang(&headers)))
+}
+
+/// `GET /`: what the user takes part in, with the counts.
+async fn home(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::Extension(me): axum::Extension<LoggedIn>,
+) -> Result<Response, ApiError> {
+    let t = lang(&headers);
+    let status = crate::api::status_of(&s).await?;
+    let mine = crate::api::my_records(&s).await?;
+    let home = tokio::task::spawn_blocking({
+        let s = s.clone();
+        move || home_of(&s, t, mine)
+    })
+    .await
+    .map_err(|_| crate::error::Error::NodeStopped)??;
+    let header = pages::Header {
+        status: &status,
+        csrf: &me.session.csrf,
+    };
+    Ok(html(StatusCode::OK, pages::home(t, &header, &home)))
+}
+
+/// The home page's lists, from the user's records (read off the async threads).
+fn home_of(
+    s: &ApiState,
+    t: &Strings,
+    mut mine: Vec<SignedRecord>,
+) -> crate::error::Result<pages::Home> {
+    mine.sort_by_key(|r| std::cmp::Reverse((r.record().created_at, r.id())));
+    let store = &s.store;
+    let petition_item =
+        |id: &chorus_protocol::RecordId| -> crate::error::Result<Option<pages::Item>> {
+            let Some(rec) = store.record(id)? else {
+                return Ok(None);
+            };
+            let Body::Petition(p) = &rec.record().body else {
+                return Ok(None);
+            };
+            let tally = store.tally(id)?;
+            let (endorsers, threshold, reached, state) = match &tally {
+                Some(tl) => (
+                    tl.endorsers,
+                    tl.threshold,
+                    tl.reached,
+                    if tl.withdrawn {
+                        t.withdrawn
+                    } else if tl.deadline.is_some_and(|d| d <= crate::clock::now_ms()) {
+                        t.closed
+                    } else {
+                        t.open
+                    },
+                ),
+                None => (0, p.threshold, false, t.open),
+            };
+            Ok(Some(pages::Item {
+                petition: Some(id.to_string()),
+                href: None,
+                text: p.title.clone(),
+                count: Some(endorsers),
+                detail: format!(
+                    "/{threshold} {}, {}{}",
+                    t.endorsers,
+                    state,
+                    if reached {
+                        format!(", {}", t.reached)
+                    } else {
+                        String::new()
+                    }
+                ),
+                progress: Some((endorsers, threshold)),
+                reached,
+            }))
+        };
+    let mut home = pages::Home {
+        name: store.name_of(&s.author)?,
+        key: s.author.to_string(),
+        petitions: Vec::new(),
+        endorsed: Vec::new(),
+        groups: Vec::new(),
+        reviews: Vec::new(),
+    };
+    let mut seen_petitions = Vec::new();
+    for rec in &mine {
+        match &rec.record().body {
+            Body::Petition(_) => {
+                if let Some(i) = petition_item(&rec.id())? {
+                    home.petitions.push(i);
+                }
+            }
+            Body::Endorsement(e) => {
+                // The latest endorsement of each petition stands for it.
+                if seen_petitions.contains(&e.petition) {
+                    continue;
+                }
+                seen_petitions.push(e.petition);
+                if let Some(i) = petition_item(&e.petition)? {
+                    home.endorsed.push(i);
+                }
+            }
+            Body::Join(j) => {
+                let name = match store.record(&j.group)?.map(|g| g.record().body.clone()) {
+                    Some(Body::Group(g)) => g.name,
+                    _ => j.group.to_string()[..12].to_string(),
+                };
+                let members = store.group(&j.group)?.map(|g| g.members).unwrap_or(0);
+                home.groups.push(pages::Item {
+                    petition: None,
+                    count: None,
+                    href: None,
+                    text: name,
+                    detail: format!("{members}"),
+                    progress: None,
+                    reached: false,
+                });
+            }
+            Body::Review(r) => home.reviews.push(pages::Item {
+                petition: None,
+                count: None,
+                href: None,
+                text: format!(
+                    "{} — {}",
+                    s.directory.name_of(&r.product.producer).unwrap_or_else(|| r
+                        .product
+                        .producer
+                        .to_string()[..12]
+                        .to_string()),
+                    r.product.code
+                ),
+                detail: format!("{}/5 {}", r.rating, t.stars),
+                progress: None,
+                reached: false,
+            }),
+            _ => {}
+        }
+    }
+    Ok(home)
+}

@@ -1,0 +1,43 @@
+// Chorus dashboard: live counts. The node's event stream (what the user takes part in)
+// updates every count and bar of a petition shown on the page, without a reload; the
+// browser's EventSource reconnects by itself when the node restarts.
+(function () {
+  "use strict";
+  if (!window.EventSource) {
+    return;
+  }
+  var stream = new EventSource("/events?mine=true");
+  function update(e) {
+    var d;
+    try {
+      d = JSON.parse(e.data);
+    } catch (_) {
+      return;
+    }
+    var t = d && d.tally;
+    if (!t || !t.id) {
+      return;
+    }
+    var items = document.querySelectorAll('[data-petition="' + t.id + '"]');
+    Array.prototype.forEach.call(items, function (el) {
+      var count = el.querySelector(".live-count");
+      if (count) {
+        count.textContent = String(t.endorsers);
+      }
+      var bar = el.querySelector("progress");
+      if (bar) {
+        bar.value = Math.min(t.endorsers, Number(bar.max));
+        bar.textContent = t.endorsers + " / " + bar.max;
+      }
+      if (t.reached) {
+        var detail = el.querySelector(".count");
+        if (detail) {
+          detail.classList.add("reached");
+        }
+      }
+    });
+  }
+  ["tally", "threshold", "funded", "ended"].forEach(function (kind) {
+    stream.addEventListener(kind, update);
+  });
+})();

@@ -1,0 +1,178 @@
+//! Every string the dashboard shows, one table per language. The language is chosen from the
+//! browser's `Accept-Language` (English unless French comes first).
+
+/// The dashboard's words in one language.
+pub(crate) struct Strings {
+    /// The `lang` attribute of the page.
+    pub(crate) lang: &'static str,
+    pub(crate) title: &'static str,
+    pub(crate) skip: &'static str,
+    pub(crate) nav_home: &'static str,
+    pub(crate) log_out: &'static str,
+    pub(crate) peers: &'static str,
+    pub(crate) records: &'static str,
+    pub(crate) free: &'static str,
+    pub(crate) sync_ready: &'static str,
+    pub(crate) sync_rebuilding: &'static str,
+    pub(crate) storage_failed: &'static str,
+    pub(crate) welcome_title: &'static str,
+    pub(crate) welcome_text: &'static str,
+    pub(crate) welcome_how: &'static str,
+    pub(crate) link_used_title: &'static str,
+    pub(crate) link_used_text: &'static str,
+    pub(crate) refused_title: &'static str,
+    pub(crate) refused_host: &'static str,
+    pub(crate) refused_origin: &'static str,
+    pub(crate) refused_csrf: &'static str,
+    pub(crate) not_found_title: &'static str,
+    pub(crate) not_found_text: &'static str,
+    pub(crate) home_title: &'static str,
+    pub(crate) you_are: &'static str,
+    pub(crate) no_profile: &'static str,
+    pub(crate) my_petitions: &'static str,
+    pub(crate) my_endorsements: &'static str,
+    pub(crate) my_groups: &'static str,
+    pub(crate) my_reviews: &'static str,
+    pub(crate) none_yet: &'static str,
+    pub(crate) endorsers: &'static str,
+    pub(crate) reached: &'static str,
+    pub(crate) open: &'static str,
+    pub(crate) closed: &'static str,
+    pub(crate) withdrawn: &'static str,
+    pub(crate) stars: &'static str,
+}
+
+/// English.
+pub(crate) const EN: Strings = Strings {
+    lang: "en",
+    title: "Chorus",
+    skip: "Skip to the content",
+    nav_home: "Home",
+    log_out: "Log out",
+    peers: "peers",
+    records: "records",
+    free: "free on disk",
+    sync_ready: "in sync",
+    sync_rebuilding: "rebuilding the sync index",
+    storage_failed: "the store cannot write",
+    welcome_title: "Log in to your node",
+    welcome_text: "This dashboard belongs to the Chorus node running on this computer. \
+                   It opens only from a one-time link the node makes.",
+    welcome_how: "In a terminal, run this command, then open the link it prints (it works \
+                  once, for three minutes):",
+    link_used_title: "This link no longer works",
+    link_used_text: "A login link works once and for three minutes. Run chorus open for a \
+                     new one.",
+    refused_title: "Refused",
+    refused_host: "This request names another host than this node's. Open the dashboard \
+                   from the link chorus open prints.",
+    refused_origin: "This request comes from another site than this node's dashboard.",
+    refused_csrf: "This form is out of date or did not come from this dashboard. Reload \
+                   the page and try again.",
+    not_found_title: "Not found",
+    not_found_text: "There is no page here.",
+    home_title: "What I take part in",
+    you_are: "You are",
+    no_profile: "You have no profile yet: chorus profile --name NAME",
+    my_petitions: "My petitions",
+    my_endorsements: "Petitions I endorse",
+    my_groups: "My groups",
+    my_reviews: "My reviews",
+    none_yet: "None yet.",
+    endorsers: "endorsers",
+    reached: "reached",
+    open: "open",
+    closed: "closed",
+    withdrawn: "withdrawn",
+    stars: "stars",
+};
+
+/// French.
+pub(crate) const FR: Strings = Strings {
+    lang: "fr",
+    title: "Chorus",
+    skip: "Aller au contenu",
+    nav_home: "Accueil",
+    log_out: "Se déconnecter",
+    peers: "pairs",
+    records: "enregistrements",
+    free: "libres sur le disque",
+    sync_ready: "synchronisé",
+    sync_rebuilding: "index de synchronisation en reconstruction",
+    storage_failed: "le stockage ne peut plus écrire",
+    welcome_title: "Se connecter à votre nœud",
+    welcome_text: "Ce tableau de bord appartient au nœud Chorus qui tourne sur cet \
+                   ordinateur. Il ne s'ouvre que par un lien à usage unique que le nœud \
+                   fabrique.",
+    welcome_how: "Dans un terminal, lancez cette commande, puis ouvrez le lien qu'elle \
+                  affiche (il sert une fois, pendant trois minutes) :",
+    link_used_title: "Ce lien ne fonctionne plus",
+    link_used_text: "Un lien de connexion sert une fois, pendant trois minutes. Lancez \
+                     chorus open pour en obtenir un autre.",
+    refused_title: "Refusé",
+    refused_host: "Cette requête nomme un autre hôte que ce nœud. Ouvrez le tableau de bord \
+                   par le lien qu'affiche chorus open.",
+    refused_origin: "Cette requête vient d'un autre site que le tableau de bord de ce nœud.",
+    refused_csrf: "Ce formulaire est périmé ou ne vient pas de ce tableau de bord. \
+                   Rechargez la page et réessayez.",
+    not_found_title: "Introuvable",
+    not_found_text: "Il n'y a pas de page ici.",
+    home_title: "Ce à quoi je participe",
+    you_are: "Vous êtes",
+    no_profile: "Vous n'avez pas encore de profil : chorus profile --name NOM",
+    my_petitions: "Mes pétitions",
+    my_endorsements: "Les pétitions que je soutiens",
+    my_groups: "Mes groupes",
+    my_reviews: "Mes avis",
+    none_yet: "Aucun pour l'instant.",
+    endorsers: "soutiens",
+    reached: "atteint",
+    open: "ouverte",
+    closed: "close",
+    withdrawn: "retirée",
+    stars: "étoiles",
+};
+
+/// The strings for a request's `Accept-Language` header: French if a French tag comes
+/// before any English one (by quality, then order), else English.
+pub(crate) fn pick(accept_language: Option<&str>) -> &'static Strings {
+    let Some(header) = accept_language else {
+        return &EN;
+    };
+    let mut best: Option<(f32, usize, &'static Strings)> = None;
+    for (i, part) in header.split(',').enumerate() {
+        let mut it = part.trim().split(';');
+        let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let strings = if tag == "fr" || tag.starts_with("fr-") {
+            &FR
+        } else if tag == "en" || tag.starts_with("en-") {
+            &EN
+        } else {
+            continue;
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _, _)| q > bq) {
+            best = Some((q, i, strings));
+        }
+    }
+    best.map(|(_, _, s)| s).unwrap_or(&EN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn french_is_chosen_when_the_browser_prefers_it() {
+        assert_eq!(pick(None).lang, "en");
+        assert_eq!(pick(Some("fr-FR,fr;q=0.9,en;q=0.8")).lang, "fr");
+        assert_eq!(pick(Some("en-GB,fr;q=0.9")).lang, "en");
+        assert_eq!(pick(Some("de-DE,fr;q=0.5")).lang, "fr");
+        assert_eq!(pick(Some("fr;q=0.3,en;q=0.7")).lang, "en");
+        assert_eq!(pick(Some("fr;q=0")).lang, "en");
+        assert_eq!(pick(Some("garbage;;;,")).lang, "en");
+    }
+}
