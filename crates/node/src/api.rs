@@ -41,12 +41,14 @@ mod watchdog;
 mod write;
 
 pub use error::ApiError;
-pub(crate) use error::Q;
+pub(crate) use error::{JsonBody, Q};
 pub(crate) use events::events as event_stream;
 pub(crate) use limits::{BodyLimits, EventStreams};
 pub(crate) use mine::my_records;
 pub(crate) use network::status_of;
+pub(crate) use parse::record_id;
 pub(crate) use router::router;
 pub(crate) use server::{serve, Connections};
 pub(crate) use state::ApiState;
 pub(crate) use state::Authenticated;
+pub(crate) use write::{endorse, retract};

@@ -12,6 +12,7 @@
 
 mod auth;
 mod pages;
+mod petition;
 mod strings;
 
 use axum::extract::{Query, Request, State};
@@ -38,6 +39,9 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/welcome", get(welcome))
         .route("/login", get(login))
         .route("/logout", post(logout))
+        .route("/petitions/{id}", get(petition::page))
+        .route("/petitions/{id}/endorse", post(petition::endorse))
+        .route("/petitions/{id}/retract", post(petition::retract))
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
@@ -306,7 +310,7 @@ fn home_of(
             };
             Ok(Some(pages::Item {
                 petition: Some(id.to_string()),
-                href: None,
+                href: Some(format!("/petitions/{id}")),
                 text: p.title.clone(),
                 count: Some(endorsers),
                 detail: format!(
@@ -345,6 +349,13 @@ fn home_of(
                     continue;
                 }
                 seen_petitions.push(e.petition);
+                // Only what the user endorses now (not a retracted endorsement).
+                let endorses = store
+                    .endorsement_of(&e.petition, &s.author)?
+                    .is_some_and(|(_, on)| on);
+                if !endorses {
+                    continue;
+                }
                 if let Some(i) = petition_item(&e.petition)? {
                     home.endorsed.push(i);
                 }

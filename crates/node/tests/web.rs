@@ -2,19 +2,19 @@
 //! one-time login link, the session cookie, and the refusals — no session, a foreign Host,
 //! a foreign Origin, a forged CSRF token.
 
+mod common;
+
 use std::time::Duration;
 
-use chorus_node::config::Config;
-use chorus_node::{DataDir, NetEvent, Node};
-use tempfile::TempDir;
+use chorus_node::DataDir;
+use common::{start_with, TestNode};
 
 struct Dashboard {
-    node: Node,
+    node: TestNode,
     base: String,
     host: String,
     token: String,
     agent: ureq::Agent,
-    _dir: TempDir,
 }
 
 /// An answer: status, headers we look at, body.
@@ -27,21 +27,9 @@ struct Answer {
 
 impl Dashboard {
     async fn start() -> Dashboard {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path());
-        data.init().unwrap();
-        let mut config = Config::default();
-        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        config.network.mdns = false;
-        config.api.listen = "127.0.0.1:0".into();
-        let (node, mut events) = Node::start(&data, config).await.unwrap();
-        loop {
-            if let Some(NetEvent::Listening(_)) = events.recv().await {
-                break;
-            }
-        }
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
-        let host = node.api_addr().unwrap().to_string();
+        let node = start_with(&[], |c| c.api.listen = "127.0.0.1:0".into()).await;
+        let host = node.node.api_addr().unwrap().to_string();
+        let token = DataDir::new(node._dir.path()).api_token().unwrap();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -52,9 +40,8 @@ impl Dashboard {
             node,
             base: format!("http://{host}"),
             host,
-            token: data.api_token().unwrap(),
+            token,
             agent,
-            _dir: dir,
         }
     }
 
@@ -113,25 +100,53 @@ impl Dashboard {
         .unwrap()
     }
 
-    /// A login link from the API (what `chorus open` prints).
-    async fn link(&self) -> String {
+    /// A call to the JSON API with the bearer token (a JSON body, or none).
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let agent = self.agent.clone();
-        let url = format!("{}/v1/web/link", self.base);
+        let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
-        let body = tokio::task::spawn_blocking(move || {
-            agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_empty()
-                .unwrap()
-                .into_body()
-                .read_to_string()
-                .unwrap()
+        let method = method.to_string();
+        let text = tokio::task::spawn_blocking(move || {
+            let resp = if method == "GET" {
+                agent.get(&url).header("Authorization", &auth).call()
+            } else {
+                let r = agent.post(&url).header("Authorization", &auth);
+                match body {
+                    Some(b) => r
+                        .header("Content-Type", "application/json")
+                        .send(b.to_string().as_bytes()),
+                    None => r.send_empty(),
+                }
+            };
+            resp.unwrap().into_body().read_to_string().unwrap()
         })
         .await
         .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A login link from the API (what `chorus open` prints).
+    async fn link(&self) -> String {
+        let v = self.api("POST", "/v1/web/link", None).await;
         v["url"].as_str().unwrap().to_string()
+    }
+
+    /// Logs in with a fresh link; the session cookie (`name=value`).
+    async fn log_in(&self) -> String {
+        let link = self.link().await;
+        let login = self.ask("GET", &link, &[], None).await;
+        login
+            .set_cookie
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -280,5 +295,156 @@ async fn a_one_time_link_logs_a_browser_in_and_strangers_are_refused() {
     let missing = d.ask("GET", "/nothing-here", &[], None).await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("<html"));
-    d.node.shutdown().await.unwrap();
+    d.node.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_petition_is_endorsed_and_retracted_from_its_page() {
+    let d = Dashboard::start().await;
+    let me = d.api("GET", "/v1/status", None).await["author"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = d
+        .api(
+            "POST",
+            "/v1/petitions",
+            Some(serde_json::json!({
+                "producer": me,
+                "title": "Repairable kettles",
+                "text": "Sell spare parts",
+                "threshold": 2,
+            })),
+        )
+        .await;
+    let id = opened["id"].as_str().unwrap().to_string();
+    let session = d.log_in().await;
+    let cookie = || {
+        vec![
+            ("Cookie", session.clone()),
+            ("Origin", format!("http://{}", d.host)),
+        ]
+    };
+
+    // By a prefix of its id: the title, the count and the form.
+    let page = d
+        .ask("GET", &format!("/petitions/{}", &id[..10]), &cookie(), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Repairable kettles"), "{}", page.body);
+    assert!(
+        page.body.contains("<span class=\"live-count\">0</span>/2"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!("action=\"/petitions/{id}/endorse\"")));
+    let csrf = csrf_of(&page.body);
+
+    // A forged token changes nothing.
+    let forged = d
+        .ask(
+            "POST",
+            &format!("/petitions/{id}/endorse"),
+            &cookie(),
+            Some(format!("csrf={}", "1".repeat(64))),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
+        0
+    );
+
+    // Endorsed from the page: counted, and the page says so.
+    let done = d
+        .ask(
+            "POST",
+            &format!("/petitions/{id}/endorse"),
+            &cookie(),
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/petitions/{id}").as_str())
+    );
+    assert_eq!(
+        d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
+        1
+    );
+    let page = d
+        .ask("GET", &format!("/petitions/{id}"), &cookie(), None)
+        .await;
+    assert!(
+        page.body.contains("<span class=\"live-count\">1</span>/2"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("You endorse this petition."),
+        "{}",
+        page.body
+    );
+    // The home page links to it, with its count.
+    let home = d.ask("GET", "/", &cookie(), None).await;
+    assert!(
+        home.body.contains(&format!("href=\"/petitions/{id}\"")),
+        "{}",
+        home.body
+    );
+
+    // Retracted from the page.
+    let undone = d
+        .ask(
+            "POST",
+            &format!("/petitions/{id}/retract"),
+            &cookie(),
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(undone.status, 303, "{}", undone.body);
+    assert_eq!(
+        d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
+        0
+    );
+    let home = d.ask("GET", "/", &cookie(), None).await;
+    let endorsed = home.body.split("id=\"endorsed\"").nth(1).unwrap();
+    let endorsed = endorsed.split("</section>").next().unwrap();
+    assert!(
+        !endorsed.contains(&id),
+        "a retracted endorsement: {endorsed}"
+    );
+    // A pledge that is not an amount is refused in words, on a page, and nothing counts.
+    let refused = d
+        .ask(
+            "POST",
+            &format!("/petitions/{id}/endorse"),
+            &cookie(),
+            Some(format!("csrf={csrf}&pledge=lots")),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("role=\"alert\"") && refused.body.contains("3000EUR"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
+        0
+    );
+    // A petition nobody has: a page that says so.
+    let none = d
+        .ask(
+            "GET",
+            &format!("/petitions/{}", "0".repeat(64)),
+            &cookie(),
+            None,
+        )
+        .await;
+    assert_eq!(none.status, 404);
+    d.node.node.shutdown().await.unwrap();
 }
