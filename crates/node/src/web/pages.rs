@@ -51,9 +51,9 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
                 a href="/" { (t.nav_home) }
             }
             ul.status aria-label="node" {
-                li #status-peers { (s.peers) " " (t.peers) }
-                li #status-records { (s.records) " " (t.records) }
-                li { (free_mb) " MB " (t.free) }
+                li #status-peers { (t.peers) ": " (s.peers) }
+                li #status-records { (t.records) ": " (s.records) }
+                li { (t.free) ": " (free_mb) " MB" }
                 li {
                     @if !matches!(s.storage.state, chorus_client::StorageCondition::Ok) {
                         span.warn { (t.storage_failed) }

@@ -1,12 +1,18 @@
-// Chorus dashboard: live counts. The node's event stream (what the user takes part in)
-// updates every count and bar of a petition shown on the page, without a reload; the
-// browser's EventSource reconnects by itself when the node restarts.
+// Chorus dashboard: live counts. The node's event stream updates every count and bar of a
+// petition shown on the page, without a reload: a petition's page follows that petition,
+// any other page what the user takes part in. The browser's EventSource reconnects by
+// itself when the node restarts.
 (function () {
   "use strict";
   if (!window.EventSource) {
     return;
   }
-  var stream = new EventSource("/events?mine=true");
+  var one = document.querySelector("article[data-petition]");
+  var stream = new EventSource(
+    one
+      ? "/events?petition=" + encodeURIComponent(one.getAttribute("data-petition"))
+      : "/events?mine=true"
+  );
   function update(e) {
     var d;
     try {
