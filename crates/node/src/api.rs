@@ -40,9 +40,11 @@ mod views;
 mod watchdog;
 mod write;
 
+pub(crate) use directory::search;
 pub use error::ApiError;
 pub(crate) use error::{JsonBody, Q};
 pub(crate) use events::events as event_stream;
+pub(crate) use fetch::stored_or_fetched;
 pub(crate) use limits::{BodyLimits, EventStreams};
 pub(crate) use mine::my_records;
 pub(crate) use network::status_of;

@@ -13,6 +13,7 @@
 mod auth;
 mod pages;
 mod petition;
+mod search;
 mod strings;
 
 use axum::extract::{Query, Request, State};
@@ -42,6 +43,7 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/petitions/{id}", get(petition::page))
         .route("/petitions/{id}/endorse", post(petition::endorse))
         .route("/petitions/{id}/retract", post(petition::retract))
+        .route("/search", get(search::page))
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))

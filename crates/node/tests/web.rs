@@ -436,6 +436,18 @@ async fn a_petition_is_endorsed_and_retracted_from_its_page() {
         d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
         0
     );
+    // Found by a word of its title, accents and case aside, linking to its page.
+    let found = d.ask("GET", "/search?q=KETTLÉS", &cookie(), None).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        found.body.contains(&format!("href=\"/petitions/{id}\"")),
+        "{}",
+        found.body
+    );
+    let nothing = d.ask("GET", "/search?q=toasters", &cookie(), None).await;
+    assert!(nothing.body.contains("Nothing found"), "{}", nothing.body);
+    let bad = d.ask("GET", "/search?q=%21%21", &cookie(), None).await;
+    assert!(bad.body.contains("role=\"alert\""), "{}", bad.body);
     // A petition nobody has: a page that says so.
     let none = d
         .ask(

@@ -50,6 +50,12 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
             nav aria-label="main" {
                 a href="/" { (t.nav_home) }
             }
+            form role="search" method="get" action="/search" {
+                label for="q" class="skip" { (t.search) }
+                input #q type="search" name="q" placeholder=(t.search_hint);
+                " "
+                button type="submit" { (t.search) }
+            }
             ul.status aria-label="node" {
                 li #status-peers { (t.peers) ": " (s.peers) }
                 li #status-records { (t.records) ": " (s.records) }

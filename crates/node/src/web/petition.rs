@@ -134,8 +134,20 @@ pub(super) async fn page(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
-    let Ok(pid) = crate::api::record_id(&s, "petition", &id) else {
-        return Ok(super::not_found(headers).await);
+    let pid = match crate::api::record_id(&s, "petition", &id) {
+        Ok(pid) => pid,
+        // Not held: a petition found on a peer (a search result) is fetched, stored and
+        // its producer followed, as acting on it through the API does.
+        Err(_) => match id.parse::<RecordId>() {
+            Ok(pid)
+                if crate::api::stored_or_fetched(&s, "petition", &pid)
+                    .await
+                    .is_ok() =>
+            {
+                pid
+            }
+            _ => return Ok(super::not_found(headers).await),
+        },
     };
     let status = crate::api::status_of(&s).await?;
     let v = {

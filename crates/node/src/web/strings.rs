@@ -57,6 +57,12 @@ pub(crate) struct Strings {
     pub(crate) pledge_label: &'static str,
     pub(crate) not_done: &'static str,
     pub(crate) back: &'static str,
+    pub(crate) search: &'static str,
+    pub(crate) search_hint: &'static str,
+    pub(crate) results_for: &'static str,
+    pub(crate) no_results: &'static str,
+    pub(crate) peers_asked: &'static str,
+    pub(crate) kinds: [(&'static str, &'static str); 8],
 }
 
 /// English.
@@ -119,6 +125,21 @@ pub(crate) const EN: Strings = Strings {
     pledge_label: "Pledge (a promise, like 50EUR)",
     not_done: "Not done",
     back: "Back to the petition",
+    search: "Search",
+    search_hint: "producers, petitions, groups, products",
+    results_for: "Results for",
+    no_results: "Nothing found, here or on the peers asked.",
+    peers_asked: "peers asked",
+    kinds: [
+        ("producer", "producer"),
+        ("consumer", "person"),
+        ("watchdog", "watchdog"),
+        ("group", "group"),
+        ("petition", "petition"),
+        ("proposal", "proposal"),
+        ("campaign", "campaign"),
+        ("product", "product"),
+    ],
 };
 
 /// French.
@@ -182,7 +203,33 @@ pub(crate) const FR: Strings = Strings {
     pledge_label: "Promesse (un engagement, comme 50EUR)",
     not_done: "Rien n'a été fait",
     back: "Retour à la pétition",
+    search: "Chercher",
+    search_hint: "producteurs, pétitions, groupes, produits",
+    results_for: "Résultats pour",
+    no_results: "Rien trouvé, ici ni chez les pairs interrogés.",
+    peers_asked: "pairs interrogés",
+    kinds: [
+        ("producer", "producteur"),
+        ("consumer", "personne"),
+        ("watchdog", "vigie"),
+        ("group", "groupe"),
+        ("petition", "pétition"),
+        ("proposal", "proposition"),
+        ("campaign", "campagne"),
+        ("product", "produit"),
+    ],
 };
+
+impl Strings {
+    /// A search result's kind, in words.
+    pub(crate) fn kind(&self, kind: &str) -> &'static str {
+        self.kinds
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, w)| *w)
+            .unwrap_or("")
+    }
+}
 
 /// The strings for a request's `Accept-Language` header: French if a French tag comes
 /// before any English one (by quality, then order), else English.
