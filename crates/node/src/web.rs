@@ -11,6 +11,7 @@
 //! and behind [`guard`] instead.
 
 mod auth;
+mod group;
 mod pages;
 mod petition;
 mod search;
@@ -44,6 +45,9 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/petitions/{id}/endorse", post(petition::endorse))
         .route("/petitions/{id}/retract", post(petition::retract))
         .route("/search", get(search::page))
+        .route("/groups/{id}", get(group::page))
+        .route("/groups/{id}/join", post(group::join))
+        .route("/groups/{id}/admit", post(group::admit))
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
@@ -88,6 +92,24 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
         ),
     );
     r
+}
+
+/// A form that did nothing: the error in words, and the way back.
+fn failed(t: &Strings, e: &ApiError, back: &str) -> Response {
+    let message = e.message().to_string();
+    html(
+        e.status(),
+        pages::page(
+            t,
+            t.not_done,
+            None,
+            maud::html! {
+                h1 { (t.not_done) }
+                p role="alert" { (message) }
+                p { a href=(back) { (t.go_back) } }
+            },
+        ),
+    )
 }
 
 fn refused(t: &Strings, why: &str) -> Response {
@@ -371,7 +393,7 @@ fn home_of(
                 home.groups.push(pages::Item {
                     petition: None,
                     count: None,
-                    href: None,
+                    href: Some(format!("/groups/{}", j.group)),
                     text: name,
                     detail: format!("{members}"),
                     progress: None,

@@ -460,3 +460,79 @@ async fn a_petition_is_endorsed_and_retracted_from_its_page() {
     assert_eq!(none.status, 404);
     d.node.node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_is_joined_from_its_page() {
+    use chorus_protocol::{Admission, Body, Group, RecordBuilder, SigningKey};
+    let d = Dashboard::start().await;
+    // A group someone else founded, signed elsewhere and handed to the node.
+    let group = RecordBuilder::new(Body::Group(Group {
+        name: "Repair Café Lyon".into(),
+        charter: Some("We fix things".into()),
+        admission: Admission::Open,
+    }))
+    .created_at(chorus_node::clock::now_ms() - 1_000)
+    .sign(&SigningKey::from_bytes(&[5; 32]))
+    .unwrap();
+    let id = group.id().to_string();
+    let stored = d
+        .api(
+            "POST",
+            "/v1/records",
+            Some(serde_json::json!({ "records": [hex::encode(group.wire())] })),
+        )
+        .await;
+    assert_eq!(stored["results"][0]["outcome"], "stored", "{stored}");
+    let session = d.log_in().await;
+    let cookie = || {
+        vec![
+            ("Cookie", session.clone()),
+            ("Origin", format!("http://{}", d.host)),
+        ]
+    };
+    let page = d
+        .ask("GET", &format!("/groups/{}", &id[..10]), &cookie(), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Repair Café Lyon") && page.body.contains("We fix things"));
+    assert!(
+        page.body.contains(&format!("action=\"/groups/{id}/join\"")),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page.body);
+    let forged = d
+        .ask(
+            "POST",
+            &format!("/groups/{id}/join"),
+            &cookie(),
+            Some(format!("csrf={}", "2".repeat(64))),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let joined = d
+        .ask(
+            "POST",
+            &format!("/groups/{id}/join"),
+            &cookie(),
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+    let page = d
+        .ask("GET", &format!("/groups/{id}"), &cookie(), None)
+        .await;
+    assert!(page.body.contains("You are a member."), "{}", page.body);
+    assert_eq!(
+        d.api("GET", &format!("/v1/groups/{id}"), None).await["members"],
+        2
+    );
+    // The home page lists it, linked.
+    let home = d.ask("GET", "/", &cookie(), None).await;
+    assert!(
+        home.body.contains(&format!("href=\"/groups/{id}\"")),
+        "{}",
+        home.body
+    );
+    d.node.node.shutdown().await.unwrap();
+}

@@ -300,21 +300,6 @@ pub(super) async fn retract(
 fn after(t: &super::Strings, id: &str, done: Result<(), ApiError>) -> Response {
     match done {
         Ok(()) => Redirect::to(&format!("/petitions/{id}")).into_response(),
-        Err(e) => {
-            let message = e.message().to_string();
-            html(
-                e.status(),
-                pages::page(
-                    t,
-                    t.not_done,
-                    None,
-                    html! {
-                        h1 { (t.not_done) }
-                        p role="alert" { (message) }
-                        p { a href={"/petitions/" (id)} { (t.back) } }
-                    },
-                ),
-            )
-        }
+        Err(e) => super::failed(t, &e, &format!("/petitions/{id}")),
     }
 }

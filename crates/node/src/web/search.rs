@@ -68,6 +68,8 @@ pub(super) async fn page(
                                 span.count { (t.kind(&f.kind)) } " "
                                 @if matches!(f.kind.as_str(), "petition" | "proposal" | "campaign") {
                                     a href={"/petitions/" (f.id)} { (f.name) }
+                                } @else if f.kind == "group" {
+                                    a href={"/groups/" (f.id)} { (f.name) }
                                 } @else {
                                     strong { (f.name) }
                                 }
