@@ -56,3 +56,8 @@ pub(crate) use state::ApiState;
 pub(crate) use state::Authenticated;
 pub(crate) use write::{endorse, retract};
 pub(crate) use write::{group_admit, group_join};
+// --- Producer pages (inbox, products, product page) ---
+
+// --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+
+// --- Node pages (peers, follow, first run, browse) and forms ---

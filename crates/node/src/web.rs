@@ -11,6 +11,12 @@
 //! and behind [`guard`] instead.
 
 mod auth;
+// --- Producer pages (inbox, products, product page) ---
+
+// --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+
+// --- Node pages (peers, follow, first run, browse) and forms ---
+
 mod group;
 mod pages;
 mod petition;
@@ -48,6 +54,9 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/groups/{id}", get(group::page))
         .route("/groups/{id}/join", post(group::join))
         .route("/groups/{id}/admit", post(group::admit))
+        // --- Producer pages (inbox, products, product page) ---
+        // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+        // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))

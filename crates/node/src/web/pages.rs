@@ -49,6 +49,12 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
             a.brand href="/" { (t.title) }
             nav aria-label="main" {
                 a href="/" { (t.nav_home) }
+                a href="/browse" { (t.nav_browse) }
+                a href="/write" { (t.nav_write) }
+                a href="/inbox" { (t.nav_inbox) }
+                a href="/products" { (t.nav_products) }
+                a href="/audit" { (t.nav_watchdog) }
+                a href="/node" { (t.nav_node) }
             }
             form role="search" method="get" action="/search" {
                 label for="q" class="skip" { (t.search) }

@@ -76,6 +76,17 @@ pub(crate) struct Strings {
     pub(crate) no_results: &'static str,
     pub(crate) peers_asked: &'static str,
     pub(crate) kinds: [(&'static str, &'static str); 8],
+    pub(crate) nav_browse: &'static str,
+    pub(crate) nav_write: &'static str,
+    pub(crate) nav_inbox: &'static str,
+    pub(crate) nav_products: &'static str,
+    pub(crate) nav_watchdog: &'static str,
+    pub(crate) nav_node: &'static str,
+    // --- Producer pages (inbox, products, product page) ---
+
+    // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+
+    // --- Node pages (peers, follow, first run, browse) and forms ---
 }
 
 /// English.
@@ -166,6 +177,17 @@ pub(crate) const EN: Strings = Strings {
         ("campaign", "campaign"),
         ("product", "product"),
     ],
+    nav_browse: "Browse",
+    nav_write: "Write",
+    nav_inbox: "Inbox",
+    nav_products: "Products",
+    nav_watchdog: "Watchdog",
+    nav_node: "Node",
+    // --- Producer pages (inbox, products, product page) ---
+
+    // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+
+    // --- Node pages (peers, follow, first run, browse) and forms ---
 };
 
 /// French.
@@ -257,6 +279,17 @@ pub(crate) const FR: Strings = Strings {
         ("campaign", "campagne"),
         ("product", "produit"),
     ],
+    nav_browse: "Parcourir",
+    nav_write: "Écrire",
+    nav_inbox: "Boîte de réception",
+    nav_products: "Produits",
+    nav_watchdog: "Vigie",
+    nav_node: "Nœud",
+    // --- Producer pages (inbox, products, product page) ---
+
+    // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+
+    // --- Node pages (peers, follow, first run, browse) and forms ---
 };
 
 impl Strings {
