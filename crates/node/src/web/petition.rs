@@ -195,12 +195,13 @@ pub(super) async fn page(
                 }
                 @if let Some((pledged, goal, value, of, funded)) = &v.campaign {
                     p {
-                        span.count.reached[*funded] {
-                            (pledged) " / " (goal) " " (t.pledged)
-                            @if *funded { ", " (t.funded) }
+                        span.count.pledged-count.reached[*funded] {
+                            span.live-pledged { (pledged) } " / " (goal) " " (t.pledged)
+                            span.funded-mark hidden[!*funded] { ", " (t.funded) }
                         }
                         br;
-                        progress.pledged value=((*value).min(*of)) max=((*of).max(1)) {
+                        // In the goal's units, as the live updates give them.
+                        progress.pledged value=(major(*value).min(major(*of))) max=(major(*of).max(0.01)) {
                             (pledged) " / " (goal)
                         }
                     }
@@ -239,6 +240,11 @@ pub(super) async fn page(
         StatusCode::OK,
         pages::page(t, &v.title, Some(&header), body),
     ))
+}
+
+/// An amount in minor units (cents) as a number of the currency's units.
+fn major(minor: u64) -> f64 {
+    minor as f64 / 100.0
 }
 
 fn days(ms: u64) -> u64 {

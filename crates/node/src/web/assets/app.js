@@ -30,7 +30,25 @@
       if (count) {
         count.textContent = String(t.endorsers);
       }
-      var bar = el.querySelector("progress");
+      var pledged = el.querySelector(".live-pledged");
+      if (pledged && t.pledged_total) {
+        pledged.textContent = t.pledged_total;
+      }
+      var money = el.querySelector("progress.pledged");
+      if (money && t.pledged_total) {
+        money.value = Math.min(parseFloat(t.pledged_total) || 0, Number(money.max));
+      }
+      if (t.funded) {
+        var mark = el.querySelector(".funded-mark");
+        if (mark) {
+          mark.hidden = false;
+        }
+        var sum = el.querySelector(".pledged-count");
+        if (sum) {
+          sum.classList.add("reached");
+        }
+      }
+      var bar = el.querySelector("progress:not(.pledged)");
       if (bar) {
         bar.value = Math.min(t.endorsers, Number(bar.max));
         bar.textContent = t.endorsers + " / " + bar.max;
