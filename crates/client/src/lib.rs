@@ -40,7 +40,7 @@ pub use request::{
 };
 pub use response::{
     Attested, AuditReport, CountedReview, Created, Directory, ErrorBody, Finding, FollowSet, Found,
-    GroupInfo, GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, Peers, Person, Petitions,
-    Rating, Reviews, SearchResults, Severity, Status, StorageCondition, StorageState, Submitted,
-    SubmittedRecords, SyncAnswer, SyncReport, Tally, TrustSet, Trusted, WebLink,
+    GroupInfo, GroupRequests, JoinRequest, LatestResponse, Mine, Outcome, PeerPull, Peers, Person,
+    Petitions, Rating, Reviews, SearchResults, Severity, Status, StorageCondition, StorageState,
+    Submitted, SubmittedRecords, SyncAnswer, SyncReport, Tally, TrustSet, Trusted, WebLink,
 };

@@ -62,6 +62,9 @@ pub struct Status {
     /// Can the store write? Absent from older nodes (read as writing).
     #[serde(default)]
     pub storage: StorageState,
+    /// The latest pull from a peer, if any since the node started; absent from older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pull: Option<PeerPull>,
 }
 
 /// The state of a node's store on disk.
@@ -76,6 +79,9 @@ pub struct StorageState {
     /// Bytes free on the disk that holds the store (0 if unknown).
     #[serde(default)]
     pub free_bytes: u64,
+    /// Bytes the store takes on disk (0 if unknown; absent from older nodes).
+    #[serde(default)]
+    pub used_bytes: u64,
 }
 
 /// See [`StorageState::state`].
@@ -153,6 +159,20 @@ pub struct Peers {
     pub peers: Vec<String>,
     /// The banned peers.
     pub banned: Vec<String>,
+    /// The last pull from each peer this node remembers (connected or not), the latest
+    /// first; absent from older nodes.
+    #[serde(default)]
+    pub pulls: Vec<PeerPull>,
+}
+
+/// The last pull from one peer (`GET /v1/peers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerPull {
+    /// When it ended, in ms since the Unix epoch.
+    pub at: u64,
+    /// What it did (`peer` names the peer).
+    #[serde(flatten)]
+    pub report: SyncReport,
 }
 
 /// What became of a record the node made for its user.

@@ -61,3 +61,8 @@ pub(crate) use write::{group_admit, group_join};
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
+pub(crate) use directory::{groups, producers};
+pub(crate) use follow::{follow, unfollow};
+pub(crate) use network::peers;
+pub(crate) use read::petitions;
+pub(crate) use write::{group_create, petition_open, profile, review};

@@ -17,7 +17,7 @@ use crate::config::SyncConfig;
 use crate::net::{RequestCodec, RequestProtocol};
 
 pub use chorus_protocol::sync::PROTOCOL;
-pub use schedule::SyncHandle;
+pub use schedule::{LastPull, SyncHandle};
 pub use session::SyncReport;
 
 /// The request-response protocol sync runs on, for the network to carry.

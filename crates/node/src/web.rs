@@ -16,6 +16,10 @@ mod auth;
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
+mod browse;
+mod form;
+mod node;
+mod write;
 
 mod group;
 mod pages;
@@ -57,6 +61,19 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         // --- Producer pages (inbox, products, product page) ---
         // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
         // --- Node pages (peers, follow, first run, browse) and forms ---
+        .route("/browse", get(browse::page))
+        .route("/node", get(node::page))
+        .route("/node/follow", post(node::follow))
+        .route("/node/unfollow", post(node::unfollow))
+        .route("/node/sync", post(node::sync))
+        .route("/start", get(node::start).post(node::start_post))
+        .route("/write", get(write::index))
+        .route("/write/review", get(write::review_page).post(write::review))
+        .route(
+            "/write/petition",
+            get(write::petition_page).post(write::petition),
+        )
+        .route("/write/group", get(write::group_page).post(write::group))
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
@@ -287,13 +304,25 @@ pub(crate) async fn not_found(headers: HeaderMap) -> Response {
     html(StatusCode::NOT_FOUND, pages::not_found(lang(&headers)))
 }
 
-/// `GET /`: what the user takes part in, with the counts.
+#[derive(Deserialize)]
+struct HomeQuery {
+    /// The first-run page was put off.
+    #[serde(default)]
+    later: Option<String>,
+}
+
+/// `GET /`: what the user takes part in, with the counts. A user without a profile is
+/// sent to the first-run page (`/start`) unless they put it off.
 async fn home(
     State(s): State<ApiState>,
     headers: HeaderMap,
     axum::Extension(me): axum::Extension<LoggedIn>,
+    Query(q): Query<HomeQuery>,
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
+    if q.later.is_none() && !s.store.has_profile(&s.author)? {
+        return Ok(Redirect::to("/start").into_response());
+    }
     let status = crate::api::status_of(&s).await?;
     let mine = crate::api::my_records(&s).await?;
     let home = tokio::task::spawn_blocking({

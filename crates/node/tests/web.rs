@@ -5,6 +5,7 @@
 mod common;
 mod dashboard;
 
+use chorus_node::DataDir;
 use dashboard::{csrf_of, Dashboard};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,9 +49,30 @@ async fn a_one_time_link_logs_a_browser_in_and_strangers_are_refused() {
     assert_eq!(again.status, 403, "a link works once");
     assert!(again.set_cookie.is_none());
 
+    // Logged in without a profile: the first-run page, which warns to back up the key file.
+    let first = d
+        .ask("GET", "/", &[("Cookie", session.clone())], None)
+        .await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.location.as_deref(), Some("/start"));
+    let start = d
+        .ask("GET", "/start", &[("Cookie", session.clone())], None)
+        .await;
+    assert!(
+        start.body.contains("Back up your key file"),
+        "{}",
+        start.body
+    );
+    let key_file = DataDir::new(d.node._dir.path()).author_key_path();
+    assert!(
+        start.body.contains(&key_file.display().to_string()),
+        "{}",
+        start.body
+    );
+
     // Logged in: the home page, with the node's header and a CSRF token.
     let home = d
-        .ask("GET", "/", &[("Cookie", session.clone())], None)
+        .ask("GET", "/?later=1", &[("Cookie", session.clone())], None)
         .await;
     assert_eq!(home.status, 200, "{}", home.body);
     assert!(home.body.contains("id=\"status-peers\""), "{}", home.body);
@@ -97,7 +119,7 @@ async fn a_one_time_link_logs_a_browser_in_and_strangers_are_refused() {
         .await;
     assert_eq!(without.status, 403, "no session");
     let still = d
-        .ask("GET", "/", &[("Cookie", session.clone())], None)
+        .ask("GET", "/?later=1", &[("Cookie", session.clone())], None)
         .await;
     assert_eq!(still.status, 200, "the session survived the refused posts");
 
@@ -140,8 +162,10 @@ async fn a_one_time_link_logs_a_browser_in_and_strangers_are_refused() {
         )
         .await;
     assert_eq!(out.status, 303, "{}", out.body);
-    let after = d.ask("GET", "/", &[("Cookie", session)], None).await;
-    assert_eq!(after.status, 303);
+    let after = d
+        .ask("GET", "/?later=1", &[("Cookie", session)], None)
+        .await;
+    assert_eq!(after.location.as_deref(), Some("/welcome"));
     // Unknown pages are pages, unknown API paths JSON.
     let missing = d.ask("GET", "/nothing-here", &[], None).await;
     assert_eq!(missing.status, 404);
@@ -240,7 +264,7 @@ async fn a_petition_is_endorsed_and_retracted_from_its_page() {
         page.body
     );
     // The home page links to it, with its count.
-    let home = d.ask("GET", "/", &cookie(), None).await;
+    let home = d.ask("GET", "/?later=1", &cookie(), None).await;
     assert!(
         home.body.contains(&format!("href=\"/petitions/{id}\"")),
         "{}",
@@ -261,7 +285,7 @@ async fn a_petition_is_endorsed_and_retracted_from_its_page() {
         d.api("GET", &format!("/v1/tally/{id}"), None).await["endorsers"],
         0
     );
-    let home = d.ask("GET", "/", &cookie(), None).await;
+    let home = d.ask("GET", "/?later=1", &cookie(), None).await;
     let endorsed = home.body.split("id=\"endorsed\"").nth(1).unwrap();
     let endorsed = endorsed.split("</section>").next().unwrap();
     assert!(
@@ -379,7 +403,7 @@ async fn a_group_is_joined_from_its_page() {
         2
     );
     // The home page lists it, linked.
-    let home = d.ask("GET", "/", &cookie(), None).await;
+    let home = d.ask("GET", "/?later=1", &cookie(), None).await;
     assert!(
         home.body.contains(&format!("href=\"/groups/{id}\"")),
         "{}",

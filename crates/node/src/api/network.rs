@@ -4,7 +4,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chorus_client::{Peers, Status, StorageCondition, StorageState, SyncAnswer, SyncRequest};
+use chorus_client::{
+    PeerPull, Peers, Status, StorageCondition, StorageState, SyncAnswer, SyncRequest,
+};
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -39,6 +41,10 @@ pub(crate) async fn status_of(s: &ApiState) -> Result<Status, ApiError> {
         following: follow_set(&s.following.snapshot()),
         sync_ready: s.store.sync_ready(),
         storage,
+        last_pull: s.sync.last_pulls().into_iter().next().map(|p| PeerPull {
+            at: p.at,
+            report: p.report,
+        }),
     })
 }
 
@@ -53,6 +59,7 @@ fn storage_state(store: &crate::store::Store) -> StorageState {
         state,
         message,
         free_bytes: store.free_bytes().unwrap_or(0),
+        used_bytes: store.size_on_disk().unwrap_or(0),
     }
 }
 
@@ -62,6 +69,15 @@ pub(crate) async fn peers(State(s): State<ApiState>) -> Result<Json<Peers>, ApiE
     Ok(Json(Peers {
         peers: net.peers,
         banned: net.banned,
+        pulls: s
+            .sync
+            .last_pulls()
+            .into_iter()
+            .map(|p| PeerPull {
+                at: p.at,
+                report: p.report,
+            })
+            .collect(),
     }))
 }
 

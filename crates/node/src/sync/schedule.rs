@@ -6,6 +6,7 @@
 //! waits for that one's report.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -27,10 +28,26 @@ enum Command {
     },
 }
 
+/// At most this many peers' last pulls are remembered (the oldest is forgotten first): the
+/// node's connection limits keep the peers it pulls from fewer than this.
+const REMEMBERED: usize = 256;
+
+/// The last pull from one peer: when it ended (ms since the epoch) and what it did.
+#[derive(Clone, Debug)]
+pub struct LastPull {
+    /// When the pull ended, in ms since the Unix epoch.
+    pub at: u64,
+    /// What it did.
+    pub report: SyncReport,
+}
+
 /// Asks the scheduler for pulls. Cheap to clone.
 #[derive(Clone)]
 pub struct SyncHandle {
     tx: mpsc::Sender<Command>,
+    /// The last pull from each peer, for the API and the dashboard (who is this node
+    /// catching up from, and how much came).
+    last: Arc<Mutex<HashMap<PeerId, LastPull>>>,
 }
 
 impl SyncHandle {
@@ -44,6 +61,30 @@ impl SyncHandle {
             .map_err(|_| Error::NodeStopped)?;
         rx.await.map_err(|_| Error::NodeStopped)
     }
+
+    /// The last pull from each peer remembered, the latest first.
+    pub fn last_pulls(&self) -> Vec<LastPull> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<LastPull> = last.values().cloned().collect();
+        all.sort_by_key(|p| std::cmp::Reverse(p.at));
+        all
+    }
+
+    fn remember(&self, peer: PeerId, report: &SyncReport) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.len() >= REMEMBERED && !last.contains_key(&peer) {
+            if let Some(oldest) = last.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| *k) {
+                last.remove(&oldest);
+            }
+        }
+        last.insert(
+            peer,
+            LastPull {
+                at: crate::clock::now_ms(),
+                report: report.clone(),
+            },
+        );
+    }
 }
 
 /// Decides when to pull. Run it with [`Scheduler::run`].
@@ -54,13 +95,17 @@ pub(crate) struct Scheduler {
     tx: mpsc::Sender<Command>,
     /// Pulls running, with whoever waits for each one's report.
     pulling: HashMap<PeerId, Vec<oneshot::Sender<SyncReport>>>,
+    handle: SyncHandle,
 }
 
 impl Scheduler {
     /// A scheduler of pulls through `client`, and its handle.
     pub(crate) fn new(ctx: SyncContext, client: Client) -> (Scheduler, SyncHandle) {
         let (tx, rx) = mpsc::channel(64);
-        let handle = SyncHandle { tx: tx.clone() };
+        let handle = SyncHandle {
+            tx: tx.clone(),
+            last: Arc::default(),
+        };
         (
             Scheduler {
                 ctx,
@@ -68,6 +113,7 @@ impl Scheduler {
                 rx,
                 tx,
                 pulling: HashMap::new(),
+                handle: handle.clone(),
             },
             handle,
         )
@@ -168,6 +214,7 @@ impl Scheduler {
                 });
             }
             Command::Done { peer, report } => {
+                self.handle.remember(peer, &report);
                 for w in self.pulling.remove(&peer).unwrap_or_default() {
                     let _ = w.send((*report).clone());
                 }

@@ -81,6 +81,13 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
 }
 
 impl Web {
+    /// The user's key file, in the data dir beside the sessions' file (none for a dashboard
+    /// kept in memory only).
+    pub(crate) fn key_file(&self) -> Option<PathBuf> {
+        let dir = self.file.as_ref()?.parent()?;
+        Some(crate::DataDir::new(dir).author_key_path())
+    }
+
     /// The logins of a node whose sessions are kept in `file` (read now: the live ones of
     /// the last run go on; an unreadable file is set aside, and its browsers log in again).
     pub(crate) fn with_file(file: PathBuf) -> Web {

@@ -44,6 +44,8 @@ pub(crate) fn page(t: &Strings, title: &str, header: Option<&Header>, body: Mark
 fn site_header(t: &Strings, h: &Header) -> Markup {
     let s = h.status;
     let free_mb = s.storage.free_bytes / 1_048_576;
+    let used_mb = s.storage.used_bytes / 1_048_576;
+    let now = crate::clock::now_ms();
     html! {
         header.site {
             a.brand href="/" { (t.title) }
@@ -65,14 +67,19 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
             ul.status aria-label="node" {
                 li #status-peers { (t.peers) ": " (s.peers) }
                 li #status-records { (t.records) ": " (s.records) }
-                li { (t.free) ": " (free_mb) " MB" }
-                li {
+                li { (t.disk_used) ": " (used_mb) " MB (" (free_mb) " MB " (t.free_short) ")" }
+                li #status-sync {
                     @if !matches!(s.storage.state, chorus_client::StorageCondition::Ok) {
                         span.warn { (t.storage_failed) }
-                    } @else if s.sync_ready {
-                        (t.sync_ready)
-                    } @else {
+                    } @else if !s.sync_ready {
                         span.warn { (t.sync_rebuilding) }
+                    } @else if let Some(p) = &s.last_pull {
+                        a href="/node#peers" {
+                            (t.last_pull) " " (super::node::ago(t, p.at, now))
+                            ", " (p.report.stored) " " (t.fetched_short)
+                        }
+                    } @else {
+                        (t.sync_ready)
                     }
                 }
             }
@@ -209,7 +216,7 @@ pub(crate) fn home(t: &Strings, header: &Header, h: &Home) -> Markup {
                 (t.you_are) " "
                 @match &h.name {
                     Some(n) => strong { (n) },
-                    None => span.warn { (t.no_profile) },
+                    None => a.warn href="/start" { (t.no_profile) },
                 }
                 " " code { (&h.key[..12.min(h.key.len())]) }
             }
