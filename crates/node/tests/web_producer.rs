@@ -369,6 +369,9 @@ async fn a_user_who_is_not_a_producer_is_told_how_to_become_one() {
     assert!(products
         .body
         .contains("No review or petition names a product of yours yet."));
+    // The pages' script follows the producer's feedback and adds what arrives.
+    let script = d.ask("GET", "/assets/app.js", &[], None).await;
+    assert!(script.body.contains("/events?producer=") && script.body.contains("/inbox/items/"));
     d.node.node.shutdown().await.unwrap();
 }
 
