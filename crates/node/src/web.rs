@@ -428,7 +428,7 @@ fn home_of(
             Body::Review(r) => home.reviews.push(pages::Item {
                 petition: None,
                 count: None,
-                href: None,
+                href: Some(feedback::product_href(&r.product.producer, &r.product.code)),
                 text: format!(
                     "{} — {}",
                     s.directory.name_of(&r.product.producer).unwrap_or_else(|| r

@@ -364,11 +364,47 @@ async fn a_user_who_is_not_a_producer_is_told_how_to_become_one() {
         .contains("chorus profile --name NAME --role producer"));
     assert!(inbox.body.contains("Nothing aimed at you yet."));
     let products = d
-        .ask("GET", "/products", &[("Cookie", session)], None)
+        .ask("GET", "/products", &[("Cookie", session.clone())], None)
         .await;
     assert!(products
         .body
         .contains("No review or petition names a product of yours yet."));
+    // A product the user reviewed links to its page, from the home page and a search.
+    let maker = AuthorKey(consumer(9).verifying_key().to_bytes());
+    let made = d
+        .api(
+            "POST",
+            "/v1/reviews",
+            Some(serde_json::json!({
+                "producer": maker.to_string(), "product": "toaster-9", "rating": 3, "text": "Fine",
+            })),
+        )
+        .await;
+    assert_eq!(made["outcome"], "stored", "{made}");
+    let link = format!("href=\"/products/{maker}/toaster-9\"");
+    let home = d
+        .ask("GET", "/", &[("Cookie", session.clone())], None)
+        .await;
+    assert!(home.body.contains(&link), "{}", home.body);
+    let found = d
+        .ask(
+            "GET",
+            "/search?q=toaster",
+            &[("Cookie", session.clone())],
+            None,
+        )
+        .await;
+    assert!(found.body.contains(&link), "{}", found.body);
+    let page = d
+        .ask(
+            "GET",
+            &format!("/products/{maker}/toaster-9"),
+            &[("Cookie", session)],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Fine") && page.body.contains(">1</span> <span class=\"live-rating-word\" data-one=\"review\" data-many=\"reviews\">review</span>"), "{}", page.body);
     // The pages' script follows the producer's feedback and adds what arrives.
     let script = d.ask("GET", "/assets/app.js", &[], None).await;
     assert!(script.body.contains("/events?producer=") && script.body.contains("/inbox/items/"));

@@ -45,6 +45,24 @@ pub(super) fn status_word<'a>(t: &Strings, status: &'a str) -> &'a str {
         .unwrap_or(status)
 }
 
+/// The word after a number of reviews.
+pub(super) fn reviews_word(t: &Strings, n: u64) -> &'static str {
+    if n == 1 {
+        t.review_one
+    } else {
+        t.reviews_count
+    }
+}
+
+/// The word after a live number of reviews: both forms ride along, for the page's script.
+pub(super) fn live_reviews_word(t: &Strings, n: u64) -> maud::Markup {
+    maud::html! {
+        span.live-rating-word data-one=(t.review_one) data-many=(t.reviews_count) {
+            (reviews_word(t, n))
+        }
+    }
+}
+
 /// Every petition aimed at `producer`, with its tally. One read of each petition's tally
 /// (the store has no index of petitions by producer; `GET /v1/petitions?producer=` reads
 /// the same).

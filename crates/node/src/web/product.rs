@@ -231,7 +231,7 @@ fn rating_words(t: &Strings, r: &Rating) -> String {
     format!(
         "{} {}, {} {} {}: {}",
         r.count,
-        t.reviews_count,
+        feedback::reviews_word(t, r.count),
         t.mean_label,
         chart::decimal(r.mean(), t.decimal_sep),
         t.out_of_5,
@@ -266,7 +266,7 @@ fn body(t: &Strings, v: &View, paged: bool) -> Markup {
             section aria-labelledby="rating-h" {
                 h2 #rating-h { (t.rating) }
                 p.rating-summary {
-                    span.live-rating-count { (v.rating.count) } " " (t.reviews_count)
+                    span.live-rating-count { (v.rating.count) } " " (feedback::live_reviews_word(t, v.rating.count))
                     " · " (t.mean_label) " "
                     strong.live-rating-mean { (chart::decimal(v.rating.mean(), t.decimal_sep)) }
                     " " (t.out_of_5)

@@ -130,7 +130,7 @@ fn plot_words(t: &Strings, points: &[(u64, f64)]) -> String {
             chart::day(a.0),
             chart::day(b.0),
             points.len(),
-            t.reviews_count
+            feedback::reviews_word(t, points.len() as u64)
         ),
         _ => t.no_reviews.to_string(),
     }
@@ -143,7 +143,7 @@ fn item(t: &Strings, producer: &AuthorKey, n: usize, l: &Line) -> Markup {
             a href=(feedback::product_href(producer, &l.code)) { strong { (l.code) } }
             " "
             span.count {
-                span.live-rating-count { (l.rating.count) } " " (t.reviews_count)
+                span.live-rating-count { (l.rating.count) } " " (feedback::live_reviews_word(t, l.rating.count))
                 " · " (t.mean_label) " "
                 span.live-rating-mean { (chart::decimal(l.rating.mean(), t.decimal_sep)) }
                 " " (t.out_of_5)

@@ -88,6 +88,8 @@ pub(crate) struct Strings {
     /// The decimal separator of means.
     pub(crate) decimal_sep: &'static str,
     pub(crate) reviews_count: &'static str,
+    /// One review (the count's word when it is 1).
+    pub(crate) review_one: &'static str,
     pub(crate) mean_label: &'static str,
     pub(crate) out_of_5: &'static str,
     pub(crate) product_by: &'static str,
@@ -239,6 +241,7 @@ pub(crate) const EN: Strings = Strings {
     ],
     decimal_sep: ".",
     reviews_count: "reviews",
+    review_one: "review",
     mean_label: "mean",
     out_of_5: "out of 5",
     product_by: "A product of",
@@ -398,6 +401,7 @@ pub(crate) const FR: Strings = Strings {
     ],
     decimal_sep: ",",
     reviews_count: "avis",
+    review_one: "avis",
     mean_label: "moyenne",
     out_of_5: "sur 5",
     product_by: "Un produit de",

@@ -264,6 +264,10 @@
     }
     if (scope) {
       setText(scope, ".live-rating-count", String(r.count));
+      var word = scope.querySelector(".live-rating-word");
+      if (word) {
+        word.textContent = word.getAttribute(r.count === 1 ? "data-one" : "data-many");
+      }
       setText(scope, ".live-rating-mean", mean(r.mean));
     }
   });
