@@ -57,6 +57,8 @@ pub(crate) use state::Authenticated;
 pub(crate) use write::{endorse, retract};
 pub(crate) use write::{group_admit, group_join};
 // --- Producer pages (inbox, products, product page) ---
+pub(crate) use parse::author_named;
+pub(crate) use write::respond;
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 

@@ -19,6 +19,7 @@ pub(crate) mod intent;
 pub(crate) mod journal;
 pub(crate) mod keys;
 mod lookup;
+mod newest;
 pub(crate) mod overlay;
 mod rebuild;
 pub(crate) mod search;

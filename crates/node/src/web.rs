@@ -12,6 +12,12 @@
 
 mod auth;
 // --- Producer pages (inbox, products, product page) ---
+mod chart;
+mod feedback;
+mod inbox;
+mod product;
+mod products;
+mod read_mark;
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
@@ -59,6 +65,16 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/groups/{id}/join", post(group::join))
         .route("/groups/{id}/admit", post(group::admit))
         // --- Producer pages (inbox, products, product page) ---
+        .route("/inbox", get(inbox::page))
+        .route("/inbox/respond", post(inbox::respond))
+        .route("/inbox/read", post(inbox::mark_read))
+        .route("/inbox/items/{id}", get(inbox::fragment))
+        .route("/products", get(products::page))
+        .route("/products/{producer}/{code}", get(product::page))
+        .route(
+            "/products/{producer}/{code}/reviews/{id}",
+            get(product::review_fragment),
+        )
         // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/browse", get(browse::page))
@@ -441,7 +457,7 @@ fn home_of(
             Body::Review(r) => home.reviews.push(pages::Item {
                 petition: None,
                 count: None,
-                href: None,
+                href: Some(feedback::product_href(&r.product.producer, &r.product.code)),
                 text: format!(
                     "{} — {}",
                     s.directory.name_of(&r.product.producer).unwrap_or_else(|| r

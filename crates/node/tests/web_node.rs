@@ -147,7 +147,7 @@ async fn first_run_then_every_form_with_its_errors_beside_the_fields() {
         .to_string();
     assert_eq!(
         ok.location.as_deref(),
-        Some(format!("/products/{me}/chair%2D2").as_str())
+        Some(format!("/products/{me}/chair-2").as_str())
     );
     let rating = d
         .api(

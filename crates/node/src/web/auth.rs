@@ -138,6 +138,12 @@ impl Web {
         }
     }
 
+    /// The data dir the sessions are kept in (none: in memory only), where the dashboard
+    /// keeps its other small files.
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        self.file.as_deref().and_then(std::path::Path::parent)
+    }
+
     /// Notes the address the API listens on (for the Host and Origin checks and the links).
     pub(crate) fn set_addr(&self, addr: SocketAddr) {
         let _ = self.addr.set(addr);

@@ -70,6 +70,8 @@ pub(super) async fn page(
                                     a href={"/petitions/" (f.id)} { (f.name) }
                                 } @else if f.kind == "group" {
                                     a href={"/groups/" (f.id)} { (f.name) }
+                                } @else if f.kind == "product" {
+                                    a href={"/products/" (f.id)} { (f.name) }
                                 } @else {
                                     strong { (f.name) }
                                 }

@@ -83,7 +83,55 @@ pub(crate) struct Strings {
     pub(crate) nav_watchdog: &'static str,
     pub(crate) nav_node: &'static str,
     // --- Producer pages (inbox, products, product page) ---
-
+    /// Response statuses in words: (the protocol's word, the language's).
+    pub(crate) status_words: [(&'static str, &'static str); 5],
+    /// The decimal separator of means.
+    pub(crate) decimal_sep: &'static str,
+    pub(crate) reviews_count: &'static str,
+    /// One review (the count's word when it is 1).
+    pub(crate) review_one: &'static str,
+    pub(crate) mean_label: &'static str,
+    pub(crate) out_of_5: &'static str,
+    pub(crate) product_by: &'static str,
+    pub(crate) rating: &'static str,
+    pub(crate) spec_title: &'static str,
+    pub(crate) spec_intro: &'static str,
+    pub(crate) no_proposals: &'static str,
+    pub(crate) more_not_shown: &'static str,
+    pub(crate) petitions_about: &'static str,
+    pub(crate) reviews_title: &'static str,
+    pub(crate) no_reviews: &'static str,
+    pub(crate) newest_first: &'static str,
+    pub(crate) older: &'static str,
+    pub(crate) by: &'static str,
+    pub(crate) not_counted: &'static str,
+    pub(crate) reply_title: &'static str,
+    pub(crate) no_answer: &'static str,
+    pub(crate) products_title: &'static str,
+    pub(crate) products_intro: &'static str,
+    pub(crate) no_products: &'static str,
+    pub(crate) previous: &'static str,
+    pub(crate) more: &'static str,
+    pub(crate) plot_label: &'static str,
+    pub(crate) inbox_intro: &'static str,
+    pub(crate) not_producer_title: &'static str,
+    pub(crate) not_producer: &'static str,
+    pub(crate) unread: &'static str,
+    pub(crate) mark_read: &'static str,
+    pub(crate) inbox_empty: &'static str,
+    pub(crate) new_mark: &'static str,
+    pub(crate) a_review: &'static str,
+    pub(crate) demand: &'static str,
+    pub(crate) about: &'static str,
+    pub(crate) threshold_crossed: &'static str,
+    pub(crate) respond: &'static str,
+    pub(crate) status_label: &'static str,
+    pub(crate) choose_status: &'static str,
+    pub(crate) answer_label: &'static str,
+    pub(crate) send_answer: &'static str,
+    pub(crate) err_status: &'static str,
+    pub(crate) err_text_empty: &'static str,
+    pub(crate) err_text_long: &'static str,
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
@@ -180,7 +228,6 @@ pub(crate) struct Strings {
     pub(crate) groups: &'static str,
     pub(crate) partial_producers: &'static str,
     pub(crate) pages: &'static str,
-    pub(crate) previous: &'static str,
     pub(crate) next: &'static str,
 }
 
@@ -279,7 +326,65 @@ pub(crate) const EN: Strings = Strings {
     nav_watchdog: "Watchdog",
     nav_node: "Node",
     // --- Producer pages (inbox, products, product page) ---
-
+    status_words: [
+        ("acknowledged", "acknowledged"),
+        ("in-progress", "in progress"),
+        ("accepted", "accepted"),
+        ("declined", "declined"),
+        ("done", "done"),
+    ],
+    decimal_sep: ".",
+    reviews_count: "reviews",
+    review_one: "review",
+    mean_label: "mean",
+    out_of_5: "out of 5",
+    product_by: "A product of",
+    rating: "Rating",
+    spec_title: "The co-designed specification",
+    spec_intro: "The proposals about this product, the most endorsed first, each with the \
+                 producer's answer: together, what its buyers and its producer agree it \
+                 should be.",
+    no_proposals: "No proposal about this product yet.",
+    more_not_shown: "more not shown",
+    petitions_about: "Petitions about this product",
+    reviews_title: "Reviews",
+    no_reviews: "No reviews yet.",
+    newest_first: "Newest",
+    older: "Older",
+    by: "by",
+    not_counted: "no longer counts (replaced or retracted)",
+    reply_title: "The producer's reply",
+    no_answer: "no answer yet",
+    products_title: "My products",
+    products_intro: "Each of your products that a review or a petition names, with its \
+                     rating over time.",
+    no_products: "No review or petition names a product of yours yet.",
+    previous: "Previous",
+    more: "More",
+    plot_label: "Mean rating over time",
+    inbox_intro: "Everything aimed at your key, newest first: reviews of your products, \
+                  petitions, proposals and campaigns, and the petitions that reached their \
+                  threshold.",
+    not_producer_title: "You are not a producer yet",
+    not_producer: "No producer profile of yours is known here. Reviews and petitions reach \
+                   the producer whose key they name; to be found and answer as a producer, \
+                   publish a producer profile:",
+    unread: "unread",
+    mark_read: "Mark all as read",
+    inbox_empty: "Nothing aimed at you yet.",
+    new_mark: "New",
+    a_review: "Review",
+    demand: "Petition",
+    about: "about",
+    threshold_crossed: "Threshold reached:",
+    respond: "Answer",
+    status_label: "Status",
+    choose_status: "Choose a status",
+    answer_label: "Your answer",
+    send_answer: "Publish the answer",
+    err_status: "Choose one of the statuses in the list.",
+    err_text_empty: "Write an answer.",
+    err_text_long: "This answer is too long: at most 2000 bytes.",
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
@@ -376,7 +481,6 @@ pub(crate) const EN: Strings = Strings {
     groups: "Groups",
     partial_producers: "This node keeps only the profiles it uses: search finds the others.",
     pages: "Pages",
-    previous: "Previous",
     next: "Next",
 };
 
@@ -476,7 +580,66 @@ pub(crate) const FR: Strings = Strings {
     nav_watchdog: "Vigie",
     nav_node: "Nœud",
     // --- Producer pages (inbox, products, product page) ---
-
+    status_words: [
+        ("acknowledged", "pris en compte"),
+        ("in-progress", "en cours"),
+        ("accepted", "accepté"),
+        ("declined", "refusé"),
+        ("done", "fait"),
+    ],
+    decimal_sep: ",",
+    reviews_count: "avis",
+    review_one: "avis",
+    mean_label: "moyenne",
+    out_of_5: "sur 5",
+    product_by: "Un produit de",
+    rating: "Note",
+    spec_title: "Le cahier des charges co-construit",
+    spec_intro: "Les propositions sur ce produit, les plus soutenues d'abord, chacune avec \
+                 la réponse du producteur : ensemble, ce que ses acheteurs et son \
+                 producteur conviennent qu'il doit être.",
+    no_proposals: "Aucune proposition sur ce produit pour l'instant.",
+    more_not_shown: "de plus, non affichés",
+    petitions_about: "Pétitions sur ce produit",
+    reviews_title: "Avis",
+    no_reviews: "Aucun avis pour l'instant.",
+    newest_first: "Les plus récents",
+    older: "Plus anciens",
+    by: "par",
+    not_counted: "ne compte plus (remplacé ou retiré)",
+    reply_title: "La réponse du producteur",
+    no_answer: "pas encore de réponse",
+    products_title: "Mes produits",
+    products_intro: "Chacun de vos produits que nomme un avis ou une pétition, avec sa note \
+                     au fil du temps.",
+    no_products: "Aucun avis ni aucune pétition ne nomme encore un de vos produits.",
+    previous: "Précédents",
+    more: "Suivants",
+    plot_label: "Note moyenne au fil du temps",
+    inbox_intro: "Tout ce qui s'adresse à votre clé, du plus récent au plus ancien : les avis \
+                  sur vos produits, les pétitions, propositions et campagnes, et les \
+                  pétitions qui ont atteint leur seuil.",
+    not_producer_title: "Vous n'êtes pas encore producteur",
+    not_producer: "Aucun profil de producteur à vous n'est connu ici. Les avis et les \
+                   pétitions parviennent au producteur dont ils nomment la clé ; pour être \
+                   trouvé et répondre en tant que producteur, publiez un profil de \
+                   producteur :",
+    unread: "non lus",
+    mark_read: "Tout marquer comme lu",
+    inbox_empty: "Rien ne vous a encore été adressé.",
+    new_mark: "Nouveau",
+    a_review: "Avis",
+    demand: "Pétition",
+    about: "sur",
+    threshold_crossed: "Seuil atteint :",
+    respond: "Répondre",
+    status_label: "Statut",
+    choose_status: "Choisissez un statut",
+    answer_label: "Votre réponse",
+    send_answer: "Publier la réponse",
+    err_status: "Choisissez l'un des statuts de la liste.",
+    err_text_empty: "Écrivez une réponse.",
+    err_text_long: "Cette réponse est trop longue : 2000 octets au plus.",
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
@@ -573,7 +736,6 @@ pub(crate) const FR: Strings = Strings {
     groups: "Groupes",
     partial_producers: "Ce nœud ne garde que les profils qu'il utilise : la recherche trouve les autres.",
     pages: "Pages",
-    previous: "Précédent",
     next: "Suivant",
 };
 

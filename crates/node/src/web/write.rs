@@ -10,15 +10,10 @@ use chorus_client::{GroupRequest, PetitionRequest, ReviewRequest};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::feedback::product_href;
 use super::form::{general, Control, Field, Problem};
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn, Strings};
 use crate::api::{ApiError, ApiState, JsonBody};
-
-/// The page of a product (`/products/PRODUCER/CODE`, the code percent-encoded).
-pub(super) fn product_href(producer: &str, code: &str) -> String {
-    let code = percent_encoding::utf8_percent_encode(code, percent_encoding::NON_ALPHANUMERIC);
-    format!("/products/{producer}/{code}")
-}
 
 /// A page with the header, for a logged-in user.
 async fn framed(
@@ -153,13 +148,14 @@ pub(super) async fn review(
             };
             match crate::api::review(State(s.clone()), JsonBody(req)).await {
                 Ok(created) => {
-                    let producer = created.0.record["body"]["product"]["producer"]
+                    let to = match created.0.record["body"]["product"]["producer"]
                         .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    return Ok(
-                        Redirect::to(&product_href(&producer, f.product.trim())).into_response()
-                    );
+                        .and_then(|k| k.parse().ok())
+                    {
+                        Some(producer) => product_href(&producer, f.product.trim()),
+                        None => "/".to_string(),
+                    };
+                    return Ok(Redirect::to(&to).into_response());
                 }
                 Err(e) => Problem::of(
                     &e,
