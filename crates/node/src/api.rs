@@ -59,5 +59,6 @@ pub(crate) use write::{group_admit, group_join};
 // --- Producer pages (inbox, products, product page) ---
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+pub(crate) use watchdog::attest;
 
 // --- Node pages (peers, follow, first run, browse) and forms ---

@@ -14,6 +14,8 @@ mod auth;
 // --- Producer pages (inbox, products, product page) ---
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+mod watchdog;
+pub(crate) use watchdog::Audits;
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
 
@@ -56,6 +58,8 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/groups/{id}/admit", post(group::admit))
         // --- Producer pages (inbox, products, product page) ---
         // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+        .route("/audit", get(watchdog::page).post(watchdog::run))
+        .route("/audit/attest", post(watchdog::attest))
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/events", get(live))
         .route("/assets/style.css", get(style))

@@ -85,6 +85,46 @@ pub(crate) struct Strings {
     // --- Producer pages (inbox, products, product page) ---
 
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+    pub(crate) audit_title: &'static str,
+    pub(crate) audit_intro: &'static str,
+    pub(crate) audit_none: &'static str,
+    pub(crate) audit_run: &'static str,
+    pub(crate) audit_run_again: &'static str,
+    pub(crate) audit_run_hint: &'static str,
+    pub(crate) audit_running: &'static str,
+    pub(crate) audit_reload: &'static str,
+    pub(crate) audit_last: &'static str,
+    pub(crate) audit_took: &'static str,
+    pub(crate) audit_failed: &'static str,
+    pub(crate) audit_records: &'static str,
+    pub(crate) audit_verified: &'static str,
+    pub(crate) audit_petitions: &'static str,
+    pub(crate) audit_errors: &'static str,
+    pub(crate) audit_warnings: &'static str,
+    pub(crate) audit_clean: &'static str,
+    pub(crate) audit_by_kind: &'static str,
+    pub(crate) audit_all: &'static str,
+    pub(crate) audit_findings: &'static str,
+    pub(crate) audit_of: &'static str,
+    pub(crate) audit_previous: &'static str,
+    pub(crate) audit_next: &'static str,
+    pub(crate) severity_error: &'static str,
+    pub(crate) severity_warning: &'static str,
+    pub(crate) attest_one_actor: &'static str,
+    pub(crate) attest_chain: &'static str,
+    pub(crate) attest_invalid: &'static str,
+    pub(crate) attest_stale: &'static str,
+    pub(crate) attest_nothing: &'static str,
+    pub(crate) attested_done: &'static str,
+    pub(crate) trust_title: &'static str,
+    pub(crate) verify_title: &'static str,
+    /// "and N more": the words before and after the number.
+    pub(crate) more: (&'static str, &'static str),
+    /// The audit's finding codes, in words.
+    pub(crate) finding_kinds: [(&'static str, &'static str); 8],
+    /// The names of an audit finding's evidence fields, in words.
+    pub(crate) evidence_labels: [(&'static str, &'static str); 21],
+    // (end of the watchdog pages' strings)
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
 }
@@ -186,7 +226,78 @@ pub(crate) const EN: Strings = Strings {
     // --- Producer pages (inbox, products, product page) ---
 
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
-
+    audit_title: "Audit",
+    audit_intro: "The audit re-verifies every record this node stores, recomputes every count \
+                  from the raw records, and looks for what sybils and forgers leave behind. \
+                  Errors should never happen; warnings are suspicions, for people to weigh.",
+    audit_none: "No audit has run since the node started.",
+    audit_run: "Run the audit",
+    audit_run_again: "Run it again",
+    audit_run_hint: "It reads every record: on a large store it takes minutes, and this page \
+                     shows the last report meanwhile.",
+    audit_running: "An audit is running, started",
+    audit_reload: "Reload",
+    audit_last: "Last report",
+    audit_took: "took",
+    audit_failed: "The audit failed:",
+    audit_records: "records read",
+    audit_verified: "signatures verified",
+    audit_petitions: "petitions recounted",
+    audit_errors: "errors",
+    audit_warnings: "warnings",
+    audit_clean: "Nothing found: no error, no warning.",
+    audit_by_kind: "Findings by kind",
+    audit_all: "All",
+    audit_findings: "Findings",
+    audit_of: "of",
+    audit_previous: "Previous",
+    audit_next: "Next",
+    severity_error: "Error",
+    severity_warning: "Warning",
+    attest_one_actor: "Attest: these keys look like one actor",
+    attest_chain: "An attestation names at most 64 keys: these go in several that share a key, \
+                   so trusted counts take them as one actor (up to 1,009 keys).",
+    attest_invalid: "Attest: this record is invalid",
+    attest_stale: "This finding is from a report that is no longer the last one. Look at the \
+                   last report and try again.",
+    attest_nothing: "This finding names nothing to attest about.",
+    attested_done: "Signed and published:",
+    trust_title: "Trusted watchdogs",
+    verify_title: "Verify a bundle",
+    more: ("and", "more"),
+    finding_kinds: [
+        ("invalid-record", "Invalid records"),
+        ("tally-mismatch", "Counts that differ from the records"),
+        ("wrong-key", "Records signed by the wrong key"),
+        ("kind-rule", "Records that break a rule"),
+        ("sybil-burst", "Bursts of fresh keys"),
+        ("idle-keys", "Keys that only endorse"),
+        ("timestamp", "Suspect times"),
+        ("late-endorsement", "Endorsements that came late"),
+    ],
+    evidence_labels: [
+        ("id", "Record"),
+        ("stored_as", "Stored as"),
+        ("author", "Author"),
+        ("expected", "Expected key"),
+        ("rule", "Rule"),
+        ("reason", "Why"),
+        ("petition", "Petition"),
+        ("target", "Points at"),
+        ("count", "How many"),
+        ("keys", "Keys"),
+        ("from", "First seen from"),
+        ("to", "to"),
+        ("created_at", "Says it was made"),
+        ("target_created_at", "Target made"),
+        ("deadline", "Deadline"),
+        ("first_seen", "First seen here"),
+        ("now", "This node's clock"),
+        ("key", "Derived state"),
+        ("stored", "Stored"),
+        ("recomputed", "Recomputed"),
+        ("wire_blake3", "BLAKE3 of the bytes"),
+    ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
 };
 
@@ -288,7 +399,83 @@ pub(crate) const FR: Strings = Strings {
     // --- Producer pages (inbox, products, product page) ---
 
     // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
-
+    audit_title: "Audit",
+    audit_intro: "L'audit revérifie chaque enregistrement que ce nœud conserve, recalcule chaque \
+                  compte à partir des enregistrements bruts et cherche les traces que laissent \
+                  les faux comptes et les faussaires. Une erreur ne devrait jamais arriver ; un \
+                  avertissement est un soupçon, à examiner.",
+    audit_none: "Aucun audit n'a été lancé depuis le démarrage du nœud.",
+    audit_run: "Lancer l'audit",
+    audit_run_again: "Le relancer",
+    audit_run_hint: "Il lit chaque enregistrement : sur un gros stockage, cela prend quelques \
+                     minutes, et cette page montre en attendant le dernier rapport.",
+    audit_running: "Un audit est en cours, lancé le",
+    audit_reload: "Recharger",
+    audit_last: "Dernier rapport",
+    audit_took: "durée",
+    audit_failed: "L'audit a échoué :",
+    audit_records: "enregistrements lus",
+    audit_verified: "signatures vérifiées",
+    audit_petitions: "pétitions recomptées",
+    audit_errors: "erreurs",
+    audit_warnings: "avertissements",
+    audit_clean: "Rien trouvé : aucune erreur, aucun avertissement.",
+    audit_by_kind: "Constats par type",
+    audit_all: "Tous",
+    audit_findings: "Constats",
+    audit_of: "sur",
+    audit_previous: "Précédents",
+    audit_next: "Suivants",
+    severity_error: "Erreur",
+    severity_warning: "Avertissement",
+    attest_one_actor: "Attester : ces clés semblent être un seul acteur",
+    attest_chain: "Une attestation nomme au plus 64 clés : celles-ci vont dans plusieurs \
+                   attestations qui partagent une clé, que les comptes de confiance prennent \
+                   pour un seul acteur (jusqu'à 1 009 clés).",
+    attest_invalid: "Attester : cet enregistrement est invalide",
+    attest_stale: "Ce constat vient d'un rapport qui n'est plus le dernier. Consultez le dernier \
+                   rapport et réessayez.",
+    attest_nothing: "Ce constat ne nomme rien sur quoi attester.",
+    attested_done: "Signé et publié :",
+    trust_title: "Vigies de confiance",
+    verify_title: "Vérifier un dossier",
+    more: ("et", "autres"),
+    finding_kinds: [
+        ("invalid-record", "Enregistrements invalides"),
+        (
+            "tally-mismatch",
+            "Comptes qui diffèrent des enregistrements",
+        ),
+        ("wrong-key", "Enregistrements signés par la mauvaise clé"),
+        ("kind-rule", "Enregistrements qui enfreignent une règle"),
+        ("sybil-burst", "Rafales de clés neuves"),
+        ("idle-keys", "Clés qui ne font que soutenir"),
+        ("timestamp", "Dates suspectes"),
+        ("late-endorsement", "Soutiens arrivés en retard"),
+    ],
+    evidence_labels: [
+        ("id", "Enregistrement"),
+        ("stored_as", "Conservé sous"),
+        ("author", "Auteur"),
+        ("expected", "Clé attendue"),
+        ("rule", "Règle"),
+        ("reason", "Pourquoi"),
+        ("petition", "Pétition"),
+        ("target", "Vise"),
+        ("count", "Combien"),
+        ("keys", "Clés"),
+        ("from", "Vues pour la première fois du"),
+        ("to", "au"),
+        ("created_at", "Dit avoir été fait le"),
+        ("target_created_at", "Cible faite le"),
+        ("deadline", "Échéance"),
+        ("first_seen", "Vu ici pour la première fois"),
+        ("now", "Horloge de ce nœud"),
+        ("key", "État dérivé"),
+        ("stored", "Conservé"),
+        ("recomputed", "Recalculé"),
+        ("wire_blake3", "BLAKE3 des octets"),
+    ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
 };
 
