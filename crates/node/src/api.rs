@@ -59,6 +59,7 @@ pub(crate) use write::{group_admit, group_join};
 // --- Producer pages (inbox, products, product page) ---
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+pub(crate) use follow::{trust_add, trust_remove};
 pub(crate) use watchdog::attest;
 
 // --- Node pages (peers, follow, first run, browse) and forms ---

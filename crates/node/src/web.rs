@@ -14,6 +14,7 @@ mod auth;
 // --- Producer pages (inbox, products, product page) ---
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+mod trust;
 mod watchdog;
 pub(crate) use watchdog::Audits;
 
@@ -60,6 +61,9 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
         .route("/audit", get(watchdog::page).post(watchdog::run))
         .route("/audit/attest", post(watchdog::attest))
+        .route("/trust", get(trust::page))
+        .route("/trust/add", post(trust::add))
+        .route("/trust/remove", post(trust::remove))
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/events", get(live))
         .route("/assets/style.css", get(style))

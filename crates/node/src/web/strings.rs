@@ -117,6 +117,19 @@ pub(crate) struct Strings {
     pub(crate) attest_nothing: &'static str,
     pub(crate) attested_done: &'static str,
     pub(crate) trust_title: &'static str,
+    pub(crate) trust_intro: &'static str,
+    pub(crate) trust_none: &'static str,
+    pub(crate) trust_who: &'static str,
+    pub(crate) trust_from: &'static str,
+    pub(crate) trust_from_config: &'static str,
+    pub(crate) trust_from_here: &'static str,
+    pub(crate) trust_remove: &'static str,
+    pub(crate) trust_add_title: &'static str,
+    pub(crate) trust_key_label: &'static str,
+    pub(crate) trust_key_hint: &'static str,
+    pub(crate) trust_key_missing: &'static str,
+    pub(crate) trust_key_bad: &'static str,
+    pub(crate) trust_add: &'static str,
     pub(crate) verify_title: &'static str,
     /// "and N more": the words before and after the number.
     pub(crate) more: (&'static str, &'static str),
@@ -263,6 +276,23 @@ pub(crate) const EN: Strings = Strings {
     attest_nothing: "This finding names nothing to attest about.",
     attested_done: "Signed and published:",
     trust_title: "Trusted watchdogs",
+    trust_intro: "The watchdogs you trust change what petitions show: beside the raw count, a \
+                  trusted count in which each set of keys they judged to be one actor counts \
+                  once, and the watchdogs whose verified count matches this node's.",
+    trust_none: "You trust no watchdog yet: petitions show their raw counts only.",
+    trust_who: "Watchdog",
+    trust_from: "Listed by",
+    trust_from_config: "the config file",
+    trust_from_here: "this dashboard",
+    trust_remove: "Stop trusting",
+    trust_add_title: "Trust a watchdog",
+    trust_key_label: "The watchdog's key",
+    trust_key_hint: "Its whole key, 64 hex digits. A name or the start of a key is not taken: \
+                     anyone may choose a name.",
+    trust_key_missing: "Give the watchdog's key.",
+    trust_key_bad: "This is not a whole key: give all 64 hex digits of the watchdog's key (a \
+                    name or the start of a key is not taken, as anyone may choose a name).",
+    trust_add: "Trust",
     verify_title: "Verify a bundle",
     more: ("and", "more"),
     finding_kinds: [
@@ -438,6 +468,26 @@ pub(crate) const FR: Strings = Strings {
     attest_nothing: "Ce constat ne nomme rien sur quoi attester.",
     attested_done: "Signé et publié :",
     trust_title: "Vigies de confiance",
+    trust_intro: "Les vigies auxquelles vous faites confiance changent ce qu'affichent les \
+                  pétitions : à côté du compte brut, un compte de confiance où chaque ensemble \
+                  de clés qu'elles ont jugé être un seul acteur compte une fois, et les vigies \
+                  dont le compte vérifié correspond à celui de ce nœud.",
+    trust_none: "Vous ne faites encore confiance à aucune vigie : les pétitions n'affichent que \
+                 leur compte brut.",
+    trust_who: "Vigie",
+    trust_from: "Inscrite par",
+    trust_from_config: "le fichier de configuration",
+    trust_from_here: "ce tableau de bord",
+    trust_remove: "Retirer la confiance",
+    trust_add_title: "Faire confiance à une vigie",
+    trust_key_label: "La clé de la vigie",
+    trust_key_hint: "Sa clé entière, 64 chiffres hexadécimaux. Un nom ou un début de clé ne sont \
+                     pas acceptés : n'importe qui peut choisir un nom.",
+    trust_key_missing: "Donnez la clé de la vigie.",
+    trust_key_bad: "Ce n'est pas une clé entière : donnez les 64 chiffres hexadécimaux de la clé \
+                    de la vigie (un nom ou un début de clé ne sont pas acceptés, car n'importe \
+                    qui peut choisir un nom).",
+    trust_add: "Faire confiance",
     verify_title: "Vérifier un dossier",
     more: ("et", "autres"),
     finding_kinds: [
