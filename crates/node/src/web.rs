@@ -15,7 +15,9 @@ mod auth;
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 mod trust;
+mod verify;
 mod watchdog;
+pub(crate) use verify::too_large;
 pub(crate) use watchdog::Audits;
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
@@ -64,6 +66,7 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/trust", get(trust::page))
         .route("/trust/add", post(trust::add))
         .route("/trust/remove", post(trust::remove))
+        .route("/verify", get(verify::page).post(verify::check))
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
