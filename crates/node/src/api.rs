@@ -60,6 +60,6 @@ pub(crate) use write::{group_admit, group_join};
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
 pub(crate) use follow::{trust_add, trust_remove};
-pub(crate) use watchdog::attest;
+pub(crate) use watchdog::{attest, bundle};
 
 // --- Node pages (peers, follow, first run, browse) and forms ---

@@ -14,6 +14,7 @@ mod auth;
 // --- Producer pages (inbox, products, product page) ---
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+mod counts;
 mod trust;
 mod verify;
 mod watchdog;
@@ -67,6 +68,8 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/trust/add", post(trust::add))
         .route("/trust/remove", post(trust::remove))
         .route("/verify", get(verify::page).post(verify::check))
+        .route("/petitions/{id}/bundle", get(counts::bundle))
+        .route("/petitions/{id}/attest", post(counts::attest))
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/events", get(live))
         .route("/assets/style.css", get(style))

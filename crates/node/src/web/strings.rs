@@ -116,6 +116,8 @@ pub(crate) struct Strings {
     pub(crate) attest_stale: &'static str,
     pub(crate) attest_nothing: &'static str,
     pub(crate) attested_done: &'static str,
+    pub(crate) attest_count: &'static str,
+    pub(crate) attest_count_hint: &'static str,
     pub(crate) trust_title: &'static str,
     pub(crate) trust_intro: &'static str,
     pub(crate) trust_none: &'static str,
@@ -159,6 +161,17 @@ pub(crate) struct Strings {
     pub(crate) too_large_title: &'static str,
     pub(crate) too_large_text: &'static str,
     pub(crate) too_large_offline: &'static str,
+    pub(crate) counts_title: &'static str,
+    pub(crate) raw_count: &'static str,
+    pub(crate) trusted_count: &'static str,
+    pub(crate) trusted_excluded: &'static str,
+    pub(crate) vouched_by: &'static str,
+    pub(crate) vouched_none: &'static str,
+    pub(crate) attested_word: &'static str,
+    pub(crate) not_current: &'static str,
+    pub(crate) trust_none_here: &'static str,
+    pub(crate) download_bundle: &'static str,
+    pub(crate) bundle_hint: &'static str,
     /// "and N more": the words before and after the number.
     pub(crate) more: (&'static str, &'static str),
     /// The audit's finding codes, in words.
@@ -303,6 +316,9 @@ pub(crate) const EN: Strings = Strings {
                    last report and try again.",
     attest_nothing: "This finding names nothing to attest about.",
     attested_done: "Signed and published:",
+    attest_count: "Attest this count",
+    attest_count_hint: "Signs and publishes this node's own recount of the petition (its count \
+                        and set root) as verified.",
     trust_title: "Trusted watchdogs",
     trust_intro: "The watchdogs you trust change what petitions show: beside the raw count, a \
                   trusted count in which each set of keys they judged to be one actor counts \
@@ -355,6 +371,17 @@ pub(crate) const EN: Strings = Strings {
     too_large_title: "File too large",
     too_large_text: "This node takes at most",
     too_large_offline: "Check a larger bundle on your computer, without sending it:",
+    counts_title: "Counts and watchdogs",
+    raw_count: "Raw count:",
+    trusted_count: "Trusted count:",
+    trusted_excluded: "left out: keys judged to be one actor",
+    vouched_by: "Vouched for by",
+    vouched_none: "No watchdog you trust vouches for this count yet.",
+    attested_word: "attested",
+    not_current: "not the current count",
+    trust_none_here: "You trust no watchdog, so there is only the raw count.",
+    download_bundle: "Download the bundle",
+    bundle_hint: "Anyone can check it, with chorus verify or on the page",
     more: ("and", "more"),
     finding_kinds: [
         ("invalid-record", "Invalid records"),
@@ -528,6 +555,9 @@ pub(crate) const FR: Strings = Strings {
                    rapport et réessayez.",
     attest_nothing: "Ce constat ne nomme rien sur quoi attester.",
     attested_done: "Signé et publié :",
+    attest_count: "Attester ce compte",
+    attest_count_hint: "Signe et publie comme vérifié le recomptage de la pétition par ce nœud \
+                        (son compte et la racine de l'ensemble).",
     trust_title: "Vigies de confiance",
     trust_intro: "Les vigies auxquelles vous faites confiance changent ce qu'affichent les \
                   pétitions : à côté du compte brut, un compte de confiance où chaque ensemble \
@@ -583,6 +613,17 @@ pub(crate) const FR: Strings = Strings {
     too_large_title: "Fichier trop gros",
     too_large_text: "Ce nœud accepte au plus",
     too_large_offline: "Vérifiez un dossier plus gros sur votre ordinateur, sans l'envoyer :",
+    counts_title: "Comptes et vigies",
+    raw_count: "Compte brut :",
+    trusted_count: "Compte de confiance :",
+    trusted_excluded: "écartés : clés jugées être un seul acteur",
+    vouched_by: "Garanti par",
+    vouched_none: "Aucune vigie de confiance ne garantit encore ce compte.",
+    attested_word: "a attesté",
+    not_current: "ce n'est plus le compte actuel",
+    trust_none_here: "Vous ne faites confiance à aucune vigie : il n'y a que le compte brut.",
+    download_bundle: "Télécharger le dossier",
+    bundle_hint: "Chacun peut le vérifier, avec chorus verify ou sur la page",
     more: ("et", "autres"),
     finding_kinds: [
         ("invalid-record", "Enregistrements invalides"),
