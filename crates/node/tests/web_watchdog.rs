@@ -474,6 +474,12 @@ async fn a_large_report_is_shown_a_page_at_a_time() {
         .body;
     assert!(last.contains("Findings 281–300 of 300"), "{last}");
     assert!(last.contains("rel=\"prev\""), "{last}");
+    // A mangled page number shows the first page.
+    let mangled = d
+        .ask("GET", "/audit?page=x", &browser(&d, &session), None)
+        .await;
+    assert_eq!(mangled.status, 200, "{}", mangled.body);
+    assert!(mangled.body.contains("Findings 1–40 of 301"));
     // In French, every word of the page from the French table.
     let fr = d
         .ask(

@@ -118,9 +118,10 @@ pub(super) struct AuditQuery {
     /// Only findings of this kind.
     #[serde(default)]
     code: Option<String>,
-    /// Which page of findings (from 1).
+    /// Which page of findings (from 1); taken as text so that a mangled address shows the
+    /// first page rather than an error.
     #[serde(default)]
-    page: Option<usize>,
+    page: Option<String>,
     /// Attestations just made (comma-separated ids), to confirm.
     #[serde(default)]
     attested: Option<String>,
@@ -271,7 +272,12 @@ fn report(s: &ApiState, t: &Strings, csrf: &str, run: &Run, q: &AuditQuery) -> M
         .filter(|(_, f)| code.is_none_or(|c| f.code == c))
         .collect();
     let pages = chosen.len().div_ceil(PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let page = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
     let from = (page - 1) * PAGE;
     let shown = &chosen[from..(from + PAGE).min(chosen.len())];
     let link = |p: usize| match code {
