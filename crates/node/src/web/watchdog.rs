@@ -377,7 +377,7 @@ fn finding(s: &ApiState, t: &Strings, csrf: &str, run: u64, index: usize, f: &Fi
     });
     html! {
         li.finding #{"finding-" (index)} data-code=(f.code) {
-            p.message { (f.message) }
+            p.message { (cut(f.message.clone())) }
             @if !fields.is_empty() {
                 dl.evidence {
                     @for (k, v) in &fields {
