@@ -61,6 +61,8 @@ pub(crate) use parse::author_named;
 pub(crate) use write::respond;
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+pub(crate) use follow::{trust_add, trust_remove};
+pub(crate) use watchdog::{attest, bundle};
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
 pub(crate) use directory::{groups, producers};

@@ -20,6 +20,12 @@ mod products;
 mod read_mark;
 
 // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+mod counts;
+mod trust;
+mod verify;
+mod watchdog;
+pub(crate) use verify::too_large;
+pub(crate) use watchdog::Audits;
 
 // --- Node pages (peers, follow, first run, browse) and forms ---
 mod browse;
@@ -76,6 +82,14 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
             get(product::review_fragment),
         )
         // --- Watchdog pages (audit, attest, trust, verify, bundles) ---
+        .route("/audit", get(watchdog::page).post(watchdog::run))
+        .route("/audit/attest", post(watchdog::attest))
+        .route("/trust", get(trust::page))
+        .route("/trust/add", post(trust::add))
+        .route("/trust/remove", post(trust::remove))
+        .route("/verify", get(verify::page).post(verify::check))
+        .route("/petitions/{id}/bundle", get(counts::bundle))
+        .route("/petitions/{id}/attest", post(counts::attest))
         // --- Node pages (peers, follow, first run, browse) and forms ---
         .route("/browse", get(browse::page))
         .route("/node", get(node::page))

@@ -63,8 +63,22 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The dashboard's forms (a bundle sent to `/verify`) get a page, the API its JSON.
+    let page = !parts.uri.path().starts_with("/v1/");
+    let over = |close: bool| {
+        let mut r = if page {
+            crate::web::too_large(&parts.headers, max)
+        } else {
+            too_large(max).into_response()
+        };
+        if close {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    };
     if declared.is_some_and(|n| n > 2 * max as u64) {
-        return closing(too_large(max));
+        return over(true);
     }
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let timed_out = || {
@@ -86,8 +100,8 @@ pub(crate) async fn read_body(
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             match tokio::time::timeout_at(deadline, drain(&mut body, max)).await {
-                Ok(true) => too_large(max).into_response(),
-                _ => closing(too_large(max)),
+                Ok(true) => over(false),
+                _ => over(true),
             }
         }
         Ok(Err(e)) => closing(ApiError::bad(

@@ -50,7 +50,7 @@ fn now_s() -> u64 {
     crate::clock::now_ms() / 1000
 }
 
-/// The dashboard's logins. Shared by the API's handlers.
+/// The dashboard's logins, and the audits it ran. Shared by the API's handlers.
 #[derive(Default)]
 pub(crate) struct Web {
     links: Mutex<Vec<(blake3::Hash, Instant)>>,
@@ -59,6 +59,8 @@ pub(crate) struct Web {
     addr: OnceLock<SocketAddr>,
     /// Where the sessions are kept across restarts (none: in memory only).
     file: Option<PathBuf>,
+    /// The watchdog's audits run from the dashboard, and the last report.
+    pub(crate) audits: super::Audits,
 }
 
 /// What a session id is kept as.

@@ -1,8 +1,9 @@
 //! The petition page (`/petitions/{id}`, an id or a prefix of 8 hex digits or more): its
 //! text, progress toward its threshold (a campaign: its pledges toward the goal), its state
-//! and the producer's answer, with the forms to endorse (pledge) and retract.
+//! and the producer's answer, with the forms to endorse (pledge) and retract; for watchdogs
+//! (`super::counts`), the raw and trusted counts, the bundle and a form to attest the count.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -126,12 +127,21 @@ fn view(s: &ApiState, t: &super::Strings, id: RecordId) -> crate::error::Result<
     }))
 }
 
+/// What the petition page's address may add.
+#[derive(Deserialize, Default)]
+pub(super) struct PageQuery {
+    /// An attestation of the count just made, to confirm.
+    #[serde(default)]
+    attested: Option<String>,
+}
+
 /// `GET /petitions/{id}`.
 pub(super) async fn page(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
     let pid = match crate::api::record_id(&s, "petition", &id) {
@@ -159,6 +169,8 @@ pub(super) async fn page(
     let Some(v) = v else {
         return Ok(super::not_found(headers).await);
     };
+    let counts =
+        super::counts::section(&s, t, v.id, &me.session.csrf, q.attested.as_deref()).await?;
     let header = pages::Header {
         status: &status,
         csrf: &me.session.csrf,
@@ -207,6 +219,7 @@ pub(super) async fn page(
                     }
                 }
             }
+            (counts)
             @if let Some((status, text)) = &v.response {
                 section aria-labelledby="answer" {
                     h2 #answer { (t.answer) }

@@ -154,3 +154,128 @@ pub fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf-token\" content=\"").unwrap() + 27;
     page[at..at + 64].to_string()
 }
+
+/// An answer whose body is kept as bytes (a file), with all its headers.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// A header's value (the first, by name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One part of a `multipart/form-data` body: a field, or a file when `file_name` is given.
+pub struct Part<'a> {
+    pub name: &'a str,
+    pub file_name: Option<&'a str>,
+    pub bytes: Vec<u8>,
+}
+
+impl Dashboard {
+    /// A request whose answer is read as bytes; `body` (with its content type) for a POST.
+    pub async fn ask_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<(String, Vec<u8>)>,
+    ) -> RawAnswer {
+        let agent = self.agent.clone();
+        let url = format!("{}{path}", self.base);
+        let method = method.to_string();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let resp = if method == "GET" {
+                let mut r = agent.get(&url);
+                for (k, v) in &headers {
+                    r = r.header(k, v);
+                }
+                r.call()
+            } else {
+                let mut r = agent.post(&url);
+                for (k, v) in &headers {
+                    r = r.header(k, v);
+                }
+                let (mime, bytes) = body.unwrap_or_default();
+                r.header("Content-Type", mime).send(&bytes[..])
+            }
+            .unwrap();
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let body = resp
+                .into_body()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_vec()
+                .unwrap_or_default();
+            RawAnswer {
+                status,
+                headers,
+                body,
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A `multipart/form-data` POST of `parts`, as a browser sends a form with a file.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        parts: &[Part<'_>],
+    ) -> RawAnswer {
+        let boundary = "----chorus-test-boundary-7f3a9c";
+        let mut body = Vec::new();
+        for p in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            match p.file_name {
+                Some(f) => body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n",
+                        p.name
+                    )
+                    .as_bytes(),
+                ),
+                None => body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                        p.name
+                    )
+                    .as_bytes(),
+                ),
+            }
+            body.extend_from_slice(&p.bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        self.ask_raw(
+            "POST",
+            path,
+            headers,
+            Some((format!("multipart/form-data; boundary={boundary}"), body)),
+        )
+        .await
+    }
+}

@@ -288,3 +288,17 @@
     }
   });
 })();
+
+// Watchdog: while an audit runs, its page reloads itself every few seconds
+// (`data-refresh` holds the seconds) until the report is there.
+(function () {
+  "use strict";
+  var running = document.querySelector("[data-refresh]");
+  if (!running) {
+    return;
+  }
+  var seconds = Number(running.getAttribute("data-refresh")) || 3;
+  window.setTimeout(function () {
+    window.location.reload();
+  }, seconds * 1000);
+})();
