@@ -214,12 +214,52 @@ async fn guard(State(s): State<ApiState>, mut req: Request, next: Next) -> Respo
         .and_then(|id| s.web.session(id).map(|sess| (id.to_string(), sess)));
     match session {
         Some((id, sess)) => {
+            if changes {
+                match token_checked(req, &sess).await {
+                    Ok(checked) => req = checked,
+                    Err(()) => return refused(t, t.refused_csrf),
+                }
+            }
             req.extensions_mut().insert(LoggedIn { id, session: sess });
             next.run(req).await
         }
         None if changes => refused(t, t.refused_csrf),
         None => Redirect::to("/welcome").into_response(),
     }
+}
+
+/// A request that changes anything carries its session's CSRF token, checked here for
+/// every route at once (the handlers check again): in the `X-CSRF-Token` header, or in a
+/// form's `csrf` field. A multipart form (a file) is left to its handler, which reads the
+/// field among the parts. The body was read whole and bounded before (`api::limits`), so
+/// reading it again costs no waiting.
+async fn token_checked(req: Request, session: &Session) -> Result<Request, ()> {
+    let headers = req.headers();
+    if csrf_ok(headers, None, session) {
+        return Ok(req);
+    }
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if kind.starts_with("multipart/form-data") {
+        return Ok(req);
+    }
+    if !kind.starts_with("application/x-www-form-urlencoded") {
+        return Err(());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| ())?;
+    let given = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    if !given.is_some_and(|g| auth::same(&g, &session.csrf)) {
+        return Err(());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 /// The session a request was let in with (a request extension set by [`guard`]).
@@ -261,6 +301,7 @@ async fn login(
 
 #[derive(Deserialize)]
 struct CsrfForm {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -371,3 +371,54 @@ async fn the_node_page_shows_peers_and_last_pulls_and_follows_by_form() {
     assert!(!follows["producers"].to_string().contains(&stranger));
     drop(other);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_refuses_a_post_without_its_token() {
+    let d = Dashboard::start().await;
+    let session = d.log_in().await;
+    let with = vec![
+        ("Cookie", session.clone()),
+        ("Origin", format!("http://{}", d.host)),
+    ];
+    let some = "ab".repeat(32);
+    for path in [
+        "/logout".to_string(),
+        "/start".into(),
+        "/write/review".into(),
+        "/write/petition".into(),
+        "/write/group".into(),
+        "/node/follow".into(),
+        "/node/unfollow".into(),
+        "/node/sync".into(),
+        format!("/petitions/{some}/endorse"),
+        format!("/petitions/{some}/retract"),
+        format!("/petitions/{some}/attest"),
+        format!("/groups/{some}/join"),
+        format!("/groups/{some}/admit"),
+        "/inbox/respond".into(),
+        "/inbox/read".into(),
+        "/audit".into(),
+        "/audit/attest".into(),
+        "/trust/add".into(),
+        "/trust/remove".into(),
+    ] {
+        // No token at all, and a wrong one: refused, and the session still works.
+        let none = d.ask("POST", &path, &with, Some(String::new())).await;
+        assert_eq!(none.status, 403, "{path} without a token: {}", none.body);
+        let wrong = d
+            .ask(
+                "POST",
+                &path,
+                &with,
+                Some(format!("csrf={}", "0".repeat(64))),
+            )
+            .await;
+        assert_eq!(
+            wrong.status, 403,
+            "{path} with a wrong token: {}",
+            wrong.body
+        );
+    }
+    let home = d.ask("GET", "/?later=1", &with, None).await;
+    assert_eq!(home.status, 200);
+}

@@ -104,6 +104,7 @@ pub(super) async fn page(
 
 #[derive(Deserialize)]
 pub(super) struct JoinForm {
+    #[serde(default)]
     csrf: String,
 }
 
@@ -125,6 +126,7 @@ pub(super) async fn join(
 
 #[derive(Deserialize)]
 pub(super) struct AdmitForm {
+    #[serde(default)]
     csrf: String,
     member: String,
 }

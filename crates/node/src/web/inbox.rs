@@ -428,6 +428,7 @@ fn respond_form(
 
 #[derive(Deserialize)]
 pub(super) struct RespondForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     target: String,
@@ -505,6 +506,7 @@ pub(super) async fn respond(
 
 #[derive(Deserialize)]
 pub(super) struct ReadForm {
+    #[serde(default)]
     csrf: String,
     /// The creation time of the newest item the page showed.
     upto: u64,

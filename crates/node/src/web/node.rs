@@ -321,6 +321,7 @@ pub(super) async fn unfollow(
 
 #[derive(Deserialize)]
 pub(super) struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

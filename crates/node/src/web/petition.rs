@@ -266,6 +266,7 @@ fn days(ms: u64) -> u64 {
 
 #[derive(Deserialize)]
 pub(super) struct EndorseForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     pledge: Option<String>,
@@ -295,6 +296,7 @@ pub(super) async fn endorse(
 
 #[derive(Deserialize)]
 pub(super) struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 
