@@ -46,7 +46,7 @@ pub(crate) use error::{JsonBody, Q};
 pub(crate) use events::events as event_stream;
 pub(crate) use fetch::stored_or_fetched;
 pub(crate) use limits::{BodyLimits, EventStreams};
-pub(crate) use mine::my_records;
+pub(crate) use mine::{my_records, Mine};
 pub(crate) use network::status_of;
 pub(crate) use parse::record_id;
 pub(crate) use read::{group_requests, group_show};

@@ -274,7 +274,9 @@ impl Node {
             },
             streams: streams.clone(),
             web: web.clone(),
+            mine: Arc::new(api::Mine::new()),
         };
+        tokio::spawn(api::Mine::keep(state.clone()));
         let connections = api::Connections::new(c.max_connections);
         let (addr, task) = api::serve(
             c,

@@ -4,9 +4,10 @@
 //!
 //! A user's records are on the topics they take part in, which their node follows (PROTOCOL
 //! §6; the API follows what the user makes): the meta topic, the followed producers' and
-//! groups' topics, and the user's own feedback topic. Those topics are read in full and the
-//! user's records kept: the cost is the records of the topics followed (a node that follows
-//! everything reads its whole store).
+//! groups' topics, and the user's own feedback topic. The store keeps no index by author
+//! (it would cost a key per record), so [`Mine`] reads those topics once at start (a node
+//! that follows everything, its whole store), then adds the user's records as they are
+//! stored: asking costs the user's records, not the topics'.
 
 use std::collections::BTreeSet;
 
@@ -98,8 +99,120 @@ fn state(s: &ApiState, rec: &SignedRecord) -> Result<String, ApiError> {
     })
 }
 
-/// Every record this node's user signed that the node holds, in no particular order.
+/// Every record this node's user signed that the node holds, in no particular order: read
+/// by id from the list [`Mine`] keeps, once it has read the store (until then, waits).
 pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiError> {
+    let ids = s.mine.ids().await?;
+    let store = s.store.clone();
+    let mine = tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A record gone from the store (an expired one) is no longer the user's.
+            out.extend(store.record(&id)?);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|_| crate::error::Error::NodeStopped)??;
+    Ok(mine)
+}
+
+/// The ids of the records this node's user signed, kept up to date from the ingest's
+/// events after one read of the topics that can hold them ([`scan`]): the dashboard's home
+/// page and `GET /v1/mine` then cost the user's records, not the store's (an archive holds
+/// millions). Kept in memory only: a user's records are few, and the read is redone at
+/// each start.
+pub(crate) struct Mine {
+    ids: std::sync::Mutex<Option<BTreeSet<chorus_protocol::RecordId>>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Mine {
+    /// An empty list, not read yet: run [`Mine::keep`] to fill it.
+    pub(crate) fn new() -> Mine {
+        Mine {
+            ids: std::sync::Mutex::new(None),
+            ready: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The ids, once read (waiting for the first read).
+    async fn ids(&self) -> Result<Vec<chorus_protocol::RecordId>, ApiError> {
+        loop {
+            // Registered before looking, so a read that ends in between still wakes us.
+            let notified = self.ready.notified();
+            if let Some(ids) = self.ids.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                return Ok(ids.iter().copied().collect());
+            }
+            notified.await;
+        }
+    }
+
+    fn set(&self, ids: BTreeSet<chorus_protocol::RecordId>) {
+        *self.ids.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+        self.ready.notify_waiters();
+    }
+
+    /// Adds one of the user's records.
+    pub(crate) fn add(&self, id: chorus_protocol::RecordId) {
+        if let Some(ids) = self.ids.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            ids.insert(id);
+        }
+    }
+
+    /// Reads the store once, then adds the user's records as they are stored, until the
+    /// node stops. Events are listened to before the read, so none is missed; if the
+    /// listener falls behind, the store is read again.
+    pub(crate) async fn keep(s: ApiState) {
+        loop {
+            let mut events = s.ingest.subscribe();
+            let mut pending = Vec::new();
+            let read = tokio::spawn(scan(s.clone()));
+            tokio::pin!(read);
+            let ids = loop {
+                tokio::select! {
+                    biased;
+                    _ = s.cancel.cancelled() => return,
+                    done = &mut read => break done,
+                    e = events.recv() => match e {
+                        Ok(crate::tally::Event::RecordStored { id, author, .. }) if author == s.author => {
+                            pending.push(id)
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            };
+            let Ok(Ok(mut ids)) = ids else {
+                tracing::warn!("reading the user's records failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            };
+            ids.extend(pending);
+            s.mine.set(ids);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = s.cancel.cancelled() => return,
+                    e = events.recv() => match e {
+                        Ok(crate::tally::Event::RecordStored { id, author, .. }) if author == s.author => {
+                            s.mine.add(id)
+                        }
+                        Ok(_) => {}
+                        // Some events were missed: read the store again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The ids of the user's records in the store: the topics they can be on (PROTOCOL §6: the
+/// meta topic, the followed producers' and groups' topics, the user's own feedback topic,
+/// the user's profiles), or the whole store on a node that follows everything.
+async fn scan(s: ApiState) -> Result<BTreeSet<chorus_protocol::RecordId>, ApiError> {
     let follow = s.following.snapshot();
     let mut topics: BTreeSet<String> = BTreeSet::new();
     let mut scan: Vec<Topic> = Vec::new();
@@ -123,34 +236,41 @@ pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiErr
     let all = follow.all;
     let store = s.store.clone();
     // Read off the async threads: a followed topic may hold many records.
-    let mine = tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
-        let mut out = Vec::new();
-        if all {
-            // A node that follows everything reads its whole store.
-            for entry in store.all_entries() {
-                let (_, wire) = entry?;
-                let rec = SignedRecord::from_vec(wire)?;
-                if rec.author() == me {
-                    out.push(rec);
+    let mine = tokio::task::spawn_blocking(
+        move || -> crate::error::Result<BTreeSet<chorus_protocol::RecordId>> {
+            let mut out = BTreeSet::new();
+            if all {
+                // A node that follows everything reads its whole store.
+                for entry in store.all_entries() {
+                    let (_, wire) = entry?;
+                    let rec = SignedRecord::from_vec(wire)?;
+                    if rec.author() == me {
+                        out.insert(rec.id());
+                    }
+                }
+                return Ok(out);
+            }
+            // Profiles lie apart from `meta` (PROTOCOL.md §13.2), each author's together.
+            out.extend(store.profiles_by(&me)?.iter().map(SignedRecord::id));
+            for topic in scan {
+                let mut after = None;
+                loop {
+                    let page = store.by_topic(&topic, after, PAGE)?;
+                    out.extend(
+                        page.records
+                            .iter()
+                            .filter(|r| r.author() == me)
+                            .map(SignedRecord::id),
+                    );
+                    match page.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
                 }
             }
-            return Ok(out);
-        }
-        // Profiles lie apart from `meta` (PROTOCOL.md §13.2), each author's together.
-        out.extend(store.profiles_by(&me)?);
-        for topic in scan {
-            let mut after = None;
-            loop {
-                let page = store.by_topic(&topic, after, PAGE)?;
-                out.extend(page.records.into_iter().filter(|r| r.author() == me));
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
     .await
     .map_err(|_| crate::error::Error::NodeStopped)??;
     Ok(mine)

@@ -118,6 +118,9 @@ pub(crate) async fn submit(
     for (wire, outcome) in wires.iter().zip(&outcomes) {
         if matches!(outcome, Outcome::Stored(_) | Outcome::Waiting(_)) {
             if let Ok(rec) = SignedRecord::from_bytes(wire) {
+                if matches!(outcome, Outcome::Stored(_)) && rec.author() == s.author {
+                    s.mine.add(rec.id());
+                }
                 let topic: Topic = rec.record().topic;
                 if topics.insert(topic.to_string()) {
                     follow_what_i_join(&s, &topic).await?;

@@ -68,6 +68,8 @@ pub(crate) async fn create_on(
             ))
         }
     };
+    // Listed as the user's at once (the ingest's event may come a moment later).
+    s.mine.add(rec.id());
     follow_what_i_join(s, &rec.record().topic).await?;
     if rec.record().kind() == Kind::Group {
         // A group record travels on meta; its members' records on the group's own topic.

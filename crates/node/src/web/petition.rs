@@ -220,10 +220,13 @@ pub(super) async fn page(
                 }
             }
             (counts)
-            @if let Some((status, text)) = &v.response {
-                section aria-labelledby="answer" {
-                    h2 #answer { (t.answer) }
-                    p { strong { (status) } @if !text.is_empty() { " — " (text) } }
+            // Always there, hidden until the producer answers: the live script fills it in.
+            section #answer-section aria-labelledby="answer" aria-live="polite" hidden[v.response.is_none()] {
+                h2 #answer { (t.answer) }
+                @let (status, text) = v.response.clone().unwrap_or_default();
+                p {
+                    strong.answer-status { (status) }
+                    span.answer-text { @if !text.is_empty() { " — " (text) } }
                 }
             }
             section aria-labelledby="act" {

@@ -64,6 +64,36 @@
   ["tally", "threshold", "funded", "ended"].forEach(function (kind) {
     stream.addEventListener(kind, update);
   });
+  // The producer answered this petition: its answer, as the node renders it, from the page
+  // itself fetched again (so the words stay the node's).
+  stream.addEventListener("response", function (e) {
+    var d;
+    try {
+      d = JSON.parse(e.data);
+    } catch (_) {
+      return;
+    }
+    var shown = document.querySelector("#answer-section");
+    if (!one || !shown || !d || d.target !== one.getAttribute("data-petition")) {
+      return;
+    }
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) {
+        return r.ok ? r.text() : null;
+      })
+      .then(function (html) {
+        if (!html) {
+          return;
+        }
+        var fresh = new DOMParser()
+          .parseFromString(html, "text/html")
+          .querySelector("#answer-section");
+        if (fresh) {
+          shown.parentNode.replaceChild(document.importNode(fresh, true), shown);
+        }
+      })
+      .catch(function () {});
+  });
 })();
 
 // Producer pages: the inbox, the products overview and a product page follow the
