@@ -296,9 +296,9 @@ fn a_campaign_is_funded_answered_from_the_inbox_and_its_bundle_checked_in_a_brow
         "the producer's profile reaches the consumer",
         TRAVEL,
         || {
-            chorus_e2e::chorus(&dc, &["people", &producer])
-                .status
-                .success()
+            let out = chorus_e2e::chorus(&dc, &["find", "Atelier"]);
+            chorus_e2e::cli::stdout(&out)
+                .contains(&producer[..12])
                 .then_some(())
         },
     );

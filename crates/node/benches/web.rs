@@ -157,6 +157,14 @@ fn main() {
     let agent = agent();
     let held = node.store().len().expect("len");
     println!("records held: {held}");
+    // The node reads its user's records once at start (on an archive, its whole store):
+    // measured apart, then out of the way of the pages.
+    let started = Instant::now();
+    get_json(&agent, &base, &token, "/v1/mine");
+    println!(
+        "first read of the user's records: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // What the pages show: the most endorsed open petition aimed at this user, a group, a
     // product of this user's, a producer's name to search for.

@@ -61,6 +61,8 @@ pub(crate) struct Web {
     file: Option<PathBuf>,
     /// The watchdog's audits run from the dashboard, and the last report.
     pub(crate) audits: super::Audits,
+    /// The browsing lists, computed in the background.
+    pub(crate) lists: super::browse::Lists,
 }
 
 /// What a session id is kept as.

@@ -63,20 +63,6 @@ pub(super) fn live_reviews_word(t: &Strings, n: u64) -> maud::Markup {
     }
 }
 
-/// Every petition aimed at `producer`, with its tally. One read of each petition's tally
-/// (the store has no index of petitions by producer; `GET /v1/petitions?producer=` reads
-/// the same).
-pub(super) fn petitions_of(
-    store: &Store,
-    producer: &AuthorKey,
-) -> crate::error::Result<Vec<(RecordId, PetitionTally)>> {
-    Ok(store
-        .petitions()?
-        .into_iter()
-        .filter(|(_, t)| t.producer == *producer)
-        .collect())
-}
-
 /// A petition as the producer's pages list it.
 pub(super) struct PetitionLine {
     pub(super) id: RecordId,

@@ -134,11 +134,17 @@ fn gather(
     let mut items = Vec::new();
     let mut from = before;
     let mut read = 0usize;
+    let mut endorsed = std::collections::BTreeSet::new();
     // Where the topic's reading stopped (`None`: at its oldest record).
     let stop = 'scan: loop {
         let page = s.store.newest_on_topic(&topic, from, 256)?;
         read += page.records.len();
         for rec in &page.records {
+            // A petition is first reached by an endorsement (PROTOCOL.md §9): its crossing
+            // lies in the stretch read if one of the endorsements read is of it.
+            if let Body::Endorsement(e) = &rec.record().body {
+                endorsed.insert(e.petition);
+            }
             if let Some(item) = record_item(s, t, rec, read_up_to)? {
                 items.push(item);
                 if items.len() >= PAGE {
@@ -152,8 +158,8 @@ fn gather(
         }
     };
     // The crossings in the stretch of time read.
-    for (pid, tally) in feedback::petitions_of(&s.store, me)? {
-        let Some(at) = tally.first_reached_at else {
+    for pid in endorsed {
+        let Some(at) = s.store.tally(&pid)?.and_then(|tl| tl.first_reached_at) else {
             continue;
         };
         let key = (at, pid);

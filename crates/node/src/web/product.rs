@@ -110,6 +110,9 @@ fn newest_reviews(
     }
 }
 
+/// Most records of a product's index a page reads for its petitions.
+const PRODUCT_SCAN: usize = 5_000;
+
 fn view(
     s: &ApiState,
     t: &Strings,
@@ -122,20 +125,31 @@ fn view(
     let (reviews, older) = newest_reviews(s, &producer, &code, before, REVIEWS_PAGE)?;
     let mut proposals = Vec::new();
     let mut petitions = Vec::new();
-    for (id, tally) in feedback::petitions_of(store, &producer)? {
-        let Some(rec) = store.record(&id)? else {
-            continue;
-        };
-        let Some(line) = feedback::petition_line(t, &rec, Some(&tally)) else {
-            continue;
-        };
-        if line.product.as_deref() != Some(code.as_str()) {
-            continue;
+    // The petitions about the product, from its index (reviews and petitions naming it),
+    // the newest first and at most PRODUCT_SCAN records read: a page's cost stays bounded on
+    // a product with a great many reviews.
+    let mut from = None;
+    let mut read = 0usize;
+    loop {
+        let page = store.newest_by_product(&producer, &code, from, 512)?;
+        read += page.records.len();
+        for rec in &page.records {
+            if !matches!(rec.record().body, Body::Petition(_)) {
+                continue;
+            }
+            let tally = store.tally(&rec.id())?;
+            let Some(line) = feedback::petition_line(t, rec, tally.as_ref()) else {
+                continue;
+            };
+            if line.is_proposal {
+                proposals.push(line);
+            } else {
+                petitions.push(line);
+            }
         }
-        if line.is_proposal {
-            proposals.push(line);
-        } else {
-            petitions.push(line);
+        match page.next {
+            Some(n) if read < PRODUCT_SCAN => from = Some(n),
+            _ => break,
         }
     }
     // The specification: the most endorsed proposals first (the newest of equals).
