@@ -331,6 +331,7 @@ fn a_campaign_is_funded_answered_from_the_inbox_and_its_bundle_checked_in_a_brow
             .await
             .unwrap();
         fill(&consumer, "#producer", "Atelier Chêne").await;
+        fill(&consumer, "#product", "oak-chair").await;
         fill(&consumer, "#title", "An oak edition").await;
         fill(&consumer, "#text", "Produced once 30 EUR is pledged").await;
         fill(&consumer, "#threshold", "1").await;
@@ -379,6 +380,31 @@ fn a_campaign_is_funded_answered_from_the_inbox_and_its_bundle_checked_in_a_brow
         assert_eq!(value, max, "the pledged bar is full");
         assert!(shown(&consumer, "a#bundle-download").await);
         screenshot(&consumer, "campaign").await;
+
+        // A review from its form: then the product's page, with its rating and the
+        // campaign about it.
+        consumer
+            .goto(&format!("{cbase}/write/review"))
+            .await
+            .unwrap();
+        fill(&consumer, "#producer", "Atelier Chêne").await;
+        fill(&consumer, "#product", "oak-chair").await;
+        consumer
+            .find(Locator::Css("#rating"))
+            .await
+            .unwrap()
+            .select_by_value("5")
+            .await
+            .unwrap();
+        fill(&consumer, "#text", "Solid, and repairable").await;
+        click(&consumer, "form.write button[type=submit]").await;
+        until(&consumer, "the product's page", Duration::from_secs(20), || async {
+            shown(&consumer, "svg#rating-chart").await
+        })
+        .await;
+        assert!(text(&consumer, "main").await.contains("An oak edition"));
+        screenshot(&consumer, "product").await;
+        consumer.goto(url.as_str()).await.unwrap();
 
         // The producer answers from its inbox; the consumer's page, not reloaded, shows it.
         let maker = browser(&driver, &profiles.path().join("producer")).await;

@@ -276,7 +276,6 @@ impl Node {
             web: web.clone(),
             mine: Arc::new(api::Mine::new()),
         };
-        tokio::spawn(api::Mine::keep(state.clone()));
         let connections = api::Connections::new(c.max_connections);
         let (addr, task) = api::serve(
             c,

@@ -5,9 +5,9 @@
 //! A user's records are on the topics they take part in, which their node follows (PROTOCOL
 //! §6; the API follows what the user makes): the meta topic, the followed producers' and
 //! groups' topics, and the user's own feedback topic. The store keeps no index by author
-//! (it would cost a key per record), so [`Mine`] reads those topics once at start (a node
-//! that follows everything, its whole store), then adds the user's records as they are
-//! stored: asking costs the user's records, not the topics'.
+//! (it would cost a key per record), so [`Mine`] reads those topics once, when first asked
+//! (a node that follows everything, its whole store), then adds the user's records as they
+//! are stored: asking again costs the user's records, not the topics'.
 
 use std::collections::BTreeSet;
 
@@ -102,6 +102,15 @@ fn state(s: &ApiState, rec: &SignedRecord) -> Result<String, ApiError> {
 /// Every record this node's user signed that the node holds, in no particular order: read
 /// by id from the list [`Mine`] keeps, once it has read the store (until then, waits).
 pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiError> {
+    // Read the first time they are asked for: a node whose user never asks (an archive
+    // nobody browses) does not read its store for them.
+    if !s
+        .mine
+        .started
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        tokio::spawn(Mine::keep(s.clone()));
+    }
     let ids = s.mine.ids().await?;
     let store = s.store.clone();
     let mine = tokio::task::spawn_blocking(move || -> crate::error::Result<Vec<SignedRecord>> {
@@ -125,14 +134,17 @@ pub(crate) async fn my_records(s: &ApiState) -> Result<Vec<SignedRecord>, ApiErr
 pub(crate) struct Mine {
     ids: std::sync::Mutex<Option<BTreeSet<chorus_protocol::RecordId>>>,
     ready: tokio::sync::Notify,
+    /// [`Mine::keep`] runs.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Mine {
-    /// An empty list, not read yet: run [`Mine::keep`] to fill it.
+    /// An empty list, not read yet: [`my_records`] starts [`Mine::keep`] when first asked.
     pub(crate) fn new() -> Mine {
         Mine {
             ids: std::sync::Mutex::new(None),
             ready: tokio::sync::Notify::new(),
+            started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
