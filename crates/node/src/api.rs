@@ -68,5 +68,4 @@ pub(crate) use watchdog::{attest, bundle};
 pub(crate) use directory::{groups, producers};
 pub(crate) use follow::{follow, unfollow};
 pub(crate) use network::peers;
-pub(crate) use read::petitions;
 pub(crate) use write::{group_create, petition_open, profile, review};

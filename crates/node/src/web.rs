@@ -409,6 +409,9 @@ async fn home(
     Ok(html(StatusCode::OK, pages::home(t, &header, &home)))
 }
 
+/// The most items a list of the home page shows.
+const HOME_MAX: usize = 50;
+
 /// The home page's lists, from the user's records (read off the async threads).
 fn home_of(
     s: &ApiState,
@@ -468,20 +471,22 @@ fn home_of(
         groups: Vec::new(),
         reviews: Vec::new(),
     };
-    let mut seen_petitions = Vec::new();
+    // Newest first, each list at most HOME_MAX long: a page stays small for a user who
+    // signed thousands of records (and each item costs a few reads).
+    let mut seen_petitions = std::collections::HashSet::new();
+    let mut seen_groups = std::collections::HashSet::new();
     for rec in &mine {
         match &rec.record().body {
-            Body::Petition(_) => {
+            Body::Petition(_) if home.petitions.len() < HOME_MAX => {
                 if let Some(i) = petition_item(&rec.id())? {
                     home.petitions.push(i);
                 }
             }
-            Body::Endorsement(e) => {
+            Body::Endorsement(e) if home.endorsed.len() < HOME_MAX => {
                 // The latest endorsement of each petition stands for it.
-                if seen_petitions.contains(&e.petition) {
+                if !seen_petitions.insert(e.petition) {
                     continue;
                 }
-                seen_petitions.push(e.petition);
                 // Only what the user endorses now (not a retracted endorsement).
                 let endorses = store
                     .endorsement_of(&e.petition, &s.author)?
@@ -493,39 +498,56 @@ fn home_of(
                     home.endorsed.push(i);
                 }
             }
-            Body::Join(j) => {
-                let name = match store.record(&j.group)?.map(|g| g.record().body.clone()) {
-                    Some(Body::Group(g)) => g.name,
-                    _ => j.group.to_string()[..12].to_string(),
+            Body::Join(_) | Body::Group(_) if home.groups.len() < HOME_MAX => {
+                let gid = match &rec.record().body {
+                    Body::Join(j) => j.group,
+                    _ => rec.id(),
                 };
-                let members = store.group(&j.group)?.map(|g| g.members).unwrap_or(0);
+                // Founded or joined (perhaps more than once): listed once.
+                if !seen_groups.insert(gid) {
+                    continue;
+                }
+                let name = match store.record(&gid)?.map(|g| g.record().body.clone()) {
+                    Some(Body::Group(g)) => g.name,
+                    _ => gid.to_string()[..12].to_string(),
+                };
+                let members = store.group(&gid)?.map(|g| g.members).unwrap_or(0);
                 home.groups.push(pages::Item {
                     petition: None,
                     count: None,
-                    href: Some(format!("/groups/{}", j.group)),
+                    href: Some(format!("/groups/{gid}")),
                     text: name,
                     detail: format!("{members}"),
                     progress: None,
                     reached: false,
                 });
             }
-            Body::Review(r) => home.reviews.push(pages::Item {
-                petition: None,
-                count: None,
-                href: Some(feedback::product_href(&r.product.producer, &r.product.code)),
-                text: format!(
-                    "{} — {}",
-                    s.directory.name_of(&r.product.producer).unwrap_or_else(|| r
-                        .product
-                        .producer
-                        .to_string()[..12]
-                        .to_string()),
-                    r.product.code
-                ),
-                detail: format!("{}/5 {}", r.rating, t.stars),
-                progress: None,
-                reached: false,
-            }),
+            Body::Review(r) if home.reviews.len() < HOME_MAX => {
+                // Only the review in force (not one replaced or retracted).
+                let current = store
+                    .review_of(&r.product.producer, &r.product.code, &s.author)?
+                    .is_some_and(|(w, on)| on && w == rec.id());
+                if !current {
+                    continue;
+                }
+                home.reviews.push(pages::Item {
+                    petition: None,
+                    count: None,
+                    href: Some(feedback::product_href(&r.product.producer, &r.product.code)),
+                    text: format!(
+                        "{} — {}",
+                        s.directory.name_of(&r.product.producer).unwrap_or_else(|| r
+                            .product
+                            .producer
+                            .to_string()[..12]
+                            .to_string()),
+                        r.product.code
+                    ),
+                    detail: format!("{}/5 {}", r.rating, t.stars),
+                    progress: None,
+                    reached: false,
+                })
+            }
             _ => {}
         }
     }

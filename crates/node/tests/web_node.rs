@@ -265,6 +265,15 @@ async fn first_run_then_every_form_with_its_errors_beside_the_fields() {
     assert!(groups.body.contains("Oak lovers"), "{}", groups.body);
     let nothing = d.ask("GET", "/browse?list=bogus", &with(), None).await;
     assert_eq!(nothing.status, 404);
+    // A page far beyond the ranked lists is the last page, not a new ranking.
+    let far = d
+        .ask("GET", "/browse?list=new&offset=999999", &with(), None)
+        .await;
+    assert_eq!(far.status, 200);
+    // The home page lists the group the user founded, and the review in force.
+    let home = d.ask("GET", "/", &with(), None).await;
+    assert!(home.body.contains("Oak lovers"), "{}", home.body);
+    assert!(home.body.contains("chair-2"), "{}", home.body);
     // The petition form offers the group the user founded.
     let write = d.ask("GET", "/write/petition", &with(), None).await;
     assert!(

@@ -150,14 +150,26 @@ impl Mine {
 
     /// The ids, once read (waiting for the first read).
     async fn ids(&self) -> Result<Vec<chorus_protocol::RecordId>, ApiError> {
-        loop {
-            // Registered before looking, so a read that ends in between still wakes us.
-            let notified = self.ready.notified();
-            if let Some(ids) = self.ids.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                return Ok(ids.iter().copied().collect());
+        let wait = async {
+            loop {
+                // Registered before looking, so a read that ends in between still wakes us.
+                let notified = self.ready.notified();
+                if let Some(ids) = self.ids.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    return ids.iter().copied().collect::<Vec<_>>();
+                }
+                notified.await;
             }
-            notified.await;
-        }
+        };
+        // A request does not wait for ever on a read that cannot end.
+        tokio::time::timeout(FIRST_READ_WAIT, wait)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the node is still reading which records are yours; try again in a moment",
+                )
+            })
     }
 
     fn set(&self, ids: BTreeSet<chorus_protocol::RecordId>) {
@@ -176,9 +188,20 @@ impl Mine {
     /// node stops. Events are listened to before the read, so none is missed; if the
     /// listener falls behind, the store is read again.
     pub(crate) async fn keep(s: ApiState) {
+        let mut last_read: Option<tokio::time::Instant> = None;
         loop {
+            // A node that keeps falling behind (a long catch-up) reads at most once a
+            // minute.
+            if let Some(at) = last_read {
+                tokio::select! {
+                    _ = s.cancel.cancelled() => return,
+                    _ = tokio::time::sleep_until(at + REREAD_EVERY) => {}
+                }
+            }
+            last_read = Some(tokio::time::Instant::now());
             let mut events = s.ingest.subscribe();
             let mut pending = Vec::new();
+            let mut lagged = false;
             let read = tokio::spawn(scan(s.clone()));
             tokio::pin!(read);
             let ids = loop {
@@ -190,18 +213,23 @@ impl Mine {
                         Ok(crate::tally::Event::RecordStored { id, author, .. }) if author == s.author => {
                             pending.push(id)
                         }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Ok(_) => {}
+                        // A record of the user's may have been stored behind the read: read
+                        // again once this one is in.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => lagged = true,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },
                 }
             };
             let Ok(Ok(mut ids)) = ids else {
                 tracing::warn!("reading the user's records failed; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 continue;
             };
             ids.extend(pending);
             s.mine.set(ids);
+            if lagged {
+                continue;
+            }
             loop {
                 tokio::select! {
                     biased;
@@ -220,6 +248,11 @@ impl Mine {
         }
     }
 }
+
+/// The longest a request waits for the first read of the user's records.
+const FIRST_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The least time between two reads of the user's records (after a failure or a lag).
+const REREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The ids of the user's records in the store: the topics they can be on (PROTOCOL §6: the
 /// meta topic, the followed producers' and groups' topics, the user's own feedback topic,
@@ -255,7 +288,10 @@ async fn scan(s: ApiState) -> Result<BTreeSet<chorus_protocol::RecordId>, ApiErr
                 // A node that follows everything reads its whole store.
                 for entry in store.all_entries() {
                     let (_, wire) = entry?;
-                    let rec = SignedRecord::from_vec(wire)?;
+                    // A record that does not decode is the audit's business, not this list's.
+                    let Ok(rec) = SignedRecord::from_vec(wire) else {
+                        continue;
+                    };
                     if rec.author() == me {
                         out.insert(rec.id());
                     }

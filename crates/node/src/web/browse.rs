@@ -16,7 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use chorus_client::{DirectoryQuery, PetitionsQuery};
+use chorus_client::DirectoryQuery;
 use maud::html;
 use serde::Deserialize;
 
@@ -25,7 +25,7 @@ use crate::api::{ApiError, ApiState, Q};
 
 /// Items per page.
 const PAGE: usize = 50;
-/// Petitions ranked and kept per list; pages beyond are ranked when asked.
+/// Petitions ranked and kept per list: the pages go no further.
 const RANKED: usize = 1_000;
 /// How long a ranking is served before it is redone in the background.
 const FRESH: Duration = Duration::from_secs(30);
@@ -33,7 +33,7 @@ const FRESH: Duration = Duration::from_secs(30);
 /// What a list holds: petitions ranked, or a page of the directory.
 #[derive(Clone)]
 enum Kept {
-    Petitions(Arc<Vec<chorus_client::Tally>>),
+    Petitions(Arc<Vec<Row>>),
     Directory(Arc<chorus_client::Directory>),
 }
 
@@ -70,21 +70,12 @@ async fn compute(s: ApiState, list: &'static str, offset: usize) -> Result<Kept,
             Ok(Kept::Directory(Arc::new(d)))
         }
         _ => {
-            let q = PetitionsQuery {
-                open: true,
-                sort: Some(
-                    match list {
-                        "new" => "newest",
-                        "closing" => "closing",
-                        _ => "endorsers",
-                    }
-                    .into(),
-                ),
-                limit: Some(offset.max(RANKED)),
-                ..PetitionsQuery::default()
-            };
-            let axum::Json(p) = crate::api::petitions(State(s), Q(q)).await?;
-            Ok(Kept::Petitions(Arc::new(p.petitions)))
+            let store = s.store.clone();
+            let directory = s.directory.clone();
+            let rows = tokio::task::spawn_blocking(move || rank(&store, &directory, list))
+                .await
+                .map_err(|_| crate::error::Error::NodeStopped)??;
+            Ok(Kept::Petitions(Arc::new(rows)))
         }
     }
 }
@@ -138,15 +129,80 @@ async fn kept(s: &ApiState, list: &'static str, offset: usize) -> Result<Kept, A
     Ok(l)
 }
 
-/// The list's first `want` petitions.
-async fn ranked(
-    s: &ApiState,
-    list: &'static str,
-    want: usize,
-) -> Result<Arc<Vec<chorus_client::Tally>>, ApiError> {
-    // The first RANKED are kept together; a page beyond is ranked for itself.
-    let offset = if want > RANKED { want } else { 0 };
-    match kept(s, list, offset).await? {
+/// A petition as a list shows it.
+pub(crate) struct Row {
+    id: String,
+    title: Option<String>,
+    /// `demand`, `proposal` or `campaign`.
+    variant: Option<String>,
+    producer: String,
+    producer_name: Option<String>,
+    endorsers: u64,
+    threshold: u64,
+    reached: bool,
+    deadline: Option<u64>,
+}
+
+/// The first [`RANKED`] open petitions in the list's order, read off the async threads
+/// (every petition's tally; for `new`, every open petition's record too).
+fn rank(
+    store: &crate::store::Store,
+    directory: &crate::directory::Directory,
+    list: &str,
+) -> crate::error::Result<Vec<Row>> {
+    let now = crate::clock::now_ms();
+    let mut open: Vec<(chorus_protocol::RecordId, crate::store::PetitionTally)> = store
+        .petitions()?
+        .into_iter()
+        .filter(|(_, t)| t.state(now) == crate::store::PetitionState::Open)
+        .collect();
+    match list {
+        "new" => {
+            let mut at = HashMap::with_capacity(open.len());
+            for (id, _) in &open {
+                let created = store.record(id)?.map(|r| r.record().created_at);
+                at.insert(*id, created.unwrap_or(0));
+            }
+            open.sort_by_key(|(id, _)| std::cmp::Reverse(at.get(id).copied().unwrap_or(0)));
+        }
+        "closing" => open.sort_by_key(|(_, t)| t.deadline.unwrap_or(u64::MAX)),
+        _ => open.sort_by_key(|(_, t)| std::cmp::Reverse(t.endorsers)),
+    }
+    open.truncate(RANKED);
+    let mut rows = Vec::with_capacity(open.len());
+    for (id, t) in open {
+        let (title, variant) = match store.record(&id)?.map(|r| r.record().body.clone()) {
+            Some(chorus_protocol::Body::Petition(p)) => (
+                Some(p.title),
+                Some(
+                    match p.variant {
+                        chorus_protocol::PetitionVariant::Demand => "demand",
+                        chorus_protocol::PetitionVariant::Proposal => "proposal",
+                        chorus_protocol::PetitionVariant::Campaign { .. } => "campaign",
+                    }
+                    .to_string(),
+                ),
+            ),
+            _ => (None, None),
+        };
+        rows.push(Row {
+            id: id.to_string(),
+            title,
+            variant,
+            producer: t.producer.to_string(),
+            producer_name: directory.name_of(&t.producer),
+            endorsers: t.endorsers,
+            threshold: t.threshold,
+            reached: t.reached,
+            deadline: t.deadline,
+        });
+    }
+    Ok(rows)
+}
+
+/// The list's ranked petitions (its first [`RANKED`]).
+async fn ranked(s: &ApiState, list: &'static str) -> Result<Arc<Vec<Row>>, ApiError> {
+    match kept(s, list, 0).await? {
         Kept::Petitions(p) => Ok(p),
         Kept::Directory(_) => Ok(Arc::default()),
     }
@@ -185,7 +241,9 @@ pub(super) async fn page(
                 "closing" => "closing",
                 _ => "popular",
             };
-            let petitions = ranked(&s, key, offset + PAGE + 1).await?;
+            // Only the first RANKED are ranked: pages stop there.
+            let offset = offset.min(RANKED.saturating_sub(PAGE));
+            let petitions = ranked(&s, key).await?;
             let p = PetitionsView {
                 petitions: &petitions,
             };
@@ -247,7 +305,7 @@ pub(super) async fn page(
                                 }
                                 " " code { (&f.id[..12.min(f.id.len())]) }
                                 @if let (Some(n), Some(what)) = (f.count, &f.counts) {
-                                    " · " span.count { (n) " " (what) }
+                                    " · " span.count { (n) " " (t.counted(what, n)) }
                                 }
                             }
                         }
@@ -285,7 +343,7 @@ pub(super) async fn page(
 
 /// The ranked petitions a page shows.
 struct PetitionsView<'a> {
-    petitions: &'a [chorus_client::Tally],
+    petitions: &'a [Row],
 }
 
 fn pager(t: &super::Strings, list: &str, offset: usize, more: bool) -> maud::Markup {

@@ -3,7 +3,7 @@
 //! content security policy (inline SVG is markup, not a style or a script). Colours come
 //! from classes in `style.css`, never from inline styles, which the policy forbids.
 //!
-//! The geometry is in pure functions ([`bar_lengths`], [`plot_coords`], [`running_mean`],
+//! The geometry is in pure functions ([`bar_lengths`], [`plot_coords`], [`mean_over_time`],
 //! [`thin`]) with unit tests; the markup functions only lay it out. Every chart is an
 //! `svg role="img"` named by a `<title>` that says its numbers in words, given by the caller
 //! in the page's language.
@@ -69,19 +69,25 @@ pub(crate) fn histogram(id: &str, histogram: &[u64; 5], label: &str) -> Markup {
     }
 }
 
-/// The mean rating after each review, in time order: points (time, mean so far).
-pub(crate) fn running_mean(ratings: &[(u64, u8)]) -> Vec<(u64, f64)> {
+/// The mean after each of the newest reviews (`ratings`: time, stars), counted back from the
+/// product's totals (`sum`, `count` of every review counted): the last point is the mean
+/// shown beside the plot, and a window of the newest reviews starts where the older ones
+/// left the mean, not from nothing. Points stop where the count would reach zero.
+pub(crate) fn mean_over_time(ratings: &[(u64, u8)], sum: u64, count: u64) -> Vec<(u64, f64)> {
     let mut sorted = ratings.to_vec();
     sorted.sort_by_key(|(at, _)| *at);
-    let mut sum = 0u64;
-    sorted
-        .iter()
-        .enumerate()
-        .map(|(n, (at, r))| {
-            sum += u64::from(*r);
-            (*at, sum as f64 / (n + 1) as f64)
-        })
-        .collect()
+    let (mut sum, mut count) = (sum, count);
+    let mut out = Vec::with_capacity(sorted.len());
+    for (at, r) in sorted.iter().rev() {
+        if count == 0 {
+            break;
+        }
+        out.push((*at, sum as f64 / count as f64));
+        sum = sum.saturating_sub(u64::from(*r));
+        count -= 1;
+    }
+    out.reverse();
+    out
 }
 
 /// At most `max` of `points`, evenly spaced, the first and the last kept.
@@ -171,9 +177,12 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// The last moment RFC 3339 writes (9999-12-31T23:59:59Z): the formatter fails after it.
+const LAST_MS: u64 = 253_402_300_799_000;
+
 /// A day, `2026-03-14` (UTC), from a time in ms since the epoch.
 pub(crate) fn day(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(LAST_MS));
     humantime::format_rfc3339_seconds(t)
         .to_string()
         .chars()
@@ -183,7 +192,7 @@ pub(crate) fn day(ms: u64) -> String {
 
 /// A day and time to the minute, `2026-03-14 09:30` (UTC).
 pub(crate) fn minute(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(LAST_MS));
     humantime::format_rfc3339_seconds(t)
         .to_string()
         .chars()
@@ -265,12 +274,18 @@ mod tests {
     }
 
     #[test]
-    fn the_running_mean_follows_the_reviews_in_time_order() {
-        assert!(running_mean(&[]).is_empty());
-        assert_eq!(
-            running_mean(&[(30, 3), (10, 5), (20, 1)]),
-            vec![(10, 5.0), (20, 3.0), (30, 3.0)]
-        );
+    fn the_mean_over_time_ends_at_the_products_mean() {
+        // 10 reviews in all, summing 40 (mean 4); the window holds the newest three.
+        let pts = mean_over_time(&[(30, 5), (10, 1), (20, 5)], 40, 10);
+        assert_eq!(pts.len(), 3);
+        assert_eq!(pts[2], (30, 4.0));
+        assert_eq!(pts[1], (20, 35.0 / 9.0));
+        assert_eq!(pts[0], (10, 30.0 / 8.0));
+        // Never below zero reviews.
+        assert_eq!(mean_over_time(&[(1, 3), (2, 3)], 3, 1).len(), 1);
+        assert!(mean_over_time(&[], 0, 0).is_empty());
+        // The far future does not break the dates.
+        assert_eq!(day(u64::MAX), "9999-12-31");
     }
 
     #[test]

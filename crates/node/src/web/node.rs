@@ -109,8 +109,8 @@ fn node_page(
                 dt { (t.peer_id) } dd { code { (st.peer_id) } }
                 dt { (t.author_key) } dd { code { (st.author) } }
                 dt { (t.records) } dd { (st.records) }
-                dt { (t.disk_used) } dd { (st.storage.used_bytes / 1_048_576) " MB" }
-                dt { (t.free) } dd { (st.storage.free_bytes / 1_048_576) " MB" }
+                dt { (t.disk_used) } dd { (st.storage.used_bytes / 1_048_576) " " (t.unit_mb) }
+                dt { (t.free) } dd { (st.storage.free_bytes / 1_048_576) " " (t.unit_mb) }
                 @for a in &st.listen_addrs {
                     dt { (t.listening_on) } dd { code { (a) } }
                 }
@@ -203,7 +203,7 @@ fn pull_cells(t: &Strings, pull: Option<&chorus_client::PeerPull>, now: u64) -> 
             Some(l) => {
                 td { (ago(t, l.at, now)) @if let Some(e) = &l.report.error { br; span.warn { (e) } } }
                 td { (l.report.stored) " / " (l.report.fetched) }
-                td { (l.report.bytes_received / 1024) " KB" }
+                td { (l.report.bytes_received / 1024) " " (t.unit_kb) }
             }
             None => { td { "—" } td { "—" } td { "—" } }
         }

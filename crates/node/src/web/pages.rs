@@ -49,7 +49,7 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
     html! {
         header.site {
             a.brand href="/" { (t.title) }
-            nav aria-label="main" {
+            nav aria-label=(t.nav_label) {
                 a href="/" { (t.nav_home) }
                 a href="/browse" { (t.nav_browse) }
                 a href="/write" { (t.nav_write) }
@@ -64,10 +64,10 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
                 " "
                 button type="submit" { (t.search) }
             }
-            ul.status aria-label="node" {
+            ul.status aria-label=(t.node_status_label) {
                 li #status-peers { (t.peers) ": " (s.peers) }
                 li #status-records { (t.records) ": " (s.records) }
-                li { (t.disk_used) ": " (used_mb) " MB (" (free_mb) " MB " (t.free_short) ")" }
+                li { (t.disk_used) ": " (used_mb) " " (t.unit_mb) " (" (free_mb) " " (t.unit_mb) " " (t.free_short) ")" }
                 li #status-sync {
                     @if !matches!(s.storage.state, chorus_client::StorageCondition::Ok) {
                         span.warn { (t.storage_failed) }

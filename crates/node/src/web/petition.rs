@@ -225,7 +225,7 @@ pub(super) async fn page(
                 h2 #answer { (t.answer) }
                 @let (status, text) = v.response.clone().unwrap_or_default();
                 p {
-                    strong.answer-status { (status) }
+                    strong.answer-status { (super::feedback::status_word(t, &status)) }
                     span.answer-text { @if !text.is_empty() { " — " (text) } }
                 }
             }

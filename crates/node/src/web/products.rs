@@ -53,7 +53,7 @@ fn lines(s: &ApiState, me: &AuthorKey, offset: usize) -> crate::error::Result<(V
             })
             .collect();
         out.push(Line {
-            points: chart::running_mean(&ratings),
+            points: chart::mean_over_time(&ratings, rating.sum, rating.count),
             code,
             rating,
         });

@@ -80,7 +80,7 @@ pub(super) async fn page(
                                     " · " (f.producer_name.clone().unwrap_or_else(|| p[..12.min(p.len())].to_string()))
                                 }
                                 @if let (Some(n), Some(what)) = (f.count, &f.counts) {
-                                    " · " span.count { (n) " " (what) }
+                                    " · " span.count { (n) " " (t.counted(what, n)) }
                                 }
                             }
                         }

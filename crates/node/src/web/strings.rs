@@ -229,6 +229,10 @@ pub(crate) struct Strings {
     // (end of the watchdog pages' strings)
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    pub(crate) unit_mb: &'static str,
+    pub(crate) unit_kb: &'static str,
+    pub(crate) nav_label: &'static str,
+    pub(crate) node_status_label: &'static str,
     pub(crate) disk_used: &'static str,
     pub(crate) free_short: &'static str,
     pub(crate) last_pull: &'static str,
@@ -617,6 +621,10 @@ pub(crate) const EN: Strings = Strings {
         ("wire_blake3", "BLAKE3 of the bytes"),
     ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    unit_mb: "MB",
+    unit_kb: "KB",
+    nav_label: "main",
+    node_status_label: "node",
     disk_used: "Disk used",
     free_short: "free",
     last_pull: "last pull",
@@ -1015,6 +1023,10 @@ pub(crate) const FR: Strings = Strings {
         ("wire_blake3", "BLAKE3 des octets"),
     ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    unit_mb: "Mo",
+    unit_kb: "Ko",
+    nav_label: "principale",
+    node_status_label: "nœud",
     disk_used: "Disque utilisé",
     free_short: "libres",
     last_pull: "dernière synchro",
@@ -1112,6 +1124,17 @@ pub(crate) const FR: Strings = Strings {
 };
 
 impl Strings {
+    /// What a directory count counts (`endorsers`, `members`, `reviews`), in words.
+    pub(crate) fn counted<'a>(&self, what: &'a str, n: u64) -> &'a str {
+        match what {
+            "endorsers" => self.endorsers,
+            "members" => self.members,
+            "reviews" if n == 1 => self.review_one,
+            "reviews" => self.reviews_count,
+            other => other,
+        }
+    }
+
     /// A search result's kind, in words.
     pub(crate) fn kind(&self, kind: &str) -> &'static str {
         self.kinds

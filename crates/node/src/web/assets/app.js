@@ -7,6 +7,11 @@
   if (!window.EventSource) {
     return;
   }
+  // A producer's page follows the producer's topic (below): one stream per page, since a
+  // browser opens only a few connections to one host.
+  if (document.querySelector("#inbox-items[data-producer], .product-page[data-producer], #products[data-producer]")) {
+    return;
+  }
   var one = document.querySelector("article[data-petition]");
   var stream = new EventSource(
     one
@@ -139,7 +144,8 @@
     pending[url] = true;
     fetch(url, { credentials: "same-origin" })
       .then(function (r) {
-        return r.ok ? r.text() : null;
+        // A session that ended sends the welcome page instead: nothing to add.
+        return r.ok && !r.redirected ? r.text() : null;
       })
       .then(function (html) {
         delete pending[url];
