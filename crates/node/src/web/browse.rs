@@ -212,8 +212,9 @@ async fn ranked(s: &ApiState, list: &'static str) -> Result<Arc<Vec<Row>>, ApiEr
 pub(super) struct Browse {
     #[serde(default)]
     list: Option<String>,
+    /// Text, read leniently: a page number that is not one shows the first page.
     #[serde(default)]
-    offset: Option<usize>,
+    offset: Option<String>,
 }
 
 /// `GET /browse?list=popular|new|closing|producers|groups&offset=N`.
@@ -225,7 +226,12 @@ pub(super) async fn page(
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
     let list = b.list.as_deref().unwrap_or("popular");
-    let offset = b.offset.unwrap_or(0).min(1_000_000);
+    let offset = b
+        .offset
+        .as_deref()
+        .and_then(|o| o.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1_000_000);
     let tabs: [(&str, &str); 5] = [
         ("popular", t.popular),
         ("new", t.newest),

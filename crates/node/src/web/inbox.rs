@@ -492,9 +492,20 @@ pub(super) async fn respond(
     };
     match crate::api::respond(State(s.clone()), crate::api::JsonBody(req)).await {
         Ok(_) => {
-            let back = match &f.before {
-                Some(b) => format!("/inbox?before={b}#item-{}", f.target),
-                None => format!("/inbox#item-{}", f.target),
+            // Only a cursor that reads back goes into the path (it is the form's text).
+            let before = f
+                .before
+                .as_deref()
+                .and_then(|b| feedback::parse_cursor(Some(b)))
+                .map(|(at, id)| feedback::cursor(at, &id));
+            let target = f
+                .target
+                .parse::<RecordId>()
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            let back = match before {
+                Some(b) => format!("/inbox?before={b}#item-{target}"),
+                None => format!("/inbox#item-{target}"),
             };
             Ok(Redirect::to(&back).into_response())
         }

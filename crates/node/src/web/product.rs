@@ -78,6 +78,9 @@ struct View {
     older: Option<(u64, RecordId)>,
     proposals: Vec<PetitionLine>,
     petitions: Vec<PetitionLine>,
+    /// The product's index was read only in part (its newest `PRODUCT_SCAN` records), so
+    /// older petitions may be missing.
+    cut: bool,
 }
 
 /// The newest reviews of a product before `before`, at most `limit`, and where the next
@@ -130,6 +133,7 @@ fn view(
     // a product with a great many reviews.
     let mut from = None;
     let mut read = 0usize;
+    let mut cut = false;
     loop {
         let page = store.newest_by_product(&producer, &code, from, 512)?;
         read += page.records.len();
@@ -149,7 +153,11 @@ fn view(
         }
         match page.next {
             Some(n) if read < PRODUCT_SCAN => from = Some(n),
-            _ => break,
+            Some(_) => {
+                cut = true;
+                break;
+            }
+            None => break,
         }
     }
     // The specification: the most endorsed proposals first (the newest of equals).
@@ -166,6 +174,7 @@ fn view(
         older,
         proposals,
         petitions,
+        cut,
     })
 }
 
@@ -309,6 +318,7 @@ fn body(t: &Strings, v: &View, paged: bool) -> Markup {
                     @if petitions_left > 0 { p.count { (petitions_left) " " (t.more_not_shown) } }
                 }
             }
+            @if v.cut { p.count #older-not-read { (t.older_not_read) } }
             section aria-labelledby="reviews-h" {
                 h2 #reviews-h { (t.reviews_title) }
                 @if reviews.is_empty() && !paged {

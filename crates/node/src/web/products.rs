@@ -64,7 +64,8 @@ fn lines(s: &ApiState, me: &AuthorKey, offset: usize) -> crate::error::Result<(V
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
     #[serde(default)]
-    offset: usize,
+    /// Text, read leniently: an offset that is not one shows the first page.
+    offset: Option<String>,
 }
 
 /// `GET /products`.
@@ -76,7 +77,12 @@ pub(super) async fn page(
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
     let status = crate::api::status_of(&s).await?;
-    let offset = q.offset;
+    let offset = q
+        .offset
+        .as_deref()
+        .and_then(|o| o.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1_000_000);
     let (lines, total) = {
         let s = s.clone();
         tokio::task::spawn_blocking(move || lines(&s, &s.author, offset))

@@ -229,6 +229,7 @@ pub(crate) struct Strings {
     // (end of the watchdog pages' strings)
 
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    pub(crate) older_not_read: &'static str,
     pub(crate) unit_mb: &'static str,
     pub(crate) unit_kb: &'static str,
     pub(crate) nav_label: &'static str,
@@ -621,6 +622,7 @@ pub(crate) const EN: Strings = Strings {
         ("wire_blake3", "BLAKE3 of the bytes"),
     ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    older_not_read: "Only the newest 5,000 reviews and petitions of this product were read for its specification and petitions: older ones may be missing.",
     unit_mb: "MB",
     unit_kb: "KB",
     nav_label: "main",
@@ -1023,6 +1025,7 @@ pub(crate) const FR: Strings = Strings {
         ("wire_blake3", "BLAKE3 des octets"),
     ],
     // --- Node pages (peers, follow, first run, browse) and forms ---
+    older_not_read: "Seuls les 5 000 avis et pétitions les plus récents de ce produit ont été lus pour son cahier des charges et ses pétitions : de plus anciens peuvent manquer.",
     unit_mb: "Mo",
     unit_kb: "Ko",
     nav_label: "principale",
