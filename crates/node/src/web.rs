@@ -172,6 +172,14 @@ fn refused(t: &Strings, why: &str) -> Response {
     html(StatusCode::FORBIDDEN, pages::refused(t, why))
 }
 
+/// A number from a page's address, read leniently: text that is not one reads as `default`
+/// (a mangled address shows a page rather than an error), and it is at most `max`.
+fn number_in(text: Option<&str>, default: usize, max: usize) -> usize {
+    text.and_then(|t| t.trim().parse::<usize>().ok())
+        .unwrap_or(default)
+        .min(max)
+}
+
 /// Paths open without a session.
 fn public(path: &str) -> bool {
     matches!(path, "/welcome" | "/login") || path.starts_with("/assets/")

@@ -226,12 +226,7 @@ pub(super) async fn page(
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
     let list = b.list.as_deref().unwrap_or("popular");
-    let offset = b
-        .offset
-        .as_deref()
-        .and_then(|o| o.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(1_000_000);
+    let offset = super::number_in(b.offset.as_deref(), 0, 1_000_000);
     let tabs: [(&str, &str); 5] = [
         ("popular", t.popular),
         ("new", t.newest),

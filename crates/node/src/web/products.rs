@@ -77,12 +77,7 @@ pub(super) async fn page(
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
     let status = crate::api::status_of(&s).await?;
-    let offset = q
-        .offset
-        .as_deref()
-        .and_then(|o| o.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(1_000_000);
+    let offset = super::number_in(q.offset.as_deref(), 0, 1_000_000);
     let (lines, total) = {
         let s = s.clone();
         tokio::task::spawn_blocking(move || lines(&s, &s.author, offset))

@@ -272,12 +272,7 @@ fn report(s: &ApiState, t: &Strings, csrf: &str, run: &Run, q: &AuditQuery) -> M
         .filter(|(_, f)| code.is_none_or(|c| f.code == c))
         .collect();
     let pages = chosen.len().div_ceil(PAGE).max(1);
-    let page = q
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, pages);
+    let page = super::number_in(q.page.as_deref(), 1, pages).max(1);
     let from = (page - 1) * PAGE;
     let shown = &chosen[from..(from + PAGE).min(chosen.len())];
     let link = |p: usize| match code {
