@@ -50,7 +50,7 @@ pub(crate) use mine::{my_records, Mine};
 pub(crate) use network::status_of;
 pub(crate) use parse::record_id;
 pub(crate) use read::{group_requests, group_show};
-pub(crate) use router::router;
+pub(crate) use router::{no_such_endpoint, router};
 pub(crate) use server::{serve, Connections};
 pub(crate) use state::ApiState;
 pub(crate) use state::Authenticated;

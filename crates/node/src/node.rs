@@ -271,15 +271,20 @@ impl Node {
             body: api::BodyLimits {
                 max_bytes: c.max_body_bytes,
                 timeout: c.body_timeout,
+                page_too_large: Some(crate::web::too_large),
             },
             streams: streams.clone(),
-            web: web.clone(),
             mine: Arc::new(api::Mine::new()),
         };
+        // The dashboard beside the API: it reaches the API's state, not the other way.
+        let pages = crate::web::routes(crate::web::WebState {
+            api: state.clone(),
+            web: web.clone(),
+        });
         let connections = api::Connections::new(c.max_connections);
         let (addr, task) = api::serve(
             c,
-            api::router(state),
+            api::router(state, Some(pages)),
             connections.clone(),
             self.cancel.clone(),
         )

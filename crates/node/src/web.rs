@@ -56,9 +56,28 @@ use strings::Strings;
 const STYLE: &str = include_str!("web/assets/style.css");
 const SCRIPT: &str = include_str!("web/assets/app.js");
 
-/// The dashboard's routes, behind [`guard`].
-pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
+/// What the dashboard's handlers reach: the API's state, and the dashboard's own (logins,
+/// audits, lists). The API's is reached through it (`Deref`), so a page reads the store as
+/// an endpoint does; the API knows nothing of the dashboard.
+#[derive(Clone)]
+pub(crate) struct WebState {
+    pub(crate) api: ApiState,
+    pub(crate) web: std::sync::Arc<Web>,
+}
+
+impl std::ops::Deref for WebState {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.api
+    }
+}
+
+/// The dashboard's routes, behind [`guard`], with `POST /v1/web/link` (behind the API's
+/// token check, applied to everything the API serves); unknown paths get a page, or the
+/// API's JSON 404 under `/v1/`.
+pub(crate) fn routes(state: WebState) -> Router {
     Router::new()
+        .route("/v1/web/link", post(link))
         .route("/", get(home))
         .route("/welcome", get(welcome))
         .route("/login", get(login))
@@ -107,11 +126,22 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/events", get(live))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
-        .route_layer(middleware::from_fn_with_state(state, guard))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(no_such_path)
+        .with_state(state)
+}
+
+/// An unknown path: a page, or under `/v1/` the API's JSON 404.
+async fn no_such_path(req: Request) -> Response {
+    if req.uri().path().starts_with("/v1/") {
+        crate::api::no_such_endpoint().await.into_response()
+    } else {
+        not_found(req.headers().clone()).await
+    }
 }
 
 /// `POST /v1/web/link` (with the bearer token): a one-time login link to the dashboard.
-pub(crate) async fn link(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn link(State(s): State<WebState>) -> Result<Json<serde_json::Value>, ApiError> {
     let base = s.web.base().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -188,7 +218,7 @@ fn public(path: &str) -> bool {
 /// In front of every dashboard route: the Host must be this node's, a request that changes
 /// anything must come from this node's dashboard (Origin), and every page but the public
 /// ones needs a session (without one, a page sends the browser to `/welcome`).
-async fn guard(State(s): State<ApiState>, mut req: Request, next: Next) -> Response {
+async fn guard(State(s): State<WebState>, mut req: Request, next: Next) -> Response {
     let t = lang(req.headers());
     let host = req
         .headers()
@@ -211,7 +241,8 @@ async fn guard(State(s): State<ApiState>, mut req: Request, next: Next) -> Respo
         }
     }
     let path = req.uri().path().to_string();
-    if public(&path) {
+    // The API's paths (the login link's) are behind its bearer token instead.
+    if public(&path) || path.starts_with("/v1/") {
         return next.run(req).await;
     }
     let session = req
@@ -288,7 +319,7 @@ struct LoginQuery {
 
 /// `GET /login?key=K`: a one-time key from `chorus open` starts a session.
 async fn login(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
@@ -321,7 +352,7 @@ fn csrf_ok(headers: &HeaderMap, form: Option<&str>, session: &Session) -> bool {
 
 /// `POST /logout`: ends the session.
 async fn logout(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     axum::Extension(me): axum::Extension<LoggedIn>,
     Form(f): Form<CsrfForm>,
@@ -352,7 +383,7 @@ async fn script() -> Response {
 /// `GET /events`: the API's event stream (`GET /v1/events`), for a logged-in page: each
 /// session counts as a token toward the streams' caps.
 async fn live(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     axum::Extension(me): axum::Extension<LoggedIn>,
     headers: HeaderMap,
     q: crate::api::Q<chorus_client::EventsQuery>,
@@ -361,7 +392,7 @@ async fn live(
         "web:{}",
         auth::hashed(&me.id)
     )));
-    match crate::api::event_stream(State(s), axum::Extension(who), headers, q).await {
+    match crate::api::event_stream(State(s.api), axum::Extension(who), headers, q).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     }
@@ -393,7 +424,7 @@ struct HomeQuery {
 /// `GET /`: what the user takes part in, with the counts. A user without a profile is
 /// sent to the first-run page (`/start`) unless they put it off.
 async fn home(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     axum::Extension(me): axum::Extension<LoggedIn>,
     Query(q): Query<HomeQuery>,
@@ -422,7 +453,7 @@ const HOME_MAX: usize = 50;
 
 /// The home page's lists, from the user's records (read off the async threads).
 fn home_of(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     mut mine: Vec<SignedRecord>,
 ) -> crate::error::Result<pages::Home> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,9 @@ pub(crate) struct BodyLimits {
     pub(crate) max_bytes: usize,
     /// Longest the whole body may take to arrive.
     pub(crate) timeout: Duration,
+    /// The answer to an oversized body outside `/v1/` (the dashboard's page; given by whoever
+    /// serves the pages, so that the API knows nothing of them). None: the JSON answer.
+    pub(crate) page_too_large: Option<fn(&HeaderMap, usize) -> Response>,
 }
 
 /// An answer after which the connection is closed: the rest of the request's body is not read.
@@ -64,10 +68,12 @@ pub(crate) async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     // The dashboard's forms (a bundle sent to `/verify`) get a page, the API its JSON.
-    let page = !parts.uri.path().starts_with("/v1/");
+    let page = limits
+        .page_too_large
+        .filter(|_| !parts.uri.path().starts_with("/v1/"));
     let over = |close: bool| {
-        let mut r = if page {
-            crate::web::too_large(&parts.headers, max)
+        let mut r = if let Some(page) = page {
+            page(&parts.headers, max)
         } else {
             too_large(max).into_response()
         };

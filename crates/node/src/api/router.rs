@@ -44,12 +44,9 @@ async fn auth(State(s): State<ApiState>, mut req: Request, next: Next) -> Respon
     }
 }
 
-async fn no_such_endpoint(req: Request) -> Response {
-    if req.uri().path().starts_with("/v1/") {
-        ApiError::not_found("no such endpoint").into_response()
-    } else {
-        crate::web::not_found(req.headers().clone()).await
-    }
+/// An unknown path: a JSON error (the pages merged beside the API answer theirs).
+pub(crate) async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint")
 }
 
 /// A known endpoint asked with a method it does not take: a JSON error like every other.
@@ -66,10 +63,12 @@ async fn method_not_allowed(req: Request) -> ApiError {
 }
 
 /// Every endpoint of `docs/API.md`, behind the token check (first) and the body's limits
-/// (only then: a caller without the token gets 401 before its body is read).
-pub(crate) fn router(state: ApiState) -> Router {
+/// (only then: a caller without the token gets 401 before its body is read). `pages` are
+/// served beside them (the dashboard, at the paths outside `/v1/`, which the token check
+/// lets through); without pages, an unknown path gets the JSON 404.
+pub(crate) fn router(state: ApiState, pages: Option<Router>) -> Router {
     let max_body = state.body.max_bytes;
-    Router::new()
+    let api = Router::new()
         .route("/v1/status", get(network::status))
         .route("/v1/sync", post(network::sync))
         .route("/v1/peers", get(network::peers))
@@ -107,16 +106,18 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/audit", get(watchdog::audit))
         .route("/v1/bundle/{id}", get(watchdog::bundle))
-        .route("/v1/web/link", post(crate::web::link))
-        .merge(crate::web::routes(state.clone()))
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(no_such_endpoint)
+        .with_state(state.clone());
+    let served = match pages {
+        Some(pages) => api.merge(pages),
+        None => api.fallback(no_such_endpoint),
+    };
+    served
         // read_body has taken at most this much already; the extractors' own limit agrees.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
             state.body.clone(),
             read_body,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, auth))
 }

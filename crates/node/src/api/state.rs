@@ -49,8 +49,6 @@ pub(crate) struct ApiState {
     pub(crate) body: BodyLimits,
     /// The event streams open, and their caps.
     pub(crate) streams: Arc<EventStreams>,
-    /// The dashboard's logins.
-    pub(crate) web: Arc<crate::web::Web>,
     /// The ids of the user's own records, kept up to date.
     pub(crate) mine: Arc<super::mine::Mine>,
 }

@@ -20,8 +20,9 @@ use chorus_client::DirectoryQuery;
 use maud::html;
 use serde::Deserialize;
 
+use super::WebState;
 use super::{html, lang, pages, LoggedIn};
-use crate::api::{ApiError, ApiState, Q};
+use crate::api::{ApiError, Q};
 
 /// Items per page.
 const PAGE: usize = 50;
@@ -55,7 +56,7 @@ struct Entry {
 }
 
 /// Computes a list now.
-async fn compute(s: ApiState, list: &'static str, offset: usize) -> Result<Kept, ApiError> {
+async fn compute(s: WebState, list: &'static str, offset: usize) -> Result<Kept, ApiError> {
     match list {
         "producers" | "groups" => {
             let q = DirectoryQuery {
@@ -63,9 +64,9 @@ async fn compute(s: ApiState, list: &'static str, offset: usize) -> Result<Kept,
                 offset: Some(offset),
             };
             let axum::Json(d) = if list == "producers" {
-                crate::api::producers(State(s), Q(q)).await?
+                crate::api::producers(State(s.api), Q(q)).await?
             } else {
-                crate::api::groups(State(s), Q(q)).await?
+                crate::api::groups(State(s.api), Q(q)).await?
             };
             Ok(Kept::Directory(Arc::new(d)))
         }
@@ -82,7 +83,7 @@ async fn compute(s: ApiState, list: &'static str, offset: usize) -> Result<Kept,
 
 /// A list: as last computed (again in the background when older than [`FRESH`]), or
 /// computed now the first time.
-async fn kept(s: &ApiState, list: &'static str, offset: usize) -> Result<Kept, ApiError> {
+async fn kept(s: &WebState, list: &'static str, offset: usize) -> Result<Kept, ApiError> {
     let key = (list, offset);
     let held = {
         let mut map = s.web.lists.kept.lock().unwrap_or_else(|e| e.into_inner());
@@ -201,7 +202,7 @@ fn rank(
 }
 
 /// The list's ranked petitions (its first [`RANKED`]).
-async fn ranked(s: &ApiState, list: &'static str) -> Result<Arc<Vec<Row>>, ApiError> {
+async fn ranked(s: &WebState, list: &'static str) -> Result<Arc<Vec<Row>>, ApiError> {
     match kept(s, list, 0).await? {
         Kept::Petitions(p) => Ok(p),
         Kept::Directory(_) => Ok(Arc::default()),
@@ -219,7 +220,7 @@ pub(super) struct Browse {
 
 /// `GET /browse?list=popular|new|closing|producers|groups&offset=N`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(b): Query<Browse>,

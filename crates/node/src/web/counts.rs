@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::strings::Strings;
 use super::watchdog::{key_markup, short, when};
+use super::WebState;
 use super::{csrf_ok, lang, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 /// The counts of a petition as the section shows them.
 struct Counts {
@@ -26,7 +27,7 @@ struct Counts {
 /// The section for the petition `id`, read from the store off the async threads.
 /// `attested`: the attestation just made, to confirm.
 pub(super) async fn section(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     id: RecordId,
     csrf: &str,
@@ -122,7 +123,7 @@ pub(super) async fn section(
 /// `GET /petitions/{id}/bundle`: the petition's bundle as a file to save, the same bytes
 /// as `GET /v1/bundle/{id}` (what `chorus export` writes and `chorus verify` checks).
 pub(super) async fn bundle(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -132,7 +133,7 @@ pub(super) async fn bundle(
         Err(_) => return super::not_found(headers).await,
     };
     let back = format!("/petitions/{pid}");
-    match crate::api::bundle(State(s), Path(pid.to_string())).await {
+    match crate::api::bundle(State(s.api), Path(pid.to_string())).await {
         Ok(mut r) => {
             let name = format!(
                 "attachment; filename=\"petition-{}.cbor\"",
@@ -160,7 +161,7 @@ pub(super) struct AttestForm {
 /// petition with this node's own recount (as `POST /v1/attest` does), then shows the
 /// petition again with the attestation's id.
 pub(super) async fn attest(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -180,7 +181,7 @@ pub(super) async fn attest(
         keys: None,
         note: None,
     };
-    match crate::api::attest(State(s), crate::api::JsonBody(req)).await {
+    match crate::api::attest(State(s.api), crate::api::JsonBody(req)).await {
         Ok(created) => {
             Redirect::to(&format!("/petitions/{pid}?attested={}", created.0.id)).into_response()
         }

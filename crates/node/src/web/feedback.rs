@@ -6,7 +6,7 @@ use chorus_protocol::{AuthorKey, Body, PetitionVariant, RecordId};
 use maud::Markup;
 
 use super::Strings;
-use crate::api::ApiState;
+use super::WebState;
 use crate::store::{PetitionState, PetitionTally, Store};
 
 /// The producer's answer in force to a petition or review.
@@ -116,7 +116,7 @@ pub(super) fn petition_line(
 }
 
 /// A person's name, or the start of their key when this node knows no profile of theirs.
-pub(super) fn name(s: &ApiState, k: &AuthorKey) -> String {
+pub(super) fn name(s: &WebState, k: &AuthorKey) -> String {
     s.directory
         .name_of(k)
         .unwrap_or_else(|| k.to_string()[..12].to_string())

@@ -10,8 +10,9 @@ use chorus_client::AdmitRequest;
 use maud::html;
 use serde::Deserialize;
 
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 fn short(k: &str) -> &str {
     &k[..12.min(k.len())]
@@ -19,17 +20,18 @@ fn short(k: &str) -> &str {
 
 /// `GET /groups/{id}`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = lang(&headers);
-    let Ok(axum::Json(g)) = crate::api::group_show(State(s.clone()), Path(id.clone())).await else {
+    let Ok(axum::Json(g)) = crate::api::group_show(State(s.api.clone()), Path(id.clone())).await
+    else {
         return Ok(super::not_found(headers).await);
     };
     let requests = if g.status == "founder" {
-        crate::api::group_requests(State(s.clone()), Path(g.id.clone()))
+        crate::api::group_requests(State(s.api.clone()), Path(g.id.clone()))
             .await
             .map(|r| r.0.requests)
             .unwrap_or_default()
@@ -110,7 +112,7 @@ pub(super) struct JoinForm {
 
 /// `POST /groups/{id}/join`.
 pub(super) async fn join(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -120,7 +122,7 @@ pub(super) async fn join(
     if !csrf_ok(&headers, Some(&f.csrf), &me.session) {
         return refused(t, t.refused_csrf);
     }
-    let done = crate::api::group_join(State(s), Path(id.clone())).await;
+    let done = crate::api::group_join(State(s.api), Path(id.clone())).await;
     after(t, &id, done.map(|_| ()))
 }
 
@@ -133,7 +135,7 @@ pub(super) struct AdmitForm {
 
 /// `POST /groups/{id}/admit` (the founder).
 pub(super) async fn admit(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -144,7 +146,8 @@ pub(super) async fn admit(
         return refused(t, t.refused_csrf);
     }
     let req = AdmitRequest { member: f.member };
-    let done = crate::api::group_admit(State(s), Path(id.clone()), crate::api::JsonBody(req)).await;
+    let done =
+        crate::api::group_admit(State(s.api), Path(id.clone()), crate::api::JsonBody(req)).await;
     after(t, &id, done.map(|_| ()))
 }
 

@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 use super::feedback::{self, PetitionLine, Reply};
 use super::product::{self, ReviewLine};
+use super::WebState;
 use super::{chart, csrf_ok, html, lang, pages, read_mark, refused, LoggedIn, Strings};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 /// Items on one page, at most.
 const PAGE: usize = 60;
@@ -68,7 +69,7 @@ struct Attempt {
 
 /// An item for a record of the feedback topic, if it is a review or a petition.
 fn record_item(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     rec: &SignedRecord,
     read_up_to: u64,
@@ -102,7 +103,7 @@ fn record_item(
 
 /// The item of a petition's threshold crossing, if it reached it.
 fn crossing_item(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     petition: &RecordId,
     read_up_to: u64,
@@ -124,7 +125,7 @@ fn crossing_item(
 
 /// One page of the inbox before `before`, newest first, and where the next page starts.
 fn gather(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     me: &AuthorKey,
     before: Option<(u64, RecordId)>,
@@ -180,7 +181,7 @@ fn gather(
 }
 
 /// Is the node's user a producer (their profile says so)?
-fn is_producer(s: &ApiState) -> crate::error::Result<bool> {
+fn is_producer(s: &WebState) -> crate::error::Result<bool> {
     Ok(s.store.profile(&s.author)?.is_some_and(
         |p| matches!(&p.record().body, Body::Profile(pr) if pr.role == Role::Producer),
     ))
@@ -193,7 +194,7 @@ pub(super) struct PageQuery {
 
 /// `GET /inbox`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(q): Query<PageQuery>,
@@ -203,7 +204,7 @@ pub(super) async fn page(
 
 /// The inbox page, with a respond form's errors if one was sent back.
 async fn render(
-    s: &ApiState,
+    s: &WebState,
     headers: &HeaderMap,
     me: &LoggedIn,
     before_text: Option<String>,
@@ -449,7 +450,7 @@ pub(super) struct RespondForm {
 /// `POST /v1/respond` does), then shows the inbox again at the item; a refused answer
 /// shows the form again with the error beside its field.
 pub(super) async fn respond(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<RespondForm>,
@@ -490,7 +491,7 @@ pub(super) async fn respond(
         text,
         root: None,
     };
-    match crate::api::respond(State(s.clone()), crate::api::JsonBody(req)).await {
+    match crate::api::respond(State(s.api.clone()), crate::api::JsonBody(req)).await {
         Ok(_) => {
             // Only a cursor that reads back goes into the path (it is the form's text).
             let before = f
@@ -532,7 +533,7 @@ pub(super) struct ReadForm {
 /// `POST /inbox/read`: marks read every item up to the newest the page showed (what
 /// arrived after it stays unread).
 pub(super) async fn mark_read(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<ReadForm>,
@@ -577,7 +578,7 @@ pub(super) struct FragmentQuery {
 /// `GET /inbox/items/{id}`: one inbox item (an `li`), for the page's script to add what
 /// arrives live; 404 for a record not aimed at the user.
 pub(super) async fn fragment(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,

@@ -11,8 +11,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::form::{general, Control, Field, Problem};
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn, Strings};
-use crate::api::{ApiError, ApiState, JsonBody};
+use crate::api::{ApiError, JsonBody};
 
 fn short(k: &str) -> &str {
     &k[..12.min(k.len())]
@@ -50,8 +51,8 @@ struct NodeView {
     key_file: Option<String>,
 }
 
-async fn view_of(s: &ApiState) -> Result<NodeView, ApiError> {
-    let axum::Json(peers) = crate::api::peers(State(s.clone())).await?;
+async fn view_of(s: &WebState) -> Result<NodeView, ApiError> {
+    let axum::Json(peers) = crate::api::peers(State(s.api.clone())).await?;
     let following = crate::api::status_of(s).await?.following;
     let names = following
         .producers
@@ -211,7 +212,7 @@ fn pull_cells(t: &Strings, pull: Option<&chorus_client::PeerPull>, now: u64) -> 
 }
 
 async fn render(
-    s: &ApiState,
+    s: &WebState,
     me: &LoggedIn,
     t: &Strings,
     status: StatusCode,
@@ -233,7 +234,7 @@ async fn render(
 
 /// `GET /node`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
 ) -> Result<Response, ApiError> {
@@ -268,7 +269,7 @@ fn request_of(f: &FollowForm) -> FollowRequest {
 }
 
 async fn change(
-    s: ApiState,
+    s: WebState,
     headers: HeaderMap,
     me: LoggedIn,
     f: FollowForm,
@@ -284,9 +285,9 @@ async fn change(
     }
     let req = request_of(&f);
     let done = if add {
-        crate::api::follow(State(s.clone()), JsonBody(req)).await
+        crate::api::follow(State(s.api.clone()), JsonBody(req)).await
     } else {
-        crate::api::unfollow(State(s.clone()), JsonBody(req)).await
+        crate::api::unfollow(State(s.api.clone()), JsonBody(req)).await
     };
     match done {
         Ok(_) => Ok(Redirect::to("/node#follows").into_response()),
@@ -301,7 +302,7 @@ async fn change(
 
 /// `POST /node/follow`.
 pub(super) async fn follow(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<FollowForm>,
@@ -311,7 +312,7 @@ pub(super) async fn follow(
 
 /// `POST /node/unfollow`.
 pub(super) async fn unfollow(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<FollowForm>,
@@ -327,7 +328,7 @@ pub(super) struct CsrfOnly {
 
 /// `POST /node/sync`: pulls from every connected peer now, then shows the table.
 pub(super) async fn sync(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<CsrfOnly>,
@@ -397,7 +398,7 @@ fn start_page(
 }
 
 async fn render_start(
-    s: &ApiState,
+    s: &WebState,
     me: &LoggedIn,
     t: &Strings,
     status: StatusCode,
@@ -427,7 +428,7 @@ async fn render_start(
 
 /// `GET /start`: the first-run page (and later, the profile form).
 pub(super) async fn start(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(mut f): Query<ProfileForm>,
@@ -446,7 +447,7 @@ pub(super) async fn start(
 
 /// `POST /start`: publishes the profile, then shows the home page.
 pub(super) async fn start_post(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<ProfileForm>,
@@ -464,7 +465,7 @@ pub(super) async fn start_post(
             role: f.role.clone(),
             about: (!about.is_empty()).then(|| about.to_string()),
         };
-        match crate::api::profile(State(s.clone()), JsonBody(req)).await {
+        match crate::api::profile(State(s.api.clone()), JsonBody(req)).await {
             Ok(_) => return Ok(Redirect::to("/").into_response()),
             Err(e) => Problem::of(&e, &[("bad_role", "role")], &["name", "about"]),
         }

@@ -12,8 +12,9 @@ use chorus_protocol::{Body, PetitionVariant, RecordId};
 use maud::html;
 use serde::Deserialize;
 
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 /// What the page shows of a petition.
 struct View {
@@ -35,7 +36,7 @@ struct View {
     endorsed: bool,
 }
 
-fn view(s: &ApiState, t: &super::Strings, id: RecordId) -> crate::error::Result<Option<View>> {
+fn view(s: &WebState, t: &super::Strings, id: RecordId) -> crate::error::Result<Option<View>> {
     let store = &s.store;
     let Some(rec) = store.record(&id)? else {
         return Ok(None);
@@ -137,7 +138,7 @@ pub(super) struct PageQuery {
 
 /// `GET /petitions/{id}`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -278,7 +279,7 @@ pub(super) struct EndorseForm {
 /// `POST /petitions/{id}/endorse`: signs and publishes an endorsement (with the pledge, for
 /// a campaign), as `POST /v1/endorse` does, then shows the petition again.
 pub(super) async fn endorse(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -293,7 +294,7 @@ pub(super) async fn endorse(
         comment: None,
         pledge: f.pledge.filter(|p| !p.trim().is_empty()),
     };
-    let done = crate::api::endorse(State(s), crate::api::JsonBody(req)).await;
+    let done = crate::api::endorse(State(s.api), crate::api::JsonBody(req)).await;
     after(t, &id, done.map(|_| ()))
 }
 
@@ -305,7 +306,7 @@ pub(super) struct CsrfOnly {
 
 /// `POST /petitions/{id}/retract`: retracts this user's endorsement.
 pub(super) async fn retract(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path(id): Path<String>,
@@ -316,7 +317,7 @@ pub(super) async fn retract(
         return refused(t, t.refused_csrf);
     }
     let req = RetractRequest { id: id.clone() };
-    let done = crate::api::retract(State(s), crate::api::JsonBody(req)).await;
+    let done = crate::api::retract(State(s.api), crate::api::JsonBody(req)).await;
     after(t, &id, done.map(|_| ()))
 }
 

@@ -15,8 +15,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::feedback::{self, PetitionLine, Reply};
+use super::WebState;
 use super::{chart, html, lang, pages, LoggedIn, Strings};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 use crate::store::Rating;
 
 /// Reviews shown on one page, at most (fewer when their texts are long).
@@ -47,7 +48,7 @@ pub(super) struct ReviewLine {
 
 /// A review record as a line, with the producer's reply to it.
 pub(super) fn review_line(
-    s: &ApiState,
+    s: &WebState,
     rec: &SignedRecord,
 ) -> crate::error::Result<Option<ReviewLine>> {
     let Body::Review(r) = &rec.record().body else {
@@ -86,7 +87,7 @@ struct View {
 /// The newest reviews of a product before `before`, at most `limit`, and where the next
 /// page starts (`None`: no older review).
 fn newest_reviews(
-    s: &ApiState,
+    s: &WebState,
     producer: &AuthorKey,
     code: &str,
     before: Option<(u64, RecordId)>,
@@ -117,7 +118,7 @@ fn newest_reviews(
 const PRODUCT_SCAN: usize = 5_000;
 
 fn view(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     producer: AuthorKey,
     code: String,
@@ -187,7 +188,7 @@ pub(super) struct PageQuery {
 /// `GET /products/{producer}/{code}` (the producer: a key, a unique prefix of one, or a
 /// profile's name).
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Path((producer, code)): Path<(String, String)>,
@@ -222,7 +223,7 @@ pub(super) async fn page(
 /// `GET /products/{producer}/{code}/reviews/{id}`: one review as the page lists it (an
 /// `li`), for the page's script to add a review that just arrived.
 pub(super) async fn review_fragment(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Path((_, _, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {

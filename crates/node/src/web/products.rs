@@ -11,8 +11,9 @@ use chorus_protocol::{fold, AuthorKey, Body};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::WebState;
 use super::{chart, feedback, html, lang, pages, LoggedIn, Strings};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 use crate::store::Rating;
 
 /// Products on one page.
@@ -31,7 +32,7 @@ struct Line {
 }
 
 /// The user's products, by code, and how many there are.
-fn lines(s: &ApiState, me: &AuthorKey, offset: usize) -> crate::error::Result<(Vec<Line>, usize)> {
+fn lines(s: &WebState, me: &AuthorKey, offset: usize) -> crate::error::Result<(Vec<Line>, usize)> {
     let mut codes: Vec<String> = s
         .store
         .products_of(me)?
@@ -70,7 +71,7 @@ pub(super) struct PageQuery {
 
 /// `GET /products`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(q): Query<PageQuery>,

@@ -10,8 +10,9 @@ use chorus_client::SearchQuery;
 use maud::html;
 use serde::Deserialize;
 
+use super::WebState;
 use super::{html, lang, pages, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 #[derive(Deserialize)]
 pub(super) struct Asked {
@@ -21,7 +22,7 @@ pub(super) struct Asked {
 
 /// `GET /search?q=WORDS`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(a): Query<Asked>,
@@ -39,7 +40,7 @@ pub(super) async fn page(
             limit: Some(40),
             local: false,
         };
-        Some(crate::api::search(State(s.clone()), crate::api::Q(query)).await)
+        Some(crate::api::search(State(s.api.clone()), crate::api::Q(query)).await)
     };
     let header = pages::Header {
         status: &status,

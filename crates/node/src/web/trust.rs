@@ -16,8 +16,9 @@ use serde::Deserialize;
 
 use super::strings::Strings;
 use super::watchdog::{key_markup, watchdog_nav};
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 /// What the add form was given and what was wrong with it, to show beside the field.
 struct Rejected<'a> {
@@ -27,7 +28,7 @@ struct Rejected<'a> {
 
 /// `GET /trust`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
 ) -> Result<Response, ApiError> {
@@ -35,7 +36,7 @@ pub(super) async fn page(
 }
 
 async fn show(
-    s: &ApiState,
+    s: &WebState,
     t: &'static Strings,
     me: &LoggedIn,
     rejected: Option<Rejected<'_>>,
@@ -147,7 +148,7 @@ pub(super) struct TrustForm {
 /// `POST /trust/add`: trusts a watchdog, as `POST /v1/trust` does; a key that does not
 /// parse is shown again with what is wrong beside the field.
 pub(super) async fn add(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<TrustForm>,
@@ -157,7 +158,7 @@ pub(super) async fn add(
 
 /// `POST /trust/remove`: stops trusting a watchdog, as `POST /v1/untrust` does.
 pub(super) async fn remove(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<TrustForm>,
@@ -166,7 +167,7 @@ pub(super) async fn remove(
 }
 
 async fn change(
-    s: ApiState,
+    s: WebState,
     headers: HeaderMap,
     me: LoggedIn,
     f: TrustForm,
@@ -181,9 +182,9 @@ async fn change(
         watchdog: given.to_string(),
     };
     let done = if add {
-        crate::api::trust_add(State(s.clone()), crate::api::JsonBody(req)).await
+        crate::api::trust_add(State(s.api.clone()), crate::api::JsonBody(req)).await
     } else {
-        crate::api::trust_remove(State(s.clone()), crate::api::JsonBody(req)).await
+        crate::api::trust_remove(State(s.api.clone()), crate::api::JsonBody(req)).await
     };
     match done {
         Ok(_) => Redirect::to("/trust").into_response(),

@@ -18,8 +18,9 @@ use maud::{html, Markup};
 
 use super::strings::Strings;
 use super::watchdog::{key_markup, short, watchdog_nav, when};
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 
 /// What the page shows under the form.
 enum Outcome {
@@ -44,7 +45,7 @@ struct Culprit {
 
 /// `GET /verify`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
 ) -> Result<Response, ApiError> {
@@ -53,7 +54,7 @@ pub(super) async fn page(
 
 /// `POST /verify` (`multipart/form-data`: `csrf`, then the file `bundle`).
 pub(super) async fn check(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     form: Result<Multipart, MultipartRejection>,
@@ -171,7 +172,7 @@ fn all_records(b: &Bundle) -> impl Iterator<Item = SignedRecord> + '_ {
 }
 
 async fn show(
-    s: &ApiState,
+    s: &WebState,
     t: &'static Strings,
     me: &LoggedIn,
     outcome: Outcome,

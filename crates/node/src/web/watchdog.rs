@@ -22,8 +22,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::strings::Strings;
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn};
-use crate::api::{ApiError, ApiState};
+use crate::api::ApiError;
 use crate::audit::{Finding, Report, Severity};
 
 /// Findings on one page: a finding with its evidence and form is about 2 KB, so a page
@@ -108,7 +109,7 @@ pub(super) fn when(ms: u64) -> Markup {
 }
 
 /// The name of the profile of `key` (hex) this node holds, if any.
-fn name_of(s: &ApiState, key: &str) -> Option<String> {
+fn name_of(s: &WebState, key: &str) -> Option<String> {
     let k = key.parse().ok()?;
     s.store.name_of(&k).ok().flatten()
 }
@@ -129,7 +130,7 @@ pub(super) struct AuditQuery {
 
 /// `GET /audit`.
 pub(super) async fn page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(q): Query<AuditQuery>,
@@ -204,7 +205,7 @@ pub(super) fn watchdog_nav(t: &Strings, here: &str) -> Markup {
 }
 
 fn audit_body(
-    s: &ApiState,
+    s: &WebState,
     t: &Strings,
     csrf: &str,
     running: Option<u64>,
@@ -244,7 +245,7 @@ fn audit_body(
     }
 }
 
-fn report(s: &ApiState, t: &Strings, csrf: &str, run: &Run, q: &AuditQuery) -> Markup {
+fn report(s: &WebState, t: &Strings, csrf: &str, run: &Run, q: &AuditQuery) -> Markup {
     let r = match &run.outcome {
         Ok(r) => r,
         Err(e) => {
@@ -331,7 +332,7 @@ fn report(s: &ApiState, t: &Strings, csrf: &str, run: &Run, q: &AuditQuery) -> M
 
 /// The findings of a page, grouped by kind (they come sorted by severity; a kind's
 /// findings are kept together in the order met).
-fn groups(s: &ApiState, t: &Strings, csrf: &str, run: u64, shown: &[(usize, &Finding)]) -> Markup {
+fn groups(s: &WebState, t: &Strings, csrf: &str, run: u64, shown: &[(usize, &Finding)]) -> Markup {
     let mut by_kind: Vec<(&Finding, Vec<(usize, &Finding)>)> = Vec::new();
     for (i, f) in shown {
         match by_kind.iter_mut().find(|(first, _)| first.code == f.code) {
@@ -357,7 +358,7 @@ fn groups(s: &ApiState, t: &Strings, csrf: &str, run: u64, shown: &[(usize, &Fin
     }
 }
 
-fn finding(s: &ApiState, t: &Strings, csrf: &str, run: u64, index: usize, f: &Finding) -> Markup {
+fn finding(s: &WebState, t: &Strings, csrf: &str, run: u64, index: usize, f: &Finding) -> Markup {
     let mut fields: Vec<(&String, &Value)> = f
         .evidence
         .as_object()
@@ -407,7 +408,7 @@ fn finding(s: &ApiState, t: &Strings, csrf: &str, run: u64, index: usize, f: &Fi
 
 /// One piece of evidence: ids linked to their petition's page, keys shortened (with the
 /// name of their profile), times as dates, lists of keys bounded.
-fn evidence(s: &ApiState, t: &Strings, field: &str, v: &Value) -> Markup {
+fn evidence(s: &WebState, t: &Strings, field: &str, v: &Value) -> Markup {
     match (field, v) {
         ("id" | "petition" | "target" | "stored_as", Value::String(id)) => record_link(s, id),
         ("author" | "expected", Value::String(k)) => key_markup(k, name_of(s, k).as_deref()),
@@ -450,7 +451,7 @@ fn cut(mut text: String) -> String {
 }
 
 /// A record id: a link to its page when this node holds it as a petition.
-fn record_link(s: &ApiState, id: &str) -> Markup {
+fn record_link(s: &WebState, id: &str) -> Markup {
     let petition = id
         .parse::<RecordId>()
         .ok()
@@ -523,7 +524,7 @@ pub(super) struct RunForm {
 /// `POST /audit`: starts an audit unless one is under way, waits a little for it, and
 /// shows the page.
 pub(super) async fn run(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<RunForm>,
@@ -581,7 +582,7 @@ pub(super) struct AttestForm {
 /// are more than one may name), `invalid` about its record; then shows the audit again
 /// with the attestations' ids.
 pub(super) async fn attest(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<AttestForm>,
@@ -627,7 +628,7 @@ pub(super) async fn attest(
     };
     let mut ids = Vec::new();
     for r in requests {
-        match crate::api::attest(State(s.clone()), crate::api::JsonBody(r)).await {
+        match crate::api::attest(State(s.api.clone()), crate::api::JsonBody(r)).await {
             Ok(created) => ids.push(created.0.id),
             Err(e) => return super::failed(t, &e, "/audit"),
         }

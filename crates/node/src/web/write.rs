@@ -12,12 +12,13 @@ use serde::Deserialize;
 
 use super::feedback::product_href;
 use super::form::{general, Control, Field, Problem};
+use super::WebState;
 use super::{csrf_ok, html, lang, pages, refused, LoggedIn, Strings};
-use crate::api::{ApiError, ApiState, JsonBody};
+use crate::api::{ApiError, JsonBody};
 
 /// A page with the header, for a logged-in user.
 async fn framed(
-    s: &ApiState,
+    s: &WebState,
     me: &LoggedIn,
     t: &Strings,
     status: StatusCode,
@@ -34,7 +35,7 @@ async fn framed(
 
 /// `GET /write`: what can be written.
 pub(super) async fn index(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
 ) -> Result<Response, ApiError> {
@@ -100,7 +101,7 @@ fn review_form(t: &Strings, csrf: &str, f: &ReviewForm, problem: Option<&Problem
 
 /// `GET /write/review` (optionally `?producer=&product=`).
 pub(super) async fn review_page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(f): Query<ReviewForm>,
@@ -112,7 +113,7 @@ pub(super) async fn review_page(
 
 /// `POST /write/review`: publishes the review, then shows its product.
 pub(super) async fn review(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<ReviewForm>,
@@ -146,7 +147,7 @@ pub(super) async fn review(
                 title: (!title.is_empty()).then(|| title.to_string()),
                 text: f.text.trim().to_string(),
             };
-            match crate::api::review(State(s.clone()), JsonBody(req)).await {
+            match crate::api::review(State(s.api.clone()), JsonBody(req)).await {
                 Ok(created) => {
                     let to = match created.0.record["body"]["product"]["producer"]
                         .as_str()
@@ -265,7 +266,7 @@ fn petition_form(
 }
 
 /// The groups the user is in (id, name), for the petition form's choice.
-async fn my_groups(s: &ApiState) -> Result<Vec<(String, String)>, ApiError> {
+async fn my_groups(s: &WebState) -> Result<Vec<(String, String)>, ApiError> {
     let mine = crate::api::my_records(s).await?;
     let store = s.store.clone();
     let groups = tokio::task::spawn_blocking(move || -> crate::error::Result<_> {
@@ -295,7 +296,7 @@ async fn my_groups(s: &ApiState) -> Result<Vec<(String, String)>, ApiError> {
 
 /// `GET /write/petition` (optionally `?variant=&producer=&product=&group=`).
 pub(super) async fn petition_page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Query(mut f): Query<PetitionForm>,
@@ -314,7 +315,7 @@ pub(super) async fn petition_page(
 
 /// `POST /write/petition`: opens the petition, then shows its page.
 pub(super) async fn petition(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<PetitionForm>,
@@ -359,7 +360,7 @@ pub(super) async fn petition(
                 variant: Some(f.variant.clone()),
                 goal: opt(&f.goal),
             };
-            match crate::api::petition_open(State(s.clone()), JsonBody(req)).await {
+            match crate::api::petition_open(State(s.api.clone()), JsonBody(req)).await {
                 Ok(created) => {
                     return Ok(Redirect::to(&format!("/petitions/{}", created.0.id)).into_response())
                 }
@@ -435,7 +436,7 @@ fn group_form(t: &Strings, csrf: &str, f: &GroupForm, problem: Option<&Problem>)
 
 /// `GET /write/group`.
 pub(super) async fn group_page(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
 ) -> Result<Response, ApiError> {
@@ -446,7 +447,7 @@ pub(super) async fn group_page(
 
 /// `POST /write/group`: creates the group, then shows its page.
 pub(super) async fn group(
-    State(s): State<ApiState>,
+    State(s): State<WebState>,
     headers: HeaderMap,
     Extension(me): Extension<LoggedIn>,
     Form(f): Form<GroupForm>,
@@ -464,7 +465,7 @@ pub(super) async fn group(
             approval: f.admission == "approval",
             charter: (!charter.is_empty()).then(|| charter.to_string()),
         };
-        match crate::api::group_create(State(s.clone()), JsonBody(req)).await {
+        match crate::api::group_create(State(s.api.clone()), JsonBody(req)).await {
             Ok(created) => {
                 return Ok(Redirect::to(&format!("/groups/{}", created.0.id)).into_response())
             }
