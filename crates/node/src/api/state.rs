@@ -50,5 +50,5 @@ pub(crate) struct ApiState {
     /// The event streams open, and their caps.
     pub(crate) streams: Arc<EventStreams>,
     /// The ids of the user's own records, kept up to date.
-    pub(crate) mine: Arc<super::mine::Mine>,
+    pub(crate) mine: Arc<super::own::Mine>,
 }

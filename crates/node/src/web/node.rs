@@ -19,18 +19,6 @@ fn short(k: &str) -> &str {
     &k[..12.min(k.len())]
 }
 
-/// "12 s ago", "5 min ago", "3 h ago", "2 d ago".
-pub(super) fn ago(t: &Strings, at_ms: u64, now_ms: u64) -> String {
-    let s = now_ms.saturating_sub(at_ms) / 1000;
-    let (n, unit) = match s {
-        0..=59 => (s, "s"),
-        60..=3599 => (s / 60, "min"),
-        3600..=86_399 => (s / 3600, "h"),
-        _ => (s / 86_400, t.day_unit),
-    };
-    t.ago.replace("{}", &format!("{n} {unit}"))
-}
-
 /// The follow form's fields.
 #[derive(Deserialize, Default)]
 pub(super) struct FollowForm {
@@ -202,7 +190,7 @@ fn pull_cells(t: &Strings, pull: Option<&chorus_client::PeerPull>, now: u64) -> 
     html! {
         @match pull {
             Some(l) => {
-                td { (ago(t, l.at, now)) @if let Some(e) = &l.report.error { br; span.warn { (e) } } }
+                td { (pages::ago(t, l.at, now)) @if let Some(e) = &l.report.error { br; span.warn { (e) } } }
                 td { (l.report.stored) " / " (l.report.fetched) }
                 td { (l.report.bytes_received / 1024) " " (t.unit_kb) }
             }
@@ -479,22 +467,4 @@ pub(super) async fn start_post(
         Some(&problem),
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ago_reads_in_units() {
-        let t = &super::super::strings::EN;
-        assert_eq!(ago(t, 1_000, 13_000), "12 s ago");
-        assert_eq!(ago(t, 0, 5 * 60_000), "5 min ago");
-        assert_eq!(ago(t, 0, 3 * 3_600_000), "3 h ago");
-        assert_eq!(ago(t, 0, 2 * 86_400_000), "2 d ago");
-        let fr = &super::super::strings::FR;
-        assert_eq!(ago(fr, 0, 2 * 86_400_000), "il y a 2 j");
-        // A clock that went back reads as now.
-        assert_eq!(ago(t, 10_000, 0), "0 s ago");
-    }
 }

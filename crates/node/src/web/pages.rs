@@ -75,7 +75,7 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
                         span.warn { (t.sync_rebuilding) }
                     } @else if let Some(p) = &s.last_pull {
                         a href="/node#peers" {
-                            (t.last_pull) " " (super::node::ago(t, p.at, now))
+                            (t.last_pull) " " (ago(t, p.at, now))
                             ", " (p.report.stored) " " (t.fetched_short)
                         }
                     } @else {
@@ -89,6 +89,18 @@ fn site_header(t: &Strings, h: &Header) -> Markup {
             }
         }
     }
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+pub(crate) fn ago(t: &Strings, at_ms: u64, now_ms: u64) -> String {
+    let s = now_ms.saturating_sub(at_ms) / 1000;
+    let (n, unit) = match s {
+        0..=59 => (s, "s"),
+        60..=3599 => (s / 60, "min"),
+        3600..=86_399 => (s / 3600, "h"),
+        _ => (s / 86_400, t.day_unit),
+    };
+    t.ago.replace("{}", &format!("{n} {unit}"))
 }
 
 /// The page a browser without a session is sent to: how to log in.
@@ -226,4 +238,22 @@ pub(crate) fn home(t: &Strings, header: &Header, h: &Home) -> Markup {
             (list(t.my_reviews, "reviews", &h.reviews))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_reads_in_units() {
+        let t = &super::super::strings::EN;
+        assert_eq!(ago(t, 1_000, 13_000), "12 s ago");
+        assert_eq!(ago(t, 0, 5 * 60_000), "5 min ago");
+        assert_eq!(ago(t, 0, 3 * 3_600_000), "3 h ago");
+        assert_eq!(ago(t, 0, 2 * 86_400_000), "2 d ago");
+        let fr = &super::super::strings::FR;
+        assert_eq!(ago(fr, 0, 2 * 86_400_000), "il y a 2 j");
+        // A clock that went back reads as now.
+        assert_eq!(ago(t, 10_000, 0), "0 s ago");
+    }
 }
