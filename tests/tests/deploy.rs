@@ -47,5 +47,8 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         .lines()
         .filter(|l| l.contains("chorus.service"))
         .collect();
-    assert!(warnings.is_empty(), "systemd-analyze verify warned: {stderr}");
+    assert!(
+        warnings.is_empty(),
+        "systemd-analyze verify warned: {stderr}"
+    );
 }

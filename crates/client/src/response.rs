@@ -719,9 +719,12 @@ mod tests {
             "peers": 3, "peer_ids": ["12D3KooWdef"], "records": 1024, "waiting": 0,
             "shards": ["chorus/v1/meta", "chorus/v1/p/07"], "author": KEY, "following": follow(),
             "sync_ready": false,
-            "storage": {"state": "full", "message": "the disk is full", "free_bytes": 0},
+            "storage": {"state": "full", "message": "the disk is full", "free_bytes": 0,
+                        "used_bytes": 73400320},
         }));
         assert_eq!(s.peers, 3);
+        assert_eq!(s.storage.used_bytes, 73_400_320);
+        assert!(s.last_pull.is_none());
         assert_eq!(s.following.producers, [KEY]);
         assert!(!s.sync_ready);
         assert_eq!(s.storage.state, StorageCondition::Full);
@@ -756,7 +759,17 @@ mod tests {
 
     #[test]
     fn peers_round_trip() {
-        round_trip::<Peers>(json!({ "peers": ["12D3KooWabc"], "banned": [] }));
+        let p: Peers = round_trip(json!({ "peers": ["12D3KooWabc"], "banned": [], "pulls": [
+            { "at": 1_765_142_400_000u64, "peer": "12D3KooWabc", "rounds": 2, "fetches": 1,
+              "bytes_sent": 300, "bytes_received": 9000, "record_bytes": 8000, "needed": 12,
+              "fetched": 12, "stored": 12, "duplicates": 0, "refused": 0, "invalid": 0,
+              "missing": 0, "millis": 40, "error": null }
+        ]}));
+        assert_eq!(p.pulls[0].report.stored, 12);
+        assert_eq!(p.pulls[0].at, 1_765_142_400_000);
+        // An older node lists no pulls.
+        let old: Peers = serde_json::from_value(json!({ "peers": [], "banned": [] })).unwrap();
+        assert!(old.pulls.is_empty());
     }
 
     #[test]
