@@ -426,7 +426,14 @@ fn a_campaign_is_funded_answered_from_the_inbox_and_its_bundle_checked_in_a_brow
         status.select_by_value("accepted").await.unwrap();
         fill(&maker, &format!("#text-{id}"), "We make it this spring").await;
         click(&maker, &format!("{item} form.respond-form button[type=submit]")).await;
-        until(&consumer, "the answer, live", TRAVEL, || async {
+        // First the answer reaches the consumer's node (gossip, or the next pull on a busy
+        // machine), then its page shows it without a reload.
+        eventually("the answer reaches the consumer's node", 2 * TRAVEL, || {
+            let out = chorus_e2e::chorus(&dc, &["tally", &id, "--json"]);
+            let t: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (t["response"]["status"] == "accepted").then_some(())
+        });
+        until(&consumer, "the answer, live", Duration::from_secs(15), || async {
             shown(&consumer, "#answer-section").await
                 && text(&consumer, "#answer-section").await.contains("We make it this spring")
         })

@@ -32,6 +32,8 @@ struct View {
     campaign: Option<(String, String, u64, u64, bool)>,
     deadline: Option<u64>,
     response: Option<(String, String)>,
+    /// The answer's record id (the live script compares it with the tallies it gets).
+    response_id: Option<String>,
     /// Whether this node's user endorses it now.
     endorsed: bool,
 }
@@ -87,6 +89,7 @@ fn view(s: &WebState, t: &super::Strings, id: RecordId) -> crate::error::Result<
         }
         _ => None,
     };
+    let response_id = response.as_ref().map(|(rid, _)| rid.to_string());
     let response = match response {
         Some((rid, status)) => {
             let text = match store.record(&rid)?.map(|r| r.record().body.clone()) {
@@ -122,6 +125,7 @@ fn view(s: &WebState, t: &super::Strings, id: RecordId) -> crate::error::Result<
         campaign,
         deadline: p.deadline,
         response,
+        response_id,
         endorsed: store
             .endorsement_of(&id, &s.author)?
             .is_some_and(|(_, on)| on),
@@ -222,7 +226,11 @@ pub(super) async fn page(
             }
             (counts)
             // Always there, hidden until the producer answers: the live script fills it in.
-            section #answer-section aria-labelledby="answer" aria-live="polite" hidden[v.response.is_none()] {
+            // The statuses' words ride along, so the live script can name a new answer.
+            section #answer-section aria-labelledby="answer" aria-live="polite"
+                data-response=(v.response_id.clone().unwrap_or_default())
+                data-statuses=(t.status_words.iter().map(|(k, w)| format!("{k}={w}")).collect::<Vec<_>>().join("|"))
+                hidden[v.response.is_none()] {
                 h2 #answer { (t.answer) }
                 @let (status, text) = v.response.clone().unwrap_or_default();
                 p {

@@ -53,6 +53,23 @@
           sum.classList.add("reached");
         }
       }
+      var answer = el.querySelector("#answer-section");
+      if (answer && t.response && answer.getAttribute("data-response") !== t.response.id) {
+        answer.setAttribute("data-response", t.response.id);
+        // The status in the page's language (the words are on the section), and the text.
+        var word = t.response.status;
+        (answer.getAttribute("data-statuses") || "").split("|").forEach(function (pair) {
+          var kv = pair.split("=");
+          if (kv[0] === t.response.status && kv[1]) {
+            word = kv[1];
+          }
+        });
+        answer.querySelector(".answer-status").textContent = word;
+        answer.querySelector(".answer-text").textContent = t.response.text
+          ? " — " + t.response.text
+          : "";
+        answer.hidden = false;
+      }
       var bar = el.querySelector("progress:not(.pledged)");
       if (bar) {
         bar.value = Math.min(t.endorsers, Number(bar.max));
@@ -69,36 +86,7 @@
   ["tally", "threshold", "funded", "ended"].forEach(function (kind) {
     stream.addEventListener(kind, update);
   });
-  // The producer answered this petition: its answer, as the node renders it, from the page
-  // itself fetched again (so the words stay the node's).
-  stream.addEventListener("response", function (e) {
-    var d;
-    try {
-      d = JSON.parse(e.data);
-    } catch (_) {
-      return;
-    }
-    var shown = document.querySelector("#answer-section");
-    if (!one || !shown || !d || d.target !== one.getAttribute("data-petition")) {
-      return;
-    }
-    fetch(window.location.href, { credentials: "same-origin" })
-      .then(function (r) {
-        return r.ok ? r.text() : null;
-      })
-      .then(function (html) {
-        if (!html) {
-          return;
-        }
-        var fresh = new DOMParser()
-          .parseFromString(html, "text/html")
-          .querySelector("#answer-section");
-        if (fresh) {
-          shown.parentNode.replaceChild(document.importNode(fresh, true), shown);
-        }
-      })
-      .catch(function () {});
-  });
+
 })();
 
 // Producer pages: the inbox, the products overview and a product page follow the
