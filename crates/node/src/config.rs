@@ -128,6 +128,11 @@ pub struct NetworkConfig {
     /// sent at once.
     #[serde(with = "humantime_serde")]
     pub forward_jitter: Duration,
+    /// A connection with nothing to do (no gossip mesh, no request, no stream open) is
+    /// closed after this long. Kademlia's lookups meet many peers; on a large network
+    /// keeping each of them connected costs every node CPU and memory for nothing.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -148,6 +153,7 @@ impl Default for NetworkConfig {
             max_invalid: 10,
             ban: Duration::from_secs(600),
             forward_jitter: Duration::from_millis(15),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -291,6 +297,8 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # ban = "10m"
 # Forward accepted gossip after a random pause of up to this (fewer duplicate copies; at most 1s).
 # forward_jitter = "15ms"
+# Close a connection that has had nothing to do for this long.
+# idle_timeout = "60s"
 
 [follow]
 # Follow everything (archive / watchdog nodes).

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use chorus_protocol::{cbor, RecordId};
 use futures::StreamExt;
 use libp2p::allow_block_list::{self, BlockedPeers};
+use libp2p::core::transport::MemoryTransport;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, TopicHash,
 };
@@ -34,7 +35,9 @@ use libp2p::kad::{self, store::MemoryStore};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{connection_limits, identify, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{
+    connection_limits, identify, mdns, noise, ping, tcp, yamux, StreamProtocol, Swarm, Transport,
+};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -76,6 +79,8 @@ const MAX_UNPUBLISHED: usize = 10_000;
 const GOSSIP_QUEUE: usize = 64;
 /// Inbound requests waiting for an answerer; more are answered with the protocol's `busy`.
 const REQUEST_QUEUE: usize = 64;
+/// How often a node without any peer dials its bootstrap peers again.
+const REDIAL_EVERY: Duration = Duration::from_secs(10);
 /// Peers remembered by the per-peer rate limit at once.
 const MAX_RATED_PEERS: usize = 10_000;
 
@@ -198,7 +203,8 @@ pub struct Events {
     pub gossip: mpsc::Receiver<GossipMessage>,
     /// Inbound requests (each answered with [`Client::respond`]).
     pub requests: mpsc::Receiver<InboundRequest>,
-    /// Peers, as they connect (their first connection).
+    /// Connected peers that share a gossip shard with this node, once per connection (they
+    /// subscribed to one of its shards, or it joined one of theirs).
     pub connected: mpsc::Receiver<PeerId>,
 }
 
@@ -331,15 +337,30 @@ impl Client {
     /// Gossip messages received, counting every copy (duplicates included): what the mesh
     /// costs, from gossipsub's own counters.
     pub fn gossip_copies_received(&self) -> u64 {
+        self.metric_sum("topic_msg_recv_counts_unfiltered_total{", "")
+    }
+
+    /// Bytes this node has sent to peers over every connection since it started (all
+    /// protocols: gossip, sync, identify, Kademlia, ping, and the handshakes).
+    pub fn bytes_sent(&self) -> u64 {
+        self.metric_sum("libp2p_bandwidth_bytes_total{", "direction=\"Outbound\"")
+    }
+
+    /// The metrics of the network in Prometheus' text format.
+    pub fn encode_metrics(&self) -> String {
         let mut text = String::new();
-        let Ok(reg) = self.metrics.lock() else {
-            return 0;
-        };
-        if prometheus_client::encoding::text::encode(&mut text, &reg).is_err() {
-            return 0;
+        if let Ok(reg) = self.metrics.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut text, &reg);
         }
-        text.lines()
-            .filter(|l| l.starts_with("topic_msg_recv_counts_unfiltered_total{"))
+        text
+    }
+
+    /// The sum of the samples of a metric whose line starts with `prefix` and contains
+    /// `label`.
+    fn metric_sum(&self, prefix: &str, label: &str) -> u64 {
+        self.encode_metrics()
+            .lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -396,6 +417,10 @@ pub struct EventLoop {
     rejected: u64,
     /// The protocol version each connected peer announced (identify).
     versions: HashMap<PeerId, String>,
+    /// Connected peers known to share a gossip shard with this node (reported to sync).
+    sharing: HashSet<PeerId>,
+    /// When the bootstrap peers were last dialled again for want of any peer.
+    last_redial: Option<Instant>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
     /// The protocol's answer when nobody can answer now.
     busy: Vec<u8>,
@@ -404,6 +429,66 @@ pub struct EventLoop {
     delayed: futures::stream::FuturesUnordered<
         std::pin::Pin<Box<dyn std::future::Future<Output = Receipt> + Send>>,
     >,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Does this node run on libp2p's in-process memory transport (every listen address is
+/// `/memory/N`) instead of TCP and QUIC? Simulations of many nodes in one process do.
+fn in_memory(listen: &[String]) -> bool {
+    !listen.is_empty() && listen.iter().all(|l| l.starts_with("/memory/"))
+}
+
+/// What the behaviour is made of, whatever the transport under it.
+struct Parts {
+    mdns: bool,
+    gossip: gossipsub::Config,
+    limits: connection_limits::ConnectionLimits,
+    codec: RequestCodec,
+    protocol: StreamProtocol,
+    request_config: request_response::Config,
+    inbound: inbound::Behaviour,
+}
+
+impl Parts {
+    fn build(
+        self,
+        key: &Keypair,
+        registry: &mut Registry,
+    ) -> std::result::Result<Behaviour, BoxError> {
+        let peer_id = key.public().to_peer_id();
+        let mdns = if self.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
+        } else {
+            None
+        };
+        let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, self.gossip)?
+            .with_metrics(registry, gossipsub::MetricsConfig::default());
+        gossipsub.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
+        let mut kad = kad::Behaviour::new(peer_id, MemoryStore::new(peer_id));
+        kad.set_mode(Some(kad::Mode::Server));
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(self.limits),
+            blocked: allow_block_list::Behaviour::default(),
+            identify: identify::Behaviour::new(identify::Config::new(
+                PROTOCOL_VERSION.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            mdns: Toggle::from(mdns),
+            gossipsub,
+            requests: request_response::Behaviour::with_codec(
+                self.codec,
+                [(self.protocol, ProtocolSupport::Outbound)],
+                self.request_config,
+            ),
+            inbound: self.inbound,
+        })
+    }
 }
 
 /// Builds the swarm and its task, carrying one request-response `protocol`. Returns the
@@ -461,59 +546,49 @@ pub fn new(
         protocol.limits,
         protocol.busy.clone(),
     );
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| net_err(format!("tcp: {e}")))?
-        .with_quic()
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let mdns = if mdns_on {
-                Some(mdns::tokio::Behaviour::new(
-                    mdns::Config::default(),
-                    peer_id,
-                )?)
-            } else {
-                None
-            };
-            let mut gossipsub =
-                gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?
-                    .with_metrics(&mut registry, gossipsub::MetricsConfig::default());
-            gossipsub
-                .with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())
-                .map_err(std::io::Error::other)?;
-            let mut kad = kad::Behaviour::new(peer_id, MemoryStore::new(peer_id));
-            kad.set_mode(Some(kad::Mode::Server));
-            Ok(Behaviour {
-                limits: connection_limits::Behaviour::new(limits),
-                blocked: allow_block_list::Behaviour::default(),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    PROTOCOL_VERSION.into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::new(ping::Config::new()),
-                kad,
-                mdns: Toggle::from(mdns),
-                gossipsub,
-                requests: request_response::Behaviour::with_codec(
-                    codec,
-                    [(
-                        StreamProtocol::new(protocol.name),
-                        ProtocolSupport::Outbound,
-                    )],
-                    request_config,
-                ),
-                inbound,
+    let parts = Parts {
+        mdns: mdns_on,
+        gossip: gossip_config,
+        limits,
+        codec,
+        protocol: StreamProtocol::new(protocol.name),
+        request_config,
+        inbound,
+    };
+    let idle_timeout = config.idle_timeout;
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_timeout);
+    // Bytes in and out per transport, for the metrics and the scale benchmark.
+    let swarm = if in_memory(&config.listen) {
+        libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| -> std::result::Result<_, BoxError> {
+                Ok(MemoryTransport::default()
+                    .upgrade(libp2p::core::upgrade::Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
             })
-        })
-        .map_err(|e| net_err(format!("behaviour: {e}")))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+            .map_err(|e| net_err(format!("memory transport: {e}")))?
+            .with_bandwidth_metrics(&mut registry)
+            .with_behaviour(|key| parts.build(key, &mut registry))
+            .map_err(|e| net_err(format!("behaviour: {e}")))?
+            .with_swarm_config(idle)
+            .build()
+    } else {
+        libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| net_err(format!("tcp: {e}")))?
+            .with_quic()
+            .with_bandwidth_metrics(&mut registry)
+            .with_behaviour(|key| parts.build(key, &mut registry))
+            .map_err(|e| net_err(format!("behaviour: {e}")))?
+            .with_swarm_config(idle)
+            .build()
+    };
     let (tx, rx) = mpsc::channel(1024);
     let client = Client {
         tx,
@@ -563,6 +638,8 @@ pub fn new(
             banned: HashMap::new(),
             rejected: 0,
             versions: HashMap::new(),
+            sharing: HashSet::new(),
+            last_redial: None,
             pending: HashMap::new(),
             busy,
             delayed: futures::stream::FuturesUnordered::new(),
@@ -574,13 +651,16 @@ impl EventLoop {
     /// Listens, dials the bootstrap peers and runs until `cancel` fires or every
     /// [`Client`] is dropped.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let mut listeners = Vec::new();
         for l in self.config.listen.clone() {
             let addr: Multiaddr = l
                 .parse()
                 .map_err(|e| Error::Config(format!("listen {l}: {e}")))?;
-            self.swarm
-                .listen_on(addr)
-                .map_err(|e| Error::Network(format!("listen on {l}: {}", error_chain(&e))))?;
+            listeners.push(
+                self.swarm
+                    .listen_on(addr)
+                    .map_err(|e| Error::Network(format!("listen on {l}: {}", error_chain(&e))))?,
+            );
         }
         for (peer, addr) in self.bootstrap.clone() {
             self.swarm
@@ -591,8 +671,8 @@ impl EventLoop {
                 warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
         }
+        self.last_redial = Some(Instant::now());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut kad_tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
                 biased;
@@ -606,12 +686,11 @@ impl EventLoop {
                     self.report(r, Verdict::Accept)
                 }
                 _ = tick.tick() => self.housekeeping(),
-                _ = kad_tick.tick() => {
-                    if !self.bootstrap.is_empty() {
-                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
-                    }
-                }
             }
+        }
+        // Closed explicitly: the memory transport frees a port only so, not when dropped.
+        for id in listeners {
+            self.swarm.remove_listener(id);
         }
         info!("network stopped");
         Ok(())
@@ -680,6 +759,16 @@ impl EventLoop {
         }
     }
 
+    /// A connected peer subscribed to one of this node's shards: reported once per
+    /// connection (to pull from it). A peer that shares no shard holds none of the topics
+    /// this node keeps (whoever stores a topic subscribes to its shard), so the many peers
+    /// met only through Kademlia are not pulled from.
+    fn sharing_peer(&mut self, peer: PeerId) {
+        if self.sharing.insert(peer) {
+            let _ = self.sinks.connected.try_send(peer);
+        }
+    }
+
     fn set_shards(&mut self, shards: Vec<String>) {
         let want: HashSet<String> = shards.into_iter().collect();
         for s in self.shards.difference(&want) {
@@ -699,6 +788,18 @@ impl EventLoop {
             }
         }
         self.shards = want;
+        // Peers already subscribed to a shard this node just joined now share it.
+        let sharing: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.iter().any(|t| self.shards.contains(t.as_str())))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in sharing {
+            self.sharing_peer(p);
+        }
     }
 
     fn status(&self) -> NetStatus {
@@ -867,6 +968,30 @@ impl EventLoop {
         if !self.unpublished.is_empty() {
             self.retry_unpublished(None);
         }
+        self.redial_bootstrap(now);
+    }
+
+    /// A node that has lost every peer dials its bootstrap peers again, every
+    /// [`REDIAL_EVERY`] while alone (Kademlia's own bootstrap waits minutes).
+    fn redial_bootstrap(&mut self, now: Instant) {
+        if self.bootstrap.is_empty() || self.swarm.connected_peers().next().is_some() {
+            return;
+        }
+        if self
+            .last_redial
+            .is_some_and(|t| now.duration_since(t) < REDIAL_EVERY)
+        {
+            return;
+        }
+        self.last_redial = Some(now);
+        for (peer, addr) in self.bootstrap.clone() {
+            if self.banned.contains_key(&peer) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "cannot redial bootstrap peer");
+            }
+        }
     }
 
     fn handle_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -884,9 +1009,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.emit(NetEvent::PeerConnected(peer_id));
-                if num_established.get() == 1 {
-                    let _ = self.sinks.connected.try_send(peer_id);
-                }
+                let _ = num_established;
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -894,6 +1017,7 @@ impl EventLoop {
                 ..
             } => {
                 self.versions.remove(&peer_id);
+                self.sharing.remove(&peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
             SwarmEvent::Behaviour(BehaviourEvent::Inbound(r)) => self.handle_inbound(r),
@@ -958,7 +1082,10 @@ impl EventLoop {
                     self.report(msg.receipt, Verdict::Ignore);
                 }
             }
-            gossipsub::Event::Subscribed { topic, .. } => {
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                if self.shards.contains(topic.as_str()) {
+                    self.sharing_peer(peer_id);
+                }
                 if !self.unpublished.is_empty() {
                     self.retry_unpublished(Some(&topic));
                 }

@@ -1,4 +1,5 @@
-//! When this node pulls: from a peer when it connects (if `on_connect`), from every
+//! When this node pulls: from a peer when it connects and shares a gossip shard (if
+//! `on_connect`; see [`crate::net::Events::connected`]), from every
 //! connected peer every `interval` (jittered by up to 20%), from one connected peer picked
 //! at random every `repair` (anti-entropy: what gossip lost is back within seconds, not
 //! minutes; off when zero), and on demand
