@@ -16,6 +16,7 @@
 //! in the mesh.
 
 pub mod codec;
+pub mod counters;
 pub mod inbound;
 pub mod topics;
 
@@ -45,6 +46,7 @@ use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 use crate::rate::Buckets;
 pub use codec::RequestCodec;
+pub use counters::NetCounts;
 pub use inbound::{InboundLimits, InboundRequest, Reply};
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
@@ -256,6 +258,7 @@ enum Command {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     metrics: Arc<Mutex<Registry>>,
+    counters: Arc<counters::Counters>,
 }
 
 impl Client {
@@ -328,6 +331,23 @@ impl Client {
         let _ = self.send(Command::Penalise { peer, faults }).await;
     }
 
+    /// Peers now, and what the network counted since start: a few atomic loads, without
+    /// asking the event loop.
+    pub fn counts(&self) -> NetCounts {
+        self.counters.counts()
+    }
+
+    /// Appends gossipsub's own metrics (peers per topic, messages and bytes sent and
+    /// received, duplicates, scores...) to `out` in the OpenMetrics text format, without the
+    /// final `# EOF`, for the metrics endpoint.
+    pub fn encode_gossip_metrics(&self, out: &mut String) -> std::fmt::Result {
+        let reg = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        prometheus_client::encoding::text::encode_registry(out, &reg)
+    }
+
     /// Gossip messages received, counting every copy (duplicates included): what the mesh
     /// costs, from gossipsub's own counters.
     pub fn gossip_copies_received(&self) -> u64 {
@@ -339,7 +359,7 @@ impl Client {
             return 0;
         }
         text.lines()
-            .filter(|l| l.starts_with("topic_msg_recv_counts_unfiltered_total{"))
+            .filter(|l| l.starts_with("chorus_gossipsub_topic_msg_recv_counts_unfiltered_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -404,6 +424,8 @@ pub struct EventLoop {
     delayed: futures::stream::FuturesUnordered<
         std::pin::Pin<Box<dyn std::future::Future<Output = Receipt> + Send>>,
     >,
+    /// Peers and refusals, for [`Client::counts`].
+    counters: Arc<counters::Counters>,
 }
 
 /// Builds the swarm and its task, carrying one request-response `protocol`. Returns the
@@ -451,7 +473,8 @@ pub fn new(
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(config.max_pending_incoming))
         .with_max_pending_outgoing(Some(config.max_pending_outgoing));
-    let mut registry = Registry::default();
+    // Gossipsub's metrics are named `chorus_gossipsub_...` on the metrics endpoint.
+    let mut registry = Registry::with_prefix("chorus_gossipsub");
     let codec = RequestCodec::new(protocol.max_request, protocol.max_response);
     let busy = protocol.busy.clone();
     let inbound = inbound::Behaviour::new(
@@ -515,9 +538,14 @@ pub fn new(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     let (tx, rx) = mpsc::channel(1024);
+    let counters = Arc::new(counters::Counters {
+        requests_refused: swarm.behaviour().inbound.refused(),
+        ..Default::default()
+    });
     let client = Client {
         tx,
         metrics: Arc::new(Mutex::new(registry)),
+        counters: counters.clone(),
     };
     let mut bootstrap = Vec::new();
     for b in &config.bootstrap {
@@ -566,6 +594,7 @@ pub fn new(
             pending: HashMap::new(),
             busy,
             delayed: futures::stream::FuturesUnordered::new(),
+            counters,
         },
     ))
 }
@@ -742,6 +771,9 @@ impl EventLoop {
     /// Counts faults against a peer; at `max_invalid` it is banned.
     fn penalise(&mut self, peer: PeerId, faults: u32) {
         self.rejected += u64::from(faults);
+        self.counters
+            .faults
+            .fetch_add(u64::from(faults), std::sync::atomic::Ordering::Relaxed);
         let n = self.invalid.entry(peer).or_insert(0);
         *n = n.saturating_add(faults);
         if *n >= self.config.max_invalid {
@@ -756,6 +788,7 @@ impl EventLoop {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(r)) => {
                 debug!(peer = %r.peer, "inbound request: too many waiting, answered busy");
+                counters::bump(&self.counters.requests_refused);
                 r.reply.send(self.busy.clone());
             }
             // Nobody answers any more (the node stops): the asker sees the stream end.
@@ -797,6 +830,7 @@ impl EventLoop {
         {
             warn!(%peer, "peer sent invalid records: disconnected and refused");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
+            counters::set(&self.counters.banned, self.banned.len());
             self.emit(NetEvent::PeerBanned(peer));
         }
     }
@@ -864,6 +898,7 @@ impl EventLoop {
             self.invalid.remove(&p);
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
         }
+        counters::set(&self.counters.banned, self.banned.len());
         if !self.unpublished.is_empty() {
             self.retry_unpublished(None);
         }
@@ -883,6 +918,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                counters::set(&self.counters.peers, self.swarm.connected_peers().count());
                 self.emit(NetEvent::PeerConnected(peer_id));
                 if num_established.get() == 1 {
                     let _ = self.sinks.connected.try_send(peer_id);
@@ -894,6 +930,7 @@ impl EventLoop {
                 ..
             } => {
                 self.versions.remove(&peer_id);
+                counters::set(&self.counters.peers, self.swarm.connected_peers().count());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
             SwarmEvent::Behaviour(BehaviourEvent::Inbound(r)) => self.handle_inbound(r),
@@ -941,6 +978,7 @@ impl EventLoop {
                 };
                 if !self.peers.take(propagation_source) {
                     // Over the peer's rate: neither forward nor punish.
+                    counters::bump(&self.counters.gossip_over_rate);
                     self.report(receipt, Verdict::Ignore);
                     return;
                 }
@@ -951,6 +989,7 @@ impl EventLoop {
                 };
                 if let Err(e) = self.sinks.gossip.try_send(msg) {
                     // Too much waiting for a verdict (backpressure), or nobody judges.
+                    counters::bump(&self.counters.gossip_queue_full);
                     let msg = match e {
                         mpsc::error::TrySendError::Full(m)
                         | mpsc::error::TrySendError::Closed(m) => m,

@@ -179,6 +179,7 @@ impl Node {
                 let f = following.clone();
                 move || f.snapshot().all
             },
+            sync.counters(),
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::counters::{Counters, SyncCounts};
 use super::session::{pull, SyncContext, SyncReport};
 use crate::error::{Error, Result};
 use crate::net::{Client, PeerId};
@@ -48,6 +49,8 @@ pub struct SyncHandle {
     /// The last pull from each peer, for the API and the dashboard (who is this node
     /// catching up from, and how much came).
     last: Arc<Mutex<HashMap<PeerId, LastPull>>>,
+    /// What sync has done since start.
+    counters: Arc<Counters>,
 }
 
 impl SyncHandle {
@@ -60,6 +63,17 @@ impl SyncHandle {
             .await
             .map_err(|_| Error::NodeStopped)?;
         rx.await.map_err(|_| Error::NodeStopped)
+    }
+
+    /// What sync has done since the node started: pulls and their figures, answers to
+    /// peers' pulls (a few atomic loads).
+    pub fn counts(&self) -> SyncCounts {
+        self.counters.counts()
+    }
+
+    /// The counters, for the answerer of peers' pulls to count its answers.
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
 
     /// The last pull from each peer remembered, the latest first.
@@ -105,6 +119,7 @@ impl Scheduler {
         let handle = SyncHandle {
             tx: tx.clone(),
             last: Arc::default(),
+            counters: Arc::default(),
         };
         (
             Scheduler {
@@ -214,6 +229,7 @@ impl Scheduler {
                 });
             }
             Command::Done { peer, report } => {
+                self.handle.counters.pulled(&report);
                 self.handle.remember(peer, &report);
                 for w in self.pulling.remove(&peer).unwrap_or_default() {
                     let _ = w.send((*report).clone());
