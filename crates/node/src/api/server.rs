@@ -1,6 +1,7 @@
 //! The API's HTTP server: accepts connections up to `api.max_connections`, serves each with
 //! hyper's HTTP/1 under the header and write time limits of `[api]`, and closes them all when
-//! the node stops.
+//! the node stops. The metrics endpoint (`crate::metrics`) is served by it too
+//! ([`serve_at`]), under limits of its own.
 //!
 //! `axum::serve` is not used because it sets no timer (so hyper's header-read timeout never
 //! fires), caps nothing, and at shutdown waits for every connection however slow. Here:
@@ -192,8 +193,8 @@ pub(crate) async fn serve(
 }
 
 /// Binds `addr` and serves `app` until `cancel`, each connection under `limits` and at most
-/// as many at once as `connections` admits (the API's server, for any other router);
-/// returns the bound address and the server's task.
+/// as many at once as `connections` admits (the API's server, for any other router: the
+/// metrics endpoint's too); returns the bound address and the server's task.
 pub(crate) async fn serve_at(
     addr: SocketAddr,
     app: Router,
