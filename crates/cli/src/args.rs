@@ -586,6 +586,12 @@ pub(crate) struct NodeArgs {
     /// Serve the local API on HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) api: Option<String>,
+    /// Serve Prometheus metrics (counts of gossip, sync, ingest and the store; no records or
+    /// keys) at http://HOST:PORT/metrics, e.g. 127.0.0.1:9470. Off by default; replaces the
+    /// config's `[metrics] listen`. The endpoint takes no token: keep it on loopback or a
+    /// private address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics: Option<String>,
     /// Do not discover peers on the LAN with mDNS.
     #[arg(long)]
     pub(crate) no_mdns: bool,

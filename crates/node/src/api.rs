@@ -53,7 +53,7 @@ pub(crate) use own::Mine;
 pub(crate) use parse::record_id;
 pub(crate) use read::{group_requests, group_show};
 pub(crate) use router::{no_such_endpoint, router};
-pub(crate) use server::{serve, Connections};
+pub(crate) use server::{serve, serve_at, Connections, Limits as ServerLimits};
 pub(crate) use state::ApiState;
 pub(crate) use state::Authenticated;
 pub(crate) use write::{endorse, retract};

@@ -20,6 +20,8 @@ pub struct Config {
     pub follow: FollowConfig,
     /// The local HTTP API.
     pub api: ApiConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// The ingest pipeline.
     pub ingest: IngestSection,
     /// Catch-up sync.
@@ -228,6 +230,17 @@ impl Default for ApiConfig {
     }
 }
 
+/// The Prometheus metrics endpoint (`crate::metrics`; deploy/README.md lists every figure).
+/// Off unless `listen` is set.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `GET /metrics` on, as `HOST:PORT` (port 0: any free port); empty: not
+    /// served. The endpoint takes no token (it shows counts, never records or keys): keep it
+    /// on loopback or a private address.
+    pub listen: String,
+}
+
 /// Ingest settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -330,6 +343,12 @@ pub const TEMPLATE: &str = r#"# Chorus node configuration. Every field is option
 # all streams; a reader further behind gets `lagged`).
 # event_queue = 16
 
+[metrics]
+# Serve Prometheus metrics (counts of gossip, sync, ingest and the store; no records, no keys)
+# at http://LISTEN/metrics, e.g. "127.0.0.1:9470". No token: keep it on loopback or a private
+# address. Empty: off.
+# listen = ""
+
 [ingest]
 # How far in the future a record's created_at may be (at most 24h).
 # skew = "10m"
@@ -396,7 +415,7 @@ impl Config {
     /// Refuses values that parse but leave the node unable to work: no connections at all,
     /// a rate of nothing, a ban at the first fault, pulls that time out at once, fetches of
     /// no records, an API with no room or limits beyond what a process can hold, periodic
-    /// pulls more often than once a second. (`0s` for `sync.interval` and `sync.repair` is
+    /// pulls more often than once a second, a metrics address that is none or the API's. (`0s` for `sync.interval` and `sync.repair` is
     /// allowed: it turns them off.)
     pub fn check(&self) -> std::result::Result<(), String> {
         let n = &self.network;
@@ -561,6 +580,17 @@ impl Config {
                 "api.max_event_streams_per_token must be at most api.max_event_streams ({})",
                 a.max_event_streams
             ));
+        }
+        let m = &self.metrics.listen;
+        if !m.is_empty() {
+            let addr: std::net::SocketAddr = m.parse().map_err(|e| {
+                format!("metrics.listen {m}: {e} (expected HOST:PORT, e.g. 127.0.0.1:9470)")
+            })?;
+            if addr.port() != 0 && a.listen.parse::<std::net::SocketAddr>().ok() == Some(addr) {
+                return Err(format!(
+                    "metrics.listen {m}: the API's address; give the metrics another port"
+                ));
+            }
         }
         let ratio = self.store.compact_ratio;
         if !(1.1..=1000.0).contains(&ratio) {
@@ -734,6 +764,23 @@ mod tests {
             let err = Config::load(&path).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        for (text, needle) in [
+            (
+                "[metrics]\nlisten = \"localhost\"\n",
+                "metrics.listen localhost: invalid socket address syntax",
+            ),
+            (
+                "[api]\nlisten = \"127.0.0.1:7471\"\n[metrics]\nlisten = \"127.0.0.1:7471\"\n",
+                "metrics.listen 127.0.0.1:7471: the API's address",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(Config::load(&path).unwrap().metrics.listen, "127.0.0.1:0");
+        assert_eq!(Config::default().metrics.listen, "", "off by default");
         // Off switches stay allowed; a missing file is the defaults.
         std::fs::write(&path, "[sync]\ninterval = \"0s\"\nrepair = \"0s\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().sync.interval, Duration::ZERO);

@@ -8,6 +8,7 @@
 //! that do not follow its topic cannot check it. Each author may publish `author_rate`
 //! records per second (bursts of ten times that); more are ignored.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chorus_protocol::{AuthorKey, SignedRecord};
@@ -29,6 +30,31 @@ const MAX_BATCH: usize = 256;
 /// Authors remembered by the per-author rate limit at once.
 const MAX_RATED_AUTHORS: usize = 100_000;
 
+/// The verdicts a judge has given since start, by verdict (the metrics endpoint's).
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts {
+    /// Forwarded: valid.
+    pub(crate) accepted: AtomicU64,
+    /// Dropped and their sender blamed: invalid.
+    pub(crate) rejected: AtomicU64,
+    /// Dropped, nobody blamed: over an author's rate, waiting for their target, refused by
+    /// a kind rule, dated a little ahead, or too many being judged.
+    pub(crate) ignored: AtomicU64,
+}
+
+impl Verdicts {
+    fn count(&self, verdicts: &[Verdict]) {
+        for v in verdicts {
+            let c = match v {
+                Verdict::Accept => &self.accepted,
+                Verdict::Reject => &self.rejected,
+                Verdict::Ignore => &self.ignored,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Judges gossiped records.
 #[derive(Clone)]
 pub(crate) struct Judge {
@@ -36,6 +62,7 @@ pub(crate) struct Judge {
     following: Following,
     skew_ms: u64,
     authors: Arc<Mutex<Buckets<AuthorKey>>>,
+    verdicts: Arc<Verdicts>,
 }
 
 impl Judge {
@@ -52,7 +79,13 @@ impl Judge {
             following,
             skew_ms,
             authors: Arc::new(Mutex::new(Buckets::new(author_rate, MAX_RATED_AUTHORS))),
+            verdicts: Arc::default(),
         }
+    }
+
+    /// The verdicts given so far, counted as they are given.
+    pub(crate) fn verdicts(&self) -> Arc<Verdicts> {
+        self.verdicts.clone()
     }
 
     /// The verdicts on a batch of gossiped payloads, in order: those that the protocol
@@ -146,6 +179,9 @@ impl Judge {
             }
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let Ok(permit) = validating.clone().try_acquire_many_owned(n) else {
+                self.verdicts
+                    .ignored
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let ignored = batch
                     .into_iter()
                     .map(|m| (m.receipt, Verdict::Ignore))
@@ -162,6 +198,7 @@ impl Judge {
                     .unzip();
                 let verdicts = judge.judge_all(messages).await;
                 drop(permit);
+                judge.verdicts.count(&verdicts);
                 client
                     .verdicts(receipts.into_iter().zip(verdicts).collect())
                     .await;

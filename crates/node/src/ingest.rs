@@ -26,6 +26,7 @@
 //! it leaves each chunk either whole or absent, never a record without its derived state.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -150,6 +151,71 @@ impl Default for IngestConfig {
     }
 }
 
+/// What the pipeline has done since it started, and holds now ([`Ingest::counts`]; the
+/// metrics endpoint's figures). Each record is counted once, by its final outcome, when its
+/// batch is durable (or could not be written).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Records stored ([`Outcome::Stored`]).
+    pub stored: u64,
+    /// Records kept to wait for the record they point at ([`Outcome::Waiting`]).
+    pub kept_waiting: u64,
+    /// Records already held or already waiting ([`Outcome::Duplicate`]).
+    pub duplicates: u64,
+    /// Records refused as invalid by the protocol: structure, limits, clock, signature
+    /// ([`Rejection::Invalid`]).
+    pub invalid: u64,
+    /// Records refused by a kind rule that needs another record ([`Rejection::Rule`]).
+    pub rule: u64,
+    /// Records refused because too many records wait already
+    /// ([`Rejection::TooManyWaiting`]).
+    pub too_many_waiting: u64,
+    /// Records given no verdict, a fault of the node ([`Rejection::Internal`]).
+    pub internal: u64,
+    /// Records of batches the store could not write (disk full or failed).
+    pub unwritten: u64,
+    /// Records that waited and were stored once the record they point at arrived.
+    pub released: u64,
+    /// Records in the waiting area now.
+    pub waiting_now: u64,
+    /// Batches queued for the check stage now (at most 4; a full queue holds back whoever
+    /// submits).
+    pub queued_batches: u64,
+}
+
+/// The counters behind [`Counts`], shared by the pipeline's threads.
+#[derive(Debug, Default)]
+struct Counters {
+    stored: AtomicU64,
+    kept_waiting: AtomicU64,
+    duplicates: AtomicU64,
+    invalid: AtomicU64,
+    rule: AtomicU64,
+    too_many_waiting: AtomicU64,
+    internal: AtomicU64,
+    unwritten: AtomicU64,
+    released: AtomicU64,
+    waiting_now: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a durable batch's outcomes (a record without one counts as internal).
+    fn outcomes(&self, outcomes: &[Option<Outcome>]) {
+        for o in outcomes {
+            let c = match o {
+                Some(Outcome::Stored(_)) => &self.stored,
+                Some(Outcome::Waiting(_)) => &self.kept_waiting,
+                Some(Outcome::Duplicate(_)) => &self.duplicates,
+                Some(Outcome::Rejected(Rejection::Invalid(_))) => &self.invalid,
+                Some(Outcome::Rejected(Rejection::Rule(_))) => &self.rule,
+                Some(Outcome::Rejected(Rejection::TooManyWaiting)) => &self.too_many_waiting,
+                Some(Outcome::Rejected(Rejection::Internal)) | None => &self.internal,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 struct Job {
     wires: Vec<Vec<u8>>,
     /// Who sent each record: one source per wire, or one for all.
@@ -178,6 +244,7 @@ struct Checked {
     sources: Vec<Source>,
     reply: Option<Reply>,
     ended: Vec<RecordId>,
+    counters: Arc<Counters>,
 }
 
 impl Checked {
@@ -211,6 +278,7 @@ impl Checked {
 
     /// Answers a caller that waits for the batch to be durable.
     fn durable(mut self) {
+        self.counters.outcomes(&self.outcomes);
         if let Some(Reply::Durable(tx)) = self.reply.take() {
             let _ = tx.send(Ok(self.outcomes()));
         }
@@ -218,6 +286,9 @@ impl Checked {
 
     /// Answers a caller still waiting that the store could not write the batch.
     fn failed(mut self, fault: &StorageFault) {
+        self.counters
+            .unwritten
+            .fetch_add(self.outcomes.len() as u64, Ordering::Relaxed);
         match self.reply.take() {
             Some(Reply::Durable(tx)) | Some(Reply::Decided(tx)) => {
                 let _ = tx.send(Err(fault.clone()));
@@ -233,6 +304,7 @@ pub struct Ingest {
     tx: mpsc::Sender<Job>,
     events: broadcast::Sender<Event>,
     store: Store,
+    counters: Arc<Counters>,
 }
 
 /// The pipeline's threads, to join on shutdown.
@@ -260,12 +332,17 @@ impl Ingest {
         let (ctx_tx, ctx_rx) = mpsc::channel::<Checked>(2);
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let waiting = load_waiting(&store, config.waiting.clone())?;
+        let counters = Arc::new(Counters::default());
+        counters
+            .waiting_now
+            .store(waiting.len() as u64, Ordering::Relaxed);
         let check = {
             let store = store.clone();
             let skew = config.skew_ms;
+            let counters = counters.clone();
             std::thread::Builder::new()
                 .name("ingest-check".into())
-                .spawn(move || check_stage(store, skew, rx, ctx_tx))
+                .spawn(move || check_stage(store, skew, rx, ctx_tx, counters))
                 .map_err(|_| Error::NodeStopped)?
         };
         let write = {
@@ -275,13 +352,41 @@ impl Ingest {
                 penalties: config.penalties.clone(),
                 released: config.released.clone(),
                 limits: config.waiting.clone(),
+                counters: counters.clone(),
             };
             std::thread::Builder::new()
                 .name("ingest-write".into())
                 .spawn(move || write_stage(store, ctx_rx, events, waiting, outlets))
                 .map_err(|_| Error::NodeStopped)?
         };
-        Ok((Ingest { tx, events, store }, IngestThreads { check, write }))
+        Ok((
+            Ingest {
+                tx,
+                events,
+                store,
+                counters,
+            },
+            IngestThreads { check, write },
+        ))
+    }
+
+    /// What the pipeline has done since it started, and holds now: a few atomic loads.
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counts {
+            stored: get(&c.stored),
+            kept_waiting: get(&c.kept_waiting),
+            duplicates: get(&c.duplicates),
+            invalid: get(&c.invalid),
+            rule: get(&c.rule),
+            too_many_waiting: get(&c.too_many_waiting),
+            internal: get(&c.internal),
+            unwritten: get(&c.unwritten),
+            released: get(&c.released),
+            waiting_now: get(&c.waiting_now),
+            queued_batches: (self.tx.max_capacity() - self.tx.capacity()) as u64,
+        }
     }
 
     /// The store this pipeline writes to.
@@ -390,16 +495,22 @@ thread_local! {
     static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::new());
 }
 
-fn check_stage(store: Store, skew_ms: u64, mut rx: mpsc::Receiver<Job>, tx: mpsc::Sender<Checked>) {
+fn check_stage(
+    store: Store,
+    skew_ms: u64,
+    mut rx: mpsc::Receiver<Job>,
+    tx: mpsc::Sender<Checked>,
+    counters: Arc<Counters>,
+) {
     while let Some(job) = rx.blocking_recv() {
-        let checked = check(&store, skew_ms, job);
+        let checked = check(&store, skew_ms, job, &counters);
         if tx.blocking_send(checked).is_err() {
             break;
         }
     }
 }
 
-fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
+fn check(store: &Store, skew_ms: u64, job: Job, counters: &Arc<Counters>) -> Checked {
     let now = now_ms();
     let n = job.wires.len();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
@@ -451,6 +562,7 @@ fn check(store: &Store, skew_ms: u64, job: Job) -> Checked {
         sources: job.sources,
         reply: Some(job.reply),
         ended: job.ended,
+        counters: counters.clone(),
     };
     if checked.records.is_empty() {
         // Nothing left to apply: decided already.
@@ -492,6 +604,7 @@ struct Outlets {
     penalties: Option<mpsc::Sender<(Vec<u8>, u32)>>,
     released: Option<mpsc::Sender<Vec<u8>>>,
     limits: Limits,
+    counters: Arc<Counters>,
 }
 
 fn write_stage(
@@ -502,6 +615,7 @@ fn write_stage(
     outlets: Outlets,
 ) {
     let released = outlets.released.clone();
+    let counters = outlets.counters.clone();
     // The committer owns the disk writes; the applier runs at most AHEAD chunks ahead of it.
     let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Applied>(AHEAD);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(AHEAD);
@@ -513,7 +627,9 @@ fn write_stage(
         let busy = busy.clone();
         std::thread::Builder::new()
             .name("ingest-commit".into())
-            .spawn(move || commit_stage(store, commit_rx, done_tx, events, busy, released))
+            .spawn(move || {
+                commit_stage(store, commit_rx, done_tx, events, busy, released, counters)
+            })
     };
     let Ok(committer) = committer else {
         warn!("cannot start the commit thread");
@@ -578,6 +694,10 @@ fn write_stage(
         let base = store.layered(&in_flight);
         let ov = Overlay::with_journal(&base, &journal);
         let applied = apply_chunk(ov, &mut ctx, &mut queue, &mut waiting);
+        outlets
+            .counters
+            .waiting_now
+            .store(waiting.len() as u64, Ordering::Relaxed);
         if let Some(tx) = &outlets.penalties {
             for p in waiting.penalties() {
                 let _ = tx.try_send(p);
@@ -636,10 +756,12 @@ fn commit_stage(
     events: broadcast::Sender<Event>,
     busy: Arc<std::sync::atomic::AtomicBool>,
     released: Option<mpsc::Sender<Vec<u8>>>,
+    counters: Arc<Counters>,
 ) {
     let out = Out {
         events: &events,
         released: released.as_ref(),
+        counters: &counters,
     };
     // Group commit: each chunk's write set is written at once and the applier goes on;
     // one flush then makes every chunk written so far durable, and only then are their
@@ -696,6 +818,7 @@ fn commit_stage(
 struct Out<'a> {
     events: &'a broadcast::Sender<Event>,
     released: Option<&'a mpsc::Sender<Vec<u8>>>,
+    counters: &'a Counters,
 }
 
 /// Chunks written between two flushes, at most.
@@ -736,6 +859,9 @@ fn flush_and_answer(store: &Store, pending: &mut Vec<Durable>, out: &Out<'_>) {
     for job in pending.drain(..) {
         // Durable: hand what it released to gossip (so that a caller who hears back can
         // count on it being on its way), answer the callers, then tell subscribers.
+        out.counters
+            .released
+            .fetch_add(job.released.len() as u64, Ordering::Relaxed);
         if let Some(tx) = out.released {
             // A full queue drops it: catch-up sync carries it to whoever still lacks it.
             for wire in job.released {

@@ -18,6 +18,8 @@
 //! - `api`: the local JSON API (its contract is the `chorus_client` crate); `audit`,
 //!   `trust` and `bundle` serve watchdogs; `roster` lists a group's members and pending
 //!   requests.
+//! - `metrics`: the Prometheus endpoint (`GET /metrics` on `metrics.listen`), the figures
+//!   that `net`, `gossip`, `ingest` and `sync` count as they run, and the store's.
 //! - [`Node`] (`node`): starts and stops all of it on a [`DataDir`] with a [`Config`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
@@ -36,6 +38,7 @@ pub mod follow;
 mod gossip;
 pub mod ingest;
 pub mod keyfile;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod profiles;

@@ -16,6 +16,7 @@
 //! in the mesh.
 
 pub mod codec;
+pub mod counters;
 pub mod inbound;
 pub mod topics;
 
@@ -48,6 +49,7 @@ use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 use crate::rate::Buckets;
 pub use codec::RequestCodec;
+pub use counters::NetCounts;
 pub use inbound::{InboundLimits, InboundRequest, Reply};
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
@@ -262,6 +264,7 @@ enum Command {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     metrics: Arc<Mutex<Registry>>,
+    counters: Arc<counters::Counters>,
 }
 
 impl Client {
@@ -334,16 +337,39 @@ impl Client {
         let _ = self.send(Command::Penalise { peer, faults }).await;
     }
 
+    /// Peers now, and what the network counted since start: a few atomic loads, without
+    /// asking the event loop.
+    pub fn counts(&self) -> NetCounts {
+        self.counters.counts()
+    }
+
+    /// Appends gossipsub's own metrics (peers per topic, messages and bytes sent and
+    /// received, duplicates, scores...) to `out` in the OpenMetrics text format, without the
+    /// final `# EOF`, for the metrics endpoint.
+    pub fn encode_gossip_metrics(&self, out: &mut String) -> std::fmt::Result {
+        let reg = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        prometheus_client::encoding::text::encode_registry(out, &reg)
+    }
+
     /// Gossip messages received, counting every copy (duplicates included): what the mesh
     /// costs, from gossipsub's own counters.
     pub fn gossip_copies_received(&self) -> u64 {
-        self.metric_sum("topic_msg_recv_counts_unfiltered_total{", "")
+        self.metric_sum(
+            "chorus_gossipsub_topic_msg_recv_counts_unfiltered_total{",
+            "",
+        )
     }
 
     /// Bytes this node has sent to peers over every connection since it started (all
     /// protocols: gossip, sync, identify, Kademlia, ping, and the handshakes).
     pub fn bytes_sent(&self) -> u64 {
-        self.metric_sum("libp2p_bandwidth_bytes_total{", "direction=\"Outbound\"")
+        self.metric_sum(
+            "chorus_libp2p_bandwidth_bytes_total{",
+            "direction=\"Outbound\"",
+        )
     }
 
     /// The metrics of the network in Prometheus' text format.
@@ -429,6 +455,8 @@ pub struct EventLoop {
     delayed: futures::stream::FuturesUnordered<
         std::pin::Pin<Box<dyn std::future::Future<Output = Receipt> + Send>>,
     >,
+    /// Peers and refusals, for [`Client::counts`].
+    counters: Arc<counters::Counters>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -466,7 +494,10 @@ impl Parts {
             None
         };
         let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, self.gossip)?
-            .with_metrics(registry, gossipsub::MetricsConfig::default());
+            .with_metrics(
+                registry.sub_registry_with_prefix("chorus_gossipsub"),
+                gossipsub::MetricsConfig::default(),
+            );
         gossipsub.with_peer_score(score_params(), gossipsub::PeerScoreThresholds::default())?;
         let mut kad = kad::Behaviour::new(peer_id, MemoryStore::new(peer_id));
         kad.set_mode(Some(kad::Mode::Server));
@@ -536,6 +567,7 @@ pub fn new(
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(config.max_pending_incoming))
         .with_max_pending_outgoing(Some(config.max_pending_outgoing));
+    // Gossipsub's metrics are named `chorus_gossipsub_...` on the metrics endpoint.
     let mut registry = Registry::default();
     let codec = RequestCodec::new(protocol.max_request, protocol.max_response);
     let busy = protocol.busy.clone();
@@ -568,7 +600,7 @@ pub fn new(
                     .multiplex(yamux::Config::default()))
             })
             .map_err(|e| net_err(format!("memory transport: {e}")))?
-            .with_bandwidth_metrics(&mut registry)
+            .with_bandwidth_metrics(registry.sub_registry_with_prefix("chorus"))
             .with_behaviour(|key| parts.build(key, &mut registry))
             .map_err(|e| net_err(format!("behaviour: {e}")))?
             .with_swarm_config(idle)
@@ -583,16 +615,21 @@ pub fn new(
             )
             .map_err(|e| net_err(format!("tcp: {e}")))?
             .with_quic()
-            .with_bandwidth_metrics(&mut registry)
+            .with_bandwidth_metrics(registry.sub_registry_with_prefix("chorus"))
             .with_behaviour(|key| parts.build(key, &mut registry))
             .map_err(|e| net_err(format!("behaviour: {e}")))?
             .with_swarm_config(idle)
             .build()
     };
     let (tx, rx) = mpsc::channel(1024);
+    let counters = Arc::new(counters::Counters {
+        requests_refused: swarm.behaviour().inbound.refused(),
+        ..Default::default()
+    });
     let client = Client {
         tx,
         metrics: Arc::new(Mutex::new(registry)),
+        counters: counters.clone(),
     };
     let mut bootstrap = Vec::new();
     for b in &config.bootstrap {
@@ -643,6 +680,7 @@ pub fn new(
             pending: HashMap::new(),
             busy,
             delayed: futures::stream::FuturesUnordered::new(),
+            counters,
         },
     ))
 }
@@ -843,6 +881,9 @@ impl EventLoop {
     /// Counts faults against a peer; at `max_invalid` it is banned.
     fn penalise(&mut self, peer: PeerId, faults: u32) {
         self.rejected += u64::from(faults);
+        self.counters
+            .faults
+            .fetch_add(u64::from(faults), std::sync::atomic::Ordering::Relaxed);
         let n = self.invalid.entry(peer).or_insert(0);
         *n = n.saturating_add(faults);
         if *n >= self.config.max_invalid {
@@ -857,6 +898,7 @@ impl EventLoop {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(r)) => {
                 debug!(peer = %r.peer, "inbound request: too many waiting, answered busy");
+                counters::bump(&self.counters.requests_refused);
                 r.reply.send(self.busy.clone());
             }
             // Nobody answers any more (the node stops): the asker sees the stream end.
@@ -898,6 +940,7 @@ impl EventLoop {
         {
             warn!(%peer, "peer sent invalid records: disconnected and refused");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
+            counters::set(&self.counters.banned, self.banned.len());
             self.emit(NetEvent::PeerBanned(peer));
         }
     }
@@ -965,6 +1008,7 @@ impl EventLoop {
             self.invalid.remove(&p);
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
         }
+        counters::set(&self.counters.banned, self.banned.len());
         if !self.unpublished.is_empty() {
             self.retry_unpublished(None);
         }
@@ -1008,6 +1052,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                counters::set(&self.counters.peers, self.swarm.connected_peers().count());
                 self.emit(NetEvent::PeerConnected(peer_id));
                 let _ = num_established;
             }
@@ -1018,6 +1063,7 @@ impl EventLoop {
             } => {
                 self.versions.remove(&peer_id);
                 self.sharing.remove(&peer_id);
+                counters::set(&self.counters.peers, self.swarm.connected_peers().count());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Requests(e)) => self.handle_requests(e),
             SwarmEvent::Behaviour(BehaviourEvent::Inbound(r)) => self.handle_inbound(r),
@@ -1065,6 +1111,7 @@ impl EventLoop {
                 };
                 if !self.peers.take(propagation_source) {
                     // Over the peer's rate: neither forward nor punish.
+                    counters::bump(&self.counters.gossip_over_rate);
                     self.report(receipt, Verdict::Ignore);
                     return;
                 }
@@ -1075,6 +1122,7 @@ impl EventLoop {
                 };
                 if let Err(e) = self.sinks.gossip.try_send(msg) {
                     // Too much waiting for a verdict (backpressure), or nobody judges.
+                    counters::bump(&self.counters.gossip_queue_full);
                     let msg = match e {
                         mpsc::error::TrySendError::Full(m)
                         | mpsc::error::TrySendError::Closed(m) => m,

@@ -1,6 +1,6 @@
 //! The daemon: starts a node's parts on a data dir — the store, the ingest pipeline, the
 //! network and the tasks that connect them (gossip judged into ingest, sync pulls and
-//! answers), the local API — and stops them together.
+//! answers), the local API, the metrics endpoint — and stops them together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::data_dir::DataDir;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::follow::{Follow, FollowChange, Following};
-use crate::gossip::Judge;
+use crate::gossip::{Judge, Verdicts};
 use crate::ingest::{Ingest, IngestConfig, IngestThreads, Outcome};
 use crate::net::{self, Client, NetEvent, NetStatus, PeerId};
 use crate::publish::Publisher;
@@ -39,6 +39,8 @@ pub struct Node {
     /// The network, gossip, sync and API tasks.
     tasks: JoinSet<Result<()>>,
     api: Option<std::net::SocketAddr>,
+    /// Where the metrics endpoint listens, if it is served.
+    metrics: Option<std::net::SocketAddr>,
     api_info: PathBuf,
     /// The API's open connections and event streams (for [`Node::api_load`]).
     api_load: Option<(Arc<api::Connections>, Arc<api::EventStreams>)>,
@@ -142,6 +144,7 @@ impl Node {
             config.ingest.skew.as_millis() as u64,
             config.network.author_rate,
         );
+        let verdicts = judge.verdicts();
         let params = chorus_protocol::sync::Params::default();
         let (scheduler, sync) = Scheduler::new(
             SyncContext {
@@ -179,6 +182,7 @@ impl Node {
                 let f = following.clone();
                 move || f.snapshot().all
             },
+            sync.counters(),
             cancel.clone(),
         )));
         tasks.spawn(infallible(scheduler.run(events.connected, cancel.clone())));
@@ -222,11 +226,16 @@ impl Node {
             cancel,
             tasks,
             api: None,
+            metrics: None,
             api_info: dir.api_info_path(),
             api_load: None,
             threads: Some(threads),
         };
-        if let Err(e) = node.serve_api(dir, &config).await {
+        let served = match node.serve_api(dir, &config).await {
+            Ok(()) => node.serve_metrics(&config, verdicts).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
             // Nothing half-started is left running. If a task had stopped (the network could
             // not listen, say), its error is the reason, not the "node stopped" it caused.
             let stopped = node.shutdown().await;
@@ -297,6 +306,33 @@ impl Node {
         self.api = Some(addr);
         self.api_load = Some((connections, streams));
         Ok(())
+    }
+
+    /// Serves the metrics endpoint, if `metrics.listen` is set.
+    async fn serve_metrics(&mut self, config: &Config, verdicts: Arc<Verdicts>) -> Result<()> {
+        let listen = &config.metrics.listen;
+        if listen.is_empty() {
+            return Ok(());
+        }
+        let sources = crate::metrics::Sources {
+            store: self.store.clone(),
+            ingest: self.ingest.clone(),
+            client: self.client.clone(),
+            sync: self.sync.clone(),
+            verdicts,
+        };
+        let (addr, task) = crate::metrics::serve(listen, sources, self.cancel.clone()).await?;
+        self.tasks.spawn(infallible(async move {
+            let _ = task.await;
+        }));
+        self.metrics = Some(addr);
+        Ok(())
+    }
+
+    /// Where the metrics endpoint listens (`GET /metrics`), if it is served: the address
+    /// bound, so with port 0 the port picked.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
     }
 
     /// How many of the API's connections and event streams are open now (zeros without an

@@ -5,8 +5,10 @@
 //!
 //! - [`schedule`]: when this node pulls (on connect, periodically, on demand);
 //! - [`session`]: one pull from one peer (reconcile, fetch in batches, ingest);
-//! - `serve`: the answers this node gives to pulls.
+//! - `serve`: the answers this node gives to pulls;
+//! - `counters`: what sync has done since start ([`SyncCounts`]).
 
+pub(crate) mod counters;
 pub mod schedule;
 pub(crate) mod serve;
 pub mod session;
@@ -17,6 +19,7 @@ use crate::config::SyncConfig;
 use crate::net::{RequestCodec, RequestProtocol};
 
 pub use chorus_protocol::sync::PROTOCOL;
+pub use counters::SyncCounts;
 pub use schedule::{LastPull, SyncHandle};
 pub use session::SyncReport;
 

@@ -164,7 +164,6 @@ impl WaitingArea {
     }
 
     /// Entries waiting.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

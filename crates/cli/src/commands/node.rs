@@ -170,6 +170,9 @@ fn apply_overrides(mut c: Config, a: &NodeArgs) -> Config {
     if let Some(api) = &a.api {
         c.api.listen = api.clone();
     }
+    if let Some(metrics) = &a.metrics {
+        c.metrics.listen = metrics.clone();
+    }
     if a.no_mdns {
         c.network.mdns = false;
     }
@@ -220,6 +223,10 @@ fn check_node_args(a: &NodeArgs) -> Result<()> {
         api.parse::<std::net::SocketAddr>()
             .with_context(|| format!("--api {api}: expected HOST:PORT, e.g. 127.0.0.1:7471"))?;
     }
+    if let Some(m) = &a.metrics {
+        m.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--metrics {m}: expected HOST:PORT, e.g. 127.0.0.1:9470"))?;
+    }
     Ok(())
 }
 
@@ -255,7 +262,12 @@ async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({ "event": "started", "peer_id": status.peer_id, "author": node.author().to_string() })
+            serde_json::json!({
+                "event": "started",
+                "peer_id": status.peer_id,
+                "author": node.author().to_string(),
+                "metrics": node.metrics_addr().map(|a| format!("http://{a}/metrics")),
+            })
         );
     } else {
         println!("peer id  {}", status.peer_id);
@@ -263,6 +275,9 @@ async fn serve(cli: &Cli, args: &NodeArgs) -> Result<ExitCode> {
         println!("data dir {}", dir.root().display());
         if let Some(api) = node.api_addr() {
             println!("api      http://{api}");
+        }
+        if let Some(metrics) = node.metrics_addr() {
+            println!("metrics  http://{metrics}/metrics");
         }
     }
     tokio::pin!(stop);

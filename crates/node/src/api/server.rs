@@ -1,6 +1,7 @@
 //! The API's HTTP server: accepts connections up to `api.max_connections`, serves each with
 //! hyper's HTTP/1 under the header and write time limits of `[api]`, and closes them all when
-//! the node stops.
+//! the node stops. The metrics endpoint (`crate::metrics`) is served by it too
+//! ([`serve_at`]), under limits of its own.
 //!
 //! `axum::serve` is not used because it sets no timer (so hyper's header-read timeout never
 //! fires), caps nothing, and at shutdown waits for every connection however slow. Here:
@@ -156,10 +157,15 @@ impl Connections {
 
 /// What each connection is served with.
 #[derive(Clone)]
-struct Limits {
-    header_timeout: Duration,
-    write_timeout: Duration,
-    max_header_bytes: usize,
+pub(crate) struct Limits {
+    /// The server's name in logs (`api`, `metrics`).
+    pub(crate) name: &'static str,
+    /// Longest wait for a request's headers, from the connection's start or the last answer.
+    pub(crate) header_timeout: Duration,
+    /// Longest a write may make no progress.
+    pub(crate) write_timeout: Duration,
+    /// Most bytes of a request's line and headers.
+    pub(crate) max_header_bytes: usize,
 }
 
 /// Binds `config.listen` and serves `app` until `cancel`; returns the bound address and the
@@ -177,14 +183,33 @@ pub(crate) async fn serve(
     if !addr.ip().is_loopback() {
         warn!(%addr, "the API is served beyond loopback; anyone with the token can use it");
     }
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    info!(addr = %bound, "api listening");
     let limits = Limits {
+        name: "api",
         header_timeout: config.header_timeout,
         write_timeout: config.write_timeout,
         max_header_bytes: config.max_header_bytes,
     };
+    serve_at(addr, app, connections, limits, cancel).await
+}
+
+/// Binds `addr` and serves `app` until `cancel`, each connection under `limits` and at most
+/// as many at once as `connections` admits (the API's server, for any other router: the
+/// metrics endpoint's too); returns the bound address and the server's task.
+pub(crate) async fn serve_at(
+    addr: SocketAddr,
+    app: Router,
+    connections: Arc<Connections>,
+    limits: Limits,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{} cannot listen on {addr}: {e}", limits.name),
+        ))
+    })?;
+    let bound = listener.local_addr()?;
+    info!(addr = %bound, "{} listening", limits.name);
     let task = tokio::spawn(accept_loop(listener, app, connections, limits, cancel));
     Ok((bound, task))
 }
@@ -208,13 +233,13 @@ async fn accept_loop(
             Err(e) => {
                 // Out of descriptors, say: wait rather than spin; connections that end free
                 // some.
-                warn!(error = %e, "api accept failed");
+                warn!(error = %e, "{} accept failed", limits.name);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Some(admitted) = connections.admit() else {
-            debug!(%peer, "api connection refused: every connection is inside a request");
+            debug!(%peer, "{} connection refused: every connection is inside a request", limits.name);
             continue;
         };
         tracker.spawn(connection(
@@ -231,7 +256,10 @@ async fn accept_loop(
         .await
         .is_err()
     {
-        warn!("api connections still open after the shutdown grace");
+        warn!(
+            "{} connections still open after the shutdown grace",
+            limits.name
+        );
     }
 }
 
@@ -275,11 +303,11 @@ async fn connection(
         biased;
         r = served.as_mut() => {
             if let Err(e) = r {
-                debug!(error = %e, "api connection ended");
+                debug!(error = %e, "{} connection ended", limits.name);
             }
         }
         _ = admitted.conn.close.cancelled() => {
-            debug!("api connection closed to make room for a new one");
+            debug!("{} connection closed to make room for a new one", limits.name);
         }
         _ = cancel.cancelled() => {
             // A connection inside a request gets to finish its answer (event streams end

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -93,6 +94,8 @@ pub(crate) struct Ledger {
     limits: InboundLimits,
     busy: Vec<u8>,
     state: Mutex<LedgerState>,
+    /// Requests answered `busy` (or reset unanswered) for want of room, since start.
+    refused: Arc<AtomicU64>,
 }
 
 impl Ledger {
@@ -106,7 +109,13 @@ impl Ledger {
                 peers: HashMap::new(),
                 rates: Buckets::new(limits.peer_rate, MAX_RATED_PEERS),
             }),
+            refused: Arc::default(),
         })
+    }
+
+    /// Counts a request refused.
+    fn refuse(&self) {
+        super::counters::bump(&self.refused);
     }
 
     fn state(&self) -> MutexGuard<'_, LedgerState> {
@@ -244,6 +253,7 @@ impl Reply {
             response
         } else {
             debug!(peer = %held.peer, bytes = response.len(), "answer over the allowance, answered busy");
+            held.ledger.refuse();
             held.ledger.busy.clone()
         };
         let _ = tx.send((response, held));
@@ -362,6 +372,7 @@ async fn read(mut stream: Stream, slot: Slot, max: usize, timeout: Duration) -> 
         })),
         Ok(Err(ReadError::Busy)) => {
             debug!(peer = %slot.peer, "request over the allowance, answered busy unread");
+            slot.ledger.refuse();
             drop(held);
             let busy = slot.ledger.busy.clone();
             let _ = timeout_at(deadline, write_answer(&mut stream, &busy)).await;
@@ -425,6 +436,7 @@ impl Handler {
                 .push(read(stream, slot, self.shared.max_request, self.shared.timeout).boxed()),
             Err(why) => {
                 debug!(peer = %self.peer, ?why, "inbound request refused unread");
+                self.shared.ledger.refuse();
                 // Past that many, dropping the stream resets it.
                 if self.refusing < MAX_REFUSING {
                     self.refusing += 1;
@@ -526,6 +538,12 @@ impl Behaviour {
             }),
             events: VecDeque::new(),
         }
+    }
+
+    /// The count of requests refused for want of room (answered `busy`, or reset beyond
+    /// the refusals one connection may be writing), shared.
+    pub(crate) fn refused(&self) -> Arc<AtomicU64> {
+        self.shared.ledger.refused.clone()
     }
 
     fn handler(&self, peer: PeerId) -> Handler {

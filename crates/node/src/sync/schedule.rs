@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::counters::{Counters, SyncCounts};
 use super::session::{pull, SyncContext, SyncReport};
 use crate::error::{Error, Result};
 use crate::net::{Client, PeerId};
@@ -49,6 +50,8 @@ pub struct SyncHandle {
     /// The last pull from each peer, for the API and the dashboard (who is this node
     /// catching up from, and how much came).
     last: Arc<Mutex<HashMap<PeerId, LastPull>>>,
+    /// What sync has done since start.
+    counters: Arc<Counters>,
 }
 
 impl SyncHandle {
@@ -61,6 +64,17 @@ impl SyncHandle {
             .await
             .map_err(|_| Error::NodeStopped)?;
         rx.await.map_err(|_| Error::NodeStopped)
+    }
+
+    /// What sync has done since the node started: pulls and their figures, answers to
+    /// peers' pulls (a few atomic loads).
+    pub fn counts(&self) -> SyncCounts {
+        self.counters.counts()
+    }
+
+    /// The counters, for the answerer of peers' pulls to count its answers.
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
 
     /// The last pull from each peer remembered, the latest first.
@@ -106,6 +120,7 @@ impl Scheduler {
         let handle = SyncHandle {
             tx: tx.clone(),
             last: Arc::default(),
+            counters: Arc::default(),
         };
         (
             Scheduler {
@@ -215,6 +230,7 @@ impl Scheduler {
                 });
             }
             Command::Done { peer, report } => {
+                self.handle.counters.pulled(&report);
                 self.handle.remember(peer, &report);
                 for w in self.pulling.remove(&peer).unwrap_or_default() {
                     let _ = w.send((*report).clone());

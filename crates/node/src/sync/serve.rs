@@ -5,6 +5,7 @@
 //! requests waiting delays another's by one answer each, not by all of them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use chorus_protocol::sync::wire::{Hit, Request, Response, Scope, MAX_HITS, MAX_RESPONSE};
 use chorus_protocol::sync::{reconcile, Params, StepError};
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::counters::Counters;
 use crate::net::{Client, InboundLimits, InboundRequest, PeerId};
 use crate::store::Store;
 
@@ -188,6 +190,7 @@ async fn answer_one(
     params: Params,
     client: Client,
     everything: bool,
+    counters: Arc<Counters>,
 ) {
     let InboundRequest {
         peer,
@@ -199,19 +202,22 @@ async fn answer_one(
     let (response, malformed) =
         answered.unwrap_or_else(|_| (Response::error("internal", "").encode(), false));
     client.respond(reply, response).await;
+    counters.served();
     if malformed {
         client.penalise(peer, 1).await;
     }
 }
 
 /// Answers every inbound sync request until `cancel` fires or the network stops;
-/// `everything` says whether this node keeps every topic now (a search's answer says so).
+/// `everything` says whether this node keeps every topic now (a search's answer says so);
+/// each answer is counted in `counters`.
 pub(crate) async fn run(
     mut requests: mpsc::Receiver<InboundRequest>,
     store: Store,
     params: Params,
     client: Client,
     everything: impl Fn() -> bool + Send,
+    counters: Arc<Counters>,
     cancel: CancellationToken,
 ) {
     // Bounded by what the network admits: open streams per peer and in all.
@@ -233,6 +239,7 @@ pub(crate) async fn run(
                 params,
                 client.clone(),
                 everything,
+                counters.clone(),
             ));
         }
         tokio::select! {
