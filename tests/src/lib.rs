@@ -24,8 +24,7 @@ fn build_chorus() -> PathBuf {
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
     let bin = profile_dir.join("chorus");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
+    let mut build = cargo();
     build.args(["build", "--quiet", "-p", "chorus-cli", "--bin", "chorus"]);
     if profile_dir.ends_with("release") {
         build.arg("--release");
@@ -34,6 +33,33 @@ fn build_chorus() -> PathBuf {
     assert!(status.success(), "cannot build the chorus binary");
     assert!(bin.exists(), "{} was not built", bin.display());
     bin
+}
+
+/// `cargo`, to build from inside a test: without the variables cargo gives a test process
+/// about its own package (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`...), which a build
+/// started from the command line does not have. Some build scripts (ring's) ask to be run
+/// again when those change, so a build with them would rebuild ring and everything above
+/// it (libp2p, the node: minutes) after every `cargo test`, and the next `cargo test` would
+/// rebuild them back.
+pub fn cargo() -> Command {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let of_the_package = name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&name.as_ref());
+        if of_the_package {
+            cargo.env_remove(name.as_ref());
+        }
+    }
+    cargo
 }
 
 /// A temporary data dir for one node.
