@@ -43,8 +43,12 @@ impl Drop for Stop {
 }
 
 /// The attacks whose identities break the protocol, so every node they reached must have
-/// cut them off and refuse them. (`huge`, messages over gossipsub's frame limit, is dropped
-/// by gossipsub itself before any Chorus code sees it; `replay` sends genuine records.)
+/// cut them off and refuse them. Not these: `replay` sends genuine records (it must not be
+/// cut off); `huge`, messages over gossipsub's 64 KiB, are dropped by gossipsub itself
+/// before any Chorus code sees them (after five, gossipsub stops reading that connection's
+/// gossip), and `sync-oversized`, requests over 1 MiB, are reset unread (PROTOCOL.md
+/// §13.1): neither costs its sender anything else, but neither may store anything or hold
+/// up honest delivery.
 const BANNED: [&str; 7] = [
     "forged",
     "malformed",

@@ -25,6 +25,7 @@
 //!   records must still get through);
 //! - `sync-flood`: a burst of sync requests at once, then as many as are answered for the
 //!   flood's duration, then oversized (over 1 MiB) and malformed requests;
+//! - `sync-oversized`: only sync requests over 1 MiB, for the flood's duration;
 //! - `sync-serve`: answers the nodes' pulls with forged records.
 //!
 //! It prints one JSON summary on stdout: per identity, what it sent (counts, the ids of the
@@ -86,11 +87,11 @@ fn main() {
 
 const USAGE: &str = "usage: chorus-rogue --target MULTIADDR [--target ...] --producer KEY \
 [--petition ID] [--victim KEY ...] [--attacks forged,malformed,oversized,huge,replay,flood,\
-impersonate,sync-flood,sync-serve] [--flood-secs S] [--rate N] [--sybils N] [--lanes N] \
+impersonate,sync-flood,sync-oversized,sync-serve] [--flood-secs S] [--rate N] [--sybils N] [--lanes N] \
 [--replay-times N]";
 
 /// Every attack, in the order they are reported.
-const ATTACKS: [&str; 9] = [
+const ATTACKS: [&str; 10] = [
     "forged",
     "malformed",
     "oversized",
@@ -99,6 +100,7 @@ const ATTACKS: [&str; 9] = [
     "flood",
     "impersonate",
     "sync-flood",
+    "sync-oversized",
     "sync-serve",
 ];
 
@@ -1141,6 +1143,25 @@ async fn sync_flood_attack(ctx: Arc<Ctx>) -> Vec<Value> {
     vec![peer.finish(SETTLE).await]
 }
 
+/// Sync requests over the protocol's 1 MiB, for the flood's duration: every 100 ms, one to
+/// each node for every 2000 of `--rate` (at most eight: a node's limit of open requests).
+async fn sync_oversized_attack(ctx: Arc<Ctx>) -> Vec<Value> {
+    let mut peer = Peer::new(ctx.clone(), "sync-oversized");
+    peer.connect(CONNECT).await;
+    let oversized = noise_bytes(1024 * 1024 + 10);
+    let end = Instant::now() + Duration::from_secs_f64(ctx.args.flood_secs);
+    let each = (ctx.args.rate as usize / 2000).clamp(1, 8);
+    while Instant::now() < end && peer.connected() > 0 {
+        for _ in 0..each {
+            peer.request_all(&oversized);
+        }
+        peer.pump(Duration::from_millis(100)).await;
+    }
+    peer.records
+        .push(json!({"what": "oversized-sync-requests", "count": peer.requests}));
+    vec![peer.finish(SETTLE).await]
+}
+
 /// Answers the nodes' pulls (they pull on connect) with forged records.
 async fn sync_serve_attack(ctx: Arc<Ctx>) -> Vec<Value> {
     let mut peer = Peer::new(ctx.clone(), "sync-serve");
@@ -1189,6 +1210,7 @@ async fn run(args: Arc<Args>) -> Value {
                 tokio::spawn(async move { flood_attack(c, "impersonate", victims).await })
             }
             "sync-flood" => tokio::spawn(sync_flood_attack(c)),
+            "sync-oversized" => tokio::spawn(sync_oversized_attack(c)),
             _ => tokio::spawn(sync_serve_attack(c)),
         };
         tasks.push((order, task));
