@@ -15,8 +15,11 @@
 #   deploy/testnet.sh status           the nodes, their addresses and pids
 #   deploy/testnet.sh shaper [--shaper ...] [--netem-bin PATH]
 #                                      how latency and loss would be made here, or why not
+#   deploy/testnet.sh attach NAME      one more namespace on the network, with no node in
+#                                      it, for a tool (e.g. the chorus-rogue test peer);
+#                                      prints "NAMESPACE ADDRESS" (NAME: 1-4 of a-z 0-9)
 #   deploy/testnet.sh down             stop the nodes (by their recorded pids) and remove
-#                                      the namespaces, links and bridges
+#                                      the namespaces (attached ones too), links and bridges
 #
 # Latency and loss: with --shaper auto (the default) tc netem where the kernel has it,
 # otherwise chorus-netem (crates/netem; --netem-bin, $CHORUS_NETEM_BIN, beside --bin, or
@@ -272,6 +275,32 @@ summary() {
     echo "    CLI:     sudo ip netns exec $(ns "$i") $(cat "$DIR/bin") --data-dir $DIR/n$i status"
     echo "    browser: sudo ip netns exec $(ns "$i") $(cat "$DIR/bin") --data-dir $DIR/n$i open   (then open the link: http://$(addr "$i"):$API_PORT is reachable from this host)"
   done < "$DIR/pids"
+  if [ -e "$DIR/attached" ]; then
+    while read -r name a; do
+      echo "  attached ${PFX}-x$name  $a"
+    done < "$DIR/attached"
+  fi
+}
+
+attach() {
+  [ -e "$DIR/count" ] || die "no test net is up"
+  local name="${1:-}"
+  [[ "$name" =~ ^[a-z0-9]{1,4}$ ]] || die "attach NAME: 1 to 4 of a-z and 0-9"
+  local ns="${PFX}-x$name"
+  ! grep -q "^$name " "$DIR/attached" 2>/dev/null || die "$ns is attached already"
+  # Addresses from .250 down: nodes have .1 to .200, the bridge .254.
+  local k=0
+  [ -e "$DIR/attached" ] && k="$(wc -l < "$DIR/attached")"
+  [ "$k" -lt 50 ] || die "at most 50 attached namespaces"
+  local a; a="$(addr $((250 - k)))"
+  echo "$name $a" >> "$DIR/attached"
+  ip netns add "$ns"
+  ip link add "$ns" type veth peer name eth0 netns "$ns"
+  ip link set "$ns" master "$BR" up
+  ip -n "$ns" addr add "$a/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+  echo "$ns $a"
 }
 
 cut_off() {
@@ -328,10 +357,18 @@ down() {
     ip link del "${PFX}-v$i" 2>/dev/null || true
     ip netns del "$(ns "$i")" 2>/dev/null || true
   done
+  # What runs in an attached namespace is its starter's to stop.
+  if [ -e "$DIR/attached" ]; then
+    while read -r name _; do
+      ip link del "${PFX}-x$name" 2>/dev/null || true
+      ip netns del "${PFX}-x$name" 2>/dev/null || true
+    done < "$DIR/attached"
+  fi
   ip link del "$BR" 2>/dev/null || true
   ip link del "$CUT" 2>/dev/null || true
   ip netns del "${PFX}-probe" 2>/dev/null || true
-  rm -f "$DIR/count" "$DIR/pids" "$DIR/netem-pids" "$DIR/bootstrap" "$DIR/netem" "$DIR/bin"
+  rm -f "$DIR/count" "$DIR/pids" "$DIR/netem-pids" "$DIR/bootstrap" "$DIR/netem" "$DIR/bin" \
+    "$DIR/attached"
   echo "test net down (data dirs and logs kept in $DIR)"
 }
 
@@ -366,6 +403,7 @@ case "$cmd" in
   heal) need_root; heal ;;
   status) [ -e "$DIR/count" ] || die "no test net is up"; summary ;;
   shaper) need_root; shaper "$@" ;;
+  attach) need_root; attach "$@" ;;
   down) need_root; down ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod cli;
+pub mod testnet;
 
 /// The `chorus` binary of this build (`target/<profile>/chorus`), brought up to date once per
 /// test process (a no-op when `cargo test --workspace` has just built it).

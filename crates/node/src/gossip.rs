@@ -6,7 +6,10 @@
 //! the protocol is the sender's fault (rejected, and the sender penalised); one refused by a
 //! kind rule that needs another record is not forwarded but nobody is blamed, since nodes
 //! that do not follow its topic cannot check it. Each author may publish `author_rate`
-//! records per second (bursts of ten times that); more are ignored.
+//! records per second (bursts of ten times that); more are ignored. Only the records found
+//! valid (and new, where they are stored) count toward their author's rate: a forgery
+//! claiming an honest author costs that author nothing, so forgers cannot have an author's
+//! own records ignored, and they are blamed for every forgery they send.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +58,14 @@ impl Verdicts {
     }
 }
 
+/// What [`Judge::pre_judge`] decided.
+enum Judged {
+    /// The verdict, without the store.
+    Now(Verdict),
+    /// To be ingested; charged to this author if it is stored.
+    Ingest(AuthorKey),
+}
+
 /// Judges gossiped records.
 #[derive(Clone)]
 pub(crate) struct Judge {
@@ -99,9 +110,9 @@ impl Judge {
         let mut slots = Vec::new();
         for (i, (wire, source)) in messages.into_iter().enumerate() {
             match self.pre_judge(&wire) {
-                Some(v) => verdicts[i] = v,
-                None => {
-                    slots.push(i);
+                Judged::Now(v) => verdicts[i] = v,
+                Judged::Ingest(author) => {
+                    slots.push((i, author));
                     ingest.push(wire);
                     sources.push(source);
                 }
@@ -115,39 +126,54 @@ impl Judge {
             .decide(ingest, sources)
             .await
             .unwrap_or_default();
-        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+        for ((slot, author), outcome) in slots.into_iter().zip(outcomes) {
+            if counts_toward_rate(&outcome) {
+                self.spend(author);
+            }
             verdicts[slot] = verdict_of(&outcome);
         }
         verdicts
     }
 
-    /// The verdict on a payload that needs no store, or `None` if it is to be ingested.
-    fn pre_judge(&self, wire: &[u8]) -> Option<Verdict> {
+    /// The verdict on a payload that needs no store, or its author if it is to be ingested.
+    /// An author over its rate is ignored before its signature is checked; the records found
+    /// valid are charged to it ([`Judge::spend`]), forgeries in its name are not.
+    fn pre_judge(&self, wire: &[u8]) -> Judged {
         let rec = match SignedRecord::from_bytes(wire) {
             Ok(r) => r,
             Err(e) => {
                 debug!(error = %e, "malformed gossip record");
-                return Some(Verdict::Reject);
+                return Judged::Now(Verdict::Reject);
             }
         };
-        let allowed = self.authors.lock().map(|mut b| b.take(rec.author()));
+        let allowed = self.authors.lock().map(|mut b| b.has_token(rec.author()));
         if !allowed.unwrap_or(true) {
-            return Some(Verdict::Ignore);
+            return Judged::Now(Verdict::Ignore);
         }
         if !self.following.keeps(rec.record(), self.ingest.store()) {
-            return Some(
+            return Judged::Now(
                 match rec
                     .check_time(now_ms(), self.skew_ms)
                     .and_then(|_| rec.verify())
                 {
-                    Ok(()) => Verdict::Accept,
+                    Ok(()) => {
+                        self.spend(rec.author());
+                        Verdict::Accept
+                    }
                     Err(e) if sender_at_fault(&e) => Verdict::Reject,
                     // Dated a little ahead of our clock: refused, nobody blamed.
                     Err(_) => Verdict::Ignore,
                 },
             );
         }
-        None
+        Judged::Ingest(rec.author())
+    }
+
+    /// Charges a valid record to its author's rate.
+    fn spend(&self, author: AuthorKey) {
+        if let Ok(mut b) = self.authors.lock() {
+            b.spend(author);
+        }
     }
 
     /// Judges every message the network reports until `cancel` fires or the network stops.
@@ -207,6 +233,12 @@ impl Judge {
     }
 }
 
+/// Does a record with this ingest outcome count toward its author's rate? Only new valid
+/// ones: not a forgery made in the author's name, nor the replay of one it already holds.
+fn counts_toward_rate(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Stored(_) | Outcome::Waiting(_))
+}
+
 /// The verdict on a gossiped record from its ingest outcome.
 fn verdict_of(outcome: &Outcome) -> Verdict {
     match outcome {
@@ -232,7 +264,85 @@ fn verdict_of(outcome: &Outcome) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chorus_protocol::RecordId;
+    use chorus_protocol::{Body, ProductRef, RecordBuilder, RecordId, Review, SigningKey};
+
+    fn review(author: &SigningKey, producer: AuthorKey, n: usize) -> SignedRecord {
+        RecordBuilder::new(Body::Review(Review {
+            product: ProductRef {
+                producer,
+                code: format!("p-{n}"),
+            },
+            rating: 4,
+            title: None,
+            text: "Good".into(),
+        }))
+        .created_at(now_ms())
+        .sign(author)
+        .unwrap()
+    }
+
+    /// A review that claims `victim` as its author, signed by someone else.
+    fn forged(victim: &SigningKey, forger: &SigningKey, producer: AuthorKey, n: usize) -> Vec<u8> {
+        let real = review(victim, producer, n);
+        let other = review(forger, producer, n);
+        chorus_protocol::cbor::encode_wire(real.record_bytes(), other.signature())
+    }
+
+    /// A judge for a node whose user is `me`, allowing each author 1 record a second
+    /// (bursts of 10).
+    fn judge(me: AuthorKey) -> (Judge, crate::ingest::IngestThreads) {
+        let store = crate::store::Store::temporary().unwrap();
+        let (ingest, threads) =
+            Ingest::start(store, crate::ingest::IngestConfig::default()).unwrap();
+        let protocol = crate::sync::request_protocol(&crate::config::SyncConfig::default());
+        let (client, _events, _loop) = crate::net::new(
+            libp2p::identity::Keypair::generate_ed25519(),
+            crate::config::NetworkConfig::default(),
+            protocol,
+        )
+        .unwrap();
+        let config = crate::config::Config::default();
+        let following = Following::start(&config, None, me, client).unwrap();
+        (Judge::new(ingest, following, 600_000, 1), threads)
+    }
+
+    #[tokio::test]
+    async fn forgeries_in_an_authors_name_do_not_use_up_its_rate() {
+        let me = SigningKey::from_bytes(&[1; 32]);
+        let victim = SigningKey::from_bytes(&[2; 32]);
+        let forger = SigningKey::from_bytes(&[3; 32]);
+        let mine = AuthorKey(me.verifying_key().to_bytes());
+        let elsewhere = AuthorKey([9; 32]);
+        let (judge, _threads) = judge(mine);
+        let peer = || Source::Peer(vec![7]);
+        // Three bursts' worth of forgeries in the victim's name, on a topic this node
+        // stores and on one it only checks and forwards: every one is blamed.
+        for producer in [mine, elsewhere] {
+            let batch = (0..30)
+                .map(|n| (forged(&victim, &forger, producer, n), peer()))
+                .collect();
+            let verdicts = judge.judge_all(batch).await;
+            assert!(
+                verdicts.iter().all(|v| *v == Verdict::Reject),
+                "{verdicts:?}"
+            );
+            // The victim's own records still get through.
+            let own = vec![(review(&victim, producer, 100).into_wire(), peer())];
+            assert_eq!(judge.judge_all(own).await, vec![Verdict::Accept]);
+        }
+        // The rate still holds for valid records: a batch let through on one token is
+        // charged in full, and the author waits until the debt is paid.
+        let batch = (0..15)
+            .map(|n| (review(&victim, mine, 200 + n).into_wire(), peer()))
+            .collect();
+        assert!(judge
+            .judge_all(batch)
+            .await
+            .iter()
+            .all(|v| *v == Verdict::Accept));
+        let more = vec![(review(&victim, mine, 300).into_wire(), peer())];
+        assert_eq!(judge.judge_all(more).await, vec![Verdict::Ignore]);
+    }
 
     #[test]
     fn a_record_that_only_waits_is_not_forwarded_and_its_sender_not_blamed() {
@@ -243,6 +353,17 @@ mod tests {
             verdict_of(&Outcome::Rejected(Rejection::TooManyWaiting)),
             Verdict::Ignore
         );
+    }
+
+    #[test]
+    fn only_new_valid_records_count_toward_their_authors_rate() {
+        let id = RecordId([1; 32]);
+        assert!(counts_toward_rate(&Outcome::Stored(id)));
+        assert!(counts_toward_rate(&Outcome::Waiting(id)));
+        assert!(!counts_toward_rate(&Outcome::Duplicate(id)));
+        let forged =
+            Outcome::Rejected(Rejection::Invalid(chorus_protocol::Error::InvalidSignature));
+        assert!(!counts_toward_rate(&forged));
     }
 
     #[test]
