@@ -318,6 +318,18 @@ async fn black_hole(
     format!("{listen}/p2p/{peer}")
 }
 
+/// Mean connected peers of the nodes running now (black holes aside).
+async fn peers_per_node(slots: &[Arc<Slot>]) -> f64 {
+    let (mut nodes, mut peers) = (0usize, 0usize);
+    for s in slots {
+        if let Some(node) = s.node.lock().await.as_ref() {
+            nodes += 1;
+            peers += node.client().peers().await.map_or(0, |p| p.connected.len());
+        }
+    }
+    peers as f64 / nodes.max(1) as f64
+}
+
 #[derive(Debug, Clone)]
 struct Figures {
     nodes: usize,
@@ -400,17 +412,11 @@ async fn run_case(n: usize, records: usize, rate: f64, case: Case, seed: u64) ->
             addr,
         }));
         if (i + 1) % 100 == 0 {
-            let mut connections = 0usize;
-            for s in &slots {
-                if let Some(node) = s.node.lock().await.as_ref() {
-                    connections += node.client().peers().await.map_or(0, |p| p.connected.len());
-                }
-            }
             eprintln!(
                 "  {} nodes started ({:.0} s), {:.1} connected peers per node",
                 i + 1,
                 t_start.elapsed().as_secs_f64(),
-                connections as f64 / (i + 1) as f64
+                peers_per_node(&slots).await
             );
         }
     }
@@ -441,18 +447,10 @@ async fn run_case(n: usize, records: usize, rate: f64, case: Case, seed: u64) ->
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_nodes = rss_mb();
-    let mut connections = 0usize;
-    for s in &slots {
-        if let Some(node) = s.node.lock().await.as_ref() {
-            connections += node.client().peers().await.map_or(0, |p| p.connected.len());
-        }
-    }
+    let peers_after_warm_up = peers_per_node(&slots).await;
     eprintln!(
-        "  connected peers per node: {:.1}",
-        connections as f64 / honest.len() as f64
-    );
-    eprintln!(
-        "  {n} nodes up and meshed in {:.0} s ({} warm-up records); RSS {:.0} MB",
+        "  {n} nodes up and meshed in {:.0} s ({} warm-up records); RSS {:.0} MB; \
+         {peers_after_warm_up:.1} connected peers per node",
         t_start.elapsed().as_secs_f64(),
         w,
         rss_nodes
