@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::session::SyncReport;
+use chorus_client::SyncReport;
 
 /// Sync's figures since start ([`super::SyncHandle::counts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
